@@ -1,0 +1,1 @@
+"""Audio decoding, segmentation into clips and the song-level split."""

@@ -1,0 +1,43 @@
+"""The ``musiclust`` command: utilities beside the DVC pipeline.
+
+    musiclust bench featurize [--clips N]   speed of the featurizer against plain librosa
+    musiclust assign FILE...                place new songs among the learned clusters
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from musiclust.log import setup_logging
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="musiclust", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="what", required=True)
+    bf = bench_sub.add_parser("featurize", help="featurizer speed vs a plain librosa loop")
+    from musiclust.features import bench as _bench  # light import: no heavy deps at module level
+
+    _bench.add_arguments(bf)
+
+    asg = sub.add_parser("assign", help="place audio files among a trained model's clusters")
+    from musiclust.reporting import assign as _assign
+
+    _assign.add_arguments(asg)
+
+    args = parser.parse_args(argv)
+    setup_logging()
+    if args.command == "bench":
+        return int(_bench.run(args) or 0)
+    if args.command == "assign":
+        return int(_assign.run(args) or 0)
+    parser.error(f"unknown command {args.command}")
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

