@@ -8,6 +8,7 @@ error that names the key, not a silently ignored setting.
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import types
 import typing
@@ -198,7 +199,7 @@ class Params:
         """
         if key not in self.models:
             raise ParamsError(f"model {key!r} is not under 'models' in params.yaml (have: {sorted(self.models)})")
-        cfg = dict(self.models[key])
+        cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.models[key].items()}
         if key == "beta_vae":
             cfg["beta"] = float(self.beta)
         return cfg
@@ -207,6 +208,15 @@ class Params:
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ParamsError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+
+
+def _freeze(value: Any) -> Any:
+    """Read-only copy of nested YAML mappings/lists (a stage cannot change params in place)."""
+    if isinstance(value, Mapping):
+        return types.MappingProxyType({str(k): _freeze(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return tuple(_freeze(v) for v in value)
+    return value
 
 
 def _convert(tp: Any, value: Any, where: str) -> Any:
@@ -221,10 +231,10 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ParamsError(f"{where} must be a list, got {value!r}")
         (inner, _ell) = typing.get_args(tp)
         return tuple(_convert(inner, v, f"{where}[{i}]") for i, v in enumerate(value))
-    if origin in (dict, Mapping) or tp is Mapping or origin is typing.Mapping:
+    if origin in (dict, collections.abc.Mapping):
         if not isinstance(value, Mapping):
             raise ParamsError(f"{where} must be a mapping")
-        return types.MappingProxyType({str(k): v for k, v in value.items()})
+        return _freeze(value)
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{where} must be a number, got {value!r}")

@@ -1,0 +1,158 @@
+"""dvc.yaml, params.yaml, the model registry and the code agree.
+
+The code dependencies of every stage are derived from what its script really
+imports (transitively, following ``musiclust`` imports through the AST), so a
+stage that starts importing a new subpackage without declaring it fails here.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from musiclust.params import load_params
+
+REPO = Path(__file__).resolve().parents[1]
+SRC = REPO / "src"
+
+
+def _dvc() -> dict:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())
+
+
+def _stage_defs() -> dict[str, dict]:
+    """Stage name -> definition (a foreach stage's ``do`` block under its own name)."""
+    out = {}
+    for name, st in _dvc()["stages"].items():
+        out[name] = st["do"] if "foreach" in st else st
+    return out
+
+
+def _module_file(mod: str) -> Path | None:
+    parts = mod.split(".")
+    base = SRC.joinpath(*parts)
+    if (base / "__init__.py").exists():
+        return base / "__init__.py"
+    if base.with_suffix(".py").exists():
+        return base.with_suffix(".py")
+    return None
+
+
+def _imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    mods: set[str] = set()
+    pkg = None
+    if SRC in path.parents:
+        rel = path.relative_to(SRC).with_suffix("")
+        pkg_parts = list(rel.parts[:-1]) if rel.name != "__init__" else list(rel.parts[:-1])
+        pkg = pkg_parts
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            mods.update(a.name for a in node.names if a.name.split(".")[0] == "musiclust")
+        elif isinstance(node, ast.ImportFrom):
+            if node.level and pkg is not None:
+                base = pkg[: len(pkg) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            if name.split(".")[0] != "musiclust":
+                continue
+            mods.add(name)
+            for a in node.names:  # `from musiclust.features import store` imports a module
+                if _module_file(f"{name}.{a.name}"):
+                    mods.add(f"{name}.{a.name}")
+    return mods
+
+
+def _closure(script: Path) -> set[str]:
+    seen: set[str] = set()
+    todo = list(_imports_of(script))
+    while todo:
+        mod = todo.pop()
+        parts = mod.split(".")
+        # importing a.b.c also runs a/__init__ and a/b/__init__
+        for i in range(1, len(parts) + 1):
+            m = ".".join(parts[:i])
+            if m in seen:
+                continue
+            f = _module_file(m)
+            if f is None:
+                continue
+            seen.add(m)
+            todo.extend(_imports_of(f))
+    return seen
+
+
+def _dep_path(mod: str) -> str | None:
+    """musiclust.features.store -> src/musiclust/features; musiclust.params -> src/musiclust/params.py."""
+    parts = mod.split(".")
+    if len(parts) == 1:
+        return None  # the package __init__ holds only a docstring and __version__
+    if (SRC / "musiclust" / parts[1]).is_dir():
+        return f"src/musiclust/{parts[1]}"
+    return f"src/musiclust/{parts[1]}.py"
+
+
+@pytest.mark.parametrize("stage", sorted(_stage_defs()))
+def test_code_deps_are_exactly_the_imports(stage):
+    st = _stage_defs()[stage]
+    m = re.search(r"python (stages/\w+\.py)", st["cmd"])
+    assert m, f"{stage}: cmd must run a script under stages/"
+    script = m.group(1)
+    expected = {script} | {d for d in map(_dep_path, _closure(REPO / script)) if d}
+    declared = {d if isinstance(d, str) else next(iter(d)) for d in st.get("deps", [])}
+    declared_code = {d for d in declared if d.startswith(("src/", "stages/"))}
+    assert declared_code == expected, (
+        f"{stage}: missing {sorted(expected - declared_code)}, not imported {sorted(declared_code - expected)}"
+    )
+
+
+def test_stage_scripts_are_thin_and_have_main():
+    for stage, st in _stage_defs().items():
+        script = REPO / re.search(r"python (stages/\w+\.py)", st["cmd"]).group(1)
+        text = script.read_text()
+        assert "def main(argv" in text, f"{script} needs main(argv=None)"
+        assert "yaml" not in text, f"{script} must not parse YAML: use musiclust.params"
+        assert len(text.splitlines()) < 80, f"{script} is not thin"
+
+
+def test_declared_params_exist():
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    dvc = _dvc()
+    for name, st in dvc["stages"].items():
+        items = st["foreach"] if "foreach" in st else {None: {}}
+        body = st["do"] if "foreach" in st else st
+        for key, item in items.items():
+            for p in body.get("params", []):
+                p = p.replace("${key}", str(key)).replace("${item.extra}", str(item.get("extra", "")))
+                node = params
+                for part in p.split("."):
+                    assert isinstance(node, dict) and part in node, f"{name}@{key}: param {p} not in params.yaml"
+                    node = node[part]
+
+
+def test_models_agree_everywhere():
+    from musiclust.models import REGISTRY
+
+    params = load_params(REPO / "params.yaml")
+    foreach = _dvc()["stages"]["train"]["foreach"]
+    assert set(foreach) == set(params.models) == set(REGISTRY), (
+        f"dvc.yaml {sorted(foreach)} / params.yaml {sorted(params.models)} / registry {sorted(REGISTRY)}"
+    )
+    # only the beta model depends on the top-level beta
+    for key, item in foreach.items():
+        assert item["extra"] == ("beta" if key == "beta_vae" else f"models.{key}")
+    # every model's train stage feeds cluster and report
+    for stage in ("cluster", "report"):
+        deps = _stage_defs()[stage]["deps"]
+        for key in foreach:
+            assert f"models/{key}" in deps, f"{stage} does not depend on models/{key}"
+
+
+def test_analytics_off():
+    cfg = (REPO / ".dvc" / "config").read_text()
+    assert re.search(r"analytics\s*=\s*false", cfg)
