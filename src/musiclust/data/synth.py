@@ -1,0 +1,644 @@
+"""Signal building blocks of the synthetic demo corpus: drums, instruments and a formant singer.
+
+Everything here is plain numpy/scipy and deterministic given the ``numpy.random.Generator``
+passed in. Functions return float64 mono signals at ``sr``; levels are relative and the
+caller (:mod:`musiclust.data.demo`) mixes and normalises them.
+
+The singer is a Klatt-style cascade formant synthesizer (Klatt 1980, "Software for a
+cascade/parallel formant synthesizer", JASA 67(3)): a Rosenberg glottal pulse train and an
+aspiration noise source go through a nasal pole-zero pair and four formant resonators whose
+frequencies follow phone targets; fricatives and stop bursts are band-limited noise added
+after the tract. Phone targets are textbook values (Peterson & Barney 1952; Hillenbrand
+et al. 1995 for English; published acoustic descriptions of Standard Colloquial Bengali for
+Bangla), adult male; a singer's ``formant_scale`` shifts them for other voices.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import signal
+from scipy.ndimage import uniform_filter1d
+
+# ----------------------------------------------------------------------------- utilities
+
+
+def midi_to_hz(midi: float | np.ndarray) -> float | np.ndarray:
+    """Equal-tempered frequency of a MIDI note number (A4 = 69 = 440 Hz)."""
+    return 440.0 * 2.0 ** ((np.asarray(midi, dtype=float) - 69.0) / 12.0)
+
+
+def add_at(dst: np.ndarray, src: np.ndarray, start: int) -> None:
+    """Mix ``src`` into ``dst`` beginning at sample ``start``, clipped at both ends."""
+    if start >= len(dst) or start + len(src) <= 0:
+        return
+    s0 = max(0, -start)
+    d0 = max(0, start)
+    m = min(len(src) - s0, len(dst) - d0)
+    dst[d0 : d0 + m] += src[s0 : s0 + m]
+
+
+@functools.lru_cache(maxsize=256)
+def _butter(sr: int, kind: str, lo: float, hi: float, order: int) -> np.ndarray:
+    nyq = 0.5 * sr
+    lo = min(lo, 0.45 * sr)
+    hi = min(hi, 0.47 * sr)
+    if kind == "band":
+        lo = min(lo, 0.8 * hi)
+        return signal.butter(order, [lo, hi], btype="bandpass", fs=sr, output="sos")
+    freq = lo
+    if not 0 < freq < nyq:
+        raise ValueError(f"filter frequency {freq} Hz outside (0, {nyq}) Hz")
+    return signal.butter(order, freq, btype=kind, fs=sr, output="sos")
+
+
+def lowpass(x: np.ndarray, sr: int, fc: float, order: int = 2) -> np.ndarray:
+    """Butterworth low-pass (cut-off clamped below Nyquist)."""
+    return signal.sosfilt(_butter(sr, "low", float(min(fc, 0.45 * sr)), 0.0, order), x)
+
+
+def highpass(x: np.ndarray, sr: int, fc: float, order: int = 2) -> np.ndarray:
+    """Butterworth high-pass (cut-off clamped below Nyquist)."""
+    return signal.sosfilt(_butter(sr, "high", float(min(fc, 0.4 * sr)), 0.0, order), x)
+
+
+def bandpass(x: np.ndarray, sr: int, lo: float, hi: float, order: int = 2) -> np.ndarray:
+    """Butterworth band-pass; the band is clamped below Nyquist for low sample rates."""
+    return signal.sosfilt(_butter(sr, "band", float(lo), float(hi), order), x)
+
+
+def _t(n: int, sr: int) -> np.ndarray:
+    return np.arange(n) / sr
+
+
+def _naive_saw(freq: float, n: int, sr: int, phase0: float = 0.0) -> np.ndarray:
+    # naive (aliasing) saw; every caller low-passes it, which keeps aliasing inaudible enough
+    ph = (phase0 + freq * np.arange(n) / sr) % 1.0
+    return 2.0 * ph - 1.0
+
+
+def _fades(y: np.ndarray, sr: int, attack: float = 0.003, release: float = 0.02) -> np.ndarray:
+    na = min(len(y), max(1, int(attack * sr)))
+    nr = min(len(y), max(1, int(release * sr)))
+    y[:na] *= np.linspace(0.0, 1.0, na)
+    y[-nr:] *= np.linspace(1.0, 0.0, nr)
+    return y
+
+
+# ----------------------------------------------------------------------------- drums
+
+
+def kick(sr: int, rng: np.random.Generator, tune: float = 1.0, decay: float = 0.3, click: float = 0.3) -> np.ndarray:
+    """Bass drum: a sine whose pitch falls from ~160 to ~48 Hz, plus a short beater click."""
+    n = int(sr * decay * 2.5)
+    t = _t(n, sr)
+    f = 48.0 * tune + 110.0 * tune * np.exp(-t / 0.03)
+    y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / decay)
+    nc = int(0.004 * sr)
+    y[:nc] += click * highpass(rng.standard_normal(nc), sr, 1500) * np.linspace(1, 0, nc)
+    return _fades(y, sr, 0.001, 0.01)
+
+
+def snare(sr: int, rng: np.random.Generator, tone: float = 190.0, decay: float = 0.16, snappy: float = 0.7) -> np.ndarray:
+    """Snare: a damped membrane tone plus band-passed wire noise."""
+    n = int(sr * decay * 3)
+    t = _t(n, sr)
+    body = np.sin(2 * np.pi * tone * t) * np.exp(-t / 0.05) + 0.5 * np.sin(2 * np.pi * 1.6 * tone * t) * np.exp(-t / 0.03)
+    wires = bandpass(rng.standard_normal(n), sr, 1200, 9000) * np.exp(-t / decay)
+    y = (1 - snappy) * body + snappy * 1.6 * wires
+    return _fades(y, sr, 0.0005, 0.01)
+
+
+def hat(sr: int, rng: np.random.Generator, open_: bool = False) -> np.ndarray:
+    """Hi-hat: high-passed noise with metallic partials; ``open_`` rings longer."""
+    decay = 0.22 if open_ else 0.035
+    n = int(sr * decay * 3)
+    t = _t(n, sr)
+    metal = sum(np.sign(np.sin(2 * np.pi * f * t)) for f in (2050.0, 3070.0, 4150.0, 5430.0)) / 4
+    noise = rng.standard_normal(n)
+    y = highpass(0.6 * noise + 0.4 * metal, sr, 6500, order=4) * np.exp(-t / decay)
+    return _fades(y, sr, 0.0005, 0.005)
+
+
+def clap(sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Hand clap: three quick noise bursts and a short diffuse tail, band 0.9-4 kHz."""
+    n = int(sr * 0.35)
+    t = _t(n, sr)
+    env = np.exp(-t / 0.08)
+    for k, d in enumerate((0.0, 0.011, 0.023)):
+        env += (1.2 - 0.2 * k) * np.exp(-np.maximum(t - d, 0) / 0.006) * (t >= d)
+    y = bandpass(rng.standard_normal(n), sr, 900, 4000) * env
+    return _fades(y, sr, 0.0005, 0.01)
+
+
+def crash(sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Crash cymbal: long high-passed noise wash."""
+    n = int(sr * 1.6)
+    t = _t(n, sr)
+    y = highpass(rng.standard_normal(n), sr, 3500, order=2) * np.exp(-t / 0.55)
+    return _fades(y, sr, 0.001, 0.05)
+
+
+def shaker(sr: int, rng: np.random.Generator) -> np.ndarray:
+    """Shaker: band-passed noise with a soft attack."""
+    n = int(sr * 0.09)
+    t = _t(n, sr)
+    env = (1 - np.exp(-t / 0.012)) * np.exp(-t / 0.03)
+    return bandpass(rng.standard_normal(n), sr, 4000, 10000) * env
+
+
+def hand_drum(sr: int, rng: np.random.Generator, stroke: str = "low", pitch: float = 1.0) -> np.ndarray:
+    """Tabla/dhol-like membrane strokes.
+
+    ``low``: the bass head (bayan/dhol left), a ~95 Hz membrane whose pitch bends up as
+    the palm presses; ``high``: the treble head (dayan), a ringing near-harmonic tone
+    (tabla heads are loaded so their modes are close to harmonic) with a finger slap;
+    ``slap``: a dry closed stroke.
+    """
+    if stroke == "low":
+        n = int(sr * 0.6)
+        t = _t(n, sr)
+        f = 95.0 * pitch * (1.0 + 0.35 * (1 - np.exp(-t / 0.12)))
+        y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.22)
+        y += 0.3 * np.sin(2 * np.pi * np.cumsum(1.5 * f) / sr) * np.exp(-t / 0.08)
+    elif stroke == "high":
+        n = int(sr * 0.5)
+        t = _t(n, sr)
+        f0 = 420.0 * pitch
+        y = sum(a * np.sin(2 * np.pi * k * f0 * t) * np.exp(-t / d) for k, a, d in ((1, 1.0, 0.25), (2, 0.6, 0.15), (3, 0.4, 0.1), (4, 0.25, 0.06)))
+        ns = int(0.01 * sr)
+        y[:ns] += 0.8 * bandpass(rng.standard_normal(ns), sr, 1500, 6000) * np.linspace(1, 0, ns)
+    elif stroke == "slap":
+        n = int(sr * 0.12)
+        t = _t(n, sr)
+        y = bandpass(rng.standard_normal(n), sr, 600, 3500) * np.exp(-t / 0.025)
+        y += 0.5 * np.sin(2 * np.pi * 300 * pitch * t) * np.exp(-t / 0.03)
+    else:
+        raise ValueError(f"unknown hand-drum stroke {stroke!r} (low, high, slap)")
+    return _fades(y, sr, 0.0005, 0.01)
+
+
+# ----------------------------------------------------------------------------- pitched instruments
+
+
+def piano(sr: int, freq: float, n: int, bright: float = 1.0) -> np.ndarray:
+    """Additive piano-like tone: slightly inharmonic partials, higher ones decaying faster."""
+    t = _t(n, sr)
+    y = np.zeros(n)
+    kmax = int(min(14, 0.45 * sr / freq))
+    for k in range(1, kmax + 1):
+        fk = k * freq * np.sqrt(1 + 2e-4 * k * k)
+        amp = (1.0 / k**1.3) * (bright ** (k - 1) if bright < 1 else 1.0)
+        y += amp * np.sin(2 * np.pi * fk * t) * np.exp(-t * (0.9 + 0.5 * k) * (freq / 260.0) ** 0.3)
+    nh = int(0.004 * sr)  # hammer
+    y[:nh] *= np.linspace(0, 1, nh)
+    return _fades(y, sr, 0.002, 0.03)
+
+
+def pad(sr: int, freq: float, n: int, cutoff: float = 2500.0, voices: int = 3, detune: float = 0.008) -> np.ndarray:
+    """Detuned-saw pad (supersaw when ``voices`` is large) with a slow attack and release."""
+    y = np.zeros(n)
+    for v in range(voices):
+        d = 1.0 + detune * (v - (voices - 1) / 2) / max(1, (voices - 1) / 2)
+        y += _naive_saw(freq * d, n, sr, phase0=0.37 * v)
+    y = lowpass(y / voices, sr, cutoff, order=2)
+    t = _t(n, sr)
+    env = np.minimum(1.0, t / 0.12) * np.minimum(1.0, (n / sr - t) / 0.15 + 1e-9)
+    return y * np.clip(env, 0, 1)
+
+
+def pluck(sr: int, freq: float, n: int, rng: np.random.Generator, bright: float = 0.6, sustain: float = 0.996) -> np.ndarray:
+    """Karplus-Strong plucked string (Karplus & Strong 1983), computed one period at a time.
+
+    Each period is the previous one through the two-point averaging loop filter, so the loop
+    runs n / period times with vector work inside, instead of once per sample.
+    """
+    period = max(2, int(round(sr / freq)))
+    burst = rng.uniform(-1, 1, period)
+    # a darker excitation (pluck nearer the string's middle or with the thumb) = fewer partials
+    burst = signal.lfilter([1 - (1 - bright)], [1, -(1 - bright)], burst)
+    n_per = n // period + 2
+    y = np.empty(n_per * period)
+    y[:period] = burst
+    prev_last = burst[-1]
+    for k in range(1, n_per):
+        blk = y[(k - 1) * period : k * period]
+        shifted = np.concatenate(([prev_last], blk[:-1]))
+        prev_last = blk[-1]
+        y[k * period : (k + 1) * period] = sustain * 0.5 * (blk + shifted)
+    y = y[:n] - np.mean(y[:n])
+    return _fades(y, sr, 0.001, 0.02)
+
+
+def power_chord(sr: int, freq: float, n: int, mute: bool, drive: float = 6.0) -> np.ndarray:
+    """Distorted electric-guitar power chord: root, fifth and octave saws through tanh and a cabinet low-pass."""
+    y = _naive_saw(freq, n, sr) + 0.8 * _naive_saw(freq * 1.4983, n, sr, 0.21) + 0.6 * _naive_saw(freq * 2.0, n, sr, 0.5)
+    y = highpass(y, sr, 90)
+    y = np.tanh(drive * y / 2.4)
+    y = lowpass(y, sr, 3200, order=4)  # speaker cabinet
+    t = _t(n, sr)
+    env = np.exp(-t / (0.09 if mute else 1.2))
+    return _fades(y * env, sr, 0.002, 0.02)
+
+
+def bass(sr: int, freq: float, n: int, kind: str = "finger") -> np.ndarray:
+    """Bass note: ``finger`` (electric bass), ``sub`` (808-style sine with a pitch drop) or ``saw``."""
+    t = _t(n, sr)
+    if kind == "finger":
+        y = np.sin(2 * np.pi * freq * t) + 0.4 * np.sin(4 * np.pi * freq * t) + 0.15 * np.sin(6 * np.pi * freq * t)
+        y *= np.exp(-t / 0.6)
+    elif kind == "sub":
+        f = freq * (1 + 0.5 * np.exp(-t / 0.02))
+        y = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / 0.9)
+    elif kind == "saw":
+        y = lowpass(_naive_saw(freq, n, sr), sr, 600, order=2) * np.exp(-t / 0.5)
+    else:
+        raise ValueError(f"unknown bass kind {kind!r}")
+    return _fades(y, sr, 0.004, 0.02)
+
+
+def organ_drone(sr: int, freq: float, n: int) -> np.ndarray:
+    """Harmonium-like reed drone (root and fifth), as behind much Bengali folk singing."""
+    t = _t(n, sr)
+    y = np.zeros(n)
+    for ratio, a in ((1.0, 1.0), (1.5, 0.6), (2.0, 0.5)):
+        y += a * lowpass(np.sign(np.sin(2 * np.pi * freq * ratio * t)) * 0.5, sr, 1800)
+    env = np.minimum(1.0, t / 0.3)
+    return _fades(y * env, sr, 0.01, 0.3)
+
+
+# ----------------------------------------------------------------------------- singer
+
+#: Noise bands (Hz) of fricatives and stop bursts, by place of articulation.
+NOISE_BANDS: dict[str, tuple[float, float]] = {
+    "s": (4200.0, 9500.0),
+    "sh": (2000.0, 5500.0),
+    "f": (1200.0, 9000.0),
+    "th": (1500.0, 8000.0),
+    "lab": (400.0, 2500.0),
+    "den": (2500.0, 7000.0),
+    "alv": (3000.0, 8000.0),
+    "ret": (1500.0, 3800.0),
+    "pal": (2000.0, 5000.0),
+    "vel": (1200.0, 3200.0),
+}
+
+
+@dataclass(frozen=True)
+class Phone:
+    """Acoustic target of one phone (adult male formants in Hz).
+
+    ``kind``: vowel, stop, fric, affr, nasal, liquid, glide, tap or h. For consonants,
+    ``formants`` is the place's locus, towards which neighbouring vowels bend.
+    ``vot``: seconds of aspiration after a stop's release (long for aspirated stops);
+    ``breathy``: murmured (voiced aspirated) release; ``nasal``: nasalised vowel or nasal
+    consonant; ``end``: second target of a diphthong.
+    """
+
+    kind: str
+    formants: tuple[float, float, float]
+    voiced: bool = True
+    noise: str | None = None
+    noise_amp: float = 0.0
+    vot: float = 0.0
+    breathy: bool = False
+    nasal: bool = False
+    dur: float = 0.07
+    end: tuple[float, float, float] | None = None
+    amp: float = 1.0
+
+
+def _v(f1: float, f2: float, f3: float, end: tuple[float, float, float] | None = None, nasal: bool = False) -> Phone:
+    return Phone("vowel", (f1, f2, f3), end=end, nasal=nasal)
+
+
+_LOC = {"lab": (300.0, 900.0, 2200.0), "den": (350.0, 1500.0, 2600.0), "alv": (350.0, 1750.0, 2650.0),
+        "ret": (380.0, 1650.0, 1900.0), "pal": (300.0, 2100.0, 2800.0), "vel": (320.0, 1900.0, 2400.0),
+        "glot": (500.0, 1500.0, 2500.0)}
+
+
+def _stop(place: str, voiced: bool, vot: float, breathy: bool = False) -> Phone:
+    return Phone("stop", _LOC[place], voiced=voiced, noise=place, noise_amp=0.45, vot=vot, breathy=breathy, dur=0.06)
+
+
+PHONES: dict[str, Phone] = {
+    # English vowels (Hillenbrand et al. 1995, male means), diphthongs glide to their second target
+    "i": _v(300, 2300, 3000),
+    "ɪ": _v(400, 2000, 2600),
+    "eɪ": _v(480, 2100, 2700, end=(350, 2300, 2850)),
+    "ɛ": _v(580, 1800, 2600),
+    "æ": _v(660, 1720, 2450),
+    "ɑ": _v(750, 1100, 2450),
+    "ɔ": _v(600, 900, 2450),
+    "oʊ": _v(500, 900, 2400, end=(380, 850, 2300)),
+    "ʊ": _v(450, 1050, 2300),
+    "u": _v(320, 900, 2250),
+    "ʌ": _v(640, 1200, 2400),
+    "ə": _v(500, 1450, 2500),
+    "ɝ": _v(480, 1350, 1650),  # r-coloured: the low F3 is the cue
+    "aɪ": _v(750, 1250, 2500, end=(420, 2000, 2600)),
+    "aʊ": _v(750, 1250, 2450, end=(450, 950, 2300)),
+    "ɔɪ": _v(580, 900, 2450, end=(420, 2000, 2600)),
+    # Bangla oral vowels /i e æ a ɔ o u/ (central open /a/, no reduction, no diphthong glide)
+    "e": _v(420, 2150, 2750),
+    "a": _v(780, 1350, 2500),
+    "o": _v(430, 850, 2400),
+    # Bangla nasalised vowels (candrabindu): nasal pole-zero pair switched on
+    "ĩ": _v(300, 2300, 2950, nasal=True),
+    "ẽ": _v(420, 2150, 2750, nasal=True),
+    "æ̃": _v(620, 1800, 2550, nasal=True),
+    "ã": _v(780, 1350, 2500, nasal=True),
+    "ɔ̃": _v(600, 950, 2450, nasal=True),
+    "õ": _v(430, 850, 2400, nasal=True),
+    "ũ": _v(320, 800, 2300, nasal=True),
+    # stops: English voiceless stops are aspirated at syllable onset (VOT ~ 60 ms)
+    "p": _stop("lab", False, 0.055),
+    "b": _stop("lab", True, 0.0),
+    "t": _stop("alv", False, 0.06),
+    "d": _stop("alv", True, 0.0),
+    "k": _stop("vel", False, 0.065),
+    "g": _stop("vel", True, 0.0),
+    # Bangla stops: four-way contrast, dental vs retroflex, unaspirated voiceless ~ 12 ms VOT
+    "p0": _stop("lab", False, 0.012),
+    "pʰ": _stop("lab", False, 0.085),
+    "bʱ": _stop("lab", True, 0.07, breathy=True),
+    "t̪": _stop("den", False, 0.012),
+    "t̪ʰ": _stop("den", False, 0.085),
+    "d̪": _stop("den", True, 0.0),
+    "d̪ʱ": _stop("den", True, 0.07, breathy=True),
+    "ʈ": _stop("ret", False, 0.012),
+    "ʈʰ": _stop("ret", False, 0.085),
+    "ɖ": _stop("ret", True, 0.0),
+    "ɖʱ": _stop("ret", True, 0.07, breathy=True),
+    "k0": _stop("vel", False, 0.012),
+    "kʰ": _stop("vel", False, 0.085),
+    "gʱ": _stop("vel", True, 0.07, breathy=True),
+    # affricates
+    "tʃ": Phone("affr", _LOC["pal"], voiced=False, noise="sh", noise_amp=0.4, dur=0.09),
+    "dʒ": Phone("affr", _LOC["pal"], voiced=True, noise="sh", noise_amp=0.25, dur=0.08),
+    "tʃʰ": Phone("affr", _LOC["pal"], voiced=False, noise="sh", noise_amp=0.4, vot=0.07, dur=0.09),
+    "dʒʱ": Phone("affr", _LOC["pal"], voiced=True, noise="sh", noise_amp=0.25, vot=0.06, breathy=True, dur=0.08),
+    # fricatives
+    "s": Phone("fric", _LOC["alv"], voiced=False, noise="s", noise_amp=0.5, dur=0.11),
+    "z": Phone("fric", _LOC["alv"], voiced=True, noise="s", noise_amp=0.25, dur=0.09),
+    "ʃ": Phone("fric", _LOC["pal"], voiced=False, noise="sh", noise_amp=0.55, dur=0.11),
+    "ʒ": Phone("fric", _LOC["pal"], voiced=True, noise="sh", noise_amp=0.25, dur=0.08),
+    "f": Phone("fric", _LOC["lab"], voiced=False, noise="f", noise_amp=0.16, dur=0.1),
+    "v": Phone("fric", _LOC["lab"], voiced=True, noise="f", noise_amp=0.08, dur=0.07),
+    "θ": Phone("fric", _LOC["den"], voiced=False, noise="th", noise_amp=0.12, dur=0.1),
+    "ð": Phone("fric", _LOC["den"], voiced=True, noise="th", noise_amp=0.06, dur=0.06),
+    "h": Phone("h", _LOC["glot"], voiced=False, dur=0.07),
+    # sonorants
+    "m": Phone("nasal", (280.0, 1000.0, 2300.0), nasal=True, dur=0.08, amp=0.45),
+    "n": Phone("nasal", (280.0, 1500.0, 2500.0), nasal=True, dur=0.07, amp=0.45),
+    "ŋ": Phone("nasal", (280.0, 2000.0, 2500.0), nasal=True, dur=0.08, amp=0.4),
+    "l": Phone("liquid", (360.0, 1050.0, 2800.0), dur=0.07, amp=0.6),
+    "r": Phone("liquid", (420.0, 1150.0, 1600.0), dur=0.08, amp=0.65),  # English approximant, F3 dip
+    "ɾ": Phone("tap", (400.0, 1600.0, 2600.0), dur=0.03, amp=0.25),  # Bangla tap
+    "ɽ": Phone("tap", (400.0, 1550.0, 1900.0), dur=0.035, amp=0.3),  # Bangla retroflex flap
+    "w": Phone("glide", (300.0, 700.0, 2250.0), dur=0.06, amp=0.7),
+    "j": Phone("glide", (280.0, 2200.0, 2900.0), dur=0.05, amp=0.7),
+}
+
+
+@dataclass(frozen=True)
+class Voice:
+    """One singer: vocal-tract size, breathiness and vibrato."""
+
+    formant_scale: float = 1.0  # ~1.0 adult male, ~1.15-1.2 adult female
+    breathiness: float = 0.05
+    vibrato_hz: float = 5.5
+    vibrato_semitones: float = 0.35
+    open_quotient: float = 0.6
+
+
+@dataclass(frozen=True)
+class SungSyllable:
+    """One sung syllable: phones (onset + vowel + coda), when, how long, which pitch."""
+
+    phones: tuple[str, ...]
+    start_s: float
+    dur_s: float
+    midi: float
+    accent: float = 1.0
+
+
+_GLOT_N = 4096
+
+
+@functools.lru_cache(maxsize=64)
+def _glottal_table(open_quotient: float) -> np.ndarray:
+    """One period of Rosenberg's glottal flow pulse (opening 65% / closing 35% of the open phase)."""
+    p = np.arange(_GLOT_N) / _GLOT_N
+    op, cl = 0.65 * open_quotient, 0.35 * open_quotient
+    return np.where(p < op, 0.5 * (1 - np.cos(np.pi * p / op)),
+                    np.where(p < op + cl, np.cos(0.5 * np.pi * (p - op) / cl), 0.0))
+
+
+def _resonator(freq: np.ndarray, bw: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Klatt resonator coefficients (A, B, C) of y[n] = A x[n] + B y[n-1] + C y[n-2]."""
+    c = -np.exp(-2 * np.pi * bw / sr)
+    b = 2 * np.exp(-np.pi * bw / sr) * np.cos(2 * np.pi * freq / sr)
+    a = 1 - b - c
+    return a, b, c
+
+
+def _layout(sylls: list[SungSyllable]) -> list[tuple[float, float, str, int]]:
+    """Timed phone segments ``(t0, t1, symbol, syllable index)`` of a phrase.
+
+    Onset consonants start at the note onset and the vowel fills the note until the coda
+    consonants, as singers do; consonants are squeezed when a note is short.
+    """
+    segs: list[tuple[float, float, str, int]] = []
+    for si, syl in enumerate(sylls):
+        vi = next(i for i, p in enumerate(syl.phones) if PHONES[p].kind == "vowel")
+        onset, coda = syl.phones[:vi], syl.phones[vi + 1 :]
+        cons = [PHONES[p].dur + PHONES[p].vot for p in onset + coda]
+        budget = max(0.0, syl.dur_s - 0.06)
+        squeeze = min(1.0, 0.6 * budget / sum(cons)) if cons else 1.0
+        t = syl.start_s
+        for p in onset:
+            d = (PHONES[p].dur + PHONES[p].vot) * squeeze
+            segs.append((t, t + d, p, si))
+            t += d
+        coda_d = sum(cons[len(onset) :]) * squeeze
+        v_end = syl.start_s + syl.dur_s - coda_d
+        segs.append((t, v_end, syl.phones[vi], si))
+        t = v_end
+        for p in coda:
+            d = (PHONES[p].dur + PHONES[p].vot) * squeeze
+            segs.append((t, t + d, p, si))
+            t += d
+    return segs
+
+
+def sing(sylls: list[SungSyllable], sr: int, rng: np.random.Generator, voice: Voice,
+         noise_bank: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Render a sung phrase (a list of syllables, times relative to 0) with the formant singer.
+
+    Returns a signal of RMS ~0.1 over its voiced part, lasting until the last syllable
+    ends plus a short release.
+    """
+    if not sylls:
+        return np.zeros(0)
+    segs = _layout(sylls)
+    end_s = max(s[1] for s in segs) + 0.08
+    hop = max(1, int(round(sr * 0.01)))
+    nf = int(np.ceil(end_s * sr / hop)) + 1
+    n = nf * hop
+    fs = voice.formant_scale
+
+    # frame-level targets: formants, voicing, aspiration, nasality, pitch
+    F = np.tile(np.array([500.0, 1500.0, 2500.0, 3500.0]) * fs, (nf, 1))
+    Bw = np.tile(np.array([80.0, 100.0, 150.0, 250.0]), (nf, 1))
+    voicing = np.zeros(nf)
+    asp = np.zeros(nf)
+    nasal = np.zeros(nf)
+    pitch = np.full(nf, np.nan)
+    vib = np.zeros(nf)
+    fric_events: list[tuple[int, int, str, float, bool]] = []  # (start, end, band, amp, is_burst)
+
+    def fr(t: float) -> int:
+        return min(nf - 1, max(0, int(round(t * sr / hop))))
+
+    for k, (t0, t1, sym, si) in enumerate(segs):
+        ph = PHONES[sym]
+        syl = sylls[si]
+        a, b = fr(t0), max(fr(t1), fr(t0) + 1)
+        pitch[a:b] = syl.midi
+        # the next vowel's formants colour aspiration and the release of a stop
+        nxt = next((PHONES[s[2]] for s in segs[k + 1 :] if PHONES[s[2]].kind == "vowel"), ph)
+        if ph.kind == "vowel":
+            f3 = np.array(ph.formants)
+            if ph.end is None:
+                F[a:b, :3] = f3 * fs
+            else:  # diphthong: hold, then glide over the second half
+                w = np.clip((np.arange(b - a) / max(1, b - a - 1) - 0.35) / 0.55, 0, 1)[:, None]
+                F[a:b, :3] = ((1 - w) * f3 + w * np.array(ph.end)) * fs
+            voicing[a:b] = syl.accent
+            asp[a:b] = voice.breathiness
+            nasal[a:b] = 1.0 if ph.nasal else 0.0
+            if syl.dur_s > 0.3:
+                # vibrato sets in after the note has settled, as trained singers do
+                ramp = np.clip((np.arange(b - a) * hop / sr - 0.15) / 0.2, 0, 1)
+                vib[a:b] = ramp
+            continue
+        F[a:b, :3] = np.array(ph.formants) * fs
+        if ph.kind in ("nasal", "liquid", "glide", "tap"):
+            voicing[a:b] = ph.amp * syl.accent
+            nasal[a:b] = 1.0 if ph.nasal else 0.0
+            Bw[a:b, :3] = [100.0, 150.0, 250.0] if ph.kind == "nasal" else [90.0, 120.0, 180.0]
+            if ph.kind == "tap":  # a brief tongue contact: dip in the middle
+                mid = (a + b) // 2
+                voicing[mid : mid + 1] = 0.05
+        elif ph.kind == "h":
+            F[a:b, :3] = np.array(nxt.formants) * fs
+            asp[a:b] = 0.7
+        elif ph.kind == "fric":
+            voicing[a:b] = 0.35 if ph.voiced else 0.0
+            fric_events.append((int(t0 * sr), int(t1 * sr), ph.noise or "s", ph.noise_amp, False))
+        elif ph.kind in ("stop", "affr"):
+            total = t1 - t0
+            vot = ph.vot * total / max(1e-6, ph.dur + ph.vot)
+            rel = t1 - vot  # release instant
+            voicing[a : fr(rel)] = 0.12 if ph.voiced else 0.0  # closure (voice bar if voiced)
+            if ph.kind == "stop":
+                fric_events.append((int(rel * sr), int(rel * sr + 0.012 * sr), ph.noise or "alv", ph.noise_amp, True))
+            else:
+                fric_events.append((int((rel - 0.05) * sr), int(rel * sr), ph.noise or "sh", ph.noise_amp, False))
+            if vot > 0:
+                c, d = fr(rel), max(fr(t1), fr(rel) + 1)
+                F[c:d, :3] = np.array(nxt.formants) * fs
+                asp[c:d] = 0.55
+                if ph.breathy:
+                    voicing[c:d] = 0.6 * syl.accent
+                    asp[c:d] = 0.45
+
+    # coarticulation: formant transitions of ~30 ms, amplitude ramps of ~15 ms
+    F = uniform_filter1d(F, size=3, axis=0, mode="nearest")
+    Bw = uniform_filter1d(Bw, size=2, axis=0, mode="nearest")
+    voicing = uniform_filter1d(voicing, size=2, mode="nearest")
+    asp = uniform_filter1d(asp, size=2, mode="nearest")
+    nasal = uniform_filter1d(nasal, size=2, mode="nearest")
+    F[:, :3] = np.minimum(F[:, :3], 0.42 * sr)
+    F[:, 3] = np.minimum(F[:, 3], 0.45 * sr)
+
+    # pitch: hold through unvoiced gaps, glide (portamento) between notes, vibrato
+    idx = np.where(~np.isnan(pitch))[0]
+    pitch = np.interp(np.arange(nf), idx, pitch[idx])
+    pitch = uniform_filter1d(pitch, size=4, mode="nearest")
+    # frame tracks -> samples by linear interpolation, all tracks in one pass
+    pos = np.arange(n) / hop
+    i0 = np.minimum(pos.astype(np.int64), nf - 2)
+    frac = (pos - i0)[:, None]
+    tracks = np.column_stack([pitch, vib, voicing, asp])
+    p_s, vib_s, vo_s, as_s = (tracks[i0] * (1 - frac) + tracks[i0 + 1] * frac).T
+    ts = np.arange(n) / sr
+    drift = np.interp(ts, np.linspace(0, ts[-1], 8), rng.normal(0, 0.08, 8))  # singer's slow pitch wander
+    p_s = p_s + drift + vib_s * voice.vibrato_semitones * np.sin(2 * np.pi * voice.vibrato_hz * ts + rng.uniform(0, 6.28))
+    f0 = 440.0 * np.exp2((p_s - 69.0) / 12.0)
+
+    # Rosenberg glottal pulse (flow), differentiated: the excitation with lip radiation folded in
+    phase = np.cumsum(f0) / sr
+    flow = _glottal_table(round(voice.open_quotient, 3))[((phase % 1.0) * _GLOT_N).astype(np.int64)]
+    glot = np.diff(flow, prepend=0.0)
+    glot /= np.std(glot) + 1e-12
+    noise = rng.standard_normal(n)
+    # aspiration noise is modulated by the glottal opening when voicing (breathy voice)
+    exc = vo_s * glot * (1 + 0.04 * rng.standard_normal(1)) + as_s * noise * np.where(vo_s > 0.05, 0.4 + flow, 1.0) * 0.6
+
+    # time-varying cascade, one lfilter call per run of frames with (nearly) equal parameters;
+    # the five second-order sections are multiplied into one order-10 filter per run because a
+    # single lfilter call costs far less than a sosfilt call, and runs are short in transitions
+    params = np.column_stack([F, Bw, nasal])
+    tol = np.r_[[0.02] * 4, [0.1] * 4, [0.05]]
+    rel = np.abs(np.diff(params, axis=0)) / np.maximum(np.abs(params[:-1]), 1.0)
+    change = np.any(rel > tol, axis=1)
+    starts = np.r_[0, np.where(change)[0] + 1]
+    stops = np.r_[starts[1:], nf]
+    P = params[starts]
+    G = len(P)
+    a_, b_, c_ = _resonator(P[:, :4], P[:, 4:8], sr)  # (G, 4)
+    # nasal pole at 270 Hz; its zero moves up to ~500 Hz when the velum opens (Klatt's FNZ)
+    ap, bp, cp = _resonator(np.full(G, 270.0), np.full(G, 100.0), sr)
+    az, bz, cz = _resonator(270.0 + 230.0 * P[:, 8], np.full(G, 100.0), sr)
+    num = np.column_stack([np.ones(G), -bz, -cz]) * (ap / az * np.prod(a_, axis=1))[:, None]
+    den = np.column_stack([np.ones(G), -bp, -cp])
+    for k in range(4):
+        q = np.column_stack([np.ones(G), -b_[:, k], -c_[:, k]])
+        nxt = np.zeros((G, den.shape[1] + 2))
+        for j in range(3):
+            nxt[:, j : j + den.shape[1]] += den * q[:, j : j + 1]
+        den = nxt
+    out = np.empty(n)
+    zi = np.zeros(den.shape[1] - 1)
+    for g in range(G):
+        s0, s1 = starts[g] * hop, stops[g] * hop
+        out[s0:s1], zi = signal.lfilter(num[g], den[g], exc[s0:s1], zi=zi)
+
+    voiced = vo_s > 0.3
+    level = np.std(out[voiced]) if voiced.any() else np.std(out)
+    out *= 0.1 / (level + 1e-12)
+
+    # frication and bursts bypass the tract (front cavity), from band-limited noise buffers
+    bank = noise_bank if noise_bank is not None else {}
+    for s0, s1, band, amp, burst in fric_events:
+        if band not in bank:
+            lo, hi = NOISE_BANDS[band]
+            bank[band] = bandpass(rng.standard_normal(sr), sr, lo, hi, order=2)
+            bank[band] /= np.std(bank[band]) + 1e-12
+        m = max(1, s1 - s0)
+        src = bank[band]
+        off = int(rng.integers(0, max(1, len(src) - m)))
+        chunk = np.resize(src[off:], m) if off + m > len(src) else src[off : off + m]
+        if burst:
+            env = np.exp(-np.arange(m) / (0.004 * sr))
+        else:
+            ramp = max(1, min(m // 3, int(0.02 * sr)))
+            env = np.ones(m)
+            env[:ramp] = np.linspace(0, 1, ramp)
+            env[-ramp:] = np.linspace(1, 0, ramp)
+        add_at(out, 0.05 * amp * chunk * env, s0)
+    return out

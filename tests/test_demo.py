@@ -1,0 +1,245 @@
+"""The synthetic demo corpus: deterministic, balanced, label-free ids, audible genre and language.
+
+Tiny corpora (4-12 s songs at 16 kHz) keep the whole file to a few seconds of CPU.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from musiclust.data import demo, synth
+from musiclust.data.demo import SONG_COLUMNS, bangla_phones, generate_demo_corpus, load_wordlist
+from musiclust.params import DemoParams
+
+SR = 16000
+TINY = DemoParams(n_songs=16, min_duration_s=4.0, max_duration_s=6.0)
+BENGALI = re.compile(r"[\u0980-\u09FF]")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return out, generate_demo_corpus(TINY, SR, seed=7, out_dir=out, workers=1)
+
+
+def _audio(out, df):
+    return {r.song_id: sf.read(out / r.audio_path, dtype="int16")[0] for r in df.itertuples()}
+
+
+def test_table_matches_the_contract(tiny):
+    out, df = tiny
+    assert list(df.columns) == SONG_COLUMNS
+    assert df["song_id"].is_unique and len(df) == TINY.n_songs
+    assert (df["source"] == "demo").all() and (df["sample_rate"] == SR).all()
+    for r in df.itertuples():
+        info = sf.info(str(out / r.audio_path))
+        assert r.audio_path == f"audio/{r.song_id}.flac"
+        assert (info.format, info.subtype, info.channels, info.samplerate) == ("FLAC", "PCM_16", 1, SR)
+        assert info.frames == round(r.duration_s * SR)
+        assert TINY.min_duration_s - 1 / SR <= r.duration_s <= TINY.max_duration_s + 1 / SR
+
+
+def test_same_seed_same_corpus_other_seed_differs(tiny, tmp_path):
+    out, df = tiny
+    again = generate_demo_corpus(TINY, SR, seed=7, out_dir=tmp_path / "a", workers=2)
+    pd.testing.assert_frame_equal(df, again)
+    a, b = _audio(out, df), _audio(tmp_path / "a", again)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    # the FLAC bytes too, so DVC sees an unchanged data/raw after a re-run
+    assert all((out / p).read_bytes() == (tmp_path / "a" / p).read_bytes() for p in df["audio_path"])
+    other = generate_demo_corpus(TINY, SR, seed=8, out_dir=tmp_path / "b", workers=1)
+    c = _audio(tmp_path / "b", other)
+    assert not any(len(a[k]) == len(c[k]) and np.array_equal(a[k], c[k]) for k in a)
+    assert list(df["language"] + df["genre"]) != list(other["language"] + other["genre"])
+
+
+def test_cells_are_balanced_and_shuffled(tiny):
+    _, df = tiny
+    counts = df.groupby(["language", "genre"]).size()
+    assert len(counts) == len(TINY.languages) * len(TINY.genres)
+    assert counts.max() - counts.min() <= 1
+    # uneven sizes stay balanced too
+    specs = demo.plan_corpus(DemoParams(n_songs=13), seed=0)
+    sizes = pd.Series([(s.language, s.genre) for s in specs]).value_counts()
+    assert sizes.max() - sizes.min() <= 1 and len(sizes) == 8
+    # the id order carries no label: cells do not repeat with a fixed period
+    cells = [(s.language, s.genre) for s in demo.plan_corpus(DemoParams(n_songs=120), seed=0)]
+    assert cells[:8] != cells[8:16]
+
+
+def test_nothing_names_a_label(tiny):
+    _, df = tiny
+    labels = set(TINY.languages) | set(TINY.genres)
+    for r in df.itertuples():
+        for field in (r.song_id, r.audio_path):
+            assert not any(lab in field.lower() for lab in labels), field
+        assert not set(re.findall(r"\w+", r.title.lower())) & labels, r.title
+        assert not set(re.findall(r"\w+", r.artist.lower())) & labels, r.artist
+
+
+def test_lyrics_script_markers_and_flags(tiny):
+    out, df = tiny
+    assert (df["has_lyrics"] == df["lyrics"].notna()).all()
+    assert (~df["has_lyrics"]).sum() == round(demo.NO_LYRICS_FRACTION * TINY.n_songs)
+    for r in df[df["has_lyrics"]].itertuples():
+        assert "[" not in r.lyrics and len(r.lyrics.splitlines()) >= 6
+        assert bool(BENGALI.search(r.lyrics)) == (r.language == "bn")
+        if r.language == "en":
+            assert r.lyrics.isascii()
+        raw = (out / "lyrics" / f"{r.song_id}.txt").read_text(encoding="utf-8")
+        assert "[Chorus]" in raw and "[Verse 1]" in raw
+        assert demo.strip_section_markers(raw) == r.lyrics
+        # the chorus is repeated, as the lyrics of a song are
+        blocks = r.lyrics.strip().split("\n\n")
+        assert len(blocks) > len(set(blocks))
+    for r in df[~df["has_lyrics"]].itertuples():
+        assert not (out / "lyrics" / f"{r.song_id}.txt").exists()
+
+
+def test_lyrics_are_built_from_the_word_lists_by_template(tiny):
+    _, df = tiny
+    for r in df[df["has_lyrics"]].itertuples():
+        vocab = {w.text.lower(): w.tag for name in (r.language, f"{r.language}_{r.genre}") for w in load_wordlist(name)}
+        for line in r.lyrics.split("\n"):
+            if not line:
+                continue
+            words = line.lower().split()
+            assert all(w in vocab for w in words), line
+            tags = " ".join(vocab[w] for w in words)
+            templates = {" ".join("p" if t.startswith("=") and vocab.get(t[1:].split("|")[0]) == "p" else
+                                  vocab.get(t[1:].split("|")[0], t) if t.startswith("=") else t for t in tpl.split())
+                         for tpl in demo.LINE_TEMPLATES[r.language]}
+            assert tags in templates, (line, tags)
+
+
+def test_loudness_and_duration_do_not_mark_cells():
+    specs = demo.plan_corpus(DemoParams(n_songs=240), seed=1)
+    frame = pd.DataFrame([s.__dict__ for s in specs])
+    by_lang = frame.groupby("language")[["duration_s", "loudness_db"]].mean()
+    assert (by_lang.max() - by_lang.min()).lt([4.0, 1.0]).all()
+    by_genre = frame.groupby("genre")[["duration_s", "loudness_db"]].mean()
+    assert (by_genre.max() - by_genre.min()).lt([6.0, 1.5]).all()
+
+
+def test_unknown_genre_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match=r"no recipe for \['polka'\].*known genres"):
+        generate_demo_corpus(DemoParams(n_songs=4, genres=("pop", "polka")), SR, 0, tmp_path)
+    with pytest.raises(ValueError, match="languages"):
+        demo.plan_corpus(DemoParams(n_songs=4, languages=("en", "fr")), 0)
+    with pytest.raises(ValueError, match="min_duration_s"):
+        demo.plan_corpus(DemoParams(n_songs=4, min_duration_s=10, max_duration_s=5), 0)
+
+
+def test_a_subset_of_genres_works(tmp_path):
+    df = generate_demo_corpus(DemoParams(n_songs=4, min_duration_s=3, max_duration_s=3.5, genres=("folk", "rock")),
+                              SR, 0, tmp_path, workers=1)
+    assert set(df["genre"]) == {"folk", "rock"} and len(df) == 4
+
+
+# ---------------------------------------------------------------- phonetics
+
+
+def test_bangla_pronunciation_rules():
+    assert bangla_phones("মন") == (("m", "ɔ", "n"),)  # final inherent vowel silent
+    assert bangla_phones("রক্ত") == (("ɾ", "ɔ", "k0"), ("t̪", "o"))  # ... but /o/ after a conjunct
+    assert bangla_phones("চাঁদ") == (("tʃ", "ã", "d̪"),)  # candrabindu nasalises
+    assert bangla_phones("নদী")[0] == ("n", "o")  # vowel harmony before /i/
+    assert bangla_phones("ভালোবাসা")[0] == ("bʱ", "a")  # murmured stop
+    assert bangla_phones("হৃদয়")[-1][-1] == "j"  # nukta letter, both encodings
+    assert bangla_phones("হৃদয\u09bc") == bangla_phones("হৃদয়")
+
+
+def test_word_lists_load_and_differ_in_phonology():
+    en, bn = load_wordlist("en"), load_wordlist("bn")
+    assert len(en) >= 100 and len(bn) >= 100
+    for g in ("pop", "rock", "folk", "electronic"):
+        assert len(load_wordlist(f"en_{g}")) >= 20 and len(load_wordlist(f"bn_{g}")) >= 20
+
+    def stats(words):
+        sylls = [s for w in words for s in w.syllables]
+        open_ = np.mean([synth.PHONES[s[-1]].kind == "vowel" for s in sylls])
+        nasal = np.mean([p in ("ĩ", "ẽ", "æ̃", "ã", "ɔ̃", "õ", "ũ") for s in sylls for p in s])
+        return open_, nasal
+
+    (en_open, en_nasal), (bn_open, bn_nasal) = stats(en), stats(bn)
+    assert bn_open > en_open + 0.15  # Bangla is CV-dominant, English closes syllables
+    assert bn_nasal > 0 and en_nasal == 0
+
+
+def _band_db(y, lo, hi):
+    spec = np.abs(np.fft.rfft(y * np.hanning(len(y)))) ** 2
+    f = np.fft.rfftfreq(len(y), 1 / SR)
+    return 10 * np.log10(spec[(f >= lo) & (f < hi)].sum() + 1e-12)
+
+
+def test_singer_vowels_have_their_formants():
+    rng = np.random.default_rng(0)
+    v = synth.Voice(vibrato_semitones=0.0, breathiness=0.0)
+    sung = {p: synth.sing([synth.SungSyllable((p,), 0.0, 0.6, 45.0)], SR, rng, v)[2000:8000] for p in ("i", "ɑ", "u")}
+    # /ɑ/ is open (high F1), /i/ front (high F2), /u/ back and close (low F1 and F2)
+    assert _band_db(sung["ɑ"], 600, 900) > _band_db(sung["i"], 600, 900) + 6
+    assert _band_db(sung["i"], 1900, 2700) > _band_db(sung["ɑ"], 1900, 2700) + 6
+    assert _band_db(sung["u"], 1900, 2700) < _band_db(sung["i"], 1900, 2700) - 10
+    # an /s/ is high-frequency noise, an /m/ is a quiet low murmur
+    s = synth.sing([synth.SungSyllable(("s", "ɑ"), 0.0, 0.6, 45.0)], SR, rng, v)[:1200]
+    assert _band_db(s, 4000, 8000) > _band_db(s, 100, 1000)
+
+
+# ---------------------------------------------------------------- audibility
+
+
+def _cv_accuracy(X, y):
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+    return cross_val_score(clf, X, y, cv=StratifiedKFold(4, shuffle=True, random_state=0)).mean()
+
+
+@pytest.fixture(scope="module")
+def listening():
+    """48 songs of 8-9 s rendered in memory, with their vocal stems: MFCC statistics of both."""
+    import librosa
+
+    def stats(y):
+        m = librosa.feature.mfcc(y=np.asarray(y, dtype=np.float32), sr=SR, n_mfcc=20)
+        return np.r_[m.mean(axis=1), m.std(axis=1)]
+
+    specs = demo.plan_corpus(DemoParams(n_songs=48, min_duration_s=8.0, max_duration_s=9.0), seed=3)
+    mix, vocal = [], []
+    for i, spec in enumerate(specs):
+        stems: dict[str, np.ndarray] = {}
+        y, _ = demo.render_song(spec, SR, demo.song_rng(3, i), stems)
+        mix.append(stats(y))
+        vocal.append(stats(stems["vocal"]))
+    labels = pd.DataFrame([(s.language, s.genre) for s in specs], columns=["language", "genre"])
+    return labels, np.array(mix), np.array(vocal)
+
+
+@pytest.mark.slow  # ~6 s of CPU: 48 songs rendered and analysed
+def test_genre_is_audible(listening):
+    labels, X, _ = listening
+    acc = _cv_accuracy(X, labels["genre"])
+    assert acc >= 0.85, f"genre from MFCC statistics: {acc:.2f} (chance 0.25; measured 0.98-1.0 over 4 seeds)"
+
+
+@pytest.mark.slow
+def test_language_is_audible_in_the_voice(listening):
+    labels, X, V = listening
+    # the sung line alone: phonetics (vowels, syllable shapes, stops, nasality, timing) differ
+    acc_v = _cv_accuracy(V, labels["language"])
+    assert acc_v >= 0.72, f"language from the vocal stem: {acc_v:.2f} (chance 0.5; measured 0.81-0.92)"
+    # in the full mix, within a genre (genre means removed), it is weaker but still heard
+    Xw = X.copy()
+    for g in labels["genre"].unique():
+        rows = (labels["genre"] == g).to_numpy()
+        Xw[rows] -= Xw[rows].mean(axis=0)
+    acc_w = _cv_accuracy(Xw, labels["language"])
+    assert acc_w >= 0.6, f"language from the mix within genre: {acc_w:.2f} (chance 0.5; measured 0.69-0.79)"
