@@ -1,1 +1,23 @@
-"""musiclust.models"""
+"""The model family: one class per file, one interface (:class:`LatentModel`), one registry.
+
+``REGISTRY`` maps the model key (the same string in params.yaml, dvc.yaml, ``models/<key>/``
+and the metrics file names) to its class. ``load_model`` rebuilds a trained model from a
+checkpoint; :func:`musiclust.training.encode.encode_clips` encodes new clips with it.
+"""
+
+from musiclust.models.base import Batch, LatentModel, ModelConfigError
+from musiclust.models.checkpoint import CheckpointError, load_model, make_checkpoint, save_checkpoint
+from musiclust.models.registry import REGISTRY, build_model, model_class
+
+__all__ = [
+    "REGISTRY",
+    "Batch",
+    "CheckpointError",
+    "LatentModel",
+    "ModelConfigError",
+    "build_model",
+    "load_model",
+    "make_checkpoint",
+    "model_class",
+    "save_checkpoint",
+]

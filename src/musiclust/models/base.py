@@ -1,0 +1,177 @@
+"""The interface every model in the family shares.
+
+A *batch* is a dict of tensors. Every model reads ``batch["x"]`` (the audio input:
+a standardized feature vector ``(B, F)`` or a log-mel patch ``(B, n_mels, frames)``);
+models that need more say so in :attr:`LatentModel.needs`:
+
+- ``"text"``: ``batch["text"]`` lyrics embedding ``(B, E)`` and ``batch["has_text"]`` ``(B,)`` 0/1 mask;
+- ``"cond"``: ``batch["cond"]`` one-hot condition ``(B, C)`` (only the CVAE; a label).
+
+Every model implements ``encode(batch) -> (mu, logvar)`` (``logvar`` is ``None`` for a
+deterministic encoder), ``decode(z, batch) -> recon dict``, ``forward`` and
+``loss(batch, kl_weight) -> {"recon", "kl", "total"}`` (batch means of per-example sums),
+so one training loop and one encoding function serve them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch import nn
+
+Batch = Mapping[str, torch.Tensor]
+
+
+class ModelConfigError(ValueError):
+    """A model's settings under ``models.<key>`` in params.yaml are unknown or invalid."""
+
+
+class LatentModel(nn.Module):
+    """Base class: stores constructor kwargs and defines the shared interface.
+
+    Subclasses pass their constructor arguments (primitives only) to ``super().__init__``
+    so a checkpoint can rebuild the model with ``cls(**checkpoint["constructor"])``.
+    """
+
+    #: the model key (params.yaml ``models.<key>``, registry, dvc stage, output folder)
+    key: ClassVar[str] = ""
+    #: batch inputs beyond ``x`` ("text", "cond") and the kind of ``x`` ("vector" or "logmel")
+    needs: ClassVar[tuple[str, ...]] = ()
+    x_kind: ClassVar[str] = "vector"
+    #: settings accepted from params.yaml ``models.<key>``
+    config_keys: ClassVar[frozenset[str]] = frozenset({"latent_dim", "hidden"})
+    #: KL weight of the objective (beta-VAE overrides it)
+    beta: float = 1.0
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        self._kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
+        self.latent_dim = int(kwargs["latent_dim"])
+
+    # ---- construction -------------------------------------------------------------
+    @classmethod
+    def check_config(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate ``models.<key>`` settings; unknown keys are an error naming them."""
+        unknown = set(cfg) - set(cls.config_keys)
+        if unknown:
+            raise ModelConfigError(
+                f"models.{cls.key}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(cls.config_keys)}"
+            )
+        out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
+        if int(out.get("latent_dim", 1)) < 1:
+            raise ModelConfigError(f"models.{cls.key}.latent_dim must be >= 1")
+        return out
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> LatentModel:
+        """Build from params settings plus data dimensions (``audio_dim``, ``text_dim``, ...)."""
+        raise NotImplementedError
+
+    def constructor_kwargs(self) -> dict[str, Any]:
+        """The kwargs that rebuild this model (stored in every checkpoint)."""
+        return dict(self._kwargs)
+
+    # ---- the shared interface ---------------------------------------------------------
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Posterior mean and log-variance ``(B, D)`` each (logvar ``None`` if deterministic)."""
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        """Reconstructions from latents ``z`` ``(B, D)``, keyed like the batch (``"x"``, ``"text"``)."""
+        raise NotImplementedError
+
+    def forward(self, batch: Batch) -> dict[str, Any]:
+        """Encode, sample (training) or take the mean (eval), decode."""
+        mu, logvar = self.encode(batch)
+        z = reparameterize(mu, logvar) if (self.training and logvar is not None) else mu
+        return {"mu": mu, "logvar": logvar, "z": z, "recon": self.decode(z, batch)}
+
+    def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """What the decoder should reproduce, in model space (after any input normalization)."""
+        return {"x": batch["x"]}
+
+    def loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Negative ELBO parts, batch means of per-example sums: recon, kl, total.
+
+        ``total = recon + kl_weight * beta * kl``; ``kl_weight`` is the annealing factor.
+        """
+        out = self.forward(batch)
+        recon = sse(out["recon"]["x"], self.targets(batch)["x"])
+        kl = gaussian_kl(out["mu"], out["logvar"]) if out["logvar"] is not None else torch.zeros_like(recon)
+        total = recon + kl_weight * self.beta * kl
+        return {"recon": recon.mean(), "kl": kl.mean(), "total": total.mean()}
+
+    @torch.no_grad()
+    def latent(self, batch: Batch) -> torch.Tensor:
+        """Posterior mean ``(B, D)``: the representation used for clustering."""
+        return self.encode(batch)[0]
+
+    def fit_input_stats(self, train: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        """Fit any input normalization on TRAIN arrays into buffers; returns a description."""
+        return {}
+
+
+# ---- shared pieces -----------------------------------------------------------------
+
+
+def mlp(dims: list[int], final_activation: bool = False) -> nn.Sequential:
+    """Linear layers ``dims[0] -> ... -> dims[-1]`` with LeakyReLU between them."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(dims) - 2 or final_activation:
+            layers.append(nn.LeakyReLU(0.2))
+    return nn.Sequential(*layers)
+
+
+# logvar is clamped so exp() can neither overflow nor underflow to a zero variance
+LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """z = mu + sigma * eps (Kingma & Welling 2014), eps ~ N(0, I) from torch's global RNG."""
+    return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+
+
+def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per example ``(B,)``."""
+    mu, logvar = mu.float(), logvar.float()
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(dim=1)
+
+
+def sse(recon: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Half the summed squared error per example ``(B,)``: Gaussian NLL with unit variance, up to a constant."""
+    diff = (recon.float() - target.float()).flatten(1)
+    return 0.5 * diff.pow(2).sum(dim=1)
+
+
+def clamp_logvar(logvar: torch.Tensor) -> torch.Tensor:
+    """Keep a predicted log-variance in a numerically safe range."""
+    return logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+
+
+class Standardizer(nn.Module):
+    """Per-feature ``(x - mean) / std`` whose statistics are buffers (saved in the state_dict).
+
+    Fit on training rows only; stored with the weights so encoding new inputs needs nothing else.
+    """
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    def fit(self, x: np.ndarray) -> None:
+        """Set the statistics from rows ``x`` ``(N, dim)`` (a constant column keeps std 1)."""
+        if len(x) == 0:
+            return  # nothing to fit on (e.g. no training song has lyrics): identity
+        x = np.asarray(x, dtype=np.float64)
+        std = x.std(axis=0)
+        self.mean.copy_(torch.as_tensor(x.mean(axis=0), dtype=torch.float32))
+        self.std.copy_(torch.as_tensor(np.where(std > 1e-6, std, 1.0), dtype=torch.float32))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std

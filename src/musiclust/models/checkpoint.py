@@ -1,0 +1,56 @@
+"""Checkpoints: plain dicts of primitives and tensors, loadable with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from musiclust.fileio import atomic_write_bytes
+from musiclust.models.base import LatentModel
+from musiclust.models.registry import model_class
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, unreadable or not one of ours."""
+
+
+def make_checkpoint(model: LatentModel, **extra: Any) -> dict[str, Any]:
+    """The checkpoint dict: ``model_key``, ``constructor`` kwargs, ``state_dict`` plus ``extra``
+    (``params``, ``epoch``, ``best_val_loss``, ``seed``, ``inputs``, ...; primitives only)."""
+    state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    return {"model_key": model.key, "constructor": model.constructor_kwargs(), "state_dict": state, **extra}
+
+
+def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
+    """Write a checkpoint atomically."""
+    buf = io.BytesIO()
+    torch.save(checkpoint, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[LatentModel, dict[str, Any]]:
+    """Rebuild a trained model from ``path``: ``(model in eval mode, checkpoint dict)``.
+
+    Uses ``torch.load(weights_only=True)``: a checkpoint can hold only tensors and primitives,
+    never code.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such checkpoint; run the train stage for this model first")
+    try:
+        ckpt = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # torch raises several types for corrupt/unsafe files
+        raise CheckpointError(
+            f"{path}: cannot be loaded safely ({exc}); re-run training to rewrite it"
+        ) from exc
+    if not isinstance(ckpt, dict) or not {"model_key", "constructor", "state_dict"} <= set(ckpt):
+        raise CheckpointError(
+            f"{path}: not a musiclust checkpoint (needs model_key, constructor, state_dict)"
+        )
+    model = model_class(ckpt["model_key"])(**ckpt["constructor"])
+    model.load_state_dict(ckpt["state_dict"])
+    model.to(device).eval()
+    return model, ckpt

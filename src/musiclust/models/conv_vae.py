@@ -1,0 +1,99 @@
+"""2-D convolutional VAE on log-mel patches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from musiclust.models.base import Batch, LatentModel, ModelConfigError, Standardizer, clamp_logvar
+
+
+class ConvVAE(LatentModel):
+    """Convolutional VAE (the VAE of Kingma & Welling 2014 with the strided-conv encoder /
+    transposed-conv decoder of DCGAN, Radford et al. 2016) on a clip's log-mel patch.
+
+    The raw patch ``(B, n_mels, frames)`` (dB) is standardized per mel band with train-split
+    statistics held as buffers, then average-pooled by ``pool`` to keep it small enough to
+    train on two CPU cores; the decoder reconstructs the pooled, standardized patch.
+    """
+
+    key = "conv_vae"
+    x_kind = "logmel"
+    config_keys = frozenset({"latent_dim", "channels", "pool"})
+
+    def __init__(
+        self,
+        n_mels: int,
+        frames: int,
+        latent_dim: int = 16,
+        channels: list[int] | tuple[int, ...] = (16, 32, 64),
+        pool: list[int] | tuple[int, ...] = (2, 2),
+    ) -> None:
+        super().__init__(
+            n_mels=n_mels, frames=frames, latent_dim=latent_dim, channels=list(channels), pool=list(pool)
+        )
+        channels, pool = list(channels), list(pool)
+        if len(pool) != 2 or min(pool) < 1 or not channels:
+            raise ModelConfigError("models.conv_vae: pool must be two positive ints and channels non-empty")
+        h, w = n_mels // pool[0], frames // pool[1]
+        step = 2 ** len(channels)
+        if h % step or w % step or h < step or w < step:
+            raise ModelConfigError(
+                f"models.conv_vae: pooled patch {h}x{w} (n_mels {n_mels} / {pool[0]}, frames {frames} / {pool[1]}) "
+                f"must be divisible by 2**len(channels) = {step}; change pool or channels"
+            )
+        self.norm = Standardizer(n_mels)
+        self.pool = nn.AvgPool2d(kernel_size=tuple(pool))
+        self._bottom = (channels[-1], h // step, w // step)
+        flat = channels[-1] * (h // step) * (w // step)
+        enc: list[nn.Module] = []
+        c_in = 1
+        for c in channels:  # each block halves both axes
+            enc += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.LeakyReLU(0.2)]
+            c_in = c
+        self.encoder = nn.Sequential(*enc, nn.Flatten())
+        self.mu_head = nn.Linear(flat, latent_dim)
+        self.logvar_head = nn.Linear(flat, latent_dim)
+        self.fc_dec = nn.Linear(latent_dim, flat)
+        dec: list[nn.Module] = []
+        rev = list(reversed(channels))
+        for c_from, c_to in zip(rev[:-1], rev[1:]):  # each block doubles both axes
+            dec += [
+                nn.ConvTranspose2d(c_from, c_to, 4, stride=2, padding=1),
+                nn.BatchNorm2d(c_to),
+                nn.LeakyReLU(0.2),
+            ]
+        dec.append(nn.ConvTranspose2d(rev[-1], 1, 4, stride=2, padding=1))
+        self.decoder = nn.Sequential(*dec)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> ConvVAE:
+        n_mels, frames = dims["logmel_shape"]
+        return cls(n_mels=int(n_mels), frames=int(frames), **cls.check_config(cfg))
+
+    def fit_input_stats(self, train: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        # per-mel-band mean/std over every training frame: (N, M, T) -> (N*T, M)
+        x = np.asarray(train["x"], dtype=np.float32)
+        self.norm.fit(x.transpose(0, 2, 1).reshape(-1, x.shape[1]))
+        return {"logmel_norm": "per-mel-band mean/std over train clips (buffers norm.mean, norm.std)"}
+
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, M, T) dB -> standardized per band -> (B, 1, M/p0, T/p1)
+        x = (x.float().transpose(1, 2) - self.norm.mean) / self.norm.std
+        return self.pool(x.transpose(1, 2).unsqueeze(1))
+
+    def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"x": self._prepare(batch["x"])}
+
+    def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        # encoder: (B, M, T) -> (B, 1, h, w) -> (B, C*h'*w') -> mu, logvar (B, D)
+        h = self.encoder(self._prepare(batch["x"]))
+        return self.mu_head(h), clamp_logvar(self.logvar_head(h))
+
+    def decode(self, z: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
+        # decoder: (B, D) -> (B, C, h', w') -> (B, 1, h, w)
+        return {"x": self.decoder(self.fc_dec(z).view(-1, *self._bottom))}

@@ -1,0 +1,239 @@
+"""Assemble a model's inputs for every clip: audio features, lyrics embedding, condition.
+
+Reads the featurize/embed_lyrics outputs through their contracts (docs/pipeline.md) and
+aligns them to ``segments.parquet`` by ``segment_id`` / ``song_id``. Nothing is dropped
+silently: every clip that cannot be used is counted under a reason in ``ClipData.skipped``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musiclust.features.store import load_tensors, load_vectors
+
+log = logging.getLogger(__name__)
+
+SEGMENT_COLUMNS = ("segment_id", "song_id", "split")
+
+
+class TrainingDataError(ValueError):
+    """The inputs a model needs are missing or inconsistent."""
+
+
+@dataclass
+class ClipData:
+    """One model's inputs for every usable clip.
+
+    ``clips`` (``segment_id``, ``song_id``, ``split``, ``is_silent``) is row-aligned with every
+    array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector or ``(N, n_mels, frames)``
+    log-mel), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
+    ``cond`` ``(N, C)`` one-hot.
+    """
+
+    clips: pd.DataFrame
+    arrays: dict[str, np.ndarray]
+    dims: dict[str, Any]
+    inputs: dict[str, Any]
+    n_in: int
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def select(self, mask: np.ndarray) -> dict[str, np.ndarray]:
+        """Arrays for the rows where ``mask`` is true."""
+        return {k: v[mask] for k, v in self.arrays.items()}
+
+    def split_mask(self, split: str, include_silent: bool = False) -> np.ndarray:
+        """Rows of ``split`` (``train``/``val``/``test``), silent clips excluded unless asked."""
+        m = (self.clips["split"] == split).to_numpy().copy()
+        if not include_silent:
+            m &= ~self.clips["is_silent"].to_numpy(bool)
+        return m
+
+
+def read_segments(segments_dir: str | Path) -> pd.DataFrame:
+    """``segments.parquet`` from the segment stage's folder (or the file itself)."""
+    path = Path(segments_dir)
+    path = path / "segments.parquet" if path.is_dir() else path
+    if not path.exists():
+        raise TrainingDataError(f"{path}: no segments table; run the segment stage first")
+    df = pd.read_parquet(path)
+    missing = [c for c in SEGMENT_COLUMNS if c not in df.columns]
+    if missing:
+        raise TrainingDataError(f"{path}: missing column(s) {missing} (see docs/pipeline.md)")
+    return df
+
+
+def read_lyrics(path: str | Path) -> pd.DataFrame:
+    """``lyrics.parquet``: ``song_id``, ``has_lyrics``, ``emb_*`` columns."""
+    path = Path(path)
+    if not path.exists():
+        raise TrainingDataError(f"{path}: no lyrics table; run the embed_lyrics stage first")
+    df = pd.read_parquet(path)
+    if "song_id" not in df.columns or not any(c.startswith("emb_") for c in df.columns):
+        raise TrainingDataError(f"{path}: needs song_id and emb_* columns (see docs/pipeline.md)")
+    return df
+
+
+def load_clip_data(
+    segments: pd.DataFrame,
+    features_dir: str | Path,
+    *,
+    x_kind: str,
+    needs: Sequence[str] = (),
+    feature_sets: Sequence[str] = ("mfcc_stats",),
+    lyrics: pd.DataFrame | None = None,
+    condition: str | None = None,
+    condition_values: Sequence[str] | None = None,
+    expected_columns: Sequence[str] | None = None,
+) -> ClipData:
+    """Build a model's inputs for the clips of ``segments``.
+
+    ``x_kind`` is ``"vector"`` (``feature_sets`` through the train-only scalers) or
+    ``"logmel"`` (raw dB patches). ``needs`` may add ``"text"`` (requires ``lyrics``) and
+    ``"cond"`` (one-hot of the metadata column ``condition``; the values are taken from the
+    data unless ``condition_values`` fixes them, as when re-encoding with a trained model).
+    ``expected_columns`` checks that the feature columns match a trained model's.
+    """
+    segments = segments.reset_index(drop=True)
+    n_in = len(segments)
+    skipped: dict[str, int] = {}
+    keep = np.ones(n_in, dtype=bool)
+    inputs: dict[str, Any] = {"x_kind": x_kind}
+
+    # audio input, aligned by segment_id
+    if x_kind == "vector":
+        ids, x, columns = load_vectors(features_dir, list(feature_sets), standardize=True)
+        if expected_columns is not None and list(expected_columns) != list(columns):
+            raise TrainingDataError(
+                f"{features_dir}: feature columns differ from the ones the model was trained on "
+                f"({len(columns)} vs {len(expected_columns)}); featurize with the same features params"
+            )
+        inputs.update(
+            feature_sets=list(feature_sets), columns=list(columns), standardized="scalers.json (train split)"
+        )
+    elif x_kind == "logmel":
+        index, x = load_tensors(features_dir, "logmel")
+        ids = index["segment_id"]
+        if x.ndim != 3:
+            raise TrainingDataError(
+                f"{features_dir}/logmel: expected (n, n_mels, frames) tensors, got {x.shape}"
+            )
+        inputs.update(feature_sets=["logmel"], shape=[int(x.shape[1]), int(x.shape[2])])
+    else:
+        raise TrainingDataError(f"unknown input kind {x_kind!r}")
+    if len(ids) == 0:
+        raise TrainingDataError(
+            f"{features_dir}: the {inputs['feature_sets']} features have no rows; re-run featurize"
+        )
+    pos = pd.Series(np.arange(len(ids)), index=pd.Index(ids.astype(str)))
+    if pos.index.has_duplicates:
+        raise TrainingDataError(
+            f"{features_dir}: duplicate segment_id rows in the {inputs['feature_sets']} features"
+        )
+    rows = pos.reindex(segments["segment_id"].astype(str)).to_numpy()
+    no_feat = np.isnan(rows)
+    _skip(skipped, keep, no_feat, "no_features")
+    rows_i = np.where(no_feat, 0, rows).astype(np.int64)
+    x_all = np.asarray(x)[rows_i].astype(np.float32) if len(rows_i) and len(x) else np.zeros((0,), np.float32)
+    if n_in:
+        finite = np.isfinite(x_all.reshape(n_in, -1)).all(axis=1)
+        _skip(skipped, keep, ~finite & keep, "non_finite_features")
+    arrays: dict[str, np.ndarray] = {"x": x_all}
+    dims: dict[str, Any] = {}
+    if x_kind == "vector":
+        dims["audio_dim"] = int(np.asarray(x).shape[1])
+    else:
+        dims["logmel_shape"] = inputs["shape"]
+
+    if "text" in needs:
+        if lyrics is None:
+            raise TrainingDataError("this model needs lyrics embeddings but no lyrics table was given")
+        emb_cols = [c for c in lyrics.columns if c.startswith("emb_")]
+        lyr = lyrics.drop_duplicates("song_id").set_index(
+            lyrics.drop_duplicates("song_id")["song_id"].astype(str)
+        )
+        joined = lyr.reindex(segments["song_id"].astype(str))
+        text = joined[emb_cols].to_numpy(np.float32)
+        present = (
+            joined["has_lyrics"].fillna(False).to_numpy(bool)
+            if "has_lyrics" in joined
+            else ~np.isnan(text).any(1)
+        )
+        no_row = joined[emb_cols[0]].isna().to_numpy()
+        bad = ~np.isfinite(text).all(axis=1) & ~no_row
+        if no_row.any():
+            log.warning(
+                "%d clips belong to songs missing from the lyrics table: treated as without lyrics",
+                no_row.sum(),
+            )
+        if bad.any():
+            log.warning("%d clips have non-finite lyrics embeddings: treated as without lyrics", bad.sum())
+        has_text = present & ~no_row & ~bad
+        arrays["text"] = np.where(has_text[:, None], np.nan_to_num(text), 0.0).astype(np.float32)
+        arrays["has_text"] = has_text.astype(np.float32)
+        dims["text_dim"] = len(emb_cols)
+        inputs["text"] = {
+            "table": "lyrics.parquet",
+            "columns": emb_cols,
+            "encoder": str(lyrics["encoder"].iloc[0])
+            if "encoder" in lyrics.columns and len(lyrics)
+            else None,
+            "clips_with_lyrics": int(has_text.sum()),
+            "clips_without_lyrics": int((~has_text).sum()),
+        }
+
+    if "cond" in needs:
+        if not condition or condition not in segments.columns:
+            raise TrainingDataError(
+                f"condition column {condition!r} is not in segments.parquet (have {sorted(segments.columns)}); "
+                "set models.cvae.condition to one of the metadata columns"
+            )
+        values = segments[condition]
+        known = (
+            sorted({str(v) for v in values.dropna()})
+            if condition_values is None
+            else [str(v) for v in condition_values]
+        )
+        lookup = {v: i for i, v in enumerate(known)}
+        idx = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in values], dtype=np.int64)
+        cond = np.zeros((n_in, len(known)), np.float32)
+        cond[np.arange(n_in)[idx >= 0], idx[idx >= 0]] = 1.0
+        if (idx < 0).any():
+            log.warning(
+                "%d clips have a missing or unseen %r value: all-zero condition", (idx < 0).sum(), condition
+            )
+        arrays["cond"] = cond
+        dims["condition_values"] = known
+        inputs["condition"] = {
+            "column": condition,
+            "values": known,
+            "clips_unconditioned": int((idx < 0).sum()),
+        }
+
+    clips = segments[list(SEGMENT_COLUMNS)].copy()
+    clips["is_silent"] = (
+        segments["is_silent"].fillna(False).astype(bool) if "is_silent" in segments else False
+    )
+    if skipped:
+        log.warning("%d of %d clips cannot be used: %s", n_in - keep.sum(), n_in, skipped)
+    return ClipData(
+        clips=clips[keep].reset_index(drop=True),
+        arrays={k: v[keep] for k, v in arrays.items()},
+        dims=dims,
+        inputs=inputs,
+        n_in=n_in,
+        skipped=skipped,
+    )
+
+
+def _skip(skipped: dict[str, int], keep: np.ndarray, mask: np.ndarray, reason: str) -> None:
+    n = int((mask & keep).sum())
+    if n:
+        skipped[reason] = skipped.get(reason, 0) + n
+        keep &= ~mask

@@ -1,0 +1,105 @@
+"""Encode clips with a trained model: per-clip and per-song latents (posterior means)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from musiclust.models.base import LatentModel
+from musiclust.models.vade import VaDE
+from musiclust.training.data import ClipData, load_clip_data
+from musiclust.training.loop import EVAL_BATCH, to_tensors
+
+
+def latent_columns(latent_dim: int) -> list[str]:
+    """``z_00``, ``z_01``, ... (the column names of every latents table)."""
+    return [f"z_{i:02d}" for i in range(latent_dim)]
+
+
+@torch.no_grad()
+def encode_arrays(
+    model: LatentModel, arrays: Mapping[str, np.ndarray], device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Posterior means ``(N, D)`` of input arrays (keys as in a training batch) and, for VaDE,
+    its own cluster assignments ``(N,)`` (``None`` for every other model)."""
+    model.eval()
+    device = torch.device(device)
+    model.to(device)
+    data = to_tensors(arrays, device)
+    n = len(data["x"])
+    mus, clusters = [], []
+    for start in range(0, n, EVAL_BATCH):
+        batch = {k: v[start : start + EVAL_BATCH] for k, v in data.items()}
+        mu = model.latent(batch).float()
+        mus.append(mu.cpu().numpy())
+        if isinstance(model, VaDE):
+            clusters.append(model.responsibilities(mu).argmax(dim=1).cpu().numpy())
+    mu = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
+    cluster = (
+        (np.concatenate(clusters) if clusters else np.zeros(0, np.int64)) if isinstance(model, VaDE) else None
+    )
+    return mu.astype(np.float32), cluster
+
+
+def latents_frame(clips: pd.DataFrame, mu: np.ndarray, cluster: np.ndarray | None, seed: int) -> pd.DataFrame:
+    """Per-clip latents table: ``segment_id, song_id, split, seed, z_..`` (+ ``cluster`` for VaDE)."""
+    df = clips[["segment_id", "song_id", "split"]].reset_index(drop=True).copy()
+    df["seed"] = int(seed)
+    df = pd.concat([df, pd.DataFrame(mu, columns=latent_columns(mu.shape[1]))], axis=1)
+    if cluster is not None:
+        df["cluster"] = cluster.astype(np.int64)
+    return df
+
+
+def song_latents(latents: pd.DataFrame, is_silent: np.ndarray | None = None) -> pd.DataFrame:
+    """Mean of each song's clip latents per seed: ``song_id, split, seed, z_..``.
+
+    Silent clips (``is_silent``, aligned with ``latents``) are left out of the mean unless
+    every clip of the song is silent, so a quiet intro does not pull a song toward silence.
+    """
+    zc = [c for c in latents.columns if c.startswith("z_")]
+    df = latents.copy()
+    silent = np.zeros(len(df), bool) if is_silent is None else np.asarray(is_silent, bool)
+    df["_silent"] = silent
+    all_silent = df.groupby(["seed", "song_id"])["_silent"].transform("all")
+    use = df[~df["_silent"] | all_silent]
+    out = use.groupby(["seed", "song_id"], sort=True).agg({"split": "first", **{c: "mean" for c in zc}})
+    return out.reset_index()[["song_id", "split", "seed", *zc]]
+
+
+def encode_clips(
+    model: LatentModel,
+    checkpoint: Mapping[str, Any],
+    segments: pd.DataFrame,
+    features_dir: str | Path,
+    lyrics: pd.DataFrame | None = None,
+    device: str | torch.device = "cpu",
+) -> tuple[pd.DataFrame, ClipData]:
+    """Encode new clips with a loaded model (see :func:`musiclust.models.load_model`).
+
+    ``segments`` needs ``segment_id``, ``song_id``, ``split`` (any value, e.g. ``"new"``); for
+    the CVAE also the condition column. Features are read from ``features_dir`` exactly as the
+    checkpoint's ``inputs`` describe (same feature sets and columns, standardized with the
+    scalers found there); lyrics are needed by ``multimodal`` and ``hybrid``. Returns the
+    latents table (``segment_id, song_id, split, seed, z_..`` [+ ``cluster``]) and the
+    :class:`ClipData` (whose ``skipped`` counts clips that could not be encoded).
+    """
+    inputs = checkpoint["inputs"]
+    data = load_clip_data(
+        segments,
+        features_dir,
+        x_kind=inputs["x_kind"],
+        needs=type(model).needs,
+        feature_sets=inputs.get("feature_sets", ()),
+        lyrics=lyrics,
+        condition=(inputs.get("condition") or {}).get("column"),
+        condition_values=(inputs.get("condition") or {}).get("values"),
+        expected_columns=inputs.get("columns"),
+    )
+    mu, cluster = encode_arrays(model, data.arrays, device)
+    return latents_frame(data.clips, mu, cluster, int(checkpoint.get("seed", 0))), data

@@ -1,0 +1,229 @@
+"""One training loop for every model in the family.
+
+Adam/AdamW, KL annealing (linear warm-up of the KL weight), early stopping on the
+validation loss with patience, ReduceLROnPlateau, gradient clipping, seeding, CUDA with
+mixed precision when present, and a clear error on a NaN/inf loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from musiclust.models.base import LatentModel
+from musiclust.params import TrainParams
+
+log = logging.getLogger(__name__)
+
+#: clips per forward pass when evaluating/encoding (no gradients, so bigger is fine)
+EVAL_BATCH = 512
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` did: per-epoch history and the best (restored) epoch."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_val_loss: float = math.inf
+    first_val_loss: float = math.nan
+    best_epoch: int = 0
+    epochs: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (CPU and CUDA) for one training run."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise TrainingError(
+            "train.device is cuda but no CUDA device is available; set train.device: auto or cpu"
+        )
+    return torch.device(name)
+
+
+def to_tensors(arrays: Mapping[str, np.ndarray], device: torch.device) -> dict[str, torch.Tensor]:
+    """Numpy arrays -> float32 tensors on ``device`` (the whole split fits in memory)."""
+    return {
+        k: torch.as_tensor(np.ascontiguousarray(v), dtype=torch.float32, device=device)
+        for k, v in arrays.items()
+    }
+
+
+def _autocast(device: torch.device):
+    """Mixed precision on CUDA (bfloat16 where supported, no loss scaling needed); off on CPU."""
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return torch.autocast("cpu", enabled=False)
+
+
+def kl_weight_at(epoch: int, warmup_epochs: int) -> float:
+    """Linear KL annealing: 1/warmup at epoch 0 up to 1 after ``warmup_epochs`` epochs."""
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, (epoch + 1) / warmup_epochs)
+
+
+@torch.no_grad()
+def evaluate(
+    model: LatentModel, data: Mapping[str, torch.Tensor], kl_weight: float = 1.0
+) -> dict[str, float]:
+    """Mean recon/kl/total over ``data`` in eval mode (posterior means, no sampling)."""
+    model.eval()
+    n = len(next(iter(data.values())))
+    sums = {"recon": 0.0, "kl": 0.0, "total": 0.0}
+    device = next(iter(data.values())).device
+    for start in range(0, n, EVAL_BATCH):
+        batch = {k: v[start : start + EVAL_BATCH] for k, v in data.items()}
+        with _autocast(device):
+            parts = model.loss(batch, kl_weight=kl_weight)
+        b = len(batch["x"])
+        for k in sums:
+            sums[k] += float(parts[k]) * b
+    return {k: v / max(n, 1) for k, v in sums.items()}
+
+
+def fit(
+    model: LatentModel,
+    train: Mapping[str, np.ndarray],
+    val: Mapping[str, np.ndarray] | None,
+    cfg: TrainParams,
+    *,
+    seed: int,
+    label: str,
+    device: torch.device,
+    max_epochs: int | None = None,
+    kl_warmup_epochs: int | None = None,
+) -> FitResult:
+    """Train ``model`` on ``train``, early-stop on ``val``, restore the best epoch's weights.
+
+    The loss that is optimised uses the annealed KL weight; the loss that selects the best
+    epoch, drives ReduceLROnPlateau and early stopping is the full objective (weight 1) on
+    the validation clips, and patience only counts once the warm-up is over, so a rising KL
+    weight is not mistaken for overfitting. ``label`` names the model in logs and errors.
+    """
+    max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
+    warmup = cfg.kl_warmup_epochs if kl_warmup_epochs is None else kl_warmup_epochs
+    model.to(device)
+    tr = to_tensors(train, device)
+    n = len(tr["x"])
+    if n < 2:
+        raise TrainingError(
+            f"{label}: {n} training clips; need at least 2 (check the split and silence flags)"
+        )
+    va = to_tensors(val, device) if val is not None and len(val["x"]) else None
+    if va is None:
+        log.warning(
+            "%s seed %d: no validation clips; early stopping uses the training loss instead", label, seed
+        )
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # float16 autocast (GPUs without bfloat16) needs loss scaling; elsewhere this is a no-op
+    scaler = torch.amp.GradScaler(
+        "cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    )
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience)
+    gen = torch.Generator().manual_seed(seed)  # batch order depends on the seed only
+    bs = max(2, min(cfg.batch_size, n))
+    res = FitResult()
+    best_state = copy.deepcopy(model.state_dict())
+    bad_epochs = 0
+    t0 = time.perf_counter()
+    bar = tqdm(range(max_epochs), desc=f"{label} seed {seed}", leave=False, mininterval=2.0)
+    for epoch in bar:
+        w = kl_weight_at(epoch, warmup)
+        model.train()
+        perm = torch.randperm(n, generator=gen).to(device)
+        # drop a trailing batch of one: batch norm cannot train on it
+        starts = [s for s in range(0, n, bs) if n - s >= 2]
+        run = {"recon": 0.0, "kl": 0.0, "n": 0}
+        for step, start in enumerate(starts):
+            idx = perm[start : start + bs]
+            batch = {k: v[idx] for k, v in tr.items()}
+            with _autocast(device):
+                parts = model.loss(batch, kl_weight=w)
+            loss = parts["total"]
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"{label}: loss is {float(loss.detach())} at epoch {epoch} step {step} (seed {seed}; "
+                    f"recon {float(parts['recon'].detach()):.4g}, kl {float(parts['kl'].detach()):.4g}). Lower train.lr, "
+                    "raise train.kl_warmup_epochs, or check the input features for extreme values."
+                )
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if cfg.grad_clip > 0:
+                scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            scaler.step(opt)
+            scaler.update()
+            b = len(idx)
+            run["recon"] += float(parts["recon"].detach()) * b
+            run["kl"] += float(parts["kl"].detach()) * b
+            run["n"] += b
+        # train losses: means over this epoch's batches (no second pass over the training set),
+        # with the total at full KL weight so it compares with the validation total
+        tr_m = {"recon": run["recon"] / run["n"], "kl": run["kl"] / run["n"]}
+        tr_m["total"] = tr_m["recon"] + model.beta * tr_m["kl"]
+        va_m = evaluate(model, va) if va is not None else tr_m
+        if not math.isfinite(va_m["total"]):
+            raise TrainingError(f"{label}: validation loss is {va_m['total']} at epoch {epoch} (seed {seed})")
+        lr = opt.param_groups[0]["lr"]
+        res.history.append(
+            {
+                "epoch": epoch,
+                "seed": seed,
+                "train_recon": tr_m["recon"],
+                "train_kl": tr_m["kl"],
+                "train_total": tr_m["total"],
+                "val_recon": va_m["recon"],
+                "val_kl": va_m["kl"],
+                "val_total": va_m["total"],
+                "lr": lr,
+                "kl_weight": w,
+            }
+        )
+        if epoch == 0:
+            res.first_val_loss = va_m["total"]
+        sched.step(va_m["total"])
+        # an improvement must beat the best by a relative 1e-6 (float noise is not progress)
+        if not math.isfinite(res.best_val_loss) or va_m["total"] < res.best_val_loss - 1e-6 * abs(
+            res.best_val_loss
+        ):
+            res.best_val_loss, res.best_epoch = va_m["total"], epoch
+            best_state = copy.deepcopy(model.state_dict())
+            bad_epochs = 0
+        elif epoch + 1 >= warmup:
+            bad_epochs += 1
+        bar.set_postfix(val=f"{va_m['total']:.3g}", best=f"{res.best_val_loss:.3g}")
+        log.debug("%s seed %d epoch %d: %s", label, seed, epoch, res.history[-1])
+        res.epochs = epoch + 1
+        if bad_epochs >= cfg.patience:
+            res.stopped_early = True
+            break
+    bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    res.seconds = time.perf_counter() - t0
+    return res

@@ -1,0 +1,264 @@
+"""The model family: one parametrized test over the registry, plus VaDE and multimodal specifics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import normalized_mutual_info_score
+
+from musiclust.models import (
+    REGISTRY,
+    ModelConfigError,
+    build_model,
+    load_model,
+    make_checkpoint,
+    save_checkpoint,
+)
+from musiclust.models.vade import VaDE
+from musiclust.params import TrainParams
+from musiclust.training.loop import fit
+
+B, F, E, MELS, FRAMES = 6, 10, 7, 16, 32
+DIMS = {"audio_dim": F, "text_dim": E, "condition_values": ["bn", "en"], "logmel_shape": [MELS, FRAMES]}
+CFG = {
+    "autoencoder": {"latent_dim": 3, "hidden": [16, 8]},
+    "vae": {"latent_dim": 3, "hidden": [16, 8]},
+    "beta_vae": {"latent_dim": 3, "hidden": [16, 8], "beta": 4.0},
+    "conv_vae": {"latent_dim": 3, "channels": [4, 8], "pool": [2, 2]},
+    "cvae": {"latent_dim": 3, "hidden": [16, 8], "condition": "language"},
+    "vade": {"latent_dim": 3, "hidden": [16, 8], "n_components": 3, "pretrain_epochs": 1},
+    "multimodal": {"latent_dim": 3, "hidden": [16, 8], "text_hidden": [8]},
+    "hybrid": {"latent_dim": 3, "hidden": [16, 8]},
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models train fastest on one thread; the shared test machine is busy."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _batch(key: str, seed: int = 0) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    x = (
+        torch.randn(B, MELS, FRAMES, generator=g) * 5 - 40
+        if key == "conv_vae"
+        else torch.randn(B, F, generator=g)
+    )
+    return {
+        "x": x,
+        "text": torch.randn(B, E, generator=g),
+        "has_text": torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0]),
+        "cond": torch.eye(2)[torch.tensor([0, 1, 1, 0, 0, 1])],
+    }
+
+
+def _model(key: str, seed: int = 0):
+    torch.manual_seed(seed)
+    return build_model(key, CFG[key], DIMS)
+
+
+def test_registry_covers_the_family():
+    assert set(REGISTRY) == set(CFG)
+    for key, cls in REGISTRY.items():
+        assert cls.key == key
+        assert "et al" in cls.__doc__ or "(" in cls.__doc__.splitlines()[0], f"{key} must cite its paper"
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY))
+def test_shapes_loss_and_gradients(key):
+    model = _model(key)
+    batch = _batch(key)
+    model.fit_input_stats({k: v.numpy() for k, v in batch.items()})
+    model.train()
+    mu, logvar = model.encode(batch)
+    assert mu.shape == (B, 3)
+    assert logvar is None if key == "autoencoder" else logvar.shape == (B, 3)
+    out = model(batch)
+    assert out["recon"]["x"].shape == model.targets(batch)["x"].shape
+    if key == "conv_vae":
+        assert out["recon"]["x"].shape == (B, 1, MELS // 2, FRAMES // 2)
+    if key == "multimodal":
+        assert out["recon"]["text"].shape == (B, E)
+    parts = model.loss(batch)
+    assert set(parts) == {"recon", "kl", "total"}
+    assert all(torch.isfinite(v) for v in parts.values())
+    kl = float(parts["kl"].detach())
+    assert kl == 0.0 if key == "autoencoder" else kl > 0
+    parts["total"].backward()
+    no_grad = [
+        n
+        for n, p in model.named_parameters()
+        if p.grad is None or not torch.isfinite(p.grad).all() or float(p.grad.abs().sum()) == 0.0
+    ]
+    assert not no_grad, f"{key}: no gradient reaches {no_grad}"
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY))
+def test_same_seed_same_first_step(key):
+    def first_step(seed: int) -> tuple[float, float]:
+        torch.manual_seed(seed)
+        model = build_model(key, CFG[key], DIMS)
+        model.fit_input_stats({k: v.numpy() for k, v in _batch(key).items()})
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        model.train()
+        loss = model.loss(_batch(key))["total"]
+        loss.backward()
+        opt.step()
+        return float(loss.detach()), float(model.loss(_batch(key))["total"].detach())
+
+    assert first_step(3) == first_step(3)
+    assert first_step(3) != first_step(4)
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY))
+def test_checkpoint_round_trip(key, tmp_path):
+    model = _model(key)
+    batch = _batch(key)
+    model.fit_input_stats({k: v.numpy() for k, v in batch.items()})
+    model.train()
+    for _ in range(2):  # move batch-norm running stats away from their defaults
+        model.loss(batch)
+    model.eval()
+    path = tmp_path / f"{key}.pt"
+    save_checkpoint(
+        path,
+        make_checkpoint(
+            model,
+            params={"train": {"lr": 0.001}},
+            epoch=1,
+            best_val_loss=1.5,
+            seed=0,
+            inputs={"x_kind": model.x_kind},
+        ),
+    )
+    loaded, ckpt = load_model(path)  # weights_only=True inside
+    assert type(loaded) is type(model) and ckpt["constructor"] == model.constructor_kwargs()
+    for (n1, t1), (n2, t2) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert n1 == n2 and torch.equal(t1, t2)
+    torch.testing.assert_close(loaded.latent(batch), model.latent(batch))
+    torch.testing.assert_close(loaded.loss(batch)["total"], model.loss(batch)["total"])
+
+
+def test_unknown_model_setting_is_named():
+    with pytest.raises(ModelConfigError, match="models.vae: unknown setting.*'latnet_dim'"):
+        build_model("vae", {"latnet_dim": 3}, DIMS)
+    with pytest.raises(ModelConfigError, match="unknown model 'vea'"):
+        build_model("vea", {}, DIMS)
+    with pytest.raises(ModelConfigError, match="divisible"):
+        build_model("conv_vae", {"latent_dim": 3, "channels": [4, 8, 16, 32], "pool": [4, 4]}, DIMS)
+
+
+def test_beta_scales_the_kl_term():
+    torch.manual_seed(0)
+    vae = build_model("vae", CFG["vae"], DIMS).eval()
+    beta = build_model("beta_vae", {**CFG["beta_vae"], "beta": 8.0}, DIMS).eval()
+    beta.load_state_dict(vae.state_dict())
+    a, b = vae.loss(_batch("vae")), beta.loss(_batch("vae"))
+    torch.testing.assert_close(b["total"] - b["recon"], 8.0 * (a["total"] - a["recon"]))
+
+
+def test_cvae_decoder_uses_the_condition():
+    model = _model("cvae").eval()
+    batch = _batch("cvae")
+    z = torch.zeros(B, 3)
+    flipped = {**batch, "cond": 1 - batch["cond"]}
+    assert not torch.allclose(model.decode(z, batch)["x"], model.decode(z, flipped)["x"])
+    assert not torch.allclose(model.latent(batch), model.latent(flipped))
+
+
+def test_vade_responsibilities_sum_to_one():
+    model = _model("vade")
+    gamma = model.responsibilities(torch.randn(50, 3) * 10)
+    assert gamma.shape == (50, 3) and (gamma >= 0).all()
+    torch.testing.assert_close(gamma.sum(1), torch.ones(50))
+
+
+def _blobs(n_per: int, k: int, dim: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 1, size=(k, dim))
+    centres *= 6.0 / np.linalg.norm(centres[:, None] - centres[None], axis=2)[np.triu_indices(k, 1)].min()
+    y = np.repeat(np.arange(k), n_per)
+    x = centres[y] + rng.normal(0, 0.5, size=(len(y), dim))
+    x = (x - x.mean(0)) / x.std(0)
+    return x.astype(np.float32), y
+
+
+def test_vade_clusters_separated_blobs():
+    x, y = _blobs(n_per=80, k=4, dim=12, seed=0)
+    xv, yv = _blobs(n_per=20, k=4, dim=12, seed=0)
+    torch.manual_seed(0)
+    model = build_model(
+        "vade", {"latent_dim": 4, "hidden": [32], "n_components": 4, "pretrain_epochs": 15}, {"audio_dim": 12}
+    )
+    assert isinstance(model, VaDE)
+    cfg = TrainParams(max_epochs=15, patience=5, kl_warmup_epochs=3, batch_size=32, lr=3e-3, device="cpu")
+    cpu = torch.device("cpu")
+    model.pretraining = True
+    fit(model, {"x": x}, {"x": xv}, cfg, seed=0, label="vade/pretrain", device=cpu, kl_warmup_epochs=0)
+    model.pretraining = False
+    model.init_prior(model.latent({"x": torch.as_tensor(x)}).numpy(), seed=0)
+    res = fit(model, {"x": x}, {"x": xv}, cfg, seed=0, label="vade", device=cpu)
+    assert np.isfinite(res.best_val_loss)
+    pred = model.assign({"x": torch.as_tensor(x)}).numpy()
+    assert normalized_mutual_info_score(y, pred) > 0.9
+
+
+def test_multimodal_batch_without_lyrics_trains():
+    model = _model("multimodal")
+    batch = {**_batch("multimodal"), "has_text": torch.zeros(B)}
+    batch["text"] = torch.zeros(B, E)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    losses = []
+    for _ in range(5):
+        torch.manual_seed(0)
+        parts = model.loss(batch)
+        assert torch.isfinite(parts["total"])
+        opt.zero_grad()
+        parts["total"].backward()
+        # only the audio path learns: the text expert and decoder get no gradient from this batch
+        assert model.text_heads.weight.grad is None or float(model.text_heads.weight.grad.abs().sum()) == 0
+        opt.step()
+        losses.append(float(parts["total"].detach()))
+    assert losses[-1] < losses[0]
+    assert not torch.equal(before["audio_heads.weight"], model.audio_heads.weight)
+    # without lyrics the posterior is the audio expert combined with the prior alone
+    mu_a, lv_a, _, _ = model.experts(batch)
+    mu, _ = model.encode(batch)
+    torch.testing.assert_close(mu, mu_a / (1 + torch.exp(lv_a)) * 1.0)
+
+
+def test_multimodal_objective_terms():
+    """Eval-mode loss = joint ELBO (both modalities) + audio ELBO (audio) + text ELBO (text, masked)."""
+    from musiclust.models.base import gaussian_kl, sse
+
+    model = _model("multimodal").eval()
+    batch = _batch("multimodal")
+    model.fit_input_stats({k: v.numpy() for k, v in batch.items()})
+    mu_a, lv_a, mu_t, lv_t = model.experts(batch)
+    m = batch["has_text"]
+    one = torch.ones_like(m)
+    poe = model.product_of_experts
+    text_target = model.targets(batch)["text"]
+
+    def parts(mu, lv, audio, text):
+        rec = model.decode(mu, batch)
+        r = (sse(rec["x"], batch["x"]) if audio else 0) + (m * sse(rec["text"], text_target) if text else 0)
+        return r, gaussian_kl(mu, lv)
+
+    r1, k1 = parts(*poe([mu_a, mu_t], [lv_a, lv_t], [one, m]), True, True)
+    r2, k2 = parts(*poe([mu_a], [lv_a], [one]), True, False)
+    r3, k3 = parts(*poe([mu_t], [lv_t], [m]), False, True)
+    expected = (r1 + k1 + r2 + k2 + m * (r3 + k3)).mean()
+    torch.testing.assert_close(model.loss(batch)["total"], expected)
+    # without lyrics the joint posterior is the audio one: the loss is twice the audio-only ELBO
+    empty = {**batch, "has_text": torch.zeros(B)}
+    mu, lv = poe([mu_a], [lv_a], [one])
+    ra, ka = sse(model.decode(mu, empty)["x"], batch["x"]), gaussian_kl(mu, lv)
+    torch.testing.assert_close(model.loss(empty)["total"], (2 * (ra + ka)).mean())

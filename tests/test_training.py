@@ -1,0 +1,301 @@
+"""Training library: data assembly against the contracts, the loop, encoding, outputs.
+
+``make_dataset`` writes a small synthetic featurize/embed_lyrics output set (the contract in
+docs/pipeline.md) that the stage test and the timing benchmark also use.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from musiclust.features.store import Scaler
+from musiclust.models import build_model, load_model
+from musiclust.params import TrainParams
+from musiclust.training.data import load_clip_data
+from musiclust.training.encode import encode_clips, song_latents
+from musiclust.training.loop import TrainingError, fit, kl_weight_at, resolve_device
+from musiclust.training.run import train_model
+
+GENRES = ("pop", "rock", "folk", "electronic")
+LANGS = ("en", "bn")
+
+
+def make_dataset(
+    root: Path,
+    n_songs: int = 12,
+    clips_per_song: int = 4,
+    n_features: int = 12,
+    logmel_shape: tuple[int, int] = (16, 32),
+    text_dim: int = 8,
+    seed: int = 0,
+    no_lyrics_every: int = 3,
+) -> dict[str, Path]:
+    """Write segments/, features/ (mfcc_stats + scalers + logmel shards) and lyrics.parquet.
+
+    Features carry the genre (a class mean) plus noise, so training has structure to find;
+    every ``no_lyrics_every``-th song has no lyrics (zeros, has_lyrics false).
+    """
+    rng = np.random.default_rng(seed)
+    seg_dir, feat_dir = root / "segments", root / "features"
+    (feat_dir / "logmel").mkdir(parents=True, exist_ok=True)
+    seg_dir.mkdir(parents=True, exist_ok=True)
+    n_train, n_val = round(n_songs * 0.6), max(1, round(n_songs * 0.2))
+    splits = np.array(["train"] * n_train + ["val"] * n_val + ["test"] * (n_songs - n_train - n_val))
+    splits = splits[rng.permutation(n_songs)]  # songs of every genre in every split
+    rows, lyr = [], []
+    centres = rng.normal(0, 3, size=(len(GENRES), n_features))
+    tcentres = rng.normal(0, 1, size=(len(LANGS), text_dim))
+    feats, mels = [], []
+    for s in range(n_songs):
+        song_id = f"song_{s:03d}"
+        g, lang = s % len(GENRES), (s // len(GENRES)) % len(LANGS)
+        has = s % no_lyrics_every != 0
+        emb = (tcentres[lang] + 0.1 * rng.normal(size=text_dim)) if has else np.zeros(text_dim)
+        lyr.append(
+            {
+                "song_id": song_id,
+                "has_lyrics": has,
+                "encoder": "synthetic",
+                **{f"emb_{i:03d}": np.float32(v) for i, v in enumerate(emb)},
+            }
+        )
+        for c in range(clips_per_song):
+            rows.append(
+                {
+                    "segment_id": f"{song_id}__{c:04d}",
+                    "song_id": song_id,
+                    "clip_index": c,
+                    "start_s": 3.0 * c,
+                    "end_s": 3.0 * (c + 1),
+                    "split": splits[s],
+                    "is_silent": bool(s == 1 and c == 0),
+                    "shard": 0,
+                    "row": len(rows),
+                    "title": song_id,
+                    "artist": "x",
+                    "language": LANGS[lang],
+                    "genre": GENRES[g],
+                    "has_lyrics": has,
+                }
+            )
+            feats.append(centres[g] * 5 + 10 + rng.normal(size=n_features))
+            m = rng.normal(-40, 3, size=logmel_shape)
+            m[(g * logmel_shape[0]) // len(GENRES) : ((g + 1) * logmel_shape[0]) // len(GENRES)] += 20
+            mels.append(m)
+    seg = pd.DataFrame(rows)
+    seg.to_parquet(seg_dir / "segments.parquet", index=False)
+    cols = [f"mfcc_{i:02d}_mean" for i in range(n_features)]
+    x = np.asarray(feats, np.float32)
+    pd.concat([seg[["segment_id"]], pd.DataFrame(x, columns=cols)], axis=1).to_parquet(
+        feat_dir / "mfcc_stats.parquet", index=False
+    )
+    scaler = Scaler.fit(cols, x[(seg["split"] == "train").to_numpy()])
+    (feat_dir / "scalers.json").write_text(json.dumps({"mfcc_stats": scaler.to_dict()}))
+    np.save(feat_dir / "logmel" / "shard-00000.npy", np.asarray(mels, np.float16))
+    pd.DataFrame({"segment_id": seg["segment_id"], "shard": 0, "row": np.arange(len(seg))}).to_parquet(
+        feat_dir / "logmel" / "index.parquet", index=False
+    )
+    pd.DataFrame(lyr).to_parquet(root / "lyrics.parquet", index=False)
+    return {"segments": seg_dir, "features": feat_dir, "lyrics": root / "lyrics.parquet"}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models train fastest on one thread; the shared test machine is busy."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+FAST = TrainParams(max_epochs=4, patience=2, kl_warmup_epochs=2, batch_size=16, device="cpu", threads=1)
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    return make_dataset(tmp_path / "data")
+
+
+def _load(dataset, **kw):
+    seg = pd.read_parquet(dataset["segments"] / "segments.parquet")
+    return seg, load_clip_data(seg, dataset["features"], **kw)
+
+
+def test_clip_data_aligns_by_segment_id_and_counts_skips(dataset):
+    # shuffle the feature rows and drop one: alignment is by id, the missing clip is counted
+    p = dataset["features"] / "mfcc_stats.parquet"
+    df = pd.read_parquet(p).sample(frac=1.0, random_state=0)
+    dropped = df["segment_id"].iloc[0]
+    df.iloc[1, 1] = np.nan  # a non-finite feature row
+    nan_id = df["segment_id"].iloc[1]
+    df.iloc[1:].to_parquet(p, index=False)
+    seg, data = _load(dataset, x_kind="vector", feature_sets=["mfcc_stats"])
+    assert data.n_in == len(seg) == len(data.clips) + 2
+    assert data.skipped == {"no_features": 1, "non_finite_features": 1}
+    assert dropped not in set(data.clips["segment_id"]) and nan_id not in set(data.clips["segment_id"])
+    # a kept clip's row is the standardized feature row of the same segment_id
+    sid = data.clips["segment_id"].iloc[5]
+    raw = df.set_index("segment_id").loc[sid].to_numpy(np.float32)
+    sc = json.loads((dataset["features"] / "scalers.json").read_text())["mfcc_stats"]
+    np.testing.assert_allclose(
+        data.arrays["x"][5], (raw - sc["mean"]) / np.array(sc["scale"]), rtol=1e-4, atol=1e-4
+    )
+
+
+def test_clip_data_text_and_condition(dataset):
+    lyrics = pd.read_parquet(dataset["lyrics"])
+    lyrics = lyrics[lyrics["song_id"] != "song_002"]  # a song missing from the lyrics table
+    seg, data = _load(dataset, x_kind="vector", needs=("text", "cond"), lyrics=lyrics, condition="language")
+    has = data.arrays["has_text"].astype(bool)
+    songs = data.clips["song_id"]
+    assert not has[(songs == "song_000").to_numpy()].any()  # has_lyrics false
+    assert not has[(songs == "song_002").to_numpy()].any()  # no row
+    assert has[(songs == "song_001").to_numpy()].all()
+    assert (data.arrays["text"][~has] == 0).all()
+    assert data.dims["condition_values"] == ["bn", "en"]
+    onehot = data.arrays["cond"]
+    assert (onehot.sum(1) == 1).all()
+    assert (np.array(["bn", "en"])[onehot.argmax(1)] == seg["language"].to_numpy()).all()
+    with pytest.raises(ValueError, match="condition column 'mood'"):
+        _load(dataset, x_kind="vector", needs=("cond",), condition="mood")
+
+
+def test_kl_annealing_schedule():
+    assert [kl_weight_at(e, 4) for e in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+    assert kl_weight_at(0, 0) == 1.0
+
+
+def test_fit_lowers_val_loss_and_restores_best(dataset):
+    _, data = _load(dataset, x_kind="vector", feature_sets=["mfcc_stats"])
+    torch.manual_seed(0)
+    model = build_model("vae", {"latent_dim": 2, "hidden": [16]}, data.dims)
+    cfg = TrainParams(max_epochs=30, patience=30, kl_warmup_epochs=1, batch_size=8, lr=3e-3, device="cpu")
+    res = fit(
+        model,
+        data.select(data.split_mask("train")),
+        data.select(data.split_mask("val")),
+        cfg,
+        seed=0,
+        label="vae",
+        device=torch.device("cpu"),
+    )
+    assert res.epochs == 30 and len(res.history) == 30
+    assert res.best_val_loss < 0.8 * res.first_val_loss
+    assert res.best_val_loss == min(h["val_total"] for h in res.history)
+    # the restored weights are the best epoch's
+    from musiclust.training.loop import evaluate, to_tensors
+
+    val = to_tensors(data.select(data.split_mask("val")), torch.device("cpu"))
+    assert evaluate(model, val)["total"] == pytest.approx(res.best_val_loss, rel=1e-5)
+
+
+def test_early_stopping_stops(dataset):
+    _, data = _load(dataset, x_kind="vector", feature_sets=["mfcc_stats"])
+    torch.manual_seed(0)
+    model = build_model("autoencoder", {"latent_dim": 2, "hidden": [16]}, data.dims)
+    # lr 0 -> val loss never improves after epoch 0 -> stop after `patience` bad epochs
+    cfg = TrainParams(max_epochs=50, patience=3, kl_warmup_epochs=0, lr=0.0, device="cpu")
+    res = fit(
+        model,
+        data.select(data.split_mask("train")),
+        data.select(data.split_mask("val")),
+        cfg,
+        seed=0,
+        label="autoencoder",
+        device=torch.device("cpu"),
+    )
+    assert res.stopped_early and res.epochs == 4
+
+
+def test_nan_loss_names_model_epoch_seed(dataset):
+    _, data = _load(dataset, x_kind="vector", feature_sets=["mfcc_stats"])
+    model = build_model("vae", {"latent_dim": 2, "hidden": [16]}, data.dims)
+    train = data.select(data.split_mask("train"))
+    train["x"][3, 0] = np.inf
+    with pytest.raises(TrainingError, match=r"vae: loss is (nan|inf) at epoch 0 .*seed 7"):
+        fit(model, train, None, FAST, seed=7, label="vae", device=torch.device("cpu"))
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def test_song_latents_mean_skips_silent_clips():
+    lat = pd.DataFrame(
+        {
+            "segment_id": list("abcd"),
+            "song_id": ["s", "s", "s", "t"],
+            "split": "train",
+            "seed": 0,
+            "z_00": [1.0, 3.0, 100.0, 5.0],
+        }
+    )
+    out = song_latents(lat, np.array([False, False, True, True]))
+    assert out.set_index("song_id")["z_00"].to_dict() == {"s": 2.0, "t": 5.0}  # t: all silent -> kept
+    assert list(out.columns) == ["song_id", "split", "seed", "z_00"]
+
+
+def test_train_model_outputs_and_reencoding(dataset, tmp_path):
+    out = tmp_path / "models" / "cvae"
+    metrics = train_model(
+        "cvae",
+        {"latent_dim": 3, "hidden": [16], "condition": "language"},
+        FAST,
+        [0, 1],
+        dataset["segments"],
+        dataset["features"],
+        dataset["lyrics"],
+        out,
+        tmp_path / "m.json",
+        tmp_path / "p.csv",
+    )
+    assert {"seed_0_best_val_loss", "seed_1_epochs", "best_val_loss_mean", "seconds_mean"} <= set(metrics)
+    info = json.loads((out / "info.json").read_text())
+    assert info["conditioned_on"] == ["language"] and info["seeds"] == [0, 1]
+    lat = pd.read_parquet(out / "latents.parquet")
+    assert len(lat) == 2 * 48 and set(lat["seed"]) == {0, 1}
+    # re-encoding the same clips with the saved checkpoint reproduces the stored latents
+    model, ckpt = load_model(out / "seed_1.pt")
+    seg = pd.read_parquet(dataset["segments"] / "segments.parquet")
+    again, _ = encode_clips(model, ckpt, seg, dataset["features"])
+    stored = lat[lat["seed"] == 1].reset_index(drop=True)
+    np.testing.assert_allclose(
+        again[["z_00", "z_01", "z_02"]].to_numpy(),
+        stored[["z_00", "z_01", "z_02"]].to_numpy(),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    # the best val loss in the checkpoint is the minimum of that seed's history
+    hist = pd.read_csv(tmp_path / "p.csv")
+    assert ckpt["best_val_loss"] == pytest.approx(hist[hist["seed"] == 1]["val_total"].min())
+
+
+def test_cvae_on_a_corpus_without_the_condition_trains_unconditioned(dataset, tmp_path):
+    seg_path = dataset["segments"] / "segments.parquet"
+    seg = pd.read_parquet(seg_path)
+    seg["language"] = None  # e.g. GTZAN: no language labels at all
+    seg.to_parquet(seg_path, index=False)
+    out = tmp_path / "cvae"
+    train_model(
+        "cvae",
+        {"latent_dim": 2, "hidden": [8], "condition": "language"},
+        FAST,
+        [0],
+        dataset["segments"],
+        dataset["features"],
+        dataset["lyrics"],
+        out,
+        tmp_path / "m.json",
+        tmp_path / "p.csv",
+    )
+    info = json.loads((out / "info.json").read_text())
+    assert info["conditioned_on"] == [] and info["inputs"]["condition"]["values"] == []
+    model, _ = load_model(out / "seed_0.pt")
+    assert model.constructor_kwargs()["condition_values"] == []
