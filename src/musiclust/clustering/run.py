@@ -1,0 +1,284 @@
+"""Cluster every representation with every algorithm under one protocol.
+
+Protocol (written into ``manifest.json`` so the numbers carry it):
+- levels: ``clip`` (cluster clip vectors), ``song_mean`` (cluster each song's
+  mean clip vector) and ``song_vote`` (each song takes the majority cluster of
+  its clips in a ``clip`` clustering; ties go to the smallest cluster id);
+- K-Means and GMM are fit on training units and predict all units; Ward,
+  HDBSCAN and spectral clustering are fit on all units (``fit_on`` says which);
+- ``k``: ``per_label`` runs one clustering per distinct class count of the label
+  columns (``for_labels`` names the labels it serves), ``auto`` picks k in
+  ``k_range`` by silhouette on the fit units (BIC for GMM), an integer fixes it;
+  HDBSCAN and VaDE's own assignments (method ``own``) choose their own k;
+- seeds: a model's latents of seed s are clustered with random_state s;
+  baselines get every seed in ``seeds`` as random_state;
+- spectral clustering is skipped on levels with more than
+  ``cluster.spectral_max_units`` units (its cost grows fast); skips are listed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
+from tqdm import tqdm
+
+from musiclust.clustering.algorithms import Clustering, WardTree, run_algorithm
+from musiclust.clustering.representations import SEED_INDEPENDENT, Representation, Units, song_means
+
+log = logging.getLogger(__name__)
+
+LEVELS = ("clip", "song_mean", "song_vote")
+AUTO_SILHOUETTE_SAMPLE = 1000  # units used to score each candidate k in `auto` mode
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """What the cluster step needs from params (built by the stage from ``params.cluster``)."""
+
+    algorithms: tuple[str, ...]
+    k: Any  # "per_label" | "auto" | int
+    k_range: tuple[int, int]
+    seeds: tuple[int, ...]
+    min_samples: int = 5
+    spectral_max_units: int = 1000
+
+
+@dataclass
+class ClusterResult:
+    """Every clustering run, every unit's assignment, and what was skipped."""
+
+    runs: pd.DataFrame
+    assignments: pd.DataFrame
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    k_plan: list[dict[str, Any]] = field(default_factory=list)
+
+
+def label_classes(segments: pd.DataFrame, label_columns: Sequence[str]) -> dict[str, list[str]]:
+    """Sorted distinct non-null values of each label column present in ``segments``."""
+    out = {}
+    for col in label_columns:
+        if col not in segments.columns:
+            log.warning("label column %r is not in segments.parquet; it cannot set k or be scored", col)
+            continue
+        vals = segments[col].dropna().astype(str)
+        out[col] = sorted(vals[vals != ""].unique().tolist())
+    return out
+
+
+def k_plan(k: Any, classes: dict[str, list[str]]) -> list[dict[str, Any]]:
+    """Which k values to run, and for which labels each is meant.
+
+    ``per_label`` shares one clustering between labels with the same number of
+    classes; labels with fewer than two classes cannot set k and are skipped.
+    """
+    if k == "auto":
+        return [{"k": None, "k_mode": "auto", "for_labels": "*"}]
+    if isinstance(k, int):
+        return [{"k": int(k), "k_mode": "fixed", "for_labels": "*"}]
+    by_k: dict[int, list[str]] = defaultdict(list)
+    for label, vals in classes.items():
+        if len(vals) < 2:
+            log.warning("label %r has %d class(es); no per-label k for it", label, len(vals))
+            continue
+        by_k[len(vals)].append(label)
+    return [{"k": kk, "k_mode": "per_label", "for_labels": ",".join(labels)} for kk, labels in sorted(by_k.items())]
+
+
+def majority_vote(song_of_unit: np.ndarray, clusters: np.ndarray, songs: np.ndarray) -> np.ndarray:
+    """Most frequent cluster of each song's clips (ties: smallest cluster id), in order of ``songs``.
+
+    Noise (``-1``) votes like any cluster, so a song of mostly-noise clips is noise.
+    """
+    song_index = pd.Index(songs)
+    song_code = song_index.get_indexer(song_of_unit)
+    if (song_code < 0).any():
+        raise ValueError("majority_vote: a unit belongs to a song that is not in `songs`")
+    values, c_code = np.unique(np.asarray(clusters), return_inverse=True)
+    votes = np.zeros((len(song_index), len(values)), dtype=np.int64)
+    np.add.at(votes, (song_code, c_code), 1)
+    # argmax returns the first maximum, i.e. the smallest cluster id among tied ones (values are sorted)
+    return values[votes.argmax(axis=1)].astype(np.int64)
+
+
+def _choose_k(algorithm: str, x: np.ndarray, train: np.ndarray, k_range: tuple[int, int], seed: int, **kw: Any) -> Clustering:
+    """Run ``algorithm`` for every k in ``k_range`` and keep the best (silhouette; BIC for GMM)."""
+    lo, hi = int(k_range[0]), int(k_range[-1])
+    fit = train if algorithm in ("kmeans", "gmm") else np.ones(len(x), bool)
+    best, best_score, scores = None, -np.inf, {}
+    for k in range(max(2, lo), hi + 1):
+        if fit.sum() <= k:
+            break
+        c = run_algorithm(algorithm, x, train, k, seed, **kw)
+        if algorithm == "gmm":
+            score = -c.info["bic"]
+        else:
+            labs = c.labels[fit]
+            if len(np.unique(labs)) < 2:
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                score = float(
+                    silhouette_score(x[fit], labs, sample_size=min(int(fit.sum()), AUTO_SILHOUETTE_SAMPLE), random_state=seed)
+                )
+        scores[k] = round(float(score), 6)
+        if score > best_score:
+            best, best_score = c, score
+    if best is None:
+        raise ValueError(f"{algorithm}: no k in {k_range} could be scored on {int(fit.sum())} units")
+    best.info = {**best.info, "k_selection": "bic" if algorithm == "gmm" else "silhouette", "k_scores": scores}
+    return best
+
+
+def _level_units(rep: Representation, seed: int) -> dict[str, Units]:
+    clips = rep.units(seed)
+    return {"clip": clips, "song_mean": song_means(clips)}
+
+
+def _cluster_one(
+    rep: Representation,
+    seed: int,
+    plan: list[dict[str, Any]],
+    cfg: ClusterSettings,
+    record: Callable[..., str],
+    skipped: list[dict[str, Any]],
+) -> None:
+    """Every algorithm and k of ``plan`` on one representation and seed, at clip and song_mean level."""
+    levels = _level_units(rep, seed)
+    songs_of_vote = levels["song_mean"]
+    for level in ("clip", "song_mean"):
+        units = levels[level]
+        train = units.split == "train"
+        ward: WardTree | None = None
+        if len(units) < 3:
+            for algorithm in cfg.algorithms:
+                skipped.append({"representation": rep.name, "algorithm": algorithm, "level": level, "seed": int(seed),
+                                "reason": f"only {len(units)} unit(s) to cluster"})
+            continue
+        for algorithm in cfg.algorithms:
+            if algorithm == "spectral" and len(units) > cfg.spectral_max_units:
+                skipped.append({"representation": rep.name, "algorithm": algorithm, "level": level, "seed": int(seed),
+                                "reason": f"{len(units)} units > cluster.spectral_max_units={cfg.spectral_max_units}"})
+                continue
+            entries = [{"k": None, "k_mode": "algorithm", "for_labels": "*"}] if algorithm == "hdbscan" else plan
+            for entry in entries:
+                t0 = time.perf_counter()
+                try:
+                    if algorithm == "agglomerative" and ward is None:
+                        ward = WardTree(units.x)  # one linkage, cut at every k
+                    if entry["k_mode"] == "auto":
+                        c = _choose_k(algorithm, units.x, train, cfg.k_range, seed, min_samples=cfg.min_samples, ward=ward)
+                    else:
+                        c = run_algorithm(algorithm, units.x, train, entry["k"], seed,
+                                          min_samples=cfg.min_samples, ward=ward)
+                except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+                    # one failed fit (too few units, a singular covariance) must not end the whole stage
+                    log.warning("%s/%s/%s seed %s k=%s skipped: %s", rep.name, algorithm, level, seed, entry["k"], exc)
+                    skipped.append({"representation": rep.name, "algorithm": algorithm, "level": level,
+                                    "seed": int(seed), "reason": str(exc)})
+                    continue
+                dt = time.perf_counter() - t0
+                record(rep, seed, level, algorithm, units, c, entry, dt)
+                if level == "clip":
+                    vote = Clustering(majority_vote(units.song_id, c.labels, songs_of_vote.unit_id), c.fit_on, c.k,
+                                      {"from": "majority vote of clip clusters"})
+                    record(rep, seed, "song_vote", algorithm, songs_of_vote, vote, entry, 0.0)
+    if seed in rep.own_clusters:
+        units = levels["clip"]
+        own = np.asarray(rep.own_clusters[seed])
+        ok = ~pd.isna(own)
+        if (~ok).any():
+            log.warning("%s seed %s: %d clip(s) without an own cluster label (left out of `own`)", rep.name, seed, int((~ok).sum()))
+        units_ok = units.subset(ok)
+        labels = own[ok].astype(np.int64)
+        k_own = int(len(np.unique(labels)))
+        # the model was trained on training songs only, so its assignment of test clips is a prediction
+        c = Clustering(labels, "train", None, {"from": f"{rep.name}'s own mixture assignments"})
+        own_entry = {"k": None, "k_mode": "model", "for_labels": "*"}
+        record(rep, seed, "clip", "own", units_ok, c, own_entry, 0.0)
+        songs = pd.unique(units_ok.song_id)
+        vote = Clustering(majority_vote(units_ok.song_id, labels, songs), "train", None,
+                          {"from": "majority vote of own clip clusters", "k_found_clips": k_own})
+        split_of_song = pd.Series(units_ok.split, index=units_ok.song_id).groupby(level=0).first().reindex(songs).to_numpy()
+        record(rep, seed, "song_vote", "own", Units(songs, songs.copy(), split_of_song, np.zeros((len(songs), 0), np.float32)),
+               vote, own_entry, 0.0)
+
+
+def cluster_representations(reps: Sequence[Representation], classes: dict[str, list[str]], cfg: ClusterSettings) -> ClusterResult:
+    """Run every algorithm on every representation, seed and level (see module doc)."""
+    plan = k_plan(cfg.k, classes)
+    if not plan:
+        raise ValueError(
+            "no k to cluster with: cluster.k is per_label but no label column has two or more classes; "
+            "set cluster.k to auto or an integer"
+        )
+    runs: list[dict[str, Any]] = []
+    assign: list[tuple] = []
+    skipped: list[dict[str, Any]] = []
+
+    def record(rep: Representation, seed: int, level: str, algorithm: str, units: Units, c: Clustering,
+               entry: dict[str, Any], seconds: float) -> str:
+        k_mode, for_labels = entry["k_mode"], entry["for_labels"]
+        k_tag = entry["k"] if k_mode in ("per_label", "fixed") else k_mode
+        run_id = f"{rep.name}|{algorithm}|{level}|k={k_tag}|seed={seed}"
+        runs.append({
+            "run_id": run_id, "representation": rep.name, "kind": rep.kind, "algorithm": algorithm,
+            "seed": int(seed), "level": level, "fit_on": c.fit_on, "k_mode": k_mode,
+            "k": -1 if c.k is None else int(c.k), "for_labels": for_labels, "n_units": len(units),
+            "n_fit": int((units.split == "train").sum()) if c.fit_on == "train" else len(units),
+            "n_clusters": c.n_clusters, "noise_fraction": c.noise_fraction,
+            "seconds": round(seconds, 4), "info": _info_str(c.info),
+        })
+        # plain arrays, one frame at the end: a frame per run costs more than the clustering
+        assign.append((run_id, units.unit_id, units.song_id, units.split, c.labels.astype(np.int64)))
+        return run_id
+
+    jobs = [(rep, s) for rep in reps for s in (cfg.seeds if rep.seed_independent else sorted(rep.clips))]
+    # hundreds of small problems: BLAS/OpenMP threads only contend (4x slower measured on 2 busy cores)
+    with threadpool_limits(limits=1):
+        for rep, seed in tqdm(jobs, desc="cluster", unit="rep-seed", disable=None):
+            _cluster_one(rep, seed, plan, cfg, record, skipped)
+
+
+    runs_df = pd.DataFrame(runs)
+    assignments = pd.DataFrame({
+        "run_id": np.repeat([a[0] for a in assign], [len(a[4]) for a in assign]),
+        "unit_id": np.concatenate([a[1] for a in assign]) if assign else np.array([], object),
+        "song_id": np.concatenate([a[2] for a in assign]) if assign else np.array([], object),
+        "split": np.concatenate([a[3] for a in assign]) if assign else np.array([], object),
+        "cluster": np.concatenate([a[4] for a in assign]) if assign else np.array([], np.int64),
+    })
+    if not runs_df.empty and runs_df["run_id"].duplicated().any():
+        raise RuntimeError("duplicate run ids: " + ", ".join(runs_df.loc[runs_df["run_id"].duplicated(), "run_id"][:5]))
+    return ClusterResult(runs_df, assignments, skipped, plan)
+
+
+def _info_str(info: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(info, sort_keys=True, default=str)
+
+
+def representation_table(rep: Representation) -> pd.DataFrame:
+    """Vectors of ``rep`` at clip and song_mean level as one frame (``seed`` = -1 if seed-independent)."""
+    frames = []
+    for s in ([SEED_INDEPENDENT] if rep.seed_independent else sorted(rep.clips)):
+        for level, u in _level_units(rep, s).items():
+            df = pd.DataFrame(u.x, columns=rep.columns)
+            df.insert(0, "split", u.split)
+            df.insert(0, "song_id", u.song_id)
+            df.insert(0, "unit_id", u.unit_id)
+            df.insert(0, "level", level)
+            df.insert(0, "seed", int(s))
+            frames.append(df)
+    return pd.concat(frames, ignore_index=True)
+
