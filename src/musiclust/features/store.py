@@ -7,9 +7,9 @@ vector set, and ``<set>/index.parquet`` + ``<set>/shard-*.npy`` for tensor sets.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -35,14 +35,14 @@ class Scaler:
         return {"columns": list(self.columns), "mean": self.mean.tolist(), "scale": self.scale.tolist()}
 
     @classmethod
-    def fit(cls, columns: Sequence[str], x_train: np.ndarray) -> "Scaler":
+    def fit(cls, columns: Sequence[str], x_train: np.ndarray) -> Scaler:
         mean = x_train.mean(axis=0)
         scale = x_train.std(axis=0)
         scale = np.where(scale > 1e-8, scale, 1.0)  # constant columns pass through centred
         return cls(tuple(columns), mean.astype(np.float64), scale.astype(np.float64))
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Scaler":
+    def from_dict(cls, d: dict) -> Scaler:
         return cls(tuple(d["columns"]), np.asarray(d["mean"], float), np.asarray(d["scale"], float))
 
 

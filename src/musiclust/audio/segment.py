@@ -1,0 +1,395 @@
+"""Cut songs into fixed-length clips, written as int16 shards, with a song-level split.
+
+Each song is decoded once (mono, target rate), optionally loudness-normalized
+(ITU-R BS.1770 integrated loudness, see :func:`integrated_loudness`), and cut into
+windows of ``window_s`` seconds every ``hop_s`` seconds. Problems with one song
+(undecodable, too short, silent) skip that song with a reason in the report; they
+never stop the run. Counts reconcile: ``songs_in == segmented + skipped``.
+
+Tail rule (``segment.tail``): with ``drop`` the part after the last whole window is
+discarded; with ``pad`` it becomes one more zero-padded window provided it holds at
+least half a window of audio (a few stray samples padded to a full clip would be an
+almost-silent clip that says nothing about the song). A song shorter than one window
+is always skipped as ``too short``.
+
+Silence (``segment.silence_db``): a window whose RMS (after normalization) is below
+the threshold in dBFS is silent; ``flag`` keeps it with ``is_silent = True``, ``drop``
+removes it (counted in the report). A song whose whole-signal RMS is below the
+threshold before normalization is skipped as ``silent`` (normalizing it would only
+amplify noise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import multiprocessing as mp
+import os
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.signal
+from tqdm.auto import tqdm
+
+from musiclust.audio.io import AudioDecodeError, load_audio
+from musiclust.audio.shards import PCM_SCALE, ShardWriter, remove_shards, to_pcm16
+from musiclust.audio.split import SPLITS, assign_splits, split_summary
+from musiclust.fileio import write_json, write_parquet
+from musiclust.params import AudioParams, SegmentParams
+
+log = logging.getLogger(__name__)
+
+#: Loudness target of normalization (LUFS). Below streaming levels (-14) on purpose:
+#: at -20 LUFS most music keeps its peaks under full scale without limiting.
+TARGET_LUFS = -20.0
+#: Peak ceiling after normalization (dBFS); the gain is lowered if a peak would exceed it.
+PEAK_CEILING_DB = -1.0
+#: Shard name prefix of clip audio (``audio-00000.npy``).
+AUDIO_PREFIX = "audio"
+#: Song columns that do not travel into segments.parquet (long text, file locations, raw-audio facts).
+_NOT_METADATA = {"audio_path", "lyrics", "duration_s", "sample_rate"}
+
+
+class SkipSong(Exception):
+    """This song yields no clips; ``reason`` is a short tag for the report."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+# --------------------------------------------------------------------------- loudness
+
+def _biquad_high_shelf(fs: float, fc: float = 1500.0, gain_db: float = 4.0, q: float = 1 / np.sqrt(2)):
+    a = 10 ** (gain_db / 40.0)
+    w0 = 2 * np.pi * fc / fs
+    alpha = np.sin(w0) / (2 * q)
+    cw, sa = np.cos(w0), 2 * np.sqrt(a) * alpha
+    b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
+    den = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
+    return np.array(b) / den[0], np.array(den) / den[0]
+
+
+def _biquad_high_pass(fs: float, fc: float = 38.0, q: float = 0.5):
+    w0 = 2 * np.pi * fc / fs
+    alpha = np.sin(w0) / (2 * q)
+    cw = np.cos(w0)
+    b = [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2]
+    den = [1 + alpha, -2 * cw, 1 - alpha]
+    return np.array(b) / den[0], np.array(den) / den[0]
+
+
+def integrated_loudness(y: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness of a mono signal in LUFS (ITU-R BS.1770-4), ``-inf`` if silent.
+
+    K-weighting (a +4 dB high shelf near 1.5 kHz and a 38 Hz high-pass, as biquads
+    designed for ``sample_rate``), mean square over 400 ms blocks with 75 % overlap,
+    then the absolute (-70 LUFS) and relative (-10 LU) gates. A 997 Hz full-scale
+    sine measures -3.01 LUFS.
+    """
+    y = np.asarray(y, np.float64)
+    if y.size == 0:
+        return float("-inf")
+    b1, a1 = _biquad_high_shelf(sample_rate)
+    b2, a2 = _biquad_high_pass(sample_rate)
+    k = scipy.signal.lfilter(b2, a2, scipy.signal.lfilter(b1, a1, y))
+    block = int(round(0.4 * sample_rate))
+    step = int(round(0.1 * sample_rate))
+    if len(k) <= block:  # shorter than one gating block: one block of what there is
+        z = np.array([np.mean(k * k)])
+    elif block == 4 * step:  # 400 ms blocks = four 100 ms steps (any rate divisible by 10)
+        n_steps = len(k) // step
+        e = np.einsum("ij,ij->i", *(k[: n_steps * step].reshape(n_steps, step),) * 2)
+        z = (e[:-3] + e[1:-2] + e[2:-1] + e[3:]) / block
+    else:
+        c = np.concatenate([[0.0], np.cumsum(k * k)])
+        starts = np.arange(0, len(k) - block + 1, step)
+        z = (c[starts + block] - c[starts]) / block
+    with np.errstate(divide="ignore"):
+        lk = -0.691 + 10 * np.log10(z)
+    z = z[lk > -70.0]
+    if z.size == 0:
+        return float("-inf")
+    rel = -0.691 + 10 * np.log10(z.mean()) - 10.0
+    with np.errstate(divide="ignore"):
+        z = z[-0.691 + 10 * np.log10(z) > rel]
+    return float(-0.691 + 10 * np.log10(z.mean()))
+
+
+def normalize_loudness(y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
+    """Scale ``y`` to ``target_lufs`` (peak kept under :data:`PEAK_CEILING_DB`); returns ``(y, gain_db)``.
+
+    A signal with no measurable loudness is returned unchanged with gain 0.
+    """
+    lufs = integrated_loudness(y, sample_rate)
+    if not np.isfinite(lufs):
+        return y, 0.0
+    gain_db = target_lufs - lufs
+    peak = float(np.max(np.abs(y)))
+    if peak > 0:
+        gain_db = min(gain_db, PEAK_CEILING_DB - 20 * np.log10(peak))
+    return (y * np.float32(10 ** (gain_db / 20))).astype(np.float32), float(gain_db)
+
+
+# --------------------------------------------------------------------------- windows
+
+def rms_db(x: np.ndarray) -> np.ndarray:
+    """RMS level in dBFS over the last axis (``-inf`` for digital silence)."""
+    x = np.asarray(x)
+    ms = np.einsum("...i,...i->...", x, x, dtype=np.float64) / max(1, x.shape[-1])
+    with np.errstate(divide="ignore"):
+        return 10 * np.log10(ms)
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Clips of one song: ``audio`` (n, window_samples) float32 and per-clip facts."""
+
+    audio: np.ndarray
+    window_index: np.ndarray  # position of each window in the song (0, 1, ...)
+    start_s: np.ndarray
+    end_s: np.ndarray  # end of real audio in the clip (before any padding)
+    is_silent: np.ndarray
+    n_dropped_silent: int
+    tail: str  # "none" | "dropped" | "padded"
+
+
+def window_starts(n_samples: int, window: int, hop: int, tail: str) -> tuple[np.ndarray, str]:
+    """Start sample of each window and what happened to the tail (see module docstring)."""
+    if n_samples < window:
+        return np.zeros(0, np.int64), "none"
+    starts = np.arange(0, n_samples - window + 1, hop, dtype=np.int64)
+    if n_samples - (int(starts[-1]) + window) <= 0:  # the last window reaches the end: no tail
+        return starts, "none"
+    next_start = int(starts[-1]) + hop
+    if tail == "pad" and n_samples - next_start >= window / 2:
+        return np.append(starts, next_start), "padded"
+    return starts, "dropped"
+
+
+def cut_windows(y: np.ndarray, sample_rate: int, params: SegmentParams) -> Windows:
+    """Cut a decoded (normalized) song into windows; raises :class:`SkipSong` if none survive."""
+    window = int(round(params.window_s * sample_rate))
+    hop = int(round(params.hop_s * sample_rate))
+    n = len(y)
+    if n < window:
+        raise SkipSong("too short", f"{n / sample_rate:.2f} s < window {params.window_s:g} s")
+    starts, tail = window_starts(n, window, hop, params.tail)
+    need = int(starts[-1]) + window
+    padded = np.concatenate([y, np.zeros(need - n, np.float32)]) if need > n else y
+    # windows as a strided view, copied once (a fancy index would build a huge index array)
+    audio = np.lib.stride_tricks.sliding_window_view(padded[:need], window)[starts].astype(np.float32, copy=False)
+    silent = rms_db(audio) < params.silence_db
+    index = np.arange(len(starts))
+    dropped = 0
+    if params.silence == "drop":
+        dropped = int(silent.sum())
+        keep = ~silent
+        if not keep.any():
+            raise SkipSong("all windows silent", f"{len(starts)} windows below {params.silence_db:g} dBFS")
+        audio, starts, index, silent = audio[keep], starts[keep], index[keep], silent[keep]
+    start_s = starts / sample_rate
+    end_s = np.minimum(starts + window, n) / sample_rate
+    return Windows(audio, index, start_s, end_s, silent, dropped, tail)
+
+
+def prepare_song(y: np.ndarray, sample_rate: int, audio: AudioParams, params: SegmentParams) -> tuple[Windows, float]:
+    """Silence check, optional loudness normalization and windowing of one decoded song.
+
+    Returns ``(windows, gain_db)``; raises :class:`SkipSong` (``silent``, ``too short``,
+    ``all windows silent``).
+    """
+    level = float(rms_db(y)) if len(y) else float("-inf")
+    if len(y) >= int(round(params.window_s * sample_rate)) and level < params.silence_db:
+        raise SkipSong("silent", f"whole-song RMS {level:.1f} dBFS < {params.silence_db:g} dBFS")
+    gain = 0.0
+    if audio.loudness_normalize and len(y):
+        y, gain = normalize_loudness(y, sample_rate)
+    return cut_windows(y, sample_rate, params), gain
+
+
+# --------------------------------------------------------------------------- stage
+
+def _resolve_audio(raw_dir: Path, rel: object) -> Path:
+    """``raw_dir / audio_path``, refusing paths that leave ``raw_dir``.
+
+    The check is lexical (``..`` and absolute paths are refused), so files that the
+    download stage links into ``raw_dir/audio`` from elsewhere still resolve.
+    """
+    if not isinstance(rel, str) or not rel.strip():
+        raise SkipSong("missing audio_path", "songs.parquet has no audio_path for this song")
+    norm = os.path.normpath(rel)
+    if os.path.isabs(norm) or norm == ".." or norm.startswith(".." + os.sep):
+        raise SkipSong("bad audio_path", f"{rel!r} points outside {raw_dir}")
+    return raw_dir / norm
+
+
+def segment_song(song_id: str, audio_path: object, raw_dir: Path, audio: AudioParams,
+                 params: SegmentParams) -> tuple[dict, Windows | None, float, np.ndarray | None]:
+    """Decode, check, normalize and cut one song; never raises.
+
+    Returns ``(report entry, windows, gain_db, int16 clips)``; for a skipped song the
+    entry says why and the other three are ``None`` / 0.
+    """
+    entry = {"song_id": song_id, "status": "ok", "reason": None, "detail": None, "clips": 0}
+    try:
+        y = load_audio(_resolve_audio(raw_dir, audio_path), int(audio.sample_rate))
+        w, gain = prepare_song(y, int(audio.sample_rate), audio, params)
+        # the clips travel as int16 (half the bytes between processes); the float copy is dropped
+        pcm = to_pcm16(w.audio)
+        return entry, dataclasses.replace(w, audio=np.empty((0, 0), np.float32)), gain, pcm
+    except AudioDecodeError as exc:
+        entry.update(status="skipped", reason=exc.reason, detail=exc.detail or str(exc))
+    except SkipSong as exc:
+        entry.update(status="skipped", reason=exc.reason, detail=exc.detail)
+    except Exception as exc:  # one bad song must not stop the run; the report names it
+        log.exception("%s: unexpected error while segmenting", song_id)
+        entry.update(status="skipped", reason="error", detail=f"{type(exc).__name__}: {exc}")
+    return entry, None, 0.0, None
+
+
+_JOB: dict = {}
+
+
+def _init_song_worker(raw_dir: Path, audio: AudioParams, params: SegmentParams) -> None:
+    from threadpoolctl import threadpool_limits
+
+    _JOB.update(raw_dir=raw_dir, audio=audio, params=params, limits=threadpool_limits(1))
+
+
+def _song_job(job: tuple[str, object]) -> tuple[dict, Windows | None, float, np.ndarray | None]:
+    return segment_song(job[0], job[1], _JOB["raw_dir"], _JOB["audio"], _JOB["params"])
+
+
+def _map_songs(jobs: list[tuple[str, object]], raw_dir: Path, audio: AudioParams, params: SegmentParams,
+               workers: int) -> Iterator[tuple[dict, Windows | None, float, np.ndarray | None]]:
+    """:func:`segment_song` over ``jobs`` in order, with ``workers`` processes (0: one per core)."""
+    workers = int(workers) if workers > 0 else (os.cpu_count() or 1)
+    workers = max(1, min(workers, len(jobs)))
+    if workers == 1:
+        for sid, rel in jobs:
+            yield segment_song(sid, rel, raw_dir, audio, params)
+        return
+    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
+    gc.freeze()  # keep pages shared with the forked workers (see musiclust.features.pipeline)
+    try:
+        with ctx.Pool(workers, initializer=_init_song_worker, initargs=(raw_dir, audio, params)) as pool:
+            # imap keeps song order, so clips land in the shards in the order of songs.parquet
+            yield from pool.imap(_song_job, jobs, chunksize=1)
+    finally:
+        gc.unfreeze()
+
+
+def segment_corpus(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    audio: AudioParams,
+    params: SegmentParams,
+    label_columns: Sequence[str],
+    seed: int,
+) -> dict:
+    """Segment every song of ``<raw_dir>/songs.parquet`` into ``out_dir``; returns the report.
+
+    Writes ``segments.parquet`` (one row per clip, in shard order), ``audio-NNNNN.npy``
+    int16 shards (rows of ``window_samples``) and ``report.json``. Songs that yield no
+    clips are listed in the report with their reason.
+    """
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    table = raw_dir / "songs.parquet"
+    if not table.exists():
+        raise FileNotFoundError(f"{table}: no song table; run the download stage first")
+    songs = pd.read_parquet(table)
+    for col in ("song_id", "audio_path"):
+        if col not in songs.columns:
+            raise ValueError(f"{table}: column {col!r} is missing (see docs/pipeline.md)")
+    if songs["song_id"].duplicated().any():
+        raise ValueError(f"{table}: duplicate song_id {songs.loc[songs['song_id'].duplicated(), 'song_id'].iloc[0]!r}")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_shards(out_dir, AUDIO_PREFIX)
+    for stale in ("segments.parquet", "report.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+
+    sr = int(audio.sample_rate)
+    window = int(round(params.window_s * sr))
+    rows: list[dict] = []
+    song_rows: list[dict] = []
+    stats = {"silent_flagged": 0, "silent_dropped": 0, "tails_dropped": 0, "tails_padded": 0}
+    writer = ShardWriter(out_dir, AUDIO_PREFIX, (window,), np.int16)
+    jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
+    results = _map_songs(jobs, raw_dir, audio, params, params.workers)
+    for entry, w, gain, pcm in tqdm(results, total=len(jobs), desc="segment", unit="song", mininterval=1.0):
+        sid = entry["song_id"]
+        if entry["status"] == "skipped":
+            log.warning("skipped %s: %s (%s)", sid, entry["reason"], entry["detail"])
+            song_rows.append(entry)
+            continue
+        where = writer.add(pcm)
+        for j, (shard, row) in enumerate(where):
+            rows.append({
+                "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
+                "song_id": sid,
+                "clip_index": int(w.window_index[j]),
+                "start_s": float(w.start_s[j]),
+                "end_s": float(w.end_s[j]),
+                "is_silent": bool(w.is_silent[j]),
+                "shard": shard,
+                "row": row,
+            })
+        stats["silent_flagged"] += int(w.is_silent.sum())
+        stats["silent_dropped"] += w.n_dropped_silent
+        stats["tails_dropped"] += w.tail == "dropped"
+        stats["tails_padded"] += w.tail == "padded"
+        entry.update(clips=len(where), gain_db=round(gain, 2))
+        song_rows.append(entry)
+    n_shards = writer.close()
+
+    clips = pd.DataFrame(rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s",
+                                        "is_silent", "shard", "row"])
+    done = songs[songs["song_id"].astype(str).isin(set(clips["song_id"]))].copy()
+    done["song_id"] = done["song_id"].astype(str)
+    split = assign_splits(done, label_columns, {s: getattr(params.split, s) for s in SPLITS}, seed)
+    done["split"] = split.astype(str) if len(done) else pd.Series(dtype=str)
+    meta_cols = ["song_id", "split"] + [c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}]
+    clips = clips.merge(done[meta_cols], on="song_id", how="left", validate="many_to_one")
+    clips["start_s"] = clips["start_s"].astype(np.float64)
+    clips["end_s"] = clips["end_s"].astype(np.float64)
+    clips["is_silent"] = clips["is_silent"].astype(bool)
+    clips[["clip_index", "shard", "row"]] = clips[["clip_index", "shard", "row"]].astype(np.int64)
+    lead = ["segment_id", "song_id", "clip_index", "start_s", "end_s", "split", "is_silent", "shard", "row"]
+    clips = clips[lead + [c for c in clips.columns if c not in lead]]
+    write_parquet(clips, out_dir / "segments.parquet")
+
+    reasons: dict[str, int] = {}
+    for e in song_rows:
+        if e["status"] == "skipped":
+            reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
+    summary = split_summary(done, split, label_columns) if len(done) else {"songs": {s: 0 for s in SPLITS}}
+    summary["clips"] = {s: int((clips["split"] == s).sum()) for s in SPLITS}
+    report = {
+        "songs_in": len(songs),
+        "segmented": len(done),
+        "skipped": len(songs) - len(done),
+        "reasons": reasons,
+        "clips": len(clips),
+        "silent_clips": {"flagged": stats["silent_flagged"], "dropped": stats["silent_dropped"]},
+        "tails": {"dropped": stats["tails_dropped"], "padded": stats["tails_padded"]},
+        "audio": {"sample_rate": sr, "window_samples": window, "dtype": "int16", "scale": PCM_SCALE,
+                  "prefix": AUDIO_PREFIX, "shards": n_shards, "loudness_normalize": audio.loudness_normalize,
+                  "target_lufs": TARGET_LUFS if audio.loudness_normalize else None},
+        "params": {"window_s": params.window_s, "hop_s": params.hop_s, "tail": params.tail,
+                   "silence": params.silence, "silence_db": params.silence_db, "seed": seed},
+        "split": summary,
+        "songs": song_rows,
+    }
+    assert report["songs_in"] == report["segmented"] + report["skipped"]
+    write_json(out_dir / "report.json", report)
+    log.info("segmented %d/%d songs into %d clips (%d shards); skipped %d %s; splits %s",
+             len(done), len(songs), len(clips), n_shards, report["skipped"], reasons or "", summary["songs"])
+    return report

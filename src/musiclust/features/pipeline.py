@@ -1,0 +1,335 @@
+"""Run the featurizer over a whole collection: parallel, streaming, in order.
+
+Work is cut into small batches of clips (a run of rows of one audio shard, or a list of
+audio files). A process pool (``features.workers``; one BLAS/FFT thread per worker, since
+two processes on two cores beat one process with two threads on these small matrices)
+featurizes the batches; the parent receives them *in order* and streams tensor sets into
+``.npy`` shards as they arrive, so memory does not grow with the collection (only the
+small per-clip vectors are kept until the end). Workers read their own audio (memory
+maps of the int16 shards, or the files), so no audio crosses process boundaries.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing as mp
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from musiclust.audio.shards import ShardWriter, from_pcm16, shard_path
+from musiclust.features.extract import (
+    TENSOR_SETS,
+    VECTOR_SETS,
+    FeatureConfig,
+    Featurizer,
+    feature_columns,
+    tensor_shapes,
+)
+from musiclust.features.store import Scaler
+from musiclust.fileio import read_json, write_json, write_parquet
+
+log = logging.getLogger(__name__)
+
+#: Frames per batch: large enough for efficient FFT/BLAS calls, small enough to stay in cache-sized
+#: buffers (about 8 MB of float32 frames at n_fft 2048).
+FRAMES_PER_BATCH = 1024
+_THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@dataclass(frozen=True)
+class ShardTask:
+    """Rows ``[start, stop)`` of one int16 clip shard."""
+
+    path: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class FileTask:
+    """Audio files, each decoded, then cut or zero-padded to ``n_samples``."""
+
+    paths: tuple[str, ...]
+    n_samples: int
+
+
+# --------------------------------------------------------------------------- workers
+
+_WORKER: dict = {}
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc reuse freed large blocks instead of returning them to the kernel.
+
+    Every batch allocates the same few multi-megabyte temporaries (frames, spectra). By
+    default glibc serves blocks that large with fresh ``mmap`` calls and unmaps them when
+    freed, so each batch pays page faults to touch new zeroed pages; measured, that was
+    about a third of a worker's time. Raising the mmap and trim thresholds keeps them in
+    the heap for reuse; a worker's memory stays at one batch's working set. No-op where
+    glibc's ``mallopt`` is unavailable.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    mallopt(m_mmap_threshold, 64 * 2**20)
+    mallopt(m_trim_threshold, 256 * 2**20)
+    mallopt(m_top_pad, 16 * 2**20)
+
+
+def _init_worker(featurizer: Featurizer, sample_rate: int) -> None:
+    """Pool initializer: one thread per BLAS/FFT library, the featurizer kept per process."""
+    for var in _THREAD_VARS:
+        os.environ[var] = "1"
+    if sys.platform.startswith("linux"):
+        _keep_freed_memory()
+    from threadpoolctl import threadpool_limits
+
+    _WORKER["limits"] = threadpool_limits(1)  # kept alive for the life of the worker
+    _WORKER["featurizer"] = featurizer
+    _WORKER["sample_rate"] = sample_rate
+
+
+def _load(task: ShardTask | FileTask, sample_rate: int) -> np.ndarray:
+    if isinstance(task, ShardTask):
+        try:
+            shard = np.load(task.path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise RuntimeError(f"{task.path}: cannot read clip shard ({exc}); re-run the segment stage") from None
+        return from_pcm16(shard[task.start:task.stop])
+    import soundfile as sf
+
+    out = np.zeros((len(task.paths), task.n_samples), np.float32)
+    for i, p in enumerate(task.paths):
+        data, sr = sf.read(p, dtype="float32", always_2d=True, frames=task.n_samples)
+        y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        if sr != sample_rate:
+            from musiclust.audio.io import load_audio
+
+            y = load_audio(p, sample_rate)[: task.n_samples]
+        out[i, : len(y)] = y
+    return out
+
+
+def _run_task(task: ShardTask | FileTask) -> tuple[dict[str, np.ndarray], int]:
+    """Featurize one batch; returns its outputs and how many non-finite values were replaced."""
+    outputs = _WORKER["featurizer"](_load(task, _WORKER["sample_rate"]))
+    bad = 0
+    for name, arr in outputs.items():
+        finite = np.isfinite(arr)
+        if not finite.all():  # never expected; guarded so one odd clip cannot poison a scaler
+            bad += int((~finite).sum())
+            outputs[name] = np.where(finite, arr, 0).astype(arr.dtype)
+    return outputs, bad
+
+
+def iter_features(
+    tasks: Sequence[ShardTask | FileTask], featurizer: Featurizer, sample_rate: int, workers: int
+) -> Iterator[tuple[dict[str, np.ndarray], int]]:
+    """Featurize ``tasks`` with ``workers`` processes, yielding results in task order."""
+    workers = max(1, min(int(workers) if workers > 0 else (os.cpu_count() or 1), len(tasks) or 1))
+    if workers == 1:
+        saved = dict(_WORKER)
+        _init_worker(featurizer, sample_rate)
+        try:
+            for t in tasks:
+                yield _run_task(t)
+        finally:
+            _WORKER["limits"].restore_original_limits()
+            _WORKER.clear()
+            _WORKER.update(saved)
+        return
+    # fork: workers start in milliseconds and share the filterbanks copy-on-write;
+    # elsewhere spawn (macOS/Windows) pickles the featurizer once per worker
+    method = "fork" if sys.platform.startswith("linux") else "spawn"
+    ctx = mp.get_context(method)
+    # Objects that exist at fork time are shared copy-on-write; the cyclic garbage collector
+    # writes to every object it scans, which slowly turns those shared pages into private
+    # copies in each process (memory then grows with run time). Freezing them first keeps
+    # them out of the collector's reach for the life of the pool.
+    gc.freeze()
+    try:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(featurizer, sample_rate)) as pool:
+            yield from pool.imap(_run_task, tasks, chunksize=1)
+    finally:
+        gc.unfreeze()
+
+
+def batch_clips(cfg: FeatureConfig, n_samples: int) -> int:
+    """Clips per batch so that a batch holds about :data:`FRAMES_PER_BATCH` STFT frames."""
+    frames = 1 + n_samples // cfg.hop_length
+    return max(1, FRAMES_PER_BATCH // frames)
+
+
+# --------------------------------------------------------------------------- output
+
+class FeatureSink:
+    """Collects batches in order: vectors in memory (small), tensors streamed to shards."""
+
+    def __init__(self, out_dir: str | Path, cfg: FeatureConfig) -> None:
+        self.out_dir = Path(out_dir)
+        self.cfg = cfg
+        self.columns = feature_columns(cfg)
+        self.vectors: dict[str, list[np.ndarray]] = {name: [] for name in self.columns}
+        self.writers: dict[str, ShardWriter] = {}
+        self.where: dict[str, list[tuple[int, int]]] = {}
+        for name, (shape, dtype) in tensor_shapes(cfg).items():
+            d = self.out_dir / name
+            shutil.rmtree(d, ignore_errors=True)
+            self.writers[name] = ShardWriter(d, "shard", shape, dtype)
+            self.where[name] = []
+        self.n = 0
+        self.nonfinite = 0
+
+    def add(self, outputs: dict[str, np.ndarray], nonfinite: int = 0) -> int:
+        """Take one batch of featurizer outputs; returns its number of clips."""
+        n = None
+        for name, arr in outputs.items():
+            n = len(arr)
+            if name in self.vectors:
+                self.vectors[name].append(arr)
+            else:
+                self.where[name].extend(self.writers[name].add(arr))
+        self.n += n or 0
+        self.nonfinite += nonfinite
+        return n or 0
+
+    def close(self) -> None:
+        """Flush the last tensor shards."""
+        for w in self.writers.values():
+            w.close()
+
+    def vector(self, name: str) -> np.ndarray:
+        """All rows of vector set ``name`` so far, ``(n, n_columns)`` float32."""
+        blocks = self.vectors[name]
+        return np.concatenate(blocks) if blocks else np.zeros((0, len(self.columns[name])), np.float32)
+
+
+def _clean_outputs(out_dir: Path) -> None:
+    """Remove what an earlier run wrote (every output is rewritten whole)."""
+    for name in VECTOR_SETS:
+        (out_dir / f"{name}.parquet").unlink(missing_ok=True)
+    for name in TENSOR_SETS:
+        shutil.rmtree(out_dir / name, ignore_errors=True)
+    for f in ("scalers.json", "report.json"):
+        (out_dir / f).unlink(missing_ok=True)
+
+
+def featurize_segments(segments_dir: str | Path, out_dir: str | Path, sample_rate: int, features: object) -> dict:
+    """Featurize every clip of ``segments_dir`` into ``out_dir`` (layout: docs/pipeline.md).
+
+    ``features`` is ``params.features``. Writes ``<set>.parquet`` for vector sets (rows in
+    the order of ``segments.parquet``), ``<set>/index.parquet`` + ``<set>/shard-*.npy`` for
+    tensor sets, ``scalers.json`` (fit on the train split only) and ``report.json``.
+    Returns the report.
+    """
+    t0 = time.perf_counter()
+    segments_dir, out_dir = Path(segments_dir), Path(out_dir)
+    table = segments_dir / "segments.parquet"
+    if not table.exists():
+        raise FileNotFoundError(f"{table}: no segments table; run the segment stage first")
+    seg = pd.read_parquet(table, columns=["segment_id", "split", "shard", "row"])
+    seg_report = segments_dir / "report.json"
+    audio_meta = read_json(seg_report).get("audio", {}) if seg_report.exists() else {}
+    if audio_meta.get("sample_rate") not in (None, sample_rate):
+        raise ValueError(f"{segments_dir}: clips were cut at {audio_meta['sample_rate']} Hz but audio.sample_rate is "
+                         f"{sample_rate}; re-run the segment stage")
+    prefix = audio_meta.get("prefix", "audio")
+    cfg = FeatureConfig.from_params(sample_rate, features)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clean_outputs(out_dir)
+
+    tasks: list[ShardTask] = []
+    n_samples = 0
+    if len(seg):
+        if not (seg["shard"].is_monotonic_increasing and (seg.groupby("shard")["row"].diff().dropna() == 1).all()):
+            raise ValueError(f"{table}: rows are not in shard order; re-run the segment stage")
+        n_samples = int(np.load(shard_path(segments_dir, prefix, int(seg["shard"].iloc[0])), mmap_mode="r").shape[1])
+        per = batch_clips(cfg, n_samples)
+        for s, grp in seg.groupby("shard", sort=True):
+            path = str(shard_path(segments_dir, prefix, int(s)))
+            lo, hi = int(grp["row"].iloc[0]), int(grp["row"].iloc[-1]) + 1
+            tasks += [ShardTask(path, a, min(a + per, hi)) for a in range(lo, hi, per)]
+
+    featurizer = Featurizer(cfg)
+    sink = FeatureSink(out_dir, cfg)
+    with tqdm(total=len(seg), desc="featurize", unit="clip", mininterval=1.0) as bar:
+        for outputs, bad in iter_features(tasks, featurizer, sample_rate, features.workers):
+            bar.update(sink.add(outputs, bad))
+    sink.close()
+    if sink.n != len(seg):
+        raise RuntimeError(f"featurized {sink.n} clips but {table} lists {len(seg)}")
+
+    ids = seg["segment_id"].reset_index(drop=True)
+    train = (seg["split"] == "train").to_numpy()
+    scaler_rows = "train"
+    if not train.any():
+        log.warning("no clip is in the train split: scalers are fit on all clips")
+        train, scaler_rows = np.ones(len(seg), bool), "all (no train clips)"
+    scalers = {}
+    for name, cols in sink.columns.items():
+        x = sink.vector(name)
+        df = pd.DataFrame(x, columns=cols)
+        df.insert(0, "segment_id", ids)
+        write_parquet(df, out_dir / f"{name}.parquet")
+        if len(x):
+            scalers[name] = Scaler.fit(cols, x[train].astype(np.float64)).to_dict()
+    for name, where in sink.where.items():
+        index = pd.DataFrame({"segment_id": ids, "shard": [w[0] for w in where], "row": [w[1] for w in where]})
+        write_parquet(index.astype({"shard": np.int64, "row": np.int64}), out_dir / name / "index.parquet")
+    write_json(out_dir / "scalers.json", scalers)
+
+    elapsed = time.perf_counter() - t0
+    audio_s = len(seg) * n_samples / sample_rate
+    report = {
+        "clips": len(seg),
+        "sets": list(cfg.sets),
+        "columns": {k: len(v) for k, v in sink.columns.items()},
+        "tensor_shapes": {k: list(v[0]) for k, v in tensor_shapes(cfg).items()},
+        "scalers_fit_on": scaler_rows,
+        "nonfinite_replaced": sink.nonfinite,
+        "workers": features.workers,
+        "seconds": round(elapsed, 2),
+        "audio_seconds": round(audio_s, 1),
+        "realtime_factor": round(audio_s / elapsed, 1) if elapsed > 0 else None,
+    }
+    write_json(out_dir / "report.json", report)
+    log.info("featurized %d clips (%s) in %.1f s, %.0fx realtime%s", len(seg), ", ".join(cfg.sets), elapsed,
+             report["realtime_factor"] or 0, f"; {sink.nonfinite} non-finite values replaced" if sink.nonfinite else "")
+    return report
+
+
+def featurize_files(
+    paths: Iterable[str | Path], cfg: FeatureConfig, n_samples: int, workers: int, out_dir: str | Path | None = None
+) -> FeatureSink:
+    """Featurize audio files (each cut/padded to ``n_samples``) the way the stage does shards.
+
+    Used by ``musiclust bench featurize``; tensor sets stream into ``out_dir`` shards.
+    """
+    paths = [str(p) for p in paths]
+    per = batch_clips(cfg, n_samples)
+    tasks = [FileTask(tuple(paths[i:i + per]), n_samples) for i in range(0, len(paths), per)]
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="musiclust-feat-") as tmp:
+        sink = FeatureSink(out_dir or tmp, cfg)
+        for outputs, bad in tqdm(iter_features(tasks, Featurizer(cfg), cfg.sample_rate, workers), total=len(tasks),
+                                 desc="featurize", unit="batch", mininterval=1.0, disable=None):
+            sink.add(outputs, bad)
+        sink.close()
+    return sink
