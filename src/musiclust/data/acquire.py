@@ -1,0 +1,448 @@
+"""Acquire a song collection into one folder: audio files, ``songs.parquet``, ``report.json``.
+
+Sources (``data.source``): the synthetic ``demo`` corpus, a ``manifest`` CSV
+(URLs, yt-dlp searches, local files) or a ``folder`` of audio. Every input row
+ends ``ok`` or ``skipped`` with a reason; nothing is silently dropped.
+
+The output folder persists between runs so finished downloads survive. Each
+accepted file has a small state record (``state/<song_id>.json``) saying which
+source it came from; a re-run reuses a file whose record matches its row and
+whose size is unchanged, and re-fetches otherwise. Files are written under a
+temporary name and renamed only once verified, so an interrupted run never
+leaves a half file that looks finished. Files of songs that are no longer
+``ok`` in the current input are deleted, so ``songs.parquet`` and the folder
+always describe the same collection.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from musiclust.audio.io import AUDIO_EXTENSIONS, AudioDecodeError, probe
+from musiclust.data.folder import scan_folder
+from musiclust.data.lyrics import resolve_lyrics
+from musiclust.data.manifest import TrackRequest, read_manifest
+from musiclust.data.report import RowResult, build_report, summary_line
+from musiclust.data.verify import VerifiedAudio, verify_audio
+from musiclust.data.ytdl import DownloadFailure, NetworkBreaker, YtdlSettings, fetch
+from musiclust.fileio import read_json, safe_id, write_json, write_parquet
+from musiclust.params import AudioParams, DataParams, DownloadParams
+
+log = logging.getLogger(__name__)
+
+SONGS_FILE = "songs.parquet"
+REPORT_FILE = "report.json"
+AUDIO_DIR = "audio"
+STATE_DIR = "state"
+PARTIAL_DIR = ".partial"
+LYRICS_DIR = "lyrics"
+#: songs.parquet columns every source provides (label columns go after ``artist``)
+BASE_COLUMNS = ("song_id", "title", "artist")
+_MAX_LOGGED = 20  # skipped rows named one by one in the log; the report has all
+TAIL_COLUMNS = ("audio_path", "duration_s", "sample_rate", "lyrics", "has_lyrics", "source", "track_id")
+
+
+class AcquisitionError(RuntimeError):
+    """Too few songs were acquired (below ``download.min_success_fraction``)."""
+
+
+@dataclass
+class AcquireResult:
+    """What :func:`acquire` wrote."""
+
+    songs: pd.DataFrame
+    report: dict
+    songs_path: Path
+    report_path: Path
+
+
+@dataclass
+class _Context:
+    out_dir: Path
+    download: DownloadParams
+    settings: YtdlSettings
+    breaker: NetworkBreaker
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.out_dir / AUDIO_DIR
+
+    @property
+    def state_dir(self) -> Path:
+        return self.out_dir / STATE_DIR
+
+
+def assign_song_ids(requests: list[TrackRequest]) -> dict[int, str]:
+    """Give each request a ``song_id``; returns ``{row: detail}`` for rows that repeat an earlier id.
+
+    The id comes from ``track_id``, else ``artist - title``, else the file name
+    (local) or the source text, and is passed through :func:`safe_id`. Ids are
+    compared case-insensitively because ``A.flac`` and ``a.flac`` are one file
+    on macOS and Windows.
+    """
+    seen: dict[str, TrackRequest] = {}
+    dupes: dict[int, str] = {}
+    for req in requests:
+        if req.track_id:
+            raw = req.track_id
+        elif req.title:
+            raw = f"{req.artist} - {req.title}" if req.artist else req.title
+        elif req.local_path is not None:
+            raw = req.local_path.stem
+        else:
+            raw = req.source or f"row{req.row}"
+        req.song_id = safe_id(raw)
+        key = req.song_id.casefold()
+        if key in seen:
+            first = seen[key]
+            dupes[req.row] = f"song id {req.song_id!r} (from {raw!r}) was already used by {first.where or f'row {first.row}'}"
+        else:
+            seen[key] = req
+    return dupes
+
+
+def acquire(
+    data: DataParams,
+    download: DownloadParams,
+    audio: AudioParams,
+    seed: int,
+    out_dir: str | Path,
+    manifest: str | Path | None = None,
+    folder: str | Path | None = None,
+) -> AcquireResult:
+    """Acquire the collection named by ``data.source`` into ``out_dir``; write table and report.
+
+    ``manifest``/``folder`` override ``data.manifest``/``data.folder`` (the
+    stage passes the paths it declares to DVC). Raises :class:`AcquisitionError`
+    after writing both files when the success fraction is below
+    ``download.min_success_fraction``.
+    """
+    out_dir = Path(out_dir)
+    (out_dir / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
+    _remove_partials(out_dir)
+    ignored: list[str] | None = None
+    if data.source == "demo":
+        results = _acquire_demo(data, audio, seed, out_dir)
+        input_ref = "demo"
+    else:
+        if data.source == "manifest":
+            path = Path(manifest or data.manifest)
+            requests = read_manifest(path, data.label_columns)
+            input_ref = str(path)
+        else:
+            root = Path(folder or data.folder)
+            requests, ignored = scan_folder(root, data.folder_layout, data.label_columns)
+            input_ref = str(root)
+        log.info("%s: %d row(s) from %s", data.source, len(requests), input_ref)
+        settings = YtdlSettings(
+            audio_format=download.audio_format,
+            max_duration_s=download.max_duration_s,
+            socket_timeout_s=download.timeout_s,
+            retries=download.retries,
+            backoff_s=download.backoff_s,
+        )
+        ctx = _Context(out_dir, download, settings, NetworkBreaker())
+        results = _acquire_requests(requests, ctx)
+        _remove_partials(out_dir)
+
+    songs = _songs_frame(results, data.label_columns)
+    _remove_stale(out_dir, songs)
+    report = build_report(data.source, input_ref, results, ignored)
+    songs_path, report_path = out_dir / SONGS_FILE, out_dir / REPORT_FILE
+    write_parquet(songs, songs_path)
+    write_json(report_path, report)
+    log.info("%s; report: %s", summary_line(report), report_path)
+    skipped = [r for r in report["rows"] if r["status"] == "skipped"]
+    for r in skipped[:_MAX_LOGGED]:
+        log.warning("skipped row %d (%s): %s - %s", r["row"], r["source"][:80], r["reason"], r["detail"])
+    if len(skipped) > _MAX_LOGGED:
+        log.warning("... and %d more skipped rows, all listed in %s", len(skipped) - _MAX_LOGGED, report_path)
+    check_success(report, download.min_success_fraction, report_path)
+    return AcquireResult(songs, report, songs_path, report_path)
+
+
+def check_success(report: dict, min_fraction: float, report_path: str | Path) -> None:
+    """Raise :class:`AcquisitionError` naming the report when too few songs made it."""
+    n, ok = report["rows_in"], report["ok"]
+    if n == 0:
+        raise AcquisitionError(f"the input has no songs (0 rows); see {report_path}")
+    if ok / n < min_fraction:
+        top = ", ".join(f"{k}: {v}" for k, v in sorted(report["reasons"].items(), key=lambda kv: -kv[1]))
+        hint = " - no network? connect and re-run (finished songs are kept)" if "unreachable" in report["reasons"] else ""
+        raise AcquisitionError(
+            f"only {ok}/{n} songs ({ok / n:.0%}) were acquired, below download.min_success_fraction="
+            f"{min_fraction:g} ({top}){hint}; the reason for every row is in {report_path}"
+        )
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def _acquire_demo(data: DataParams, audio: AudioParams, seed: int, out_dir: Path) -> list[RowResult]:
+    # imported here: the demo generator is only needed for this source
+    from musiclust.data.demo import generate_demo_corpus
+
+    df = generate_demo_corpus(data.demo, audio.sample_rate, seed, out_dir)
+    results = []
+    for i, rec in enumerate(df.to_dict(orient="records")):
+        song_id = str(rec["song_id"])
+        apath = Path(str(rec["audio_path"]))
+        full = apath if apath.is_absolute() else out_dir / apath
+        rec["audio_path"] = full.relative_to(out_dir).as_posix() if full.is_relative_to(out_dir) else str(full)
+        try:
+            info = probe(full)
+        except AudioDecodeError as exc:
+            results.append(RowResult.skipped(i, "demo", song_id, song_id, exc.reason, f"{full}: {exc.detail}"))
+            continue
+        rec.setdefault("duration_s", info.duration_s)
+        rec.setdefault("sample_rate", info.sample_rate)
+        lyrics = rec.get("lyrics")
+        has = bool(lyrics) if not isinstance(lyrics, float) else False
+        rec["has_lyrics"] = bool(rec.get("has_lyrics", has))
+        rec.setdefault("source", "demo")
+        rec.setdefault("track_id", song_id)
+        results.append(
+            RowResult(i, "demo", song_id, song_id, "ok", lyrics="ok" if rec["has_lyrics"] else "none", record=rec)
+        )
+    return results
+
+
+# --------------------------------------------------------------------------- manifest / folder
+
+
+def _acquire_requests(requests: list[TrackRequest], ctx: _Context) -> list[RowResult]:
+    dupes = assign_song_ids(requests)
+    results: list[RowResult] = []
+    todo: list[tuple[TrackRequest, Callable[[TrackRequest, _Context], RowResult]]] = []
+    for req in requests:
+        if req.row in dupes:
+            results.append(RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "duplicate id", dupes[req.row]))
+        elif req.kind == "none":
+            results.append(
+                RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "no source",
+                                  f"{req.where}: the source cell is empty; give a URL, ytsearch1: query or file path")
+            )
+        else:
+            todo.append((req, _from_url if req.kind == "url" else _from_local))
+    pool = ThreadPoolExecutor(max_workers=max(1, int(ctx.download.concurrency)))
+    try:
+        futures = {pool.submit(_guarded, fn, req, ctx): req for req, fn in todo}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc="acquire", unit="song", leave=False):
+            results.append(fut.result())
+    except BaseException:
+        # Ctrl-C: start no queued song, let the ones in flight finish (each lands whole or not at
+        # all); finished songs are already in place and a re-run skips them
+        log.warning("interrupted: waiting for the songs in progress (Ctrl-C again to abandon them)")
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return sorted(results, key=lambda r: r.row)
+
+
+def _guarded(fn: Callable[[TrackRequest, _Context], RowResult], req: TrackRequest, ctx: _Context) -> RowResult:
+    """Run one row; an unexpected error skips that row (with its message) instead of the whole run."""
+    try:
+        return fn(req, ctx)
+    except Exception as exc:  # one bad row must not kill a run of hundreds
+        log.exception("row %d (%s): unexpected error", req.row, req.where)
+        return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "error", f"{type(exc).__name__}: {exc}")
+
+
+def _state_path(ctx: _Context, song_id: str) -> Path:
+    return ctx.state_dir / f"{song_id}.json"
+
+
+def _reusable(ctx: _Context, song_id: str, key: dict) -> dict | None:
+    """The state record of a finished file for this exact source, if the file is still intact."""
+    sp = _state_path(ctx, song_id)
+    if not sp.is_file():
+        return None
+    try:
+        state = read_json(sp)
+    except (OSError, ValueError):
+        return None
+    if state.get("key") != key:
+        return None
+    f = ctx.audio_dir / str(state.get("file", ""))
+    if not f.is_file() or f.stat().st_size != state.get("size"):
+        return None
+    try:
+        probe(f)  # cheap header check; the full decode happened when the file was accepted
+    except AudioDecodeError:
+        return None
+    return state
+
+
+def _accept(ctx: _Context, req: TrackRequest, tmp: Path, ext: str, info: VerifiedAudio, key: dict, extra: dict) -> dict:
+    """Rename a verified temporary file into place and record where it came from."""
+    dest = ctx.audio_dir / f"{req.song_id}{ext}"
+    os.replace(tmp, dest)
+    state = {
+        "key": key,
+        "file": dest.name,
+        "size": dest.stat().st_size,
+        "duration_s": round(info.duration_s, 4),
+        "sample_rate": info.sample_rate,
+        "channels": info.channels,
+        "peak": round(info.peak, 6),
+        **extra,
+    }
+    write_json(_state_path(ctx, req.song_id), state)
+    return state
+
+
+def _too_long(req: TrackRequest, duration_s: float, ctx: _Context) -> RowResult | None:
+    limit = ctx.download.max_duration_s
+    if duration_s > limit:
+        return RowResult.skipped(
+            req.row, req.source, req.track_id, req.song_id, "too long",
+            f"{duration_s:.0f} s > download.max_duration_s={limit:g}",
+        )
+    return None
+
+
+def _from_local(req: TrackRequest, ctx: _Context) -> RowResult:
+    path = req.local_path
+    assert path is not None
+    if not path.is_file():
+        hint = ""
+        if req.source.startswith("-"):
+            hint = " (a source starting with '-' is read as a file name, never as an option)"
+        what = "is a folder, not a file" if path.is_dir() else "does not exist"
+        return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "missing file",
+                                 f"{req.where}: {path} {what}{hint}")
+    st = path.stat()
+    key = {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    state = _reusable(ctx, req.song_id, key)
+    if state is None:
+        ext = path.suffix.lower()
+        if st.st_size == 0:
+            return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "empty", f"{path}: zero-byte file")
+        if ext not in AUDIO_EXTENSIONS:
+            return RowResult.skipped(
+                req.row, req.source, req.track_id, req.song_id, "unsupported format",
+                f"{path}: '{ext or 'no extension'}' cannot be decoded by soundfile; convert it to flac, wav or mp3",
+            )
+        try:
+            info = verify_audio(path, max_duration_s=ctx.download.max_duration_s)
+        except AudioDecodeError as exc:
+            return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, exc.reason, f"{path}: {exc.detail}")
+        if (skip := _too_long(req, info.duration_s, ctx)) is not None:
+            return skip
+        # copy, not link: DVC makes cached files read-only, which must never touch the user's originals
+        fd, tmp = tempfile.mkstemp(prefix=f".{req.song_id}.", suffix=".part", dir=ctx.audio_dir)
+        os.close(fd)
+        try:
+            shutil.copyfile(path, tmp)
+            state = _accept(ctx, req, Path(tmp), ext, info, key, {})
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+    return _ok(req, ctx, state, title=req.title or path.stem)
+
+
+def _from_url(req: TrackRequest, ctx: _Context) -> RowResult:
+    key = {"source": req.source, "audio_format": ctx.settings.audio_format}
+    state = _reusable(ctx, req.song_id, key)
+    if state is None:
+        work = ctx.out_dir / PARTIAL_DIR / req.song_id
+        try:
+            try:
+                path, meta, attempts = fetch(req.source, work, req.song_id, ctx.settings, ctx.breaker)
+            except DownloadFailure as exc:
+                return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, exc.reason, exc.detail)
+            try:
+                info = verify_audio(path, max_duration_s=ctx.download.max_duration_s)
+            except AudioDecodeError as exc:
+                return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, exc.reason,
+                                         f"downloaded file {exc.detail}")
+            if (skip := _too_long(req, info.duration_s, ctx)) is not None:
+                return skip
+            extra = {"resolved": meta.get("webpage_url"), "remote_title": meta.get("title"),
+                     "uploader": meta.get("uploader")}
+            state = _accept(ctx, req, path, path.suffix.lower(), info, key, extra)
+            log.info("%s: downloaded in %d attempt(s)", req.song_id, attempts)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    return _ok(req, ctx, state, title=req.title or state.get("remote_title") or req.song_id,
+               artist=req.artist or state.get("uploader"), resolved=state.get("resolved"))
+
+
+def _ok(req: TrackRequest, ctx: _Context, state: dict, title: str, artist: str | None = None,
+        resolved: str | None = None) -> RowResult:
+    lyr = resolve_lyrics(req.lyrics, req.lyrics_path)
+    record = {
+        "song_id": req.song_id,
+        "title": title,
+        "artist": artist if artist is not None else req.artist,
+        **req.labels,
+        "audio_path": f"{AUDIO_DIR}/{state['file']}",
+        "duration_s": float(state["duration_s"]),
+        "sample_rate": int(state["sample_rate"]),
+        "lyrics": lyr.text,
+        "has_lyrics": lyr.has_lyrics,
+        "source": req.source,
+        "track_id": req.track_id,
+    }
+    # an input column that clashes with a computed one (a labels.csv "duration_s") is kept, renamed
+    record.update({(f"input_{k}" if k in record else k): v for k, v in req.metadata.items()})
+    detail = ""
+    if float(state.get("peak", 1.0)) < 1e-4:
+        detail = "silent (kept; the segment stage flags silent clips)"
+    return RowResult(req.row, req.source, req.track_id, req.song_id, "ok", None, detail,
+                     lyrics=lyr.status, lyrics_detail=lyr.detail, resolved=resolved, record=record)
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+def _songs_frame(results: list[RowResult], label_columns: tuple[str, ...]) -> pd.DataFrame:
+    records = [r.record for r in sorted(results, key=lambda r: r.row) if r.status == "ok" and r.record]
+    head = list(BASE_COLUMNS) + [c for c in label_columns if c not in BASE_COLUMNS + TAIL_COLUMNS]
+    df = pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    for c in head + list(TAIL_COLUMNS):
+        if c not in df.columns:
+            df[c] = pd.Series(dtype="object")
+    extra = [c for c in df.columns if c not in head and c not in TAIL_COLUMNS]
+    df = df[head + list(TAIL_COLUMNS) + extra]
+    df["duration_s"] = df["duration_s"].astype("float64")
+    df["sample_rate"] = df["sample_rate"].astype("int64")
+    df["has_lyrics"] = df["has_lyrics"].astype(bool)
+    for c in head + ["lyrics", "source", "track_id"] + extra:
+        if df[c].dtype == object or df[c].isna().all():
+            df[c] = df[c].astype("object").where(df[c].notna(), None)
+    return df.reset_index(drop=True)
+
+
+def _remove_partials(out_dir: Path) -> None:
+    """Leftovers of an interrupted run: temp downloads and half-copied files are never reused."""
+    shutil.rmtree(out_dir / PARTIAL_DIR, ignore_errors=True)
+    for p in (out_dir / AUDIO_DIR).glob(".*.part"):
+        p.unlink(missing_ok=True)
+
+
+def _remove_stale(out_dir: Path, songs: pd.DataFrame) -> None:
+    """Delete audio and state files of songs not ``ok`` in this run (older sources, failed rows)."""
+    keep_audio = {Path(p).name for p in songs["audio_path"]}
+    keep_state = {f"{s}.json" for s in songs["song_id"]}
+    keep_lyrics = {f"{s}.txt" for s in songs["song_id"]}  # the demo writes lyrics/<song_id>.txt
+    removed = 0
+    for sub, keep in ((AUDIO_DIR, keep_audio), (STATE_DIR, keep_state), (LYRICS_DIR, keep_lyrics)):
+        d = out_dir / sub
+        if not d.is_dir():
+            continue
+        for p in d.iterdir():
+            if p.is_file() and p.name not in keep:
+                p.unlink()
+                removed += 1
+    if removed:
+        log.info("removed %d file(s) of songs that are not in this run's collection", removed)

@@ -1,0 +1,127 @@
+"""Song requests from a folder of audio files (GTZAN-style genre folders, a music library).
+
+Layouts (``data.folder_layout``):
+
+- ``genre``: ``<root>/<genre>/.../<file>``: the top-level folder names the genre;
+- ``language/genre``: ``<root>/<language>/<genre>/.../<file>``.
+
+Deeper folders (artist, album) are allowed and carry no label; a file above the
+labelled level has unknown (null) labels.
+
+An optional ``<root>/labels.csv`` with a ``path`` column (relative to the root)
+overrides or adds labels per file (any label column, plus ``track_id``,
+``title``, ``artist``, ``lyrics_path``, ``lyrics``). Files it lists that do not
+exist become rows that are reported as ``missing file``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from pathlib import Path
+
+from musiclust.audio.io import AUDIO_EXTENSIONS
+from musiclust.data.manifest import KNOWN_COLUMNS, ManifestError, TrackRequest, _cell, read_table
+
+log = logging.getLogger(__name__)
+
+#: audio containers people have in libraries that soundfile cannot decode: they become rows
+#: reported as "unsupported format" (so nothing is silently dropped), not ignored files
+OTHER_AUDIO_EXTENSIONS = (".m4a", ".aac", ".wma", ".mp4", ".webm", ".mka", ".ape", ".wv", ".mpc", ".amr")
+LABELS_FILE = "labels.csv"
+
+
+def _is_audio_name(p: Path) -> bool:
+    return p.suffix.lower() in AUDIO_EXTENSIONS + OTHER_AUDIO_EXTENSIONS
+
+
+def scan_folder(
+    root: str | Path, layout: str, label_columns: tuple[str, ...] | list[str]
+) -> tuple[list[TrackRequest], list[str]]:
+    """Requests for every audio file under ``root`` plus the non-audio files that were ignored.
+
+    Returns ``(requests, ignored)``; ``ignored`` lists relative paths of files
+    that are not audio by name (cover art, text, ``labels.csv``) so the report
+    can account for them.
+    """
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ManifestError(f"{root}: folder not found; set data.folder in params.yaml to your music folder")
+    depth = {"genre": 1, "language/genre": 2}[layout]
+
+    files, ignored = [], []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or rel.as_posix() == LABELS_FILE:
+            continue  # hidden files (.DS_Store, ._AppleDouble) and our own labels file
+        (files if _is_audio_name(p) else ignored).append(rel)
+
+    table = _labels_table(root)
+    stems = Counter(f.stem.lower() for f in files)
+    requests: list[TrackRequest] = []
+    listed = set()
+    for rel in files:
+        key = rel.as_posix()
+        listed.add(key)
+        # the file stem is a readable id; two albums with "01 Intro.mp3" fall back to the path
+        track_id = rel.stem if stems[rel.stem.lower()] == 1 else rel.with_suffix("").as_posix()
+        labels = {c: None for c in label_columns}
+        parents = rel.parts[:-1]
+        # top-level folders name the labels; deeper ones (artist/album) are just organisation
+        if len(parents) >= depth:
+            named = dict(zip(("genre",) if depth == 1 else ("language", "genre"), parents))
+            labels.update({k: v for k, v in named.items() if k in labels})
+        req = TrackRequest(
+            row=len(requests), source=key, kind="local", track_id=track_id, title=rel.stem,
+            local_path=root / rel, labels=labels, where=f"{root.name}/{key}",
+        )
+        if key in table:
+            _apply_labels_row(req, table[key], root, label_columns)
+        requests.append(req)
+    for key, rec in table.items():  # listed in labels.csv but not on disk
+        if key in listed:
+            continue
+        req = TrackRequest(
+            row=len(requests), source=key, kind="local", track_id=Path(key).stem, title=Path(key).stem,
+            local_path=root / key, labels={c: None for c in label_columns},
+            where=f"{root.name}/{LABELS_FILE} path {key}",
+        )
+        _apply_labels_row(req, rec, root, label_columns)
+        requests.append(req)
+    if ignored:
+        log.info("%s: ignoring %d non-audio file(s), e.g. %s", root, len(ignored), ignored[0].as_posix())
+    return requests, [i.as_posix() for i in ignored]
+
+
+def _labels_table(root: Path) -> dict[str, dict]:
+    path = root / LABELS_FILE
+    if not path.is_file():
+        return {}
+    df = read_table(path)
+    if "path" not in df.columns:
+        raise ManifestError(f"{path}: needs a 'path' column with file paths relative to {root}")
+    out = {}
+    for rec in df.to_dict(orient="records"):
+        key = _cell(rec.get("path"))
+        if key:
+            out[Path(key).as_posix()] = rec
+    return out
+
+
+def _apply_labels_row(req: TrackRequest, rec: dict, root: Path, label_columns) -> None:
+    """Non-blank cells of a labels.csv row win over what the layout implied."""
+    for c in label_columns:
+        if _cell(rec.get(c)) is not None:
+            req.labels[c] = _cell(rec.get(c))
+    for attr in ("track_id", "title", "artist"):
+        if _cell(rec.get(attr)) is not None:
+            setattr(req, attr, _cell(rec.get(attr)))
+    if _cell(rec.get("lyrics")):
+        req.lyrics = rec["lyrics"]
+    if _cell(rec.get("lyrics_path")):
+        req.lyrics_path = root / _cell(rec["lyrics_path"])
+    for c, v in rec.items():
+        if c not in KNOWN_COLUMNS and c != "path" and c not in label_columns:
+            req.metadata[c] = _cell(v)

@@ -1,0 +1,121 @@
+"""Lyrics text: read files tolerantly, strip section markers, report what failed.
+
+A song's lyrics come from a ``lyrics_path`` file or an inline ``lyrics`` cell.
+Files are UTF-8 (a byte-order mark is tolerated; UTF-16 with a BOM is read as
+well). Anything else is *reported* as ``unreadable lyrics`` and the song is kept
+without lyrics: guessing a legacy code page would silently turn Bangla or
+accented text into garbage, which is worse than an honest gap.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+#: lyrics outcomes (a song's audio status is separate: lyrics never skip a song)
+LYRICS_OK = "ok"
+LYRICS_NONE = "none"
+LYRICS_UNREADABLE = "unreadable lyrics"
+LYRICS_MISSING = "missing lyrics file"
+LYRICS_EMPTY = "empty lyrics"
+
+# Bracketed section markers anywhere in a line: [Chorus], [Verse 2: Artist], [x2].
+_BRACKET = re.compile(r"\[[^\]\n]{0,60}\]")
+# Whole lines that only name a section: "Chorus", "(Chorus)", "Verse 2:", "{Bridge}", "Outro x2".
+_SECTION_LINE = re.compile(
+    r"^\s*[\(\{]?\s*(?:verse|chorus|pre[- ]?chorus|post[- ]?chorus|bridge|intro|outro|hook|refrain|"
+    r"interlude|instrumental|coda|break|repeat)(?:\s*\d+)?\s*[\)\}]?\s*:?\s*(?:x\s*\d+)?\s*$",
+    re.IGNORECASE,
+)
+_BLANK_RUN = re.compile(r"\n{3,}")
+
+
+class LyricsError(Exception):
+    """Lyrics could not be read; ``reason`` is one of the ``LYRICS_*`` tags."""
+
+    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+@dataclass(frozen=True)
+class Lyrics:
+    """Cleaned lyrics of one song and how they were obtained."""
+
+    text: str | None
+    status: str  # one of the LYRICS_* tags
+    detail: str = ""
+
+    @property
+    def has_lyrics(self) -> bool:
+        return self.text is not None
+
+
+def decode_text(data: bytes) -> str:
+    """Decode lyrics bytes: UTF-8 (BOM tolerated) or UTF-16 with a BOM.
+
+    Raises :class:`UnicodeDecodeError` for anything else (for example a
+    Windows-1252 or ISO-8859 file), so the caller can report it.
+    """
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
+def clean_lyrics(text: str) -> str:
+    """Normalize lyrics for embedding: NFC, section markers and blank runs removed.
+
+    ``[Chorus]``-style markers and lines that only name a section ("Verse 2:",
+    "(Chorus)") carry no words of the song; they would make every song look
+    alike to a text encoder.
+    """
+    text = unicodedata.normalize("NFC", text).replace("\r\n", "\n").replace("\r", "\n")
+    text = _BRACKET.sub("", text)
+    lines = [ln.rstrip() for ln in text.split("\n")]
+    lines = [ln for ln in lines if not _SECTION_LINE.match(ln)]
+    text = "\n".join(lines)
+    return _BLANK_RUN.sub("\n\n", text).strip()
+
+
+def read_lyrics_file(path: str | Path) -> str:
+    """Read and clean a lyrics file; raises :class:`LyricsError` naming the problem."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise LyricsError(path, LYRICS_MISSING, "no such file") from None
+    except OSError as exc:
+        raise LyricsError(path, LYRICS_UNREADABLE, exc.strerror or str(exc)) from None
+    try:
+        text = decode_text(data)
+    except UnicodeDecodeError as exc:
+        raise LyricsError(
+            path,
+            LYRICS_UNREADABLE,
+            f"not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); re-save the file as UTF-8",
+        ) from None
+    return clean_lyrics(text)
+
+
+def resolve_lyrics(inline: str | None, path: str | Path | None) -> Lyrics:
+    """Lyrics of one song from an inline cell or a file (inline text wins when both are given).
+
+    Never raises for bad lyrics: the outcome is in :attr:`Lyrics.status` so the
+    song is kept and the problem reported.
+    """
+    if inline is not None and inline.strip():
+        text = clean_lyrics(inline)
+        return Lyrics(text, LYRICS_OK) if text else Lyrics(None, LYRICS_EMPTY, "inline lyrics are only markers")
+    if path is None:
+        return Lyrics(None, LYRICS_NONE)
+    try:
+        text = read_lyrics_file(path)
+    except LyricsError as exc:
+        return Lyrics(None, exc.reason, f"{exc.path}: {exc.detail}")
+    if not text:
+        return Lyrics(None, LYRICS_EMPTY, f"{path}: no words after removing section markers")
+    return Lyrics(text, LYRICS_OK)
