@@ -1,0 +1,107 @@
+"""Short listenable excerpts of songs, read from the segment stage's audio shards.
+
+Clips live in ``data/segments/audio-NNNNN.npy`` (int16 PCM rows of equal length, addressed by
+``segments.parquet``'s ``shard`` and ``row``). The sample rate is not a report param: it follows
+from the shard row length and the clip duration (``end_s - start_s``).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import soundfile as sf
+
+from musiclust.audio.shards import ShardReader, from_pcm16
+
+log = logging.getLogger(__name__)
+
+_FADE_S = 0.03  # short fades so excerpts start and stop without a click
+AUDIO_PREFIX = "audio"  # data/segments/audio-NNNNN.npy
+
+
+class ExcerptError(Exception):
+    """No excerpt could be made for a song (the message says why)."""
+
+
+def clip_audio(reader: ShardReader, shard: int, row: int) -> np.ndarray:
+    """One clip's samples as float32 in [-1, 1), memory-mapped so nothing else is read.
+
+    Shards hold int16 PCM (see :mod:`musiclust.audio.shards`); float shards pass through.
+    """
+    try:
+        arr = reader.shard(int(shard))
+    except FileNotFoundError as exc:
+        raise ExcerptError(str(exc)) from None
+    if int(row) >= arr.shape[0]:
+        raise ExcerptError(f"{reader.directory}: shard {shard} has {arr.shape[0]} rows, clip asks for row {row}")
+    x = np.asarray(arr[int(row)])
+    return from_pcm16(x) if x.dtype == np.int16 else x.astype(np.float32)
+
+
+def song_excerpt(segments: pd.DataFrame, segments_dir: Path, song_id: str,
+                 seconds: float) -> tuple[np.ndarray, int, float]:
+    """About ``seconds`` of contiguous audio from the middle of a song.
+
+    Uses the song's non-silent clips in time order, starting near the middle and laying
+    consecutive clips on a timeline (overlapping hops are handled). Returns
+    ``(samples, sample_rate, start_s)``.
+    """
+    clips = segments[segments["song_id"] == song_id]
+    if "is_silent" in clips.columns and (~clips["is_silent"].astype(bool)).any():
+        clips = clips[~clips["is_silent"].astype(bool)]
+    if clips.empty:
+        raise ExcerptError(f"song {song_id}: no clips in segments.parquet")
+    clips = clips.sort_values("start_s").reset_index(drop=True)
+    # start near the middle (intros are often quiet), but early enough to fill ``seconds``
+    middle = float(clips["start_s"].iloc[max(0, len(clips) // 2 - 1)])
+    target = max(float(clips["start_s"].iloc[0]), min(middle, float(clips["end_s"].max()) - seconds))
+    first = clips[clips["start_s"] <= target + 1e-9].iloc[-1]
+    reader = ShardReader(segments_dir, AUDIO_PREFIX)
+    y0 = clip_audio(reader, first["shard"], first["row"])
+    dur = float(first["end_s"] - first["start_s"])
+    if dur <= 0:
+        raise ExcerptError(f"song {song_id}: clip {first.get('segment_id')} has no duration")
+    sr = int(round(len(y0) / dur))
+    n_out = int(round(seconds * sr))
+    out = np.zeros(n_out, dtype=np.float32)
+    t0 = float(first["start_s"])
+    filled = 0
+    for _, c in clips[clips["start_s"] >= t0].iterrows():
+        offset = int(round((float(c["start_s"]) - t0) * sr))
+        if offset > filled or offset >= n_out:
+            break  # a gap (dropped silent clip) or done: keep the excerpt contiguous
+        y = y0 if c["start_s"] == first["start_s"] else clip_audio(reader, c["shard"], c["row"])
+        take = min(len(y), n_out - offset)
+        out[offset:offset + take] = y[:take]
+        filled = max(filled, offset + take)
+    return out[:filled], sr, t0
+
+
+def encode_ogg(y: np.ndarray, sr: int, max_sr: int = 22050) -> bytes:
+    """Peak-normalized, faded, Ogg/Vorbis-compressed mono audio (a 4 s excerpt is ~20-40 kB)."""
+    y = np.asarray(y, dtype=np.float32)
+    if sr > max_sr:  # smaller files; nobody judges a cluster by content above 11 kHz
+        import soxr
+
+        y, sr = soxr.resample(y, sr, max_sr).astype(np.float32), max_sr
+    peak = float(np.max(np.abs(y))) if y.size else 0.0
+    if peak > 1e-6:
+        y = y * (0.89 / peak)  # about -1 dBFS
+    n_fade = min(int(_FADE_S * sr), y.size // 2)
+    if n_fade > 0:
+        ramp = np.linspace(0.0, 1.0, n_fade, dtype=np.float32)
+        y[:n_fade] *= ramp
+        y[-n_fade:] *= ramp[::-1]
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="OGG", subtype="VORBIS")
+    return buf.getvalue()
+
+
+def data_uri(payload: bytes, mime: str) -> str:
+    """``data:<mime>;base64,...`` for inline embedding."""
+    return f"data:{mime};base64,{base64.b64encode(payload).decode('ascii')}"

@@ -1,0 +1,192 @@
+"""``musiclust assign``: settings checks (fast) and placing held-back songs (slow, real mini pipeline)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from musiclust.features.extract import FeatureConfig, feature_columns
+from musiclust.params import load_params
+from musiclust.reporting.assign import AssignError, ClusterSpace, check_compatibility, load_cluster_space, run
+
+
+@pytest.fixture
+def params(repo_root: Path):
+    return load_params(repo_root / "params.yaml")
+
+
+def _ckpt(params, sets=("mfcc_stats",), shape=None) -> dict:
+    cfg = FeatureConfig.from_params(params.audio.sample_rate, dataclasses.replace(params.features, sets=sets))
+    cols = [c for s in sets for c in feature_columns(cfg).get(s, [])]
+    inputs = {"x_kind": "vector", "feature_sets": list(sets), "columns": cols}
+    if shape is not None:
+        inputs = {"x_kind": "logmel", "feature_sets": ["logmel"], "shape": shape}
+    return {"model_key": "vae", "inputs": inputs}
+
+
+def _seg_report(params) -> dict:
+    return {"audio": {"sample_rate": params.audio.sample_rate, "loudness_normalize": params.audio.loudness_normalize},
+            "params": {"window_s": params.segment.window_s, "hop_s": params.segment.hop_s,
+                       "silence_db": params.segment.silence_db}}
+
+
+def _scalers(params, sets=("mfcc_stats",)) -> dict:
+    cfg = FeatureConfig.from_params(params.audio.sample_rate, dataclasses.replace(params.features, sets=sets))
+    return {s: {"columns": c, "mean": [0.0] * len(c), "scale": [1.0] * len(c)} for s, c in feature_columns(cfg).items()}
+
+
+def test_matching_settings_pass(params) -> None:
+    assert check_compatibility(_ckpt(params), params, _seg_report(params), _scalers(params)) == []
+    assert check_compatibility(_ckpt(params, shape=[params.features.n_mels, params.features.logmel_frames]),
+                               params, _seg_report(params), None) == []
+
+
+def test_changed_n_mfcc_is_refused(params) -> None:
+    ckpt = _ckpt(params)
+    changed = dataclasses.replace(params, features=dataclasses.replace(params.features, n_mfcc=13))
+    problems = check_compatibility(ckpt, changed, _seg_report(params), _scalers(params))
+    assert any("feature columns differ" in p and "n_mfcc=13" in p for p in problems)
+    assert any("scalers.json columns" in p for p in problems)
+
+
+def test_changed_sample_rate_and_window_are_refused(params) -> None:
+    rep = _seg_report(params)
+    rep["audio"]["sample_rate"] = 16000
+    rep["params"]["window_s"] = 5.0
+    problems = check_compatibility(_ckpt(params), params, rep, _scalers(params))
+    assert any("16000 Hz" in p for p in problems) and any("segment.window_s=5.0" in p for p in problems)
+
+
+def test_changed_logmel_shape_is_refused(params) -> None:
+    problems = check_compatibility(_ckpt(params, shape=[32, 64]), params, _seg_report(params), None)
+    assert any("logmel patches of [32, 64]" in p for p in problems)
+
+
+def test_cluster_space_nearest_centroid() -> None:
+    space = ClusterSpace(["z_00", "z_01"], np.array(["a", "b", "c"]), np.array([[0.0, 0], [0, 1], [5, 5]]),
+                         np.array([0, 0, 1]), np.array([0, 1]), np.array([[0.0, 0.5], [5, 5]]), "r")
+    assert space.nearest_centroid(np.array([4.0, 4.0]))[0] == 1
+    assert space.nearest_centroid(np.array([0.2, 0.1]))[0] == 0
+    assert [s for s, _ in space.neighbours(np.array([0.0, 0.9]), 2)] == ["b", "a"]
+
+
+def test_missing_pipeline_is_refused(tmp_path: Path, params) -> None:
+    with pytest.raises(AssignError, match="run the pipeline"):
+        load_cluster_space(tmp_path, "vae", 0, "kmeans", "genre")
+
+
+def test_cli_refuses_missing_checkpoint(tmp_path: Path, repo_root: Path, caplog) -> None:
+    import argparse
+
+    from musiclust.reporting.assign import add_arguments
+
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    wav = tmp_path / "x.wav"
+    args = ap.parse_args([str(wav), "--model", "vae", "--pipeline-root", str(tmp_path),
+                          "--params", str(repo_root / "params.yaml")])
+    assert run(args) == 2
+    assert "no such checkpoint" in caplog.text
+
+
+# ----------------------------------------------------------------------------- real mini pipeline
+
+TINY = {
+    "seeds": [0],
+    "data": {"demo": {"n_songs": 12, "min_duration_s": 8.0, "max_duration_s": 9.0}},
+    "segment": {"window_s": 2.0, "hop_s": 2.0, "split": {"train": 0.5, "val": 0.25, "test": 0.25}},
+    "features": {"sets": ["mfcc_stats", "spectral"], "workers": 1},
+    "lyrics": {"encoder": "tfidf-char", "dim": 8},
+    "train": {"max_epochs": 3, "patience": 2, "kl_warmup_epochs": 1, "batch_size": 16},
+    "cluster": {"algorithms": ["kmeans"], "baselines": ["raw"]},
+}
+
+
+def _merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(base[k], v) if isinstance(v, dict) and isinstance(base.get(k), dict) else v
+    return out
+
+
+@pytest.fixture(scope="module")
+def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """download -> segment -> featurize -> embed_lyrics -> train@vae -> cluster, by the stages' own mains."""
+    import stages.cluster
+    import stages.download
+    import stages.embed_lyrics
+    import stages.featurize
+    import stages.segment
+    import stages.train
+    import yaml
+    from tests.conftest import REPO
+
+    root = tmp_path_factory.mktemp("pipe")
+    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8")), TINY)
+    pp = root / "params.yaml"
+    pp.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    d = root / "data"
+    stages.download.main(["--out", str(d / "raw"), "--params", str(pp)])
+    stages.segment.main(["--raw", str(d / "raw"), "--out", str(d / "segments"), "--params", str(pp)])
+    stages.featurize.main(["--segments", str(d / "segments"), "--out", str(d / "features"), "--params", str(pp)])
+    stages.embed_lyrics.main(["--raw", str(d / "raw"), "--segments", str(d / "segments"),
+                              "--out", str(d / "lyrics.parquet"), "--params", str(pp)])
+    stages.train.main(["--model", "vae", "--segments", str(d / "segments"), "--features", str(d / "features"),
+                       "--lyrics", str(d / "lyrics.parquet"), "--out", str(root / "models" / "vae"),
+                       "--metrics", str(root / "metrics" / "train" / "vae.json"),
+                       "--plots", str(root / "plots" / "train" / "vae.csv"), "--params", str(pp)])
+    stages.cluster.main(["--segments", str(d / "segments"), "--features", str(d / "features"),
+                         "--lyrics", str(d / "lyrics.parquet"), "--models", str(root / "models"),
+                         "--out", str(d / "clusters"), "--params", str(pp)])
+    return root
+
+
+@pytest.mark.slow
+def test_assign_reproduces_the_pipeline_for_a_corpus_song(mini_pipeline: Path) -> None:
+    """A corpus song fed back through assign lands on its own latent and its own cluster."""
+    from musiclust.reporting.assign import place_songs
+
+    root = mini_pipeline
+    params = load_params(root / "params.yaml")
+    seg = pd.read_parquet(root / "data" / "segments" / "segments.parquet").drop_duplicates("song_id")
+    songs = pd.read_parquet(root / "data" / "raw" / "songs.parquet").set_index("song_id")
+    test_song = seg.loc[seg["split"] == "test", "song_id"].iloc[0]
+    audio = root / "data" / "raw" / songs.loc[test_song, "audio_path"]
+    junk = root / "notes.txt"
+    junk.write_text("not audio", encoding="utf-8")
+    placed = place_songs(root, [audio, junk], "vae", 0, params, "kmeans", "genre")
+    ok, bad = placed
+    assert bad.status == "skipped" and "unsupported format" in bad.reason
+    assert ok.status == "ok" and ok.n_clips == int((pd.read_parquet(root / "data" / "segments" /
+                                                                    "segments.parquet")["song_id"] == test_song).sum())
+    # the nearest known song is the song itself, at (numerically) zero distance
+    assert ok.neighbours[0]["song_id"] == test_song and ok.neighbours[0]["distance"] < 1e-3
+    # and it joins the cluster the pipeline gave it (K-Means predicts the nearest centroid)
+    space = load_cluster_space(root / "data" / "clusters", "vae", 0, "kmeans", "genre")
+    assert ok.cluster == int(space.clusters[list(space.song_ids).index(test_song)])
+    assert abs(sum(ok.makeup["genre"].values()) - 1.0) < 1e-6
+
+
+@pytest.mark.slow
+def test_assign_refuses_changed_feature_params(mini_pipeline: Path, caplog) -> None:
+    import argparse
+
+    import yaml
+
+    from musiclust.reporting.assign import add_arguments
+
+    root = mini_pipeline
+    changed = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    changed["features"]["n_mfcc"] = 13
+    pp = root / "changed.yaml"
+    pp.write_text(yaml.safe_dump(changed), encoding="utf-8")
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    wav = next((root / "data" / "raw" / "audio").iterdir())
+    args = ap.parse_args([str(wav), "--model", "vae", "--pipeline-root", str(root), "--params", str(pp)])
+    assert run(args) == 2
+    assert "does not match the current settings" in caplog.text and "n_mfcc=13" in caplog.text
