@@ -38,7 +38,7 @@ def test_gtzan40_baselines_find_genre(tmp_path: Path, repo_root: Path, shared_da
     stages.evaluate.main([
         "--segments", str(t / "segments"), "--clusters", str(t / "clusters"), "--metrics", str(t / "m" / "e.json"),
         "--table", str(t / "m" / "all.csv"), "--means", str(t / "m" / "means.csv"),
-        "--summary", str(t / "m" / "summary.json"), "--plots", str(t / "plots"), "--params", str(params),
+        "--summary", str(t / "m" / "summary.json"), "--results", str(t / "m" / "results.md"), "--plots", str(t / "plots"), "--params", str(params),
     ])
     manifest = json.loads((t / "clusters" / "manifest.json").read_text())
     assert set(manifest["representations"]) == {"raw", "pca", "spectral_features"}  # no lyrics, no models

@@ -26,11 +26,12 @@ def evaluated(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = {
         "metrics": tmp / "metrics" / "evaluate.json", "table": tmp / "metrics" / "all.csv",
         "means": tmp / "metrics" / "means.csv", "summary": tmp / "metrics" / "summary.json", "plots": tmp / "plots",
+        "results": tmp / "metrics" / "results.md",
     }
     stages.evaluate.main([
         "--segments", str(paths["segments"]), "--clusters", str(tmp / "clusters"), "--metrics", str(out["metrics"]),
         "--table", str(out["table"]), "--means", str(out["means"]), "--summary", str(out["summary"]),
-        "--plots", str(out["plots"]), "--params", str(params),
+        "--plots", str(out["plots"]), "--results", str(out["results"]), "--params", str(params),
     ])
     return out
 
@@ -43,6 +44,8 @@ def test_declared_outputs_exist_with_columns(evaluated):
         assert col in table.columns, col
     assert set(table["scope"]) == {"test", "all"}
     assert set(table["level"]) == {"clip", "song_mean", "song_vote"}
+    results = evaluated["results"].read_text()
+    assert "| representation | kind |" in results and "| vae | model |" in results
     assert set(table["seed"]) == {0, 1}
     # one row per representation x algorithm x level x scope x label x seed
     assert not table.duplicated(["representation", "algorithm", "level", "scope", "label", "seed"]).any()
@@ -98,5 +101,6 @@ def test_evaluate_without_cluster_output_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="run the cluster stage"):
         stages.evaluate.main([
             "--segments", str(tmp_path), "--clusters", str(tmp_path / "nope"), "--metrics", str(tmp_path / "m.json"),
-            "--table", str(tmp_path / "t.csv"), "--plots", str(tmp_path / "p"),
+            "--table", str(tmp_path / "t.csv"), "--plots", str(tmp_path / "p"), "--means", str(tmp_path / "m.csv"),
+            "--summary", str(tmp_path / "s.json"), "--results", str(tmp_path / "r.md"),
         ])

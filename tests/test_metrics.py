@@ -124,3 +124,23 @@ def test_leakage_audit_flags_a_label_column_and_not_noise():
     assert scores["clip_len"].n_eval == 60 and scores["clip_len"].evaluated_on == "held_out"
     assert scores["noise"].balanced_accuracy < 0.7
     assert single_column_scores(x, ["a", "b"], np.array(["en"] * 200, dtype=object), train, "language") == []
+
+
+def test_interval_bounds_stay_inside_the_metric_range():
+    """Three seeds at NMI 1.0, 1.0, 0.9: the t interval's upper bound would exceed 1; it is clipped."""
+    import pandas as pd
+
+    from musiclust.evaluation.pipeline import SUMMARY_METRICS, aggregate
+
+    rows = []
+    for seed, nmi in zip((0, 1, 2), (1.0, 1.0, 0.9)):
+        row = dict(representation="vae", kind="model", algorithm="kmeans", label="genre", level="clip",
+                   scope="test", seed=seed, n_units=10, k=4)
+        row.update({m: 0.5 for m in SUMMARY_METRICS})
+        row["nmi"] = nmi
+        rows.append(row)
+    agg = aggregate(pd.DataFrame(rows), 0.95).iloc[0]
+    assert agg["nmi"] == pytest.approx(0.966667, abs=1e-5)
+    assert agg["nmi_high"] == 1.0  # unclipped: 0.9667 + 4.303 * 0.0577 / sqrt(3) = 1.110
+    assert agg["nmi_low"] == pytest.approx(agg["nmi"] - agg["nmi_ci"], abs=1e-9)
+    assert agg["nmi_ci"] == pytest.approx(4.302653 * 0.057735 / 3 ** 0.5, rel=1e-4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import yaml
 
@@ -39,7 +41,7 @@ def test_only_beta_vae_reads_beta():
 
 def test_params_are_frozen(repo_root):
     p = load_params(repo_root / "params.yaml")
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         p.beta = 1.0  # type: ignore[misc]
     with pytest.raises(TypeError):
         p.models["vae"]["latent_dim"] = 1  # type: ignore[index]

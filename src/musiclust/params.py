@@ -12,16 +12,17 @@ import collections.abc
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 #: Feature sets the featurizer knows (keys of ``features.sets``).
 FEATURE_SETS = ("mfcc_stats", "spectral", "logmel", "mfcc_seq")
 #: Clustering algorithms (keys of ``cluster.algorithms``).
-ALGORITHMS = ("kmeans", "agglomerative", "gmm", "dbscan", "spectral")
+ALGORITHMS = ("kmeans", "agglomerative", "gmm", "hdbscan", "spectral")
 #: Baseline representations clustered beside the models.
 BASELINES = ("raw", "pca", "spectral_features", "lyrics")
 
@@ -60,6 +61,15 @@ class DownloadParams:
     retries: int = 3
     backoff_s: float = 2.0
     concurrency: int = 2
+    audio_format: str = "flac"
+    timeout_s: float = 20.0
+
+    def __post_init__(self) -> None:
+        _choice("download.audio_format", self.audio_format, ("flac", "wav", "mp3", "opus", "vorbis"))
+        if not 0.0 <= self.min_success_fraction <= 1.0:
+            raise ParamsError("download.min_success_fraction must be between 0 and 1")
+        if self.concurrency < 1 or self.retries < 0 or self.timeout_s <= 0:
+            raise ParamsError("download.concurrency must be >= 1, retries >= 0 and timeout_s > 0")
 
 
 @dataclass(frozen=True)
@@ -87,6 +97,7 @@ class SegmentParams:
     tail: str = "drop"
     silence: str = "flag"
     silence_db: float = -50.0
+    workers: int = 2
     split: SplitParams = field(default_factory=SplitParams)
 
     def __post_init__(self) -> None:
@@ -134,9 +145,11 @@ class TrainParams:
     lr_factor: float = 0.5
     lr_patience: int = 3
     device: str = "auto"
+    threads: int = 1
 
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, ("adam", "adamw"))
+        _choice("train.device", self.device, ("auto", "cpu", "cuda"))
         for s in self.features:
             _choice("train.features", s, ("mfcc_stats", "spectral"))
 
@@ -148,7 +161,9 @@ class ClusterParams:
     k: Any = "per_label"
     k_range: tuple[int, ...] = (2, 8)
     reduce: str = "none"
-    dbscan_min_samples: int = 5
+    reduce_dim: int = 8
+    hdbscan_min_samples: int = 5
+    spectral_max_units: int = 1000
 
     def __post_init__(self) -> None:
         for a in self.algorithms:
@@ -156,8 +171,12 @@ class ClusterParams:
         for b in self.baselines:
             _choice("cluster.baselines", b, BASELINES)
         _choice("cluster.reduce", self.reduce, ("none", "pca", "umap"))
-        if not (self.k in ("per_label", "auto") or (isinstance(self.k, int) and self.k >= 2)):
+        if isinstance(self.k, bool) or not (self.k in ("per_label", "auto") or (isinstance(self.k, int) and self.k >= 2)):
             raise ParamsError(f"cluster.k must be per_label, auto or an integer >= 2, got {self.k!r}")
+        if len(self.k_range) != 2 or not 2 <= self.k_range[0] <= self.k_range[1]:
+            raise ParamsError(f"cluster.k_range must be [low, high] with 2 <= low <= high, got {list(self.k_range)}")
+        if self.reduce_dim < 1 or self.hdbscan_min_samples < 2 or self.spectral_max_units < 2:
+            raise ParamsError("cluster.reduce_dim must be >= 1, hdbscan_min_samples and spectral_max_units >= 2")
 
 
 @dataclass(frozen=True)
@@ -165,12 +184,24 @@ class EvaluateParams:
     silhouette_sample: int = 2000
     ci: float = 0.95
     leakage_threshold: float = 0.95
+    alpha: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.silhouette_sample < 10:
+            raise ParamsError(f"evaluate.silhouette_sample must be >= 10, got {self.silhouette_sample}")
+        if not 0 < self.ci < 1 or not 0 < self.alpha < 1 or not 0 < self.leakage_threshold <= 1:
+            raise ParamsError("evaluate.ci and evaluate.alpha must be in (0, 1), leakage_threshold in (0, 1]")
 
 
 @dataclass(frozen=True)
 class ReportParams:
     n_central_songs: int = 3
     excerpt_s: float = 4.0
+    projections: tuple[str, ...] = ("pca", "tsne", "umap")  # 2-D maps; umap only if umap-learn is installed
+
+    def __post_init__(self) -> None:
+        for m in self.projections:
+            _choice("report.projections", m, ("pca", "tsne", "umap"))
 
 
 @dataclass(frozen=True)

@@ -230,6 +230,14 @@ def _internal(x: np.ndarray, pos: np.ndarray, clusters: np.ndarray, mask: np.nda
     return internal_scores(x[rows], clusters[idx], dist=dist, sample_idx=sample_local)
 
 
+#: Ranges of the bounded scores, for clipping interval bounds.
+METRIC_RANGE = {
+    **{m: (0.0, 1.0) for m in ("nmi", "v_measure", "homogeneity", "completeness", "purity", "accuracy",
+                               "noise_fraction")},
+    "ari": (-1.0, 1.0), "silhouette": (-1.0, 1.0), "calinski_harabasz": (0.0, np.inf), "davies_bouldin": (0.0, np.inf),
+}
+
+
 def aggregate(scores: pd.DataFrame, ci: float) -> pd.DataFrame:
     """Mean over seeds with a Student-t interval, per method x label x level x scope and metric."""
     keys = ["representation", "kind", "algorithm", "label", "level", "scope"]
@@ -245,7 +253,11 @@ def aggregate(scores: pd.DataFrame, ci: float) -> pd.DataFrame:
         mean, sd, n = grouped[m].mean().to_numpy(), grouped[m].std(ddof=1).to_numpy(), grouped[m].count().to_numpy()
         tq = np.array([t_quantile(int(k), ci) for k in n])
         half = np.where(n >= 2, tq * sd / np.sqrt(np.maximum(n, 1)), np.nan)
-        out[m], out[f"{m}_low"], out[f"{m}_high"], out[f"{m}_ci"] = mean, mean - half, mean + half, half
+        lo, hi = METRIC_RANGE.get(m, (-np.inf, np.inf))
+        # a symmetric t interval can leave the metric's range (NMI 0.98 +/- 0.04 over 3 seeds);
+        # the bounds are clipped to it, the half-width (_ci) is kept as computed
+        out[m], out[f"{m}_ci"] = mean, half
+        out[f"{m}_low"], out[f"{m}_high"] = np.clip(mean - half, lo, hi), np.clip(mean + half, lo, hi)
     return out
 
 

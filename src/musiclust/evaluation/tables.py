@@ -6,8 +6,9 @@ checks they agree), so every number a reader sees there comes out of the pipelin
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pandas as pd
 
@@ -35,9 +36,9 @@ def results_markdown(means: pd.DataFrame, summary: dict[str, Any], label_columns
     labels = [lab for lab in label_columns if lab in set(head["label"])]
     proto = summary.get("protocol", {})
     lines = [
-        f"NMI of K-Means clusters (k = number of classes) against each label, clip level, test songs only; "
-        f"mean ± 95% Student-t half-width over seeds. `*` marks a model whose score on that label is not "
-        f"unsupervised (it saw the label). Written by the `evaluate` stage to `metrics/results.md`.",
+        "NMI of K-Means clusters (k = number of classes) against each label, clip level, test songs only; "
+        "mean ± 95% Student-t half-width over seeds. `*` marks a model whose score on that label is not "
+        "unsupervised (it saw the label). Written by the `evaluate` stage to `metrics/results.md`.",
         "",
         "| representation | kind | " + " | ".join(f"NMI {lab}" for lab in labels) + " | silhouette |",
         "|---|---|" + "---|" * len(labels) + "---|",
