@@ -146,6 +146,10 @@ def test_models_agree_everywhere():
     # only the beta model depends on the top-level beta
     for key, item in foreach.items():
         assert item["extra"] == ("beta" if key == "beta_vae" else f"models.{key}")
+    # text models (and only they) depend on the lyrics table
+    for key, item in foreach.items():
+        reads_text = "text" in REGISTRY[key].needs
+        assert (item["inputs"] == "data/lyrics.parquet") == reads_text, f"train@{key}: inputs {item['inputs']}"
     # every model's train stage feeds cluster and report
     for stage in ("cluster", "report"):
         deps = _stage_defs()[stage]["deps"]

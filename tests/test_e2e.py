@@ -96,3 +96,9 @@ def test_dvc_repro_end_to_end(tmp_path):
     beta_run = _run([dvc, "repro"], work, env)
     ran = set(re.findall(r"Running stage '([^']+)'", beta_run))
     assert ran == {"train@beta_vae", "cluster", "evaluate", "report"}, ran
+
+    params["lyrics"]["encoder"] = "tfidf-char"
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    lyrics_run = _run([dvc, "repro"], work, env)
+    ran = set(re.findall(r"Running stage '([^']+)'", lyrics_run))
+    assert ran == {"embed_lyrics", "train@multimodal", "train@hybrid", "cluster", "evaluate", "report"}, ran
