@@ -15,6 +15,7 @@ so one training loop and one encoding function serve them all.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -29,7 +30,7 @@ class ModelConfigError(ValueError):
     """A model's settings under ``models.<key>`` in params.yaml are unknown or invalid."""
 
 
-class LatentModel(nn.Module):
+class LatentModel(nn.Module, abc.ABC):
     """Base class: stores constructor kwargs and defines the shared interface.
 
     Subclasses pass their constructor arguments (primitives only) to ``super().__init__``
@@ -66,22 +67,22 @@ class LatentModel(nn.Module):
         return out
 
     @classmethod
+    @abc.abstractmethod
     def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> LatentModel:
         """Build from params settings plus data dimensions (``audio_dim``, ``text_dim``, ...)."""
-        raise NotImplementedError
 
     def constructor_kwargs(self) -> dict[str, Any]:
         """The kwargs that rebuild this model (stored in every checkpoint)."""
         return dict(self._kwargs)
 
     # ---- the shared interface ---------------------------------------------------------
+    @abc.abstractmethod
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Posterior mean and log-variance ``(B, D)`` each (logvar ``None`` if deterministic)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def decode(self, z: torch.Tensor, batch: Batch) -> dict[str, torch.Tensor]:
         """Reconstructions from latents ``z`` ``(B, D)``, keyed like the batch (``"x"``, ``"text"``)."""
-        raise NotImplementedError
 
     def forward(self, batch: Batch) -> dict[str, Any]:
         """Encode, sample (training) or take the mean (eval), decode."""
@@ -175,3 +176,28 @@ class Standardizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return (x - self.mean) / self.std
+
+
+class TextInputs:
+    """Mixin for the models that read the lyrics embedding (``needs`` "text").
+
+    Builds from ``audio_dim``/``text_dim``, fits a per-dimension standardizer of the
+    embedding on training clips that have lyrics, and gives the masked, standardized text
+    (zero for songs without lyrics). The class must create ``self.text_norm = Standardizer(E)``.
+    """
+
+    needs: ClassVar[tuple[str, ...]] = ("text",)
+    text_norm: Standardizer
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> Any:
+        return cls(audio_dim=int(dims["audio_dim"]), text_dim=int(dims["text_dim"]), **cls.check_config(cfg))
+
+    def fit_input_stats(self, train: Mapping[str, np.ndarray]) -> dict[str, Any]:
+        mask = np.asarray(train["has_text"]) > 0.5
+        self.text_norm.fit(np.asarray(train["text"])[mask])
+        return {"text_norm": "per-dimension mean/std over train clips with lyrics (buffers text_norm.*)"}
+
+    def masked_text(self, batch: Batch) -> torch.Tensor:
+        """Standardized lyrics embedding, zero where a song has no lyrics: ``(B, E)``."""
+        return self.text_norm(batch["text"].float()) * batch["has_text"].float().unsqueeze(1)

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
-import numpy as np
 import torch
 from torch import nn
 
@@ -13,6 +9,7 @@ from musiclust.models.base import (
     Batch,
     LatentModel,
     Standardizer,
+    TextInputs,
     clamp_logvar,
     gaussian_kl,
     mlp,
@@ -21,7 +18,7 @@ from musiclust.models.base import (
 )
 
 
-class MultimodalVAE(LatentModel):
+class MultimodalVAE(TextInputs, LatentModel):
     """Multimodal VAE with a product-of-experts posterior (Wu & Goodman, "Multimodal Generative
     Models for Scalable Weakly-Supervised Learning", NeurIPS 2018).
 
@@ -35,7 +32,6 @@ class MultimodalVAE(LatentModel):
     """
 
     key = "multimodal"
-    needs = ("text",)
     config_keys = frozenset({"latent_dim", "hidden", "text_hidden"})
 
     def __init__(
@@ -62,25 +58,12 @@ class MultimodalVAE(LatentModel):
         self.audio_decoder = mlp([latent_dim, *reversed(hidden), audio_dim])
         self.text_decoder = mlp([latent_dim, *reversed(text_hidden), text_dim])
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> MultimodalVAE:
-        return cls(audio_dim=int(dims["audio_dim"]), text_dim=int(dims["text_dim"]), **cls.check_config(cfg))
-
-    def fit_input_stats(self, train: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        mask = np.asarray(train["has_text"]) > 0.5
-        self.text_norm.fit(np.asarray(train["text"])[mask])
-        return {"text_norm": "per-dimension mean/std over train clips with lyrics (buffers text_norm.*)"}
-
-    def _text(self, batch: Batch) -> torch.Tensor:
-        # standardized embedding, zero where a song has no lyrics: (B, E)
-        return self.text_norm(batch["text"].float()) * batch["has_text"].float().unsqueeze(1)
-
     def experts(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Audio and text experts: ``(mu_a, logvar_a, mu_t, logvar_t)``, each ``(B, D)``."""
         # encoder (audio): (B, F) -> (B, H) -> (B, 2D)
         mu_a, lv_a = self.audio_heads(self.audio_encoder(batch["x"])).chunk(2, dim=1)
         # encoder (text): (B, E) -> (B, H_t) -> (B, 2D)
-        mu_t, lv_t = self.text_heads(self.text_encoder(self._text(batch))).chunk(2, dim=1)
+        mu_t, lv_t = self.text_heads(self.text_encoder(self.masked_text(batch))).chunk(2, dim=1)
         return mu_a, clamp_logvar(lv_a), mu_t, clamp_logvar(lv_t)
 
     @staticmethod
@@ -106,7 +89,7 @@ class MultimodalVAE(LatentModel):
         return {"x": self.audio_decoder(z), "text": self.text_decoder(z)}
 
     def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"x": batch["x"], "text": self._text(batch)}
+        return {"x": batch["x"], "text": self.masked_text(batch)}
 
     def _elbo_parts(
         self, mu: torch.Tensor, lv: torch.Tensor, batch: Batch, audio: bool, text: bool
@@ -118,7 +101,7 @@ class MultimodalVAE(LatentModel):
         if audio:
             recon = recon + sse(rec["x"], batch["x"])
         if text:  # masked: a song without lyrics has no text to reconstruct
-            recon = recon + batch["has_text"].float() * sse(rec["text"], self._text(batch))
+            recon = recon + batch["has_text"].float() * sse(rec["text"], self.masked_text(batch))
         return recon, gaussian_kl(mu, lv)
 
     def loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
