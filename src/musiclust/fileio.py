@@ -16,6 +16,16 @@ import pandas as pd
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
+class InputFileError(Exception):
+    """An input file could not be used; ``reason`` is a short machine-readable tag for reports."""
+
+    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
+        self.path = str(path)
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
 def safe_id(raw: str, max_len: int = 80) -> str:
     """Turn any id into a safe, stable file-name stem.
 

@@ -8,18 +8,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from musiclust.fileio import InputFileError
+
 #: Extensions soundfile (libsndfile >= 1.1) decodes directly.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".snd", ".aiff", ".aif")
 
 
-class AudioDecodeError(Exception):
+class AudioDecodeError(InputFileError):
     """A file could not be decoded; ``reason`` is a short machine-readable tag."""
-
-    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from musiclust.fileio import InputFileError
+
 #: lyrics outcomes (a song's audio status is separate: lyrics never skip a song)
 LYRICS_OK = "ok"
 LYRICS_NONE = "none"
@@ -32,14 +34,8 @@ _SECTION_LINE = re.compile(
 _BLANK_RUN = re.compile(r"\n{3,}")
 
 
-class LyricsError(Exception):
+class LyricsError(InputFileError):
     """Lyrics could not be read; ``reason`` is one of the ``LYRICS_*`` tags."""
-
-    def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
-        self.path = str(path)
-        self.reason = reason
-        self.detail = detail
-        super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
 
 
 @dataclass(frozen=True)
