@@ -94,6 +94,15 @@ def load_tensors(features_dir: str | Path, name: str) -> tuple[pd.DataFrame, np.
     if not (d / "index.parquet").exists():
         raise FileNotFoundError(f"{d}: feature set {name!r} was not computed; add it to features.sets")
     index = pd.read_parquet(d / "index.parquet")
-    shards = {s: np.load(d / f"shard-{s:05d}.npy", mmap_mode="r") for s in sorted(index["shard"].unique())}
-    arr = np.stack([shards[s][r] for s, r in zip(index["shard"], index["row"])]) if len(index) else np.empty((0,))
+    if not len(index):
+        return index, np.empty((0,))
+    shard_ids, rows = index["shard"].to_numpy(), index["row"].to_numpy()
+    arr = None
+    # one fancy-indexed read per shard instead of one Python-level copy per clip
+    for s in np.unique(shard_ids):
+        data = np.load(d / f"shard-{int(s):05d}.npy", mmap_mode="r")
+        if arr is None:
+            arr = np.empty((len(index), *data.shape[1:]), dtype=data.dtype)
+        sel = shard_ids == s
+        arr[sel] = data[rows[sel]]
     return index, arr
