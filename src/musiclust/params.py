@@ -25,6 +25,8 @@ FEATURE_SETS = ("mfcc_stats", "spectral", "logmel", "mfcc_seq")
 ALGORITHMS = ("kmeans", "agglomerative", "gmm", "hdbscan", "spectral")
 #: Baseline representations clustered beside the models.
 BASELINES = ("raw", "pca", "spectral_features", "lyrics")
+#: 2-D projections of the latent maps (keys of ``cluster.maps``).
+MAP_METHODS = ("pca", "tsne", "umap")
 
 
 class ParamsError(ValueError):
@@ -164,8 +166,14 @@ class ClusterParams:
     reduce_dim: int = 8
     hdbscan_min_samples: int = 5
     spectral_max_units: int = 1000
+    pca_dim: int = 8  # components of the pca baseline (the models' usual latent size)
+    maps: tuple[str, ...] = ("pca", "tsne")  # 2-D maps of song vectors for the report; umap: ~40 s numba warm-up
 
     def __post_init__(self) -> None:
+        for m in self.maps:
+            _choice("cluster.maps", m, MAP_METHODS)
+        if self.pca_dim < 1:
+            raise ParamsError(f"cluster.pca_dim must be >= 1, got {self.pca_dim}")
         for a in self.algorithms:
             _choice("cluster.algorithms", a, ALGORITHMS)
         for b in self.baselines:
@@ -183,25 +191,24 @@ class ClusterParams:
 class EvaluateParams:
     silhouette_sample: int = 2000
     ci: float = 0.95
+    bootstrap: int = 500  # resamples of the test songs (paired across representations), seeds drawn with them
     leakage_threshold: float = 0.95
-    alpha: float = 0.05
 
     def __post_init__(self) -> None:
         if self.silhouette_sample < 10:
             raise ParamsError(f"evaluate.silhouette_sample must be >= 10, got {self.silhouette_sample}")
-        if not 0 < self.ci < 1 or not 0 < self.alpha < 1 or not 0 < self.leakage_threshold <= 1:
-            raise ParamsError("evaluate.ci and evaluate.alpha must be in (0, 1), leakage_threshold in (0, 1]")
+        if not 0 < self.ci < 1:
+            raise ParamsError(f"evaluate.ci must be in (0, 1), got {self.ci}")
+        if self.bootstrap < 50:
+            raise ParamsError(f"evaluate.bootstrap must be >= 50 resamples, got {self.bootstrap}")
+        if not 0 < self.leakage_threshold <= 1:
+            raise ParamsError(f"evaluate.leakage_threshold must be in (0, 1], got {self.leakage_threshold}")
 
 
 @dataclass(frozen=True)
 class ReportParams:
     n_central_songs: int = 3
     excerpt_s: float = 4.0
-    projections: tuple[str, ...] = ("pca", "tsne", "umap")  # 2-D maps; umap only if umap-learn is installed
-
-    def __post_init__(self) -> None:
-        for m in self.projections:
-            _choice("report.projections", m, ("pca", "tsne", "umap"))
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,12 @@ from sklearn.cluster import HDBSCAN, KMeans, SpectralClustering
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
+from musiclust.params import ALGORITHMS
+
 log = logging.getLogger(__name__)
 
 PREDICTIVE = ("kmeans", "gmm")  # fit on train, predict the rest
 FIT_ALL = ("agglomerative", "hdbscan", "spectral")  # fit on every unit
-ALGORITHMS = PREDICTIVE + FIT_ALL
 NOISE = -1
 
 #: covariance of the Gaussian mixture: full where the dimension is small enough
@@ -115,7 +116,11 @@ def run_algorithm(
             # a disconnected k-NN graph is reported by sklearn as a warning; the result is still usable
             warnings.simplefilter("ignore", UserWarning)
             model = SpectralClustering(
-                n_clusters=k, affinity="nearest_neighbors", n_neighbors=nn, assign_labels="cluster_qr", random_state=seed
+                n_clusters=k,
+                affinity="nearest_neighbors",
+                n_neighbors=nn,
+                assign_labels="cluster_qr",
+                random_state=seed,
             ).fit(x)
         return Clustering(model.labels_.astype(np.int64), "all", k, {"affinity": f"knn{nn}"})
     raise ValueError(f"unknown clustering algorithm {algorithm!r} (have {', '.join(ALGORITHMS)})")

@@ -1,31 +1,22 @@
-"""The cluster step end to end: read inputs, build representations, cluster, write ``data/clusters``.
+"""One ``cluster@<rep>`` stage end to end: build one representation, cluster it, map it, write it.
 
-Output layout (documented in docs/pipeline.md):
-- ``assignments.parquet``: one row per unit per run: ``run_id``, ``representation``,
-  ``algorithm``, ``seed``, ``level``, ``fit_on``, ``k_mode``, ``k``, ``for_labels``,
-  ``unit_id``, ``song_id``, ``split``, ``cluster`` (``-1`` = noise);
-- ``runs.parquet``: one row per run (``n_units``, ``n_fit``, ``n_clusters``,
-  ``noise_fraction``, ``seconds``, ``info`` JSON);
-- ``vectors/<representation>.parquet``: the input vectors of each representation
-  (``seed`` (-1 = seed-independent), ``level``, ``unit_id``, ``song_id``, ``split``,
-  then its named columns) for the evaluate step's silhouette and leakage audit;
-  ``fed/<representation>.parquet`` the same after ``cluster.reduce`` when it is not ``none``;
-- ``manifest.json``: protocol, representations (kind, description, columns,
-  seeds, ``conditioned_on``, counts), label classes, k plan, skips.
+Each representation (a model key or a baseline) is its own DVC stage with its own output folder
+(:mod:`musiclust.contracts.clusters`), so an experiment that retrains one model re-clusters and
+re-maps only that model, and DVC's run-cache restores the rest.
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from musiclust.clustering import run as run_mod
+from musiclust.clustering.maps import song_maps
 from musiclust.clustering.representations import (
     Representation,
     baseline_representation,
@@ -35,211 +26,177 @@ from musiclust.clustering.representations import (
     reduce_representation,
     usable_clips,
 )
+from musiclust.contracts import clusters as contract
 from musiclust.features.store import load_vectors
-from musiclust.fileio import read_json, safe_id, write_json, write_parquet
-from musiclust.params import ClusterParams
+from musiclust.fileio import read_json
+from musiclust.params import BASELINES, ClusterParams
 
 log = logging.getLogger(__name__)
 
 
-def discover_models(models_dir: str | Path) -> list[Path]:
-    """Sub-directories of ``models_dir`` that hold a ``latents.parquet``, sorted by name."""
-    models_dir = Path(models_dir)
-    if not models_dir.is_dir():
-        log.warning("%s: no models directory; clustering baselines only", models_dir)
-        return []
-    found = sorted(d for d in models_dir.iterdir() if d.is_dir() and (d / "latents.parquet").is_file())
-    others = sorted(d.name for d in models_dir.iterdir() if d.is_dir() and d not in found)
-    log.info("models with latents under %s: %s", models_dir, ", ".join(d.name for d in found) or "none")
-    if others:
-        log.warning("model folders without latents.parquet (not clustered): %s", ", ".join(others))
-    return found
+class NotApplicable(Exception):
+    """The representation's inputs are absent (reported with its reason, never clustered or ranked)."""
 
 
-def load_model_representation(model_dir: Path, clips: pd.DataFrame) -> Representation:
-    """A model folder's latents and ``info.json`` as a representation."""
+def read_segments(segments_path: str | Path) -> pd.DataFrame:
+    """``segments.parquet`` (given the file or its folder), checked for the columns clustering needs."""
+    path = Path(segments_path)
+    if path.is_dir():
+        path = path / "segments.parquet"
+    segments = pd.read_parquet(path)
+    need = {"segment_id", "song_id", "split"} - set(segments.columns)
+    if need:
+        raise ValueError(f"{path}: missing column(s) {sorted(need)} (see docs/pipeline.md)")
+    return segments
+
+
+def model_input(model_dir: Path, clips: pd.DataFrame) -> tuple[Representation, dict[str, Any]]:
+    """A trained model's latents as a representation, plus its training summary.
+
+    Raises :class:`NotApplicable` when the train stage recorded that the model's inputs are absent.
+    """
+    info_path = model_dir / "info.json"
+    if not info_path.is_file():
+        raise FileNotFoundError(f"{info_path}: missing; run `dvc repro train@{model_dir.name}`")
+    info = read_json(info_path)
+    if info.get("applicable") is False:
+        raise NotApplicable(str(info.get("reason") or "the train stage marked it not applicable"))
+    metrics_path = model_dir / "metrics.json"
+    metrics = read_json(metrics_path) if metrics_path.is_file() else {}
+    training = {k: metrics[k] for k in ("best_val_loss_mean",) if k in metrics}
     latents = pd.read_parquet(model_dir / "latents.parquet")
     missing = {"segment_id", "seed"} - set(latents.columns)
     if missing:
-        raise ValueError(f"{model_dir}/latents.parquet lacks column(s) {sorted(missing)} (see docs/pipeline.md)")
-    info_path = model_dir / "info.json"
-    info: dict[str, Any] = {}
-    if info_path.is_file():
-        info = read_json(info_path)
-    else:
-        log.warning("%s: no info.json; cannot tell which labels the model was conditioned on", model_dir)
-    key = str(info.get("model_key") or model_dir.name)
-    if key != model_dir.name:
-        log.warning("%s: info.json says model_key=%r; using the folder name", model_dir, key)
-        key = model_dir.name
-    return model_representation(key, clips, latents, info)
+        raise ValueError(
+            f"{model_dir}/latents.parquet lacks column(s) {sorted(missing)} (see docs/pipeline.md)"
+        )
+    return model_representation(model_dir.name, clips, latents, info), training
 
 
-def build_representations(
+def baseline_input(
+    name: str,
     clips: pd.DataFrame,
     features_dir: str | Path,
     lyrics_path: str | Path | None,
-    models_dir: str | Path,
-    baselines: Sequence[str],
     raw_sets: Sequence[str],
-    default_dim: int,
-) -> tuple[list[Representation], list[dict[str, str]]]:
-    """Every model representation plus the requested baselines; unusable inputs are skipped with a reason."""
-    reps: list[Representation] = []
-    skipped: list[dict[str, str]] = []
-    for d in discover_models(models_dir):
-        try:
-            reps.append(load_model_representation(d, clips))
-        except (OSError, ValueError, KeyError) as exc:
-            log.error("model %s not clustered: %s", d.name, exc)
-            skipped.append({"representation": d.name, "reason": str(exc)})
-    dims = Counter(r.dim for r in reps)
-    pca_dim = dims.most_common(1)[0][0] if dims else default_dim
-
-    raw: Representation | None = None
-    if "raw" in baselines or "pca" in baselines:
-        try:
-            ids, x, cols = load_vectors(features_dir, list(raw_sets), standardize=True)
-            raw = baseline_representation(
-                "raw", clips, ids, x, cols, f"standardized {'+'.join(raw_sets)} ({len(cols)} columns, train-only scaler)"
-            )
-        except (OSError, ValueError, KeyError) as exc:
-            log.error("raw/pca baselines not built: %s", exc)
-            skipped += [{"representation": b, "reason": str(exc)} for b in ("raw", "pca") if b in baselines]
-    if raw is not None and "raw" in baselines:
-        reps.append(raw)
-    if raw is not None and "pca" in baselines:
-        reps.append(pca_representation(raw, pca_dim))
-    if "spectral_features" in baselines:
-        try:
-            ids, x, cols = load_vectors(features_dir, ["spectral"], standardize=True)
-            reps.append(baseline_representation(
-                "spectral_features", clips, ids, x, cols, f"standardized spectral set ({len(cols)} columns)"))
-        except (OSError, ValueError, KeyError) as exc:
-            log.error("spectral_features baseline not built: %s", exc)
-            skipped.append({"representation": "spectral_features", "reason": str(exc)})
-    if "lyrics" in baselines:
-        try:
-            if lyrics_path is None or not Path(lyrics_path).is_file():
-                raise FileNotFoundError(f"{lyrics_path}: no lyrics table (run embed_lyrics)")
-            rep = lyrics_representation(clips, pd.read_parquet(lyrics_path))
-            if len(rep.units(-1)) == 0:
-                # an instrumental collection (e.g. GTZAN) is normal, not an error
-                log.warning("lyrics baseline not built: no song has lyrics")
-                skipped.append({"representation": "lyrics", "reason": "no song has lyrics"})
-            else:
-                reps.append(rep)
-        except (OSError, ValueError, KeyError) as exc:
-            log.error("lyrics baseline not built: %s", exc)
-            skipped.append({"representation": "lyrics", "reason": str(exc)})
-    return reps, skipped
+    pca_dim: int,
+) -> Representation:
+    """Baseline ``name`` (see :mod:`musiclust.clustering.representations`)."""
+    if name in ("raw", "pca"):
+        ids, x, cols = load_vectors(features_dir, list(raw_sets), standardize=True)
+        raw = baseline_representation(
+            "raw",
+            clips,
+            ids,
+            x,
+            cols,
+            f"standardized {'+'.join(raw_sets)} ({len(cols)} columns, train-only scaler)",
+        )
+        return raw if name == "raw" else pca_representation(raw, pca_dim)
+    if name == "spectral_features":
+        ids, x, cols = load_vectors(features_dir, ["spectral"], standardize=True)
+        return baseline_representation(
+            name, clips, ids, x, cols, f"standardized spectral set ({len(cols)} columns)"
+        )
+    if name == "lyrics":
+        if lyrics_path is None or not Path(lyrics_path).is_file():
+            raise FileNotFoundError(f"{lyrics_path}: no lyrics table; run `dvc repro embed_lyrics`")
+        rep = lyrics_representation(clips, pd.read_parquet(lyrics_path))
+        if len(rep.units(contract.SEED_INDEPENDENT)) == 0:
+            raise NotApplicable("no song has lyrics")
+        return rep
+    raise ValueError(f"unknown baseline {name!r} (have {', '.join(BASELINES)})")
 
 
-def run_cluster_step(
-    segments_path: str | Path,
-    features_dir: str | Path,
-    lyrics_path: str | Path | None,
-    models_dir: str | Path,
-    out_dir: str | Path,
+def cluster_representation(
+    name: str,
+    segments: pd.DataFrame,
     params: ClusterParams,
     seeds: Sequence[int],
     label_columns: Sequence[str],
-    raw_sets: Sequence[str],
-) -> dict[str, Any]:
-    """Cluster everything and rewrite ``out_dir`` whole. Returns the manifest."""
-    segments_path = Path(segments_path)
-    if segments_path.is_dir():
-        segments_path = segments_path / "segments.parquet"
-    segments = pd.read_parquet(segments_path)
-    need = {"segment_id", "song_id", "split"} - set(segments.columns)
-    if need:
-        raise ValueError(f"{segments_path}: missing column(s) {sorted(need)} (see docs/pipeline.md)")
+    model_dir: str | Path | None = None,
+    features_dir: str | Path | None = None,
+    lyrics_path: str | Path | None = None,
+    raw_sets: Sequence[str] = ("mfcc_stats",),
+) -> contract.ClusterOutput:
+    """Cluster one representation: a model (``model_dir``) or a baseline (``name`` in BASELINES)."""
     clips, clip_counts = usable_clips(segments)
-    log.info("clips: %s", clip_counts)
     classes = run_mod.label_classes(segments, label_columns)
-    log.info("label classes: %s", {k: len(v) for k, v in classes.items()})
+    kind = "model" if model_dir is not None else "baseline"
+    info: dict[str, Any] = {
+        "representation": name,
+        "kind": kind,
+        "modality": None,
+        "applicable": True,
+        "reason": None,
+        "description": "",
+        "columns": [],
+        "dim": 0,
+        "seeds": [],
+        "conditioned_on": [],
+        "has_own_clusters": False,
+        "counts": clip_counts,
+        "label_classes": classes,
+        "k_plan": run_mod.k_plan(params.k, classes),
+        "skipped_runs": [],
+        "protocol": protocol_text(params),
+        "training": {},
+    }
+    try:
+        if model_dir is not None:
+            rep, info["training"] = model_input(Path(model_dir), clips)
+        else:
+            rep = baseline_input(name, clips, features_dir, lyrics_path, raw_sets, params.pca_dim)
+    except NotApplicable as exc:
+        log.warning("%s: not applicable: %s (not clustered, never ranked)", name, exc)
+        info.update(applicable=False, reason=str(exc))
+        return contract.ClusterOutput(info, **contract.empty_tables())
 
-    reps, skipped_reps = build_representations(
-        clips, features_dir, lyrics_path, models_dir, params.baselines, raw_sets, params.reduce_dim
-    )
-    if not reps:
-        raise RuntimeError(f"nothing to cluster: no model latents under {models_dir} and no baseline could be built")
-    fed = [reduce_representation(r, params.reduce, params.reduce_dim, seed=seeds[0] if seeds else 0) for r in reps]
-    log.info("representations: %s", ", ".join(f"{r.name}({r.dim}d)" for r in fed))
-
-    settings = run_mod.ClusterSettings(
-        algorithms=tuple(params.algorithms),
-        k=params.k,
-        k_range=(int(params.k_range[0]), int(params.k_range[-1])),
-        seeds=tuple(int(s) for s in seeds),
-        min_samples=params.hdbscan_min_samples,
-        spectral_max_units=params.spectral_max_units,
-    )
-    result = run_mod.cluster_representations(fed, classes, settings)
-
-    out = Path(out_dir)
-    if out.exists():
-        shutil.rmtree(out)  # outputs are rewritten whole: no stale representation survives
-    out.mkdir(parents=True)
+    fed = reduce_representation(rep, params.reduce, params.reduce_dim, seed=seeds[0] if seeds else 0)
+    with threadpool_limits(limits=1):  # many small problems: BLAS/OpenMP threads only contend
+        result = run_mod.cluster_representations([fed], classes, params, seeds)
+        maps = song_maps(fed, params.maps, seed=int(seeds[0]) if seeds else 0)
     keys = ["run_id", "representation", "algorithm", "seed", "level", "fit_on", "k_mode", "k", "for_labels"]
     assignments = result.assignments.merge(result.runs[keys], on="run_id", how="left")
-    assignments = assignments[keys + ["unit_id", "song_id", "split", "cluster"]]
-    for col in ("run_id", "representation", "algorithm", "level", "fit_on", "k_mode", "for_labels", "split"):
-        assignments[col] = assignments[col].astype("category")
-    write_parquet(assignments, out / "assignments.parquet")
-    write_parquet(result.runs, out / "runs.parquet")
-    for rep, rep_fed in zip(reps, fed):
-        write_parquet(run_mod.representation_table(rep), out / "vectors" / f"{safe_id(rep.name)}.parquet")
-        if rep_fed is not rep:
-            write_parquet(run_mod.representation_table(rep_fed), out / "fed" / f"{safe_id(rep.name)}.parquet")
-
-    manifest = {
-        "protocol": _protocol_text(params),
-        "reduce": {"method": params.reduce, "dim": params.reduce_dim},
-        "seeds": [int(s) for s in seeds],
-        "label_classes": classes,
-        "k_plan": result.k_plan,
-        "clips": clip_counts,
-        "representations": {
-            r.name: {
-                "kind": r.kind,
-                "modality": r.modality,
-                "description": f.description,
-                "file": f"vectors/{safe_id(r.name)}.parquet",
-                "fed_file": f"fed/{safe_id(r.name)}.parquet" if f is not r else None,
-                "columns": r.columns,
-                "dim": r.dim,
-                "fed_dim": f.dim,
-                "seeds": "all" if r.seed_independent else sorted(r.clips),
-                "conditioned_on": list(r.conditioned_on),
-                "has_own_clusters": bool(r.own_clusters),
-                "counts": r.counts,
-            }
-            for r, f in zip(reps, fed)
-        },
-        "skipped_representations": skipped_reps,
-        "skipped_runs": result.skipped,
-        "n_runs": len(result.runs),
-    }
-    write_json(out / "manifest.json", manifest)
-    n_skip = len(result.skipped)
-    log.info("wrote %d clustering runs of %d representations to %s (%d run(s) skipped, see manifest.json)",
-             len(result.runs), len(reps), out, n_skip)
-    return manifest
+    info.update(
+        modality=rep.modality,
+        description=fed.description,
+        columns=fed.columns,
+        dim=fed.dim,
+        seeds="all" if rep.seed_independent else sorted(int(s) for s in rep.clips),
+        conditioned_on=list(rep.conditioned_on),
+        has_own_clusters=bool(rep.own_clusters),
+        counts={**clip_counts, **rep.counts},
+        k_plan=result.k_plan,
+        skipped_runs=result.skipped,
+    )
+    log.info(
+        "%s: %d clustering runs (%d skipped), maps: %s",
+        name,
+        len(result.runs),
+        len(result.skipped),
+        ", ".join(sorted(set(maps["method"]))) or "none",
+    )
+    return contract.ClusterOutput(info, assignments, result.runs, run_mod.representation_table(fed), maps)
 
 
-def _protocol_text(params: ClusterParams) -> dict[str, str]:
+def protocol_text(params: ClusterParams) -> dict[str, str]:
+    """The clustering protocol in words (written into every info.json, shown by the report)."""
     return {
-        "fit": "kmeans, gmm: fit on train units, predict all; agglomerative (ward), hdbscan, spectral: fit on all units; "
-               "own (VaDE): the model's mixture assignments (model trained on train songs)",
+        "fit": "kmeans, gmm: fit on train units, predict all; agglomerative (ward), hdbscan, spectral: fit on all "
+        "units; own (VaDE): the model's mixture assignments (model trained on train songs)",
         "levels": "clip: clip vectors; song_mean: mean of each song's clip vectors; "
-                  "song_vote: majority cluster of the song's clips in the clip-level run (ties: smallest id)",
-        "k": {"per_label": "one run per distinct class count; for_labels names the labels it serves",
-              "auto": f"k in {list(params.k_range)} chosen by silhouette on fit units (BIC for gmm)",
-              }.get(str(params.k), f"fixed k = {params.k}"),
+        "song_vote: majority cluster of the song's clips in the clip-level run (ties: smallest id)",
+        "k": {
+            "per_label": "one run per distinct class count; for_labels names the labels it serves",
+            "auto": f"k in {list(params.k_range)} chosen by silhouette on fit units (BIC for gmm)",
+        }.get(str(params.k), f"fixed k = {params.k}"),
         "seeds": "model latents of seed s clustered with random_state s; baselines clustered once per seed",
         "silent_clips": "left out (is_silent)",
         "spectral": f"skipped on levels with more than {params.spectral_max_units} units",
-        "hdbscan": f"sklearn HDBSCAN, min_cluster_size = min_samples = {params.hdbscan_min_samples}; noise = cluster -1",
-        "vectors_written": "input vectors before reduction (vectors/) and after (fed/, only if reduce != none)",
+        "hdbscan": f"sklearn HDBSCAN, min_cluster_size = min_samples = {params.hdbscan_min_samples}; noise = -1",
+        "reduce": f"{params.reduce} (to {params.reduce_dim} dims, fit on train clips)"
+        if params.reduce != "none"
+        else "none",
+        "maps": f"{', '.join(params.maps) or 'none'} of song vectors (first seed), for the report",
     }

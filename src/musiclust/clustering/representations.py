@@ -29,9 +29,9 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
-log = logging.getLogger(__name__)
+from musiclust.contracts.clusters import SEED_INDEPENDENT
 
-SEED_INDEPENDENT = -1  # key of the single matrix of a representation that no training seed changes
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,9 @@ class Representation:
             return self.clips[seed]
         if SEED_INDEPENDENT in self.clips:
             return self.clips[SEED_INDEPENDENT]
-        raise KeyError(f"representation {self.name!r} has no latents for seed {seed} (has {sorted(self.clips)})")
+        raise KeyError(
+            f"representation {self.name!r} has no latents for seed {seed} (has {sorted(self.clips)})"
+        )
 
     @property
     def seed_independent(self) -> bool:
@@ -102,7 +104,11 @@ def song_means(clips: Units) -> Units:
 def usable_clips(segments: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
     """Clips that get clustered: not silent, with a known split. Returns (frame, counts)."""
     counts = {"clips_in": len(segments)}
-    silent = segments["is_silent"].fillna(False).astype(bool) if "is_silent" in segments else pd.Series(False, index=segments.index)
+    silent = (
+        segments["is_silent"].fillna(False).astype(bool)
+        if "is_silent" in segments
+        else pd.Series(False, index=segments.index)
+    )
     bad_split = ~segments["split"].isin(["train", "val", "test"])
     counts["dropped_silent"] = int(silent.sum())
     counts["dropped_bad_split"] = int((bad_split & ~silent).sum())
@@ -157,7 +163,9 @@ def model_representation(
         modality="audio+lyrics" if (info.get("inputs") or {}).get("text") else "audio",
     )
     for seed, block in latents.groupby("seed", sort=True):
-        units, counts = _align(f"{key} seed {seed}", clips, block["segment_id"], block[zcols].to_numpy(np.float32), zcols)
+        units, counts = _align(
+            f"{key} seed {seed}", clips, block["segment_id"], block[zcols].to_numpy(np.float32), zcols
+        )
         rep.clips[int(seed)] = units
         rep.counts.update({f"seed_{int(seed)}_{k}": v for k, v in counts.items()})
         if "cluster" in block.columns:
@@ -171,7 +179,9 @@ def baseline_representation(
 ) -> Representation:
     """A seed-independent baseline from per-clip vectors keyed by ``segment_id``."""
     units, counts = _align(name, clips, ids, x, columns)
-    return Representation(name, "baseline", description, list(columns), {SEED_INDEPENDENT: units}, counts=counts)
+    return Representation(
+        name, "baseline", description, list(columns), {SEED_INDEPENDENT: units}, counts=counts
+    )
 
 
 def pca_representation(raw: Representation, n_components: int) -> Representation:
@@ -200,14 +210,20 @@ def lyrics_representation(clips: pd.DataFrame, lyrics: pd.DataFrame) -> Represen
     emb = sorted(c for c in lyrics.columns if c.startswith("emb_"))
     if not emb:
         raise ValueError("lyrics table has no emb_* columns")
-    has = lyrics["has_lyrics"].fillna(False).astype(bool) if "has_lyrics" in lyrics else pd.Series(True, index=lyrics.index)
+    has = (
+        lyrics["has_lyrics"].fillna(False).astype(bool)
+        if "has_lyrics" in lyrics
+        else pd.Series(True, index=lyrics.index)
+    )
     with_lyrics = lyrics[has].drop_duplicates("song_id").set_index("song_id")
     song_of_clip = clips["song_id"].astype(str)
     in_lyrics = song_of_clip.isin(with_lyrics.index.astype(str))
     n_songs = clips["song_id"].nunique()
     n_without = clips.loc[~in_lyrics, "song_id"].nunique()
     if n_without:
-        log.info("lyrics baseline: %d of %d song(s) have no lyrics and are left out of it", n_without, n_songs)
+        log.info(
+            "lyrics baseline: %d of %d song(s) have no lyrics and are left out of it", n_without, n_songs
+        )
     sub = clips[in_lyrics]
     x = with_lyrics.reindex(sub["song_id"].astype(str))[emb].to_numpy(np.float32)
     units, counts = _align("lyrics", sub, sub["segment_id"], x, emb)
@@ -253,7 +269,9 @@ def reduce_representation(rep: Representation, method: str, dim: int, seed: int 
             with warnings.catch_warnings():
                 # a fixed random_state makes UMAP single-threaded, which it announces on every call
                 warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
-                model = umap.UMAP(n_components=dim, n_jobs=1, random_state=seed if s == SEED_INDEPENDENT else s)
+                model = umap.UMAP(
+                    n_components=dim, n_jobs=1, random_state=seed if s == SEED_INDEPENDENT else s
+                )
                 z = model.fit(u.x[train]).transform(u.x)
         else:
             raise ValueError(f"cluster.reduce: unknown method {method!r} (none, pca, umap)")

@@ -19,7 +19,6 @@ Protocol (written into ``manifest.json`` so the numbers carry it):
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -33,24 +32,13 @@ from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from musiclust.clustering.algorithms import Clustering, WardTree, run_algorithm
-from musiclust.clustering.representations import SEED_INDEPENDENT, Representation, Units, song_means
+from musiclust.clustering.representations import Representation, Units, song_means
+from musiclust.contracts.clusters import SEED_INDEPENDENT
+from musiclust.params import ClusterParams
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("clip", "song_mean", "song_vote")
 AUTO_SILHOUETTE_SAMPLE = 1000  # units used to score each candidate k in `auto` mode
-
-
-@dataclass(frozen=True)
-class ClusterSettings:
-    """What the cluster step needs from params (built by the stage from ``params.cluster``)."""
-
-    algorithms: tuple[str, ...]
-    k: Any  # "per_label" | "auto" | int
-    k_range: tuple[int, int]
-    seeds: tuple[int, ...]
-    min_samples: int = 5
-    spectral_max_units: int = 1000
 
 
 @dataclass
@@ -91,7 +79,10 @@ def k_plan(k: Any, classes: dict[str, list[str]]) -> list[dict[str, Any]]:
             log.warning("label %r has %d class(es); no per-label k for it", label, len(vals))
             continue
         by_k[len(vals)].append(label)
-    return [{"k": kk, "k_mode": "per_label", "for_labels": ",".join(labels)} for kk, labels in sorted(by_k.items())]
+    return [
+        {"k": kk, "k_mode": "per_label", "for_labels": ",".join(labels)}
+        for kk, labels in sorted(by_k.items())
+    ]
 
 
 def majority_vote(song_of_unit: np.ndarray, clusters: np.ndarray, songs: np.ndarray) -> np.ndarray:
@@ -110,7 +101,9 @@ def majority_vote(song_of_unit: np.ndarray, clusters: np.ndarray, songs: np.ndar
     return values[votes.argmax(axis=1)].astype(np.int64)
 
 
-def _choose_k(algorithm: str, x: np.ndarray, train: np.ndarray, k_range: tuple[int, int], seed: int, **kw: Any) -> Clustering:
+def _choose_k(
+    algorithm: str, x: np.ndarray, train: np.ndarray, k_range: tuple[int, int], seed: int, **kw: Any
+) -> Clustering:
     """Run ``algorithm`` for every k in ``k_range`` and keep the best (silhouette; BIC for GMM)."""
     lo, hi = int(k_range[0]), int(k_range[-1])
     fit = train if algorithm in ("kmeans", "gmm") else np.ones(len(x), bool)
@@ -128,14 +121,23 @@ def _choose_k(algorithm: str, x: np.ndarray, train: np.ndarray, k_range: tuple[i
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 score = float(
-                    silhouette_score(x[fit], labs, sample_size=min(int(fit.sum()), AUTO_SILHOUETTE_SAMPLE), random_state=seed)
+                    silhouette_score(
+                        x[fit],
+                        labs,
+                        sample_size=min(int(fit.sum()), AUTO_SILHOUETTE_SAMPLE),
+                        random_state=seed,
+                    )
                 )
         scores[k] = round(float(score), 6)
         if score > best_score:
             best, best_score = c, score
     if best is None:
         raise ValueError(f"{algorithm}: no k in {k_range} could be scored on {int(fit.sum())} units")
-    best.info = {**best.info, "k_selection": "bic" if algorithm == "gmm" else "silhouette", "k_scores": scores}
+    best.info = {
+        **best.info,
+        "k_selection": "bic" if algorithm == "gmm" else "silhouette",
+        "k_scores": scores,
+    }
     return best
 
 
@@ -148,7 +150,7 @@ def _cluster_one(
     rep: Representation,
     seed: int,
     plan: list[dict[str, Any]],
-    cfg: ClusterSettings,
+    cfg: ClusterParams,
     record: Callable[..., str],
     skipped: list[dict[str, Any]],
 ) -> None:
@@ -161,59 +163,125 @@ def _cluster_one(
         ward: WardTree | None = None
         if len(units) < 3:
             for algorithm in cfg.algorithms:
-                skipped.append({"representation": rep.name, "algorithm": algorithm, "level": level, "seed": int(seed),
-                                "reason": f"only {len(units)} unit(s) to cluster"})
+                skipped.append(
+                    {
+                        "representation": rep.name,
+                        "algorithm": algorithm,
+                        "level": level,
+                        "seed": int(seed),
+                        "reason": f"only {len(units)} unit(s) to cluster",
+                    }
+                )
             continue
         for algorithm in cfg.algorithms:
             if algorithm == "spectral" and len(units) > cfg.spectral_max_units:
-                skipped.append({"representation": rep.name, "algorithm": algorithm, "level": level, "seed": int(seed),
-                                "reason": f"{len(units)} units > cluster.spectral_max_units={cfg.spectral_max_units}"})
+                skipped.append(
+                    {
+                        "representation": rep.name,
+                        "algorithm": algorithm,
+                        "level": level,
+                        "seed": int(seed),
+                        "reason": f"{len(units)} units > cluster.spectral_max_units={cfg.spectral_max_units}",
+                    }
+                )
                 continue
-            entries = [{"k": None, "k_mode": "algorithm", "for_labels": "*"}] if algorithm == "hdbscan" else plan
+            entries = (
+                [{"k": None, "k_mode": "algorithm", "for_labels": "*"}] if algorithm == "hdbscan" else plan
+            )
             for entry in entries:
-                t0 = time.perf_counter()
                 try:
                     if algorithm == "agglomerative" and ward is None:
                         ward = WardTree(units.x)  # one linkage, cut at every k
                     if entry["k_mode"] == "auto":
-                        c = _choose_k(algorithm, units.x, train, cfg.k_range, seed, min_samples=cfg.min_samples, ward=ward)
+                        c = _choose_k(
+                            algorithm,
+                            units.x,
+                            train,
+                            (int(cfg.k_range[0]), int(cfg.k_range[-1])),
+                            seed,
+                            min_samples=cfg.hdbscan_min_samples,
+                            ward=ward,
+                        )
                     else:
-                        c = run_algorithm(algorithm, units.x, train, entry["k"], seed,
-                                          min_samples=cfg.min_samples, ward=ward)
+                        c = run_algorithm(
+                            algorithm,
+                            units.x,
+                            train,
+                            entry["k"],
+                            seed,
+                            min_samples=cfg.hdbscan_min_samples,
+                            ward=ward,
+                        )
                 except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                     # one failed fit (too few units, a singular covariance) must not end the whole stage
-                    log.warning("%s/%s/%s seed %s k=%s skipped: %s", rep.name, algorithm, level, seed, entry["k"], exc)
-                    skipped.append({"representation": rep.name, "algorithm": algorithm, "level": level,
-                                    "seed": int(seed), "reason": str(exc)})
+                    log.warning(
+                        "%s/%s/%s seed %s k=%s skipped: %s", rep.name, algorithm, level, seed, entry["k"], exc
+                    )
+                    skipped.append(
+                        {
+                            "representation": rep.name,
+                            "algorithm": algorithm,
+                            "level": level,
+                            "seed": int(seed),
+                            "reason": str(exc),
+                        }
+                    )
                     continue
-                dt = time.perf_counter() - t0
-                record(rep, seed, level, algorithm, units, c, entry, dt)
+                record(rep, seed, level, algorithm, units, c, entry)
                 if level == "clip":
-                    vote = Clustering(majority_vote(units.song_id, c.labels, songs_of_vote.unit_id), c.fit_on, c.k,
-                                      {"from": "majority vote of clip clusters"})
-                    record(rep, seed, "song_vote", algorithm, songs_of_vote, vote, entry, 0.0)
+                    vote = Clustering(
+                        majority_vote(units.song_id, c.labels, songs_of_vote.unit_id),
+                        c.fit_on,
+                        c.k,
+                        {"from": "majority vote of clip clusters"},
+                    )
+                    record(rep, seed, "song_vote", algorithm, songs_of_vote, vote, entry)
     if seed in rep.own_clusters:
         units = levels["clip"]
         own = np.asarray(rep.own_clusters[seed])
         ok = ~pd.isna(own)
         if (~ok).any():
-            log.warning("%s seed %s: %d clip(s) without an own cluster label (left out of `own`)", rep.name, seed, int((~ok).sum()))
+            log.warning(
+                "%s seed %s: %d clip(s) without an own cluster label (left out of `own`)",
+                rep.name,
+                seed,
+                int((~ok).sum()),
+            )
         units_ok = units.subset(ok)
         labels = own[ok].astype(np.int64)
         k_own = int(len(np.unique(labels)))
         # the model was trained on training songs only, so its assignment of test clips is a prediction
         c = Clustering(labels, "train", None, {"from": f"{rep.name}'s own mixture assignments"})
         own_entry = {"k": None, "k_mode": "model", "for_labels": "*"}
-        record(rep, seed, "clip", "own", units_ok, c, own_entry, 0.0)
+        record(rep, seed, "clip", "own", units_ok, c, own_entry)
         songs = pd.unique(units_ok.song_id)
-        vote = Clustering(majority_vote(units_ok.song_id, labels, songs), "train", None,
-                          {"from": "majority vote of own clip clusters", "k_found_clips": k_own})
-        split_of_song = pd.Series(units_ok.split, index=units_ok.song_id).groupby(level=0).first().reindex(songs).to_numpy()
-        record(rep, seed, "song_vote", "own", Units(songs, songs.copy(), split_of_song, np.zeros((len(songs), 0), np.float32)),
-               vote, own_entry, 0.0)
+        vote = Clustering(
+            majority_vote(units_ok.song_id, labels, songs),
+            "train",
+            None,
+            {"from": "majority vote of own clip clusters", "k_found_clips": k_own},
+        )
+        split_of_song = (
+            pd.Series(units_ok.split, index=units_ok.song_id)
+            .groupby(level=0)
+            .first()
+            .reindex(songs)
+            .to_numpy()
+        )
+        record(
+            rep,
+            seed,
+            "song_vote",
+            "own",
+            Units(songs, songs.copy(), split_of_song, np.zeros((len(songs), 0), np.float32)),
+            vote,
+            own_entry,
+        )
 
 
-def cluster_representations(reps: Sequence[Representation], classes: dict[str, list[str]], cfg: ClusterSettings) -> ClusterResult:
+def cluster_representations(
+    reps: Sequence[Representation], classes: dict[str, list[str]], cfg: ClusterParams, seeds: Sequence[int]
+) -> ClusterResult:
     """Run every algorithm on every representation, seed and level (see module doc)."""
     plan = k_plan(cfg.k, classes)
     if not plan:
@@ -225,40 +293,63 @@ def cluster_representations(reps: Sequence[Representation], classes: dict[str, l
     assign: list[tuple] = []
     skipped: list[dict[str, Any]] = []
 
-    def record(rep: Representation, seed: int, level: str, algorithm: str, units: Units, c: Clustering,
-               entry: dict[str, Any], seconds: float) -> str:
+    def record(
+        rep: Representation,
+        seed: int,
+        level: str,
+        algorithm: str,
+        units: Units,
+        c: Clustering,
+        entry: dict[str, Any],
+    ) -> str:
         k_mode, for_labels = entry["k_mode"], entry["for_labels"]
         k_tag = entry["k"] if k_mode in ("per_label", "fixed") else k_mode
         run_id = f"{rep.name}|{algorithm}|{level}|k={k_tag}|seed={seed}"
-        runs.append({
-            "run_id": run_id, "representation": rep.name, "kind": rep.kind, "algorithm": algorithm,
-            "seed": int(seed), "level": level, "fit_on": c.fit_on, "k_mode": k_mode,
-            "k": -1 if c.k is None else int(c.k), "for_labels": for_labels, "n_units": len(units),
-            "n_fit": int((units.split == "train").sum()) if c.fit_on == "train" else len(units),
-            "n_clusters": c.n_clusters, "noise_fraction": c.noise_fraction,
-            "seconds": round(seconds, 4), "info": _info_str(c.info),
-        })
+        runs.append(
+            {
+                "run_id": run_id,
+                "representation": rep.name,
+                "kind": rep.kind,
+                "algorithm": algorithm,
+                "seed": int(seed),
+                "level": level,
+                "fit_on": c.fit_on,
+                "k_mode": k_mode,
+                "k": -1 if c.k is None else int(c.k),
+                "for_labels": for_labels,
+                "n_units": len(units),
+                "n_fit": int((units.split == "train").sum()) if c.fit_on == "train" else len(units),
+                "n_clusters": c.n_clusters,
+                "noise_fraction": c.noise_fraction,
+                "info": _info_str(c.info),
+            }
+        )
         # plain arrays, one frame at the end: a frame per run costs more than the clustering
         assign.append((run_id, units.unit_id, units.song_id, units.split, c.labels.astype(np.int64)))
         return run_id
 
-    jobs = [(rep, s) for rep in reps for s in (cfg.seeds if rep.seed_independent else sorted(rep.clips))]
+    jobs = [(rep, s) for rep in reps for s in (seeds if rep.seed_independent else sorted(rep.clips))]
     # hundreds of small problems: BLAS/OpenMP threads only contend (4x slower measured on 2 busy cores)
     with threadpool_limits(limits=1):
-        for rep, seed in tqdm(jobs, desc="cluster", unit="rep-seed", disable=None):
+        for rep, seed in tqdm(
+            jobs, desc=f"cluster {reps[0].name if reps else ''}", unit="seed", disable=None
+        ):
             _cluster_one(rep, seed, plan, cfg, record, skipped)
 
-
     runs_df = pd.DataFrame(runs)
-    assignments = pd.DataFrame({
-        "run_id": np.repeat([a[0] for a in assign], [len(a[4]) for a in assign]),
-        "unit_id": np.concatenate([a[1] for a in assign]) if assign else np.array([], object),
-        "song_id": np.concatenate([a[2] for a in assign]) if assign else np.array([], object),
-        "split": np.concatenate([a[3] for a in assign]) if assign else np.array([], object),
-        "cluster": np.concatenate([a[4] for a in assign]) if assign else np.array([], np.int64),
-    })
+    assignments = pd.DataFrame(
+        {
+            "run_id": np.repeat([a[0] for a in assign], [len(a[4]) for a in assign]),
+            "unit_id": np.concatenate([a[1] for a in assign]) if assign else np.array([], object),
+            "song_id": np.concatenate([a[2] for a in assign]) if assign else np.array([], object),
+            "split": np.concatenate([a[3] for a in assign]) if assign else np.array([], object),
+            "cluster": np.concatenate([a[4] for a in assign]) if assign else np.array([], np.int64),
+        }
+    )
     if not runs_df.empty and runs_df["run_id"].duplicated().any():
-        raise RuntimeError("duplicate run ids: " + ", ".join(runs_df.loc[runs_df["run_id"].duplicated(), "run_id"][:5]))
+        raise RuntimeError(
+            "duplicate run ids: " + ", ".join(runs_df.loc[runs_df["run_id"].duplicated(), "run_id"][:5])
+        )
     return ClusterResult(runs_df, assignments, skipped, plan)
 
 
@@ -271,7 +362,7 @@ def _info_str(info: dict[str, Any]) -> str:
 def representation_table(rep: Representation) -> pd.DataFrame:
     """Vectors of ``rep`` at clip and song_mean level as one frame (``seed`` = -1 if seed-independent)."""
     frames = []
-    for s in ([SEED_INDEPENDENT] if rep.seed_independent else sorted(rep.clips)):
+    for s in [SEED_INDEPENDENT] if rep.seed_independent else sorted(rep.clips):
         for level, u in _level_units(rep, s).items():
             df = pd.DataFrame(u.x, columns=rep.columns)
             df.insert(0, "split", u.split)
@@ -281,4 +372,3 @@ def representation_table(rep: Representation) -> pd.DataFrame:
             df.insert(0, "seed", int(s))
             frames.append(df)
     return pd.concat(frames, ignore_index=True)
-

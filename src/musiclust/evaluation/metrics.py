@@ -10,7 +10,10 @@ Conventions
 - A noise label (``-1`` from HDBSCAN) is treated as one more group: noise
   points are neither dropped nor silently merged into a cluster.
 - NMI uses the arithmetic mean of the two entropies (scikit-learn's default),
-  so NMI equals the V-measure.
+  so NMI equals the V-measure. NMI rises with the number of clusters; AMI (adjusted
+  for chance, scikit-learn's definition and its expected-MI kernel) is 0 for a random
+  clustering whatever its k, so only AMI, or NMI at one fixed k, compares runs with
+  different k.
 - Accuracy is the share of points whose cluster is matched (one-to-one,
   Hungarian algorithm) to their class; with more clusters than classes, the
   unmatched clusters count as wrong.
@@ -23,7 +26,12 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-EXTERNAL = ("ari", "nmi", "v_measure", "homogeneity", "completeness", "purity", "accuracy")
+# scikit-learn's exact expected mutual information (the Cython kernel behind adjusted_mutual_info_score);
+# the public function re-validates its label arrays on every call (11 ms a call measured), which made
+# the bootstrap 40x slower than the scoring itself. tests/test_metrics.py checks AMI against the public one.
+from sklearn.metrics.cluster._expected_mutual_info_fast import expected_mutual_information
+
+EXTERNAL = ("nmi", "ami", "ari", "v_measure", "homogeneity", "completeness", "purity", "accuracy")
 INTERNAL = ("silhouette", "silhouette_n", "calinski_harabasz", "davies_bouldin")
 
 
@@ -32,7 +40,9 @@ def contingency(labels_true: np.ndarray, labels_pred: np.ndarray) -> np.ndarray:
     labels_true = np.asarray(labels_true)
     labels_pred = np.asarray(labels_pred)
     if labels_true.shape != labels_pred.shape or labels_true.ndim != 1:
-        raise ValueError(f"labelings must be 1-D and equally long, got {labels_true.shape} and {labels_pred.shape}")
+        raise ValueError(
+            f"labelings must be 1-D and equally long, got {labels_true.shape} and {labels_pred.shape}"
+        )
     _, t = np.unique(labels_true, return_inverse=True)
     _, p = np.unique(labels_pred, return_inverse=True)
     table = np.zeros((t.max(initial=-1) + 1, p.max(initial=-1) + 1), dtype=np.int64)
@@ -84,6 +94,7 @@ def scores_from_contingency(table: np.ndarray) -> dict[str, float]:
         homogeneity = mi / h_c if h_c > 0 else 1.0
         completeness = mi / h_k if h_k > 0 else 1.0
         nmi = mi / ((h_c + h_k) / 2.0) if (h_c + h_k) > 0 else 1.0
+    ami = ami_from_contingency(table, mi, h_c, h_k)
     hc_sum = homogeneity + completeness
     v_measure = 2.0 * homogeneity * completeness / hc_sum if hc_sum > 0 else 0.0
 
@@ -95,12 +106,41 @@ def scores_from_contingency(table: np.ndarray) -> dict[str, float]:
     return {
         "ari": ari,
         "nmi": float(min(nmi, 1.0)),
+        "ami": float(ami),
         "v_measure": float(min(v_measure, 1.0)),
         "homogeneity": float(min(homogeneity, 1.0)),
         "completeness": float(min(completeness, 1.0)),
         "purity": purity,
         "accuracy": accuracy,
     }
+
+
+def ami_from_contingency(
+    table: np.ndarray, mi: float | None = None, h_c: float | None = None, h_k: float | None = None
+) -> float:
+    """Adjusted mutual information (arithmetic mean, scikit-learn's definition) of a contingency table.
+
+    ``mi``, ``h_c``, ``h_k`` (mutual information and the two entropies, in nats) are computed when
+    not given.
+    """
+    table = np.asarray(table, dtype=np.float64)
+    n = table.sum()
+    rows, cols = table.sum(axis=1), table.sum(axis=0)
+    rows, cols = rows[rows > 0], cols[cols > 0]
+    if len(rows) == len(cols) == 1 or len(rows) == len(cols) == n:
+        return 1.0  # scikit-learn: identical trivial labelings
+    if h_c is None or h_k is None or mi is None:
+        h_c, h_k = _entropy(rows), _entropy(cols)
+        nz = table > 0
+        outer = np.outer(table.sum(axis=1), table.sum(axis=0))[nz] / (n * n)
+        pij = table[nz] / n
+        mi = float(max((pij * np.log(pij / outer)).sum(), 0.0))
+    t = table[table.sum(axis=1) > 0][:, table.sum(axis=0) > 0]
+    emi = float(expected_mutual_information(np.rint(t).astype(np.int64), int(round(n))))
+    denom = (h_c + h_k) / 2.0 - emi
+    # scikit-learn keeps the denominator away from 0 by machine epsilon, keeping its sign
+    denom = min(denom, -np.finfo("float64").eps) if denom < 0 else max(denom, np.finfo("float64").eps)
+    return float((mi - emi) / denom)
 
 
 def external_scores(labels_true: np.ndarray, labels_pred: np.ndarray) -> dict[str, float]:
@@ -172,7 +212,10 @@ def internal_scores(
     idx = np.arange(len(labels)) if sample_idx is None else np.asarray(sample_idx)
     if dist is None:
         dist = euclidean_distance_matrix(x[idx])
-    out: dict[str, Any] = {"silhouette": silhouette_from_distances(dist, labels[idx]), "silhouette_n": int(len(idx))}
+    out: dict[str, Any] = {
+        "silhouette": silhouette_from_distances(dist, labels[idx]),
+        "silhouette_n": int(len(idx)),
+    }
     ch, db = calinski_harabasz_davies_bouldin(x, labels)
     out["calinski_harabasz"], out["davies_bouldin"] = ch, db
     return out

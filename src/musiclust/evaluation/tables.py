@@ -44,7 +44,9 @@ def results_markdown(means: pd.DataFrame, summary: dict[str, Any], label_columns
         "|---|---|" + "---|" * len(labels) + "---|",
     ]
     reps = head.drop_duplicates("representation")[["representation", "kind"]]
-    reps = reps.sort_values(["kind", "representation"], key=lambda s: s.map({"baseline": 0, "model": 1}).fillna(s))
+    reps = reps.sort_values(
+        ["kind", "representation"], key=lambda s: s.map({"baseline": 0, "model": 1}).fillna(s)
+    )
     for rep, kind in reps.itertuples(index=False):
         cells, sil = [], "n/a"
         for lab in labels:
@@ -59,8 +61,13 @@ def results_markdown(means: pd.DataFrame, summary: dict[str, Any], label_columns
         lines.append(f"| {rep} | {kind} | " + " | ".join(cells) + f" | {sil} |")
     best = summary.get("best_by_modality", {})
     if best:
-        lines += ["", "Best method per input modality (any algorithm, same protocol):", "",
-                  "| label | audio | lyrics | audio+lyrics |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Best method per input modality (any algorithm, same protocol):",
+            "",
+            "| label | audio | lyrics | audio+lyrics |",
+            "|---|---|---|---|",
+        ]
         for lab in labels:
             row = best.get(lab, {})
             cells = []
@@ -73,8 +80,9 @@ def results_markdown(means: pd.DataFrame, summary: dict[str, Any], label_columns
     return "\n".join(lines) + "\n"
 
 
-def write_results_markdown(means_csv: str | Path, summary: dict[str, Any], out: str | Path,
-                           label_columns: Sequence[str]) -> str:
+def write_results_markdown(
+    means_csv: str | Path, summary: dict[str, Any], out: str | Path, label_columns: Sequence[str]
+) -> str:
     """Read ``means.csv`` and write :func:`results_markdown` to ``out``; returns the text."""
     text = results_markdown(pd.read_csv(means_csv), summary, label_columns)
     atomic_write_bytes(out, text.encode("utf-8"))

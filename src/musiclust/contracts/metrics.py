@@ -1,0 +1,351 @@
+"""What the ``evaluate`` stage writes, and the one writer of it.
+
+- ``metrics/headline.json`` (the only DVC ``metrics:`` file): numbers only, a few per
+  representation: ``{rep: {label: {nmi, nmi_low, nmi_high, ami}, silhouette, best_val_loss}}``
+  under the headline protocol (summary.json says which). Not-applicable representations are absent.
+- ``metrics/means.csv``: one row per representation x algorithm x level x k x label x scope
+  (:data:`MEANS_COLUMNS`); ``metrics/all.csv``: the per-seed rows (:data:`SCORE_COLUMNS`);
+- ``metrics/summary.json``: the ranking and winner per label, intervals, not-applicable and
+  conditioned representations, the leakage audit, the protocol in words (:data:`SUMMARY_KEYS`);
+- ``metrics/results.md``: the README's results table; ``plots/metrics/<label>_nmi.csv``: bar data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from musiclust.fileio import atomic_write_bytes, write_json
+
+MEANS_COLUMNS = [
+    "representation",
+    "kind",
+    "modality",
+    "conditioned",
+    "algorithm",
+    "level",
+    "scope",
+    "k_mode",
+    "k",
+    "label",
+    "n_seeds",
+    "n_songs",
+    "n_units",
+    "nmi",
+    "nmi_low",
+    "nmi_high",
+    "ami",
+    "ari",
+    "v_measure",
+    "homogeneity",
+    "completeness",
+    "purity",
+    "accuracy",
+    "silhouette",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "noise_fraction",
+    "n_clusters",
+]
+SCORE_COLUMNS = [
+    "representation",
+    "kind",
+    "modality",
+    "conditioned",
+    "algorithm",
+    "level",
+    "scope",
+    "k_mode",
+    "k",
+    "label",
+    "seed",
+    "n_songs",
+    "n_units",
+    "n_clusters",
+    "noise_fraction",
+    "nmi",
+    "ami",
+    "ari",
+    "v_measure",
+    "homogeneity",
+    "completeness",
+    "purity",
+    "accuracy",
+    "silhouette",
+    "silhouette_n",
+    "calinski_harabasz",
+    "davies_bouldin",
+    "note",
+    "run_id",
+]
+SUMMARY_KEYS = (
+    "labels",
+    "n_test_songs",
+    "n_test_clips",
+    "interval",
+    "headline_protocol",
+    "ranking_rule",
+    "winner",
+    "ranking",
+    "best_per_modality",
+    "not_applicable",
+    "conditioned",
+    "leakage",
+    "training",
+    "notes",
+)
+RANK_KEYS = (
+    "rank",
+    "representation",
+    "kind",
+    "modality",
+    "conditioned",
+    "nmi",
+    "nmi_low",
+    "nmi_high",
+    "ami",
+    "ami_low",
+    "ami_high",
+    "silhouette",
+    "n_songs",
+    "n_seeds",
+    "diff_low",
+    "diff_high",
+    "separable_from_winner",
+)
+
+
+def num(v: Any, digits: int = 4) -> float | None:
+    """JSON-safe rounded number: NaN and infinities become None."""
+    if v is None:
+        return None
+    v = float(v)
+    return round(v, digits) if math.isfinite(v) else None
+
+
+@dataclass
+class Evaluation:
+    """Everything evaluate computed, ready to write."""
+
+    scores: pd.DataFrame
+    means: pd.DataFrame
+    summary: dict[str, Any]
+    headline: dict[str, Any]
+
+
+def build_headline(
+    ranking: Mapping[str, Sequence[Mapping[str, Any]]], outputs: Sequence[Any]
+) -> dict[str, Any]:
+    """The headline numbers per representation (see module doc); conditioned labels are left out."""
+    out: dict[str, Any] = {}
+    for label, entries in ranking.items():
+        for e in entries:
+            if e["conditioned"]:
+                continue
+            d = out.setdefault(e["representation"], {})
+            d[label] = {
+                "nmi": num(e["nmi"]),
+                "nmi_low": num(e["nmi_low"]),
+                "nmi_high": num(e["nmi_high"]),
+                "ami": num(e["ami"]),
+            }
+            if d.get("silhouette") is None:
+                d["silhouette"] = num(e["silhouette"])
+    for o in outputs:
+        loss = (o.info.get("training") or {}).get("best_val_loss_mean")
+        if o.applicable and loss is not None and o.name in out:
+            out[o.name]["best_val_loss"] = num(loss)
+    return {rep: out[rep] for rep in sorted(out)}
+
+
+def build_summary(
+    *,
+    outputs: Sequence[Any],
+    ranking: Mapping[str, list[dict[str, Any]]],
+    leak: pd.DataFrame,
+    labels: Any,
+    params: Any,
+    rule: str,
+    algorithm: str,
+    level: str,
+    n_test_clips: int,
+) -> dict[str, Any]:
+    """summary.json (keys :data:`SUMMARY_KEYS`)."""
+    rank_out = {
+        lab: [{k: (num(e[k]) if isinstance(e[k], float) else e[k]) for k in RANK_KEYS} for e in entries]
+        for lab, entries in ranking.items()
+    }
+    winner, by_modality = {}, {}
+    for lab, entries in rank_out.items():
+        ranked = [e for e in entries if e["rank"] is not None]
+        if ranked:
+            w = ranked[0]
+            winner[lab] = {
+                **{
+                    k: w[k]
+                    for k in (
+                        "representation",
+                        "nmi",
+                        "nmi_low",
+                        "nmi_high",
+                        "ami",
+                        "ami_low",
+                        "ami_high",
+                        "n_songs",
+                    )
+                },
+                "not_separable_from": [
+                    e["representation"] for e in ranked[1:] if not e["separable_from_winner"]
+                ],
+            }
+        for e in ranked:
+            by_modality.setdefault(lab, {}).setdefault(e["modality"], e["representation"])
+    flagged = leak[leak["flagged"]].sort_values(
+        ["representation", "label", "balanced_accuracy"], ascending=[True, True, False]
+    )
+    return {
+        "labels": list(labels.classes),
+        "n_test_songs": len(labels.test_songs),
+        "n_test_clips": n_test_clips,
+        "interval": {
+            "ci": params.ci,
+            "bootstrap": params.bootstrap,
+            "method": f"{params.ci:.0%} percentile bootstrap over the {len(labels.test_songs)} test songs "
+            f"({params.bootstrap} resamples, the same for every method: paired), one training "
+            "seed drawn per resample, so the interval covers song sampling and seed variation",
+        },
+        "headline_protocol": {
+            "algorithm": algorithm,
+            "level": level,
+            "scope": "test",
+            "k": "the label's number of classes",
+            "text": f"{algorithm}, k = number of classes, "
+            f"{level} (a song = mean of its clip vectors), test songs, mean over seeds",
+        },
+        "ranking_rule": rule,
+        "winner": winner,
+        "ranking": rank_out,
+        "best_per_modality": by_modality,
+        "not_applicable": {o.name: o.info.get("reason") for o in outputs if not o.applicable},
+        "conditioned": {
+            o.name: list(o.info.get("conditioned_on") or []) for o in outputs if o.info.get("conditioned_on")
+        },
+        "leakage": {
+            "threshold": params.leakage_threshold,
+            "flagged": [
+                {
+                    "representation": r.representation,
+                    "label": r.label,
+                    "column": r.column,
+                    "balanced_accuracy": num(r.balanced_accuracy),
+                }
+                for r in flagged.drop_duplicates(["representation", "label", "column"]).head(50).itertuples()
+            ],
+        },
+        "training": {
+            o.name: {"best_val_loss": num((o.info.get("training") or {}).get("best_val_loss_mean"))}
+            for o in outputs
+            if o.info.get("kind") == "model" and o.applicable
+        },
+        "notes": [
+            f"{o.name}: {s['reason']}" for o in outputs for s in _unique_skips(o.info.get("skipped_runs", []))
+        ],
+    }
+
+
+def _unique_skips(skips: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    seen, out = set(), []
+    for s in skips:
+        key = (s.get("algorithm"), s.get("level"), s.get("reason"))
+        if key not in seen:
+            seen.add(key)
+            out.append({"reason": f"{s.get('algorithm')}/{s.get('level')} skipped: {s.get('reason')}"})
+    return out
+
+
+def write(
+    ev: Evaluation,
+    *,
+    headline: str | Path,
+    means: str | Path,
+    table: str | Path,
+    summary: str | Path,
+    results: str | Path,
+    plots: str | Path,
+) -> None:
+    """Write every evaluate output (each rewritten whole)."""
+    for p in (headline, means, table, summary, results):
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+    write_json(headline, ev.headline)
+    write_json(summary, ev.summary)
+    _csv(ev.means.reindex(columns=MEANS_COLUMNS).sort_values(MEANS_COLUMNS[:10]), means)
+    _csv(
+        ev.scores.reindex(columns=SCORE_COLUMNS).sort_values(
+            ["representation", "algorithm", "level", "scope", "label", "k", "seed"]
+        ),
+        table,
+    )
+    atomic_write_bytes(results, results_markdown(ev.summary).encode("utf-8"))
+    plots = Path(plots)
+    plots.mkdir(parents=True, exist_ok=True)
+    for old in plots.glob("*.csv"):
+        old.unlink()
+    for label, entries in ev.summary["ranking"].items():
+        bars = pd.DataFrame(
+            [e for e in entries if e["rank"] is not None],
+            columns=["representation", "nmi", "nmi_low", "nmi_high", "ami"],
+        )
+        _csv(bars, plots / f"{label}_nmi.csv")
+
+
+def _csv(df: pd.DataFrame, path: str | Path) -> None:
+    atomic_write_bytes(path, df.to_csv(index=False, float_format="%.6g", lineterminator="\n").encode("utf-8"))
+
+
+def _cell(v: float | None, lo: float | None = None, hi: float | None = None) -> str:
+    if v is None:
+        return "n/a"
+    return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
+
+
+def results_markdown(summary: Mapping[str, Any]) -> str:
+    """The README results table: the ranking per label with intervals, from summary.json alone."""
+    n = summary["n_test_songs"]
+    lines = [
+        f"Headline: {summary['headline_protocol']['text']}; {n} test songs. "
+        f"Intervals: {summary['interval']['method']}. `≈` marks a method that cannot be separated from the "
+        "winner (paired difference interval contains 0). Written by the `evaluate` stage to `metrics/results.md`.",
+        "",
+        f"Ranking rule: {summary['ranking_rule']}",
+    ]
+    for label, entries in summary["ranking"].items():
+        win = summary["winner"].get(label, {}).get("representation", "none")
+        lines += [
+            "",
+            f"**{label}** (winner: {win}; {n} test songs)",
+            "",
+            "| rank | representation | modality | test songs | NMI [95% CI] | AMI [95% CI] | silhouette |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for e in entries:
+            rank = "—" if e["rank"] is None else str(e["rank"])
+            name = e["representation"] + (" (saw this label: not ranked)" if e["conditioned"] else "")
+            mark = " ≈" if e["rank"] not in (None, 1) and not e["separable_from_winner"] else ""
+            lines.append(
+                f"| {rank} | {name}{mark} | {e['modality']} | {e['n_songs']} "
+                f"| {_cell(e['nmi'], e['nmi_low'], e['nmi_high'])}"
+                f" | {_cell(e['ami'], e['ami_low'], e['ami_high'])} | {_cell(e['silhouette'])} |"
+            )
+    if summary["not_applicable"]:
+        lines += [
+            "",
+            "Not applicable (not trained or not clustered, never ranked): "
+            + "; ".join(f"{k}: {v}" for k, v in sorted(summary["not_applicable"].items()))
+            + ".",
+        ]
+    return "\n".join(lines) + "\n"

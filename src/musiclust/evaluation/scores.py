@@ -1,0 +1,288 @@
+"""Score every clustering run of one representation: per seed, per scope, per label.
+
+Point estimates (every external and internal score) for the ``test`` and ``all`` scopes, and,
+for the test scope, the bootstrap distribution of NMI (and of AMI on song-level runs at the
+label's k) over the shared resamples of test songs (:mod:`musiclust.evaluation.stats`), kept per
+run so that ``evaluate`` can draw seeds with the songs and pair representations. Runs inside the
+``cluster@<rep>`` stage, so only a representation that changed is scored again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
+
+from musiclust.contracts.clusters import (
+    BOOT_COLUMNS,
+    LEAKAGE_COLUMNS,
+    SCORE_COLUMNS,
+    SEED_INDEPENDENT,
+    VECTOR_META,
+    ClusterOutput,
+)
+from musiclust.evaluation.leakage import single_column_scores
+from musiclust.evaluation.metrics import (
+    EXTERNAL,
+    ami_from_contingency,
+    euclidean_distance_matrix,
+    external_scores,
+    internal_scores,
+)
+from musiclust.evaluation.stats import ResamplePlan, batch_nmi, resample_plan
+from musiclust.params import EvaluateParams
+
+log = logging.getLogger(__name__)
+
+SCOPES = ("test", "all")
+#: a group of runs that differ only by seed: one row of means.csv per group and scope
+GROUP = ["representation", "algorithm", "level", "k_mode", "k", "label"]
+
+
+@dataclass
+class Labels:
+    """Integer class codes (-1 = unknown) of every clip and every song, per label column."""
+
+    clip: dict[str, pd.Series]  # label -> codes indexed by segment_id
+    song: dict[str, pd.Series]  # label -> codes indexed by song_id
+    classes: dict[str, list[str]]
+    test_songs: pd.Index  # sorted song ids of the test split: the units the bootstrap resamples
+
+    def level(self, level: str) -> dict[str, pd.Series]:
+        return self.clip if level == "clip" else self.song
+
+
+def _codes(values: pd.Series, classes: list[str]) -> np.ndarray:
+    pos = {c: i for i, c in enumerate(classes)}
+    return np.array([pos.get(v, -1) if isinstance(v, str) else -1 for v in values], dtype=np.int64)
+
+
+def make_labels(segments: pd.DataFrame, label_columns: Sequence[str]) -> Labels:
+    """Labels of clips and songs from ``segments.parquet`` (a song's first non-null value stands for it)."""
+    seg = segments.copy()
+    seg["segment_id"], seg["song_id"] = seg["segment_id"].astype(str), seg["song_id"].astype(str)
+    clip, song, classes = {}, {}, {}
+    for col in label_columns:
+        if col not in seg.columns:
+            continue
+        vals = seg[col].astype(object).where(seg[col].notna(), None)
+        vals = vals.map(lambda v: None if v is None or str(v) == "" else str(v))
+        classes[col] = sorted(v for v in vals.dropna().unique())
+        clip[col] = pd.Series(_codes(vals, classes[col]), index=pd.Index(seg["segment_id"]))
+        first = vals.groupby(seg["song_id"]).first()
+        song[col] = pd.Series(_codes(first, classes[col]), index=first.index)
+    test = pd.Index(sorted(seg.loc[seg["split"].astype(str) == "test", "song_id"].unique()))
+    return Labels(clip, song, classes, test)
+
+
+@dataclass
+class RepScores:
+    """Per-seed score rows of one representation and the bootstrap NMI of each test-scope row."""
+
+    rows: list[dict] = field(default_factory=list)
+    boot: dict[tuple, np.ndarray] = field(default_factory=dict)  # (*GROUP values, seed) -> (B,) NMI
+    boot_ami: dict[tuple, np.ndarray] = field(
+        default_factory=dict
+    )  # the same for AMI, song_mean per_label runs
+
+
+def _vector_blocks(vectors: pd.DataFrame) -> dict[tuple[int, str], tuple[np.ndarray, pd.Index]]:
+    cols = [c for c in vectors.columns if c not in VECTOR_META]
+    out = {}
+    for (seed, level), g in vectors.groupby(["seed", "level"], sort=True):
+        out[(int(seed), str(level))] = (g[cols].to_numpy(np.float64), pd.Index(g["unit_id"].astype(str)))
+    return out
+
+
+def _boot_tables(
+    y: np.ndarray, c: np.ndarray, song_pos: np.ndarray, weights: np.ndarray, n_test: int
+) -> np.ndarray:
+    """(B, classes, clusters) contingency tables of the test units under each resample of test songs
+    (a song's units go in or out together, as many times as the song is drawn)."""
+    _, cc = np.unique(c, return_inverse=True)
+    per_song = np.zeros((n_test, int(y.max()) + 1, int(cc.max()) + 1))
+    np.add.at(per_song, (song_pos, y, cc), 1.0)
+    return np.tensordot(weights, per_song, axes=(1, 0))
+
+
+def _boot_ami(tables: np.ndarray) -> np.ndarray:
+    """(B,) AMI of each resampled table (NaN where a resample holds a single class)."""
+    return np.array([ami_from_contingency(t) if (t.sum(axis=1) > 0).sum() > 1 else np.nan for t in tables])
+
+
+def score_representation(
+    out: ClusterOutput, labels: Labels, plan: ResamplePlan, silhouette_sample: int
+) -> RepScores:
+    """Every run of ``out`` scored against every label it serves, in both scopes."""
+    res = RepScores()
+    if not out.applicable or out.runs.empty:
+        return res
+    blocks = _vector_blocks(out.vectors)
+    seed_independent = out.info.get("seeds") == "all"
+    weights = plan.weights
+    test_pos = pd.Series(np.arange(len(labels.test_songs)), index=labels.test_songs)
+    groups = {rid: g for rid, g in out.assignments.groupby("run_id", observed=True, sort=False)}
+    dist_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+    conditioned = set(out.info.get("conditioned_on") or [])
+    for run in out.runs.sort_values("run_id").itertuples(index=False):
+        g = groups.get(run.run_id)
+        if g is None or g.empty:
+            log.warning("run %s has no assignments; not scored", run.run_id)
+            continue
+        unit_ids = g["unit_id"].astype(str).to_numpy()
+        clusters = g["cluster"].to_numpy(np.int64)
+        split = g["split"].astype(str).to_numpy()
+        song_ids = g["song_id"].astype(str).to_numpy()
+        vec_level = "clip" if run.level == "clip" else "song_mean"
+        vec_seed = SEED_INDEPENDENT if seed_independent else int(run.seed)
+        x, index = blocks[(vec_seed, vec_level)]
+        pos = index.get_indexer(unit_ids)
+        for scope in SCOPES:
+            in_scope = (split == "test") if scope == "test" else np.ones(len(split), bool)
+            if not in_scope.any():
+                continue
+            inner = _internal(
+                x,
+                pos,
+                clusters,
+                in_scope & (pos >= 0),
+                silhouette_sample,
+                dist_cache,
+                (vec_seed, vec_level, scope),
+            )
+            c_scope = clusters[in_scope]
+            base = {
+                "representation": out.name,
+                "kind": out.info["kind"],
+                "modality": out.info["modality"],
+                "algorithm": run.algorithm,
+                "level": run.level,
+                "scope": scope,
+                "k_mode": run.k_mode,
+                "k": int(run.k),
+                "seed": int(run.seed),
+                "n_clusters": int(len(np.unique(c_scope[c_scope >= 0]))),
+                "noise_fraction": float(np.mean(c_scope < 0)),
+                **inner,
+                "run_id": run.run_id,
+            }
+            for label, codes in labels.level(run.level).items():
+                if run.for_labels != "*" and label not in str(run.for_labels).split(","):
+                    continue
+                y = codes.reindex(unit_ids).fillna(-1).to_numpy(np.int64)
+                ok = in_scope & (y >= 0)
+                row = dict(
+                    base,
+                    label=label,
+                    conditioned=label in conditioned,
+                    n_units=int(ok.sum()),
+                    n_songs=int(len(np.unique(song_ids[ok]))),
+                )
+                if ok.sum() == 0 or len(np.unique(y[ok])) < 2:
+                    row.update({m: float("nan") for m in EXTERNAL}, note="fewer than two classes in scope")
+                else:
+                    row.update(external_scores(y[ok], clusters[ok]), note="")
+                    if scope == "test":
+                        sp = test_pos.reindex(song_ids[ok]).to_numpy()
+                        key = (
+                            out.name,
+                            run.algorithm,
+                            run.level,
+                            run.k_mode,
+                            int(run.k),
+                            label,
+                            int(run.seed),
+                        )
+                        tables = _boot_tables(
+                            y[ok], clusters[ok], sp.astype(np.int64), weights, len(labels.test_songs)
+                        )
+                        res.boot[key] = batch_nmi(tables)
+                        if run.level == "song_mean" and run.k_mode == "per_label":  # the headline kind of run
+                            res.boot_ami[key] = _boot_ami(tables)
+                res.rows.append(row)
+    return res
+
+
+def _internal(
+    x: np.ndarray,
+    pos: np.ndarray,
+    clusters: np.ndarray,
+    mask: np.ndarray,
+    sample: int,
+    cache: dict,
+    key: tuple,
+) -> dict[str, float]:
+    """Internal scores restricted to ``mask``; the silhouette sample and its distances are shared by
+    every run of the same seed, level and scope (runs arrive sorted, so the cache stays small)."""
+    idx = np.flatnonzero(mask)
+    if len(idx) < 3:
+        nan = float("nan")
+        return {"silhouette": nan, "silhouette_n": 0, "calinski_harabasz": nan, "davies_bouldin": nan}
+    rows = pos[idx]
+    ckey = key + (len(idx), int(rows.sum()))
+    if ckey not in cache:
+        rng = np.random.default_rng(0)
+        local = (
+            np.sort(rng.choice(len(idx), size=sample, replace=False))
+            if len(idx) > sample
+            else np.arange(len(idx))
+        )
+        if len(cache) >= 6:
+            cache.pop(next(iter(cache)))
+        cache[ckey] = (local, euclidean_distance_matrix(x[rows[local]]))
+    local, dist = cache[ckey]
+    return internal_scores(x[rows], clusters[idx], dist=dist, sample_idx=local)
+
+
+def leakage_rows(out: ClusterOutput, segments: pd.DataFrame, labels: Labels) -> pd.DataFrame:
+    """Single-column audit of the representation's clustered columns (clip level, every seed)."""
+    clip_labels = segments.set_index(segments["segment_id"].astype(str))
+    v = out.vectors[out.vectors["level"] == "clip"]
+    cols = [c for c in v.columns if c not in VECTOR_META]
+    rows = []
+    for seed, block in v.groupby("seed", sort=True):
+        y_all = clip_labels.reindex(block["unit_id"].astype(str))
+        train = (block["split"] == "train").to_numpy()
+        x = block[cols].to_numpy(np.float64)
+        for label in labels.clip:
+            for s in single_column_scores(x, cols, y_all[label].to_numpy(), train, label):
+                rows.append(
+                    {
+                        "representation": out.name,
+                        "seed": int(seed),
+                        "label": label,
+                        "column": s.column,
+                        "balanced_accuracy": s.balanced_accuracy,
+                    }
+                )
+    return pd.DataFrame(rows, columns=LEAKAGE_COLUMNS)
+
+
+def score_output(
+    out: ClusterOutput, segments: pd.DataFrame, label_columns: Sequence[str], params: EvaluateParams
+) -> ClusterOutput:
+    """``out`` with its ``scores``, ``boot`` and ``leakage`` tables filled in (see the contract)."""
+    labels = make_labels(segments, label_columns)
+    keep = [c for c, v in labels.classes.items() if len(v) >= 2]
+    labels.clip = {k: labels.clip[k] for k in keep}
+    labels.song = {k: labels.song[k] for k in keep}
+    labels.classes = {k: labels.classes[k] for k in keep}
+    plan = resample_plan(len(labels.test_songs), params.bootstrap, seed=0)
+    with threadpool_limits(limits=1):
+        res = score_representation(out, labels, plan, params.silhouette_sample)
+        leak = (
+            leakage_rows(out, segments, labels) if out.applicable else pd.DataFrame(columns=LEAKAGE_COLUMNS)
+        )
+    boot = [
+        (*key, metric, vals.astype(np.float32).tolist())
+        for metric, src in (("nmi", res.boot), ("ami", res.boot_ami))
+        for key, vals in sorted(src.items())
+    ]
+    out.scores = pd.DataFrame(res.rows).reindex(columns=SCORE_COLUMNS)
+    out.boot = pd.DataFrame(boot, columns=BOOT_COLUMNS)
+    out.leakage = leak
+    return out
