@@ -155,8 +155,11 @@ def test_varying_ranking_and_loss_frames(sweep):
     assert lv.set_index("experiment").loc["exp-b16", "best_val_loss"] == 2.0
 
 
-def test_order_by_params_keeps_the_baseline_first(sweep):
+def test_order_by_params_keeps_the_baseline_first_and_sorts_numerically(sweep):
     assert [e.name for e in frames.order_by_params(sweep)] == ["main", "exp-b1", "exp-b2", "exp-b16"]
+    grid = [_exp("main", 4.0)] + [_exp(f"b{b}-z{z}", b, latent=z) for b in (16, 2) for z in (16, 8)]
+    # params come back from pandas as numpy scalars: 8 must still sort before 16
+    assert [e.name for e in frames.order_by_params(grid)] == ["main", "b2-z8", "b2-z16", "b16-z8", "b16-z16"]
 
 
 def _map(seed: int, method: str, n: int = 5) -> pd.DataFrame:

@@ -18,6 +18,8 @@ import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
+from musiclust.compare.frames import is_number  # noqa: E402
+
 # Okabe-Ito, readable for colour-blind readers
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
@@ -31,7 +33,7 @@ def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
 
 
 def _numeric(values: pd.Series) -> bool:
-    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isnan(v) for v in values)
+    return all(is_number(v) and not math.isnan(v) for v in values)
 
 
 def curve_figure(curves: pd.DataFrame, param: str, label: str, metric: str = "nmi") -> Figure:
@@ -125,7 +127,7 @@ def ranking_figure(headline: pd.DataFrame, ranking: pd.DataFrame, label: str) ->
     """Headline NMI with its interval per representation (rows, in ranking order), one marker per experiment."""
     exps = [c for c in ranking.columns if c != "mean" and not c.startswith("rank_")]
     reps = list(ranking.index)
-    fig = Figure(figsize=(7.0, 0.38 * len(reps) + 1.4), layout="constrained")
+    fig = Figure(figsize=(8.0, 0.38 * len(reps) + 1.6), layout="constrained")
     ax = fig.subplots()
     sub = headline[headline["label"] == label].set_index(["representation", "experiment"])
     width = 0.6 / max(len(exps), 1)
@@ -154,7 +156,7 @@ def ranking_figure(headline: pd.DataFrame, ranking: pd.DataFrame, label: str) ->
     ax.set_xlabel(f"headline NMI ({label})")
     ax.set_title(f"Representations on {label}, best first (mean over experiments)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    fig.legend(fontsize=8, loc="outside right upper")
     return fig
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 # per-label metrics of one representation in headline.json; the rest are per-representation numbers
@@ -59,13 +61,18 @@ def params_frame(experiments: Sequence[Experiment]) -> pd.DataFrame:
     return pd.DataFrame.from_dict(rows, orient="index").reindex(names).rename_axis("experiment")
 
 
+def is_number(value: Any) -> bool:
+    """A real number that is not a bool (numpy scalars included: ``pandas`` hands out ``numpy.int64``)."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def _same(a: Any, b: Any) -> bool:
     """Equal params: 4 and 4.0 are the same value (``-S beta=4`` writes an int over ``beta: 4.0``)."""
     a_missing = a is None or (isinstance(a, float) and math.isnan(a))
     b_missing = b is None or (isinstance(b, float) and math.isnan(b))
     if a_missing or b_missing:
         return a_missing and b_missing
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)) and not isinstance(a, bool):
+    if is_number(a) and is_number(b):
         return float(a) == float(b)
     return a == b
 
@@ -126,7 +133,7 @@ def headline_frame(experiments: Sequence[Experiment]) -> pd.DataFrame:
 def _number(value: Any, experiment: str, key: str) -> float:
     if value is None:
         return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not is_number(value):
         raise ValueError(f"{experiment}: headline.json {key} = {value!r} is not a number")
     return float(value)
 
@@ -181,7 +188,7 @@ def format_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def _sort_key(value: Any) -> tuple:
     """Numbers in numeric order before anything else (in text order)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
+    if is_number(value) and not math.isnan(value):
         return (0, float(value), "")
     return (1, 0.0, str(value))
 
