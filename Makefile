@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MUSICLUST_OFFLINE := 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install repro test test-fast lint clean-venv
+.PHONY: install repro test test-fast lint clean-venv plots-template
 
 install: $(STAMP)
 
@@ -31,6 +31,16 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check src stages tests
+
+# Rebuild .dvc/plots/offline.html (the `dvc plots show/diff` page with vega inlined) from npm.
+# Pin versions with e.g. `make plots-template VEGA=vega@5.33.1`.
+VEGA       ?= vega@5
+VEGA_LITE  ?= vega-lite@5
+VEGA_EMBED ?= vega-embed@6
+plots-template: install
+	tmp=$$(mktemp -d) && (cd $$tmp && npm pack --silent $(VEGA) $(VEGA_LITE) $(VEGA_EMBED) >/dev/null) && \
+	$(BIN)/musiclust plots-template $$tmp/vega-[0-9]*.tgz $$tmp/vega-lite-*.tgz $$tmp/vega-embed-*.tgz \
+	  --out .dvc/plots/offline.html && rm -rf $$tmp
 
 clean-venv:
 	rm -rf $(VENV)

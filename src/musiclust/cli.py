@@ -1,7 +1,9 @@
 """The ``musiclust`` command: utilities beside the DVC pipeline.
 
-    musiclust bench featurize [--clips N]   speed of the featurizer against plain librosa
-    musiclust assign FILE...                place new songs among the learned clusters
+musiclust bench featurize [--clips N]   speed of the featurizer against plain librosa
+musiclust assign FILE...                place new songs among the learned clusters
+musiclust compare [REV...]              table and HTML page comparing DVC experiments
+musiclust plots-template TGZ TGZ TGZ    offline HTML template for `dvc plots show/diff`
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ from musiclust.log import setup_logging
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="musiclust", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="musiclust", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     bench = sub.add_parser("bench", help="benchmarks")
@@ -29,12 +32,23 @@ def main(argv: list[str] | None = None) -> int:
 
     _assign.add_arguments(asg)
 
+    cmp = sub.add_parser("compare", help="compare DVC experiments: table and a self-contained HTML page")
+    from musiclust.compare import command as _compare
+
+    _compare.add_arguments(cmp)
+    tpl = sub.add_parser("plots-template", help="build the offline HTML template for `dvc plots show/diff`")
+    _compare.add_template_arguments(tpl)
+
     args = parser.parse_args(argv)
     setup_logging()
     if args.command == "bench":
         return int(_bench.run(args) or 0)
     if args.command == "assign":
         return int(_assign.run(args) or 0)
+    if args.command == "compare":
+        return int(_compare.run(args) or 0)
+    if args.command == "plots-template":
+        return int(_compare.run_template(args) or 0)
     parser.error(f"unknown command {args.command}")
     return 2
 
