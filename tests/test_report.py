@@ -57,7 +57,7 @@ def _songs() -> pd.DataFrame:
                     {
                         "song_id": f"s{k:02d}",
                         "title": f"Song {k} {g}/{lang}",
-                        "artist": f"Artist {j}",
+                        "artist": f"Artist <{j}> & co",
                         "language": lang,
                         "genre": g,
                         "duration_s": CLIPS_PER_SONG * CLIP_S,
@@ -329,7 +329,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
                 {
                     "model_key": rep,
                     "conditioned_on": [],
-                    "inputs": {"feature_sets": ["mfcc_stats"]},
+                    "inputs": {"x_kind": "vector", "feature_sets": ["mfcc_stats"]},
                     "latent_dim": 2,
                     "seeds": seeds,
                     "per_seed": {},
@@ -481,6 +481,7 @@ def test_report_is_self_contained(built) -> None:
     assert srcs and all(s.startswith(("data:", "#")) for s in srcs), sorted(set(s[:30] for s in srcs))
     assert "/abs/path" not in text  # report.json's input path is not shown
     assert "<script" not in text
+    assert "Artist &lt;0&gt; &amp; co" in text and "Artist <0>" not in text  # autoescaped
 
 
 def test_two_runs_are_byte_identical(built, tmp_path: Path) -> None:

@@ -73,7 +73,7 @@ def latent_map(points: Mapping[str, pd.DataFrame], labels: Mapping[str, pd.Serie
             if i == 0:
                 ax.set_title(f"coloured by {lab}")
             if j == 0:
-                ax.set_ylabel(METHOD_NAMES.get(method, method))
+                ax.set_ylabel(METHOD_NAMES[method])
             if i == len(methods) - 1:
                 ax.legend(
                     loc="upper center",

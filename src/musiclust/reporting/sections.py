@@ -25,7 +25,7 @@ from musiclust.reporting.style import fig_to_png
 DETAIL_METRICS = ("nmi", "ami", "ari", "v_measure", "purity", "accuracy")
 #: Key columns of means.csv, in display order.
 DETAIL_KEYS = ("representation", "algorithm", "level", "k_mode", "k")
-#: Projection methods in display order (others follow alphabetically).
+#: Projection methods the cluster stage writes, in display order.
 METHOD_ORDER = ("pca", "tsne", "umap")
 #: Reconstructed clips shown per model.
 N_RECON = 3
@@ -89,7 +89,7 @@ def dataset(ctx: Ctx) -> dict[str, Any]:
     split_order = {"train": 0, "val": 1, "test": 2}
     splits = [
         {"split": sp, "songs": int(g["song_id"].nunique()), "clips": len(g)}
-        for sp, g in sorted(segs.groupby("split"), key=lambda kv: (split_order.get(kv[0], 9), kv[0]))
+        for sp, g in sorted(segs.groupby("split"), key=lambda kv: split_order[kv[0]])
     ]
     return {
         "n_songs": len(songs),
@@ -186,23 +186,21 @@ def maps(ctx: Ctx) -> dict[str, Any]:
             )
         seed = int(mp["seed"].min())
         first = mp[mp["seed"] == seed]
-        methods = sorted(
-            first["method"].unique(),
-            key=lambda x: (METHOD_ORDER.index(x) if x in METHOD_ORDER else len(METHOD_ORDER), x),
-        )
+        methods = sorted(first["method"].unique(), key=METHOD_ORDER.index)  # ValueError names an unknown one
+        seed_text = "seed-independent" if seed == -1 else f"seed {seed}"  # -1: baselines without seeds
         points = {
             meth: first[first["method"] == meth].sort_values("song_id", kind="stable") for meth in methods
         }
         notes = [
-            (F.METHOD_NAMES.get(meth, meth), note)
+            (F.METHOD_NAMES[meth], note)
             for meth in methods
             for note in sorted(points[meth]["note"].dropna().astype(str).unique())
         ]
         fig = ctx.figure(
-            F.latent_map(points, labels, f"{name} (seed {seed})"),
+            F.latent_map(points, labels, f"{name} ({seed_text})"),
             f"latent_{name}",
             f"2-D maps of {name}",
-            f"{name}: one point per song ({rep.info['modality']}), seed {seed}; "
+            f"{name}: one point per song ({rep.info['modality']}), {seed_text}; "
             "maps computed by the cluster stage.",
         )
         items.append(
@@ -211,7 +209,7 @@ def maps(ctx: Ctx) -> dict[str, Any]:
                 "seed": seed,
                 "figure": fig,
                 "notes": notes,
-                "description": rep.info.get("description", ""),
+                "description": rep.info["description"],
             }
         )
     return {"maps": items, "not_applicable": skipped}
@@ -290,9 +288,7 @@ def training(ctx: Ctx) -> dict[str, Any]:
         rows.append(
             {
                 "model": name,
-                "inputs": " + ".join(
-                    [*inputs.get("feature_sets", []), *(["lyrics"] if inputs.get("text") else [])]
-                ),
+                "inputs": " + ".join([*inputs["feature_sets"], *(["lyrics"] if "text" in inputs else [])]),
                 "latent_dim": info["latent_dim"],
                 "conditioned_on": ", ".join(info["conditioned_on"]),
                 "seeds": len(info["seeds"]),
