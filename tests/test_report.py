@@ -574,3 +574,14 @@ def test_reporting_computes_no_statistics() -> None:
     text = "\n".join(p.read_text(encoding="utf-8") for p in sorted(src.glob("*.py")))
     for banned in ("scipy", "musiclust.evaluation", "bootstrap(", "ttest", "except Exception"):
         assert banned not in text, banned
+
+
+def test_a_row_missing_a_shown_field_fails_naming_the_section(tmp_path: Path) -> None:
+    paths = make_inputs(tmp_path)
+    summ = json.loads((paths["metrics"] / "summary.json").read_text())
+    del summ["ranking"]["genre"][1]["diff_low"]  # read only by the ranking template
+    write_json(paths["metrics"] / "summary.json", summ)
+    with pytest.raises(
+        ReportError, match=r"report section 'Ranking' \(ranking\): UndefinedError: .*diff_low"
+    ):
+        run_stage(paths)

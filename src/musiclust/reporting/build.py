@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
-from threadpoolctl import threadpool_limits
+from markupsafe import Markup
 
 from musiclust.fileio import atomic_write_bytes
 from musiclust.params import ReportParams
@@ -34,6 +34,7 @@ _SECTION_ERRORS = (
     OSError,
     ReportInputError,
     ExcerptError,
+    jinja2.TemplateError,  # e.g. a key the template shows is missing (StrictUndefined)
 )
 
 
@@ -71,42 +72,39 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def build_sections(ctx: Ctx) -> list[dict[str, Any]]:
-    """Every section's data in page order; raises :class:`ReportError` naming the first that fails."""
+def build_sections(ctx: Ctx, env: jinja2.Environment) -> list[dict[str, Any]]:
+    """Every section rendered in page order (its data, then its template ``<anchor>.html.j2``).
+
+    Raises :class:`ReportError` naming the first section whose inputs (or template) fail.
+    """
     out = []
-    # t-SNE-free now, but matplotlib/numpy BLAS threads still only contend on a busy box
-    with threadpool_limits(limits=1):
-        for anchor, title, fn in SECTIONS:
-            try:
-                data = fn(ctx)
-            except _SECTION_ERRORS as exc:
-                raise ReportError(
-                    f"report section '{title}' ({anchor}): {type(exc).__name__}: {exc}"
-                ) from exc
-            out.append({"anchor": anchor, "title": title, "template": f"{anchor}.html.j2", "data": data})
-            log.info("section %s done", anchor)
+    for anchor, title, fn in SECTIONS:
+        try:
+            data = fn(ctx)
+            html = Markup(env.get_template(f"{anchor}.html.j2").render(d=data))
+        except _SECTION_ERRORS as exc:
+            raise ReportError(f"report section '{title}' ({anchor}): {type(exc).__name__}: {exc}") from exc
+        out.append({"anchor": anchor, "title": title, "html": html})
+        log.info("section %s done", anchor)
     return out
 
 
 def render(
+    env: jinja2.Environment,
     sections: Sequence[dict[str, Any]],
     params: ReportParams,
     label_columns: Sequence[str],
     figure_names: Sequence[str],
     summary: dict[str, Any],
 ) -> str:
-    """The page as one string (every image and sound inline)."""
-    return (
-        environment()
-        .get_template("report.html.j2")
-        .render(
-            sections=sections,
-            params=params,
-            label_columns=list(label_columns),
-            figure_names=list(figure_names),
-            interval=summary["interval"],
-            n_test_songs=summary["n_test_songs"],
-        )
+    """The page as one string around the rendered sections (the summary section has checked ``summary``)."""
+    return env.get_template("report.html.j2").render(
+        sections=sections,
+        params=params,
+        label_columns=list(label_columns),
+        figure_names=list(figure_names),
+        interval=summary["interval"],
+        n_test_songs=summary["n_test_songs"],
     )
 
 
@@ -127,8 +125,9 @@ def write_report(
         old.unlink()
     inputs = load_inputs(paths)
     ctx = Ctx(inputs, params, tuple(label_columns), figures_dir)
-    sections = build_sections(ctx)
-    text = render(sections, params, label_columns, ctx.figure_names, inputs.summary)
+    env = environment()
+    sections = build_sections(ctx, env)
+    text = render(env, sections, params, label_columns, ctx.figure_names, inputs.summary)
     atomic_write_bytes(out_html, text.encode("utf-8"))
     log.info(
         "wrote %s (%.0f kB, %d figures, %d excerpts)",
