@@ -61,6 +61,11 @@ def summary(ctx: Ctx) -> dict[str, Any]:
     """The headline: one winner per label, the ranking rule, the protocol, what was not applicable."""
     s = ctx.inp.summary
     labels = list(s["labels"])
+    for lab in labels:  # a consistency check of what evaluate wrote, not a statistic
+        if _winner_of(ctx, lab) in s["not_applicable"]:
+            raise ValueError(
+                f"summary.json names '{_winner_of(ctx, lab)}' winner for '{lab}' but also not applicable"
+            )
     return {
         "labels": labels,
         "n_test_songs": int(s["n_test_songs"]),
