@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from musiclust.assign import AssignError, ClusterSpace, check_compatibility, load_cluster_space, run
 from musiclust.features.extract import FeatureConfig, feature_columns
 from musiclust.params import load_params
-from musiclust.reporting.assign import AssignError, ClusterSpace, check_compatibility, load_cluster_space, run
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ def test_missing_pipeline_is_refused(tmp_path: Path, params) -> None:
 def test_cli_refuses_missing_checkpoint(tmp_path: Path, repo_root: Path, caplog) -> None:
     import argparse
 
-    from musiclust.reporting.assign import add_arguments
+    from musiclust.assign import add_arguments
 
     ap = argparse.ArgumentParser()
     add_arguments(ap)
@@ -148,7 +148,7 @@ def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.slow
 def test_assign_reproduces_the_pipeline_for_a_corpus_song(mini_pipeline: Path) -> None:
     """A corpus song fed back through assign lands on its own latent and its own cluster."""
-    from musiclust.reporting.assign import place_songs
+    from musiclust.assign import place_songs
 
     root = mini_pipeline
     params = load_params(root / "params.yaml")
@@ -177,7 +177,7 @@ def test_assign_refuses_changed_feature_params(mini_pipeline: Path, caplog) -> N
 
     import yaml
 
-    from musiclust.reporting.assign import add_arguments
+    from musiclust.assign import add_arguments
 
     root = mini_pipeline
     changed = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     _bench.add_arguments(bf)
 
     asg = sub.add_parser("assign", help="place audio files among a trained model's clusters")
-    from musiclust.reporting import assign as _assign
+    from musiclust import assign as _assign
 
     _assign.add_arguments(asg)
 

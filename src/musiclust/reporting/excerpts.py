@@ -38,13 +38,16 @@ def clip_audio(reader: ShardReader, shard: int, row: int) -> np.ndarray:
     except FileNotFoundError as exc:
         raise ExcerptError(str(exc)) from None
     if int(row) >= arr.shape[0]:
-        raise ExcerptError(f"{reader.directory}: shard {shard} has {arr.shape[0]} rows, clip asks for row {row}")
+        raise ExcerptError(
+            f"{reader.directory}: shard {shard} has {arr.shape[0]} rows, clip asks for row {row}"
+        )
     x = np.asarray(arr[int(row)])
     return from_pcm16(x) if x.dtype == np.int16 else x.astype(np.float32)
 
 
-def song_excerpt(segments: pd.DataFrame, segments_dir: Path, song_id: str,
-                 seconds: float) -> tuple[np.ndarray, int, float]:
+def song_excerpt(
+    segments: pd.DataFrame, segments_dir: Path, song_id: str, seconds: float
+) -> tuple[np.ndarray, int, float]:
     """About ``seconds`` of contiguous audio from the middle of a song.
 
     Uses the song's non-silent clips in time order, starting near the middle and laying
@@ -77,7 +80,7 @@ def song_excerpt(segments: pd.DataFrame, segments_dir: Path, song_id: str,
             break  # a gap (dropped silent clip) or done: keep the excerpt contiguous
         y = y0 if c["start_s"] == first["start_s"] else clip_audio(reader, c["shard"], c["row"])
         take = min(len(y), n_out - offset)
-        out[offset:offset + take] = y[:take]
+        out[offset : offset + take] = y[:take]
         filled = max(filled, offset + take)
     return out[:filled], sr, t0
 
@@ -99,7 +102,67 @@ def encode_ogg(y: np.ndarray, sr: int, max_sr: int = 22050) -> bytes:
         y[-n_fade:] *= ramp[::-1]
     buf = io.BytesIO()
     sf.write(buf, y, sr, format="OGG", subtype="VORBIS")
-    return buf.getvalue()
+    return fixed_ogg_serial(buf.getvalue())
+
+
+#: libsndfile gives every Ogg stream a random serial number; the report must be byte-identical
+#: run to run, so every page gets this one instead (the audio itself is encoded deterministically).
+OGG_SERIAL = 0x6D75736C  # "musl"
+
+
+def _ogg_crc_table() -> list[int]:
+    table = []
+    for i in range(256):
+        r = i << 24
+        for _ in range(8):
+            r = ((r << 1) ^ 0x04C11DB7) if r & 0x80000000 else (r << 1)
+        table.append(r & 0xFFFFFFFF)
+    return table
+
+
+_OGG_CRC = _ogg_crc_table()
+
+
+def _ogg_crc(data: bytes) -> int:
+    """Ogg's page checksum (CRC-32, polynomial 0x04C11DB7, no reflection, initial value 0)."""
+    crc = 0
+    for b in data:
+        crc = ((crc << 8) & 0xFFFFFFFF) ^ _OGG_CRC[((crc >> 24) & 0xFF) ^ b]
+    return crc
+
+
+def fixed_ogg_serial(data: bytes, serial: int = OGG_SERIAL) -> bytes:
+    """The same Ogg stream with every page's serial number set to ``serial`` and checksums redone."""
+    out = bytearray(data)
+    pos = 0
+    while pos < len(out):
+        if out[pos : pos + 4] != b"OggS":
+            raise ExcerptError(f"Ogg page expected at byte {pos} of the encoded excerpt")
+        n_seg = out[pos + 26]
+        size = 27 + n_seg + sum(out[pos + 27 : pos + 27 + n_seg])
+        out[pos + 14 : pos + 18] = serial.to_bytes(4, "little")
+        out[pos + 22 : pos + 26] = b"\0\0\0\0"
+        out[pos + 22 : pos + 26] = _ogg_crc(bytes(out[pos : pos + size])).to_bytes(4, "little")
+        pos += size
+    return bytes(out)
+
+
+def central_songs(
+    vectors: pd.DataFrame, columns: list[str], clusters: pd.Series, n: int
+) -> dict[int, list[tuple[str, float]]]:
+    """The ``n`` songs nearest their cluster's centroid, per cluster: ``{cluster: [(song_id, distance)]}``.
+
+    ``vectors`` holds one row per song (``song_id`` plus ``columns``); ``clusters`` maps song_id
+    to cluster. Ties are broken by song order, so the choice is stable.
+    """
+    v = vectors[vectors["song_id"].isin(clusters.index)].sort_values("song_id", kind="stable")
+    out: dict[int, list[tuple[str, float]]] = {}
+    for c, g in v.groupby(v["song_id"].map(clusters), sort=True):
+        x = g[columns].to_numpy(np.float64)
+        d = np.linalg.norm(x - x.mean(axis=0), axis=1)
+        order = np.argsort(d, kind="stable")[:n]
+        out[int(c)] = [(str(g["song_id"].iloc[i]), float(d[i])) for i in order]
+    return out
 
 
 def data_uri(payload: bytes, mime: str) -> str:
