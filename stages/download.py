@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     p = load_params(args.params)
     try:
-        res = acquire(p.data, p.download, p.audio, p.seed, args.out, manifest=args.manifest, folder=args.folder)
+        res = acquire(
+            p.data, p.download, p.audio, p.seed, args.out, manifest=args.manifest, folder=args.folder
+        )
     except (AcquisitionError, ManifestError) as exc:
         raise SystemExit(f"download failed: {exc}") from None
     print(f"download: {res.report['ok']}/{res.report['rows_in']} songs ok -> {res.songs_path}")

@@ -20,7 +20,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--raw", required=True, help="download output folder (holds songs.parquet)")
     ap.add_argument("--segments", required=True, help="segment output folder (holds segments.parquet)")
     ap.add_argument("--out", required=True, help="output table, e.g. data/lyrics.parquet")
-    ap.add_argument("--features", default=None, help="featurize output folder (only for lyrics.describe_audio)")
+    ap.add_argument(
+        "--features", default=None, help="featurize output folder (only for lyrics.describe_audio)"
+    )
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)
     setup_logging()
@@ -29,8 +31,10 @@ def main(argv: list[str] | None = None) -> None:
         summary = run(args.raw, args.segments, args.out, params.lyrics, features_dir=args.features)
     except ModelUnavailableError as exc:  # a configuration problem: the message says what to do
         raise SystemExit(f"embed_lyrics: {exc}") from None
-    print(f"embed_lyrics: {summary.n_with_lyrics}/{summary.n_songs} songs with lyrics, "
-          f"encoder {summary.encoder}, dim {summary.dim} -> {args.out}")
+    print(
+        f"embed_lyrics: {summary.n_with_lyrics}/{summary.n_songs} songs with lyrics, "
+        f"encoder {summary.encoder}, dim {summary.dim} -> {args.out}"
+    )
 
 
 if __name__ == "__main__":

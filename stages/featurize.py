@@ -1,6 +1,6 @@
 """Stage ``featurize``: audio features for every clip (vector tables, tensor shards, train-only scalers).
 
-    python stages/featurize.py --segments data/segments --out data/features [--params params.yaml]
+python stages/featurize.py --segments data/segments --out data/features [--params params.yaml]
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ from musiclust.params import load_params
 def main(argv: list[str] | None = None) -> int:
     """Run the stage; returns 0."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--segments", required=True, help="segment output folder (segments.parquet + audio-*.npy)")
+    parser.add_argument(
+        "--segments", required=True, help="segment output folder (segments.parquet + audio-*.npy)"
+    )
     parser.add_argument("--out", required=True, help="output folder for the feature sets")
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)

@@ -1,6 +1,6 @@
 """Stage ``segment``: cut every song into clips with a song-level train/val/test split.
 
-    python stages/segment.py --raw data/raw --out data/segments [--params params.yaml]
+python stages/segment.py --raw data/raw --out data/segments [--params params.yaml]
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ def main(argv: list[str] | None = None) -> int:
     """Run the stage; returns 0 (the report in ``<out>/report.json`` lists skipped songs)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--raw", required=True, help="download output folder (songs.parquet + audio/)")
-    parser.add_argument("--out", required=True, help="output folder (segments.parquet, audio-*.npy, report.json)")
+    parser.add_argument(
+        "--out", required=True, help="output folder (segments.parquet, audio-*.npy, report.json)"
+    )
     parser.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)
     setup_logging()

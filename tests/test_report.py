@@ -377,6 +377,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
         "metrics": metrics,
         "out": root / "plots" / "report" / "index.html",
         "figures": root / "plots" / "figures",
+        "pdf": root / "plots" / "report.pdf",
         "params": params,
     }
 
@@ -526,10 +527,12 @@ def test_pdf_is_printed_with_chromium(built, tmp_path: Path) -> None:
     if find_chromium() is None:
         pytest.skip("no chromium / chromium-browser / google-chrome on PATH (CI installs chromium)")
     _, paths = built
-    pdf = paths["out"].parent / "report.pdf"
-    first = pdf.read_bytes()
+    first = paths["pdf"].read_bytes()
     assert first[:5] == b"%PDF-" and len(first) > 10_000
-    run_stage(paths, out=tmp_path / "index.html", figures=tmp_path / "figures")
+    assert not (paths["out"].parent / "report.pdf").exists(), (
+        "the PDF must stay outside the cached plots/report"
+    )
+    run_stage(paths, out=tmp_path / "index.html", figures=tmp_path / "figures", pdf=tmp_path / "report.pdf")
     assert (tmp_path / "report.pdf").read_bytes() == first
 
 

@@ -85,8 +85,9 @@ class ClusterSpace:
 # --------------------------------------------------------------------------- checks
 
 
-def check_compatibility(ckpt: dict[str, Any], params: Any, segment_report: dict[str, Any] | None,
-                        scalers: dict[str, Any] | None) -> list[str]:
+def check_compatibility(
+    ckpt: dict[str, Any], params: Any, segment_report: dict[str, Any] | None, scalers: dict[str, Any] | None
+) -> list[str]:
     """Every way the checkpoint, the pipeline's outputs and ``params`` disagree (empty: all agree).
 
     ``segment_report`` is ``data/segments/report.json`` (what the training clips were cut
@@ -100,15 +101,21 @@ def check_compatibility(ckpt: dict[str, Any], params: Any, segment_report: dict[
     if segment_report:
         audio = segment_report.get("audio") or {}
         if audio.get("sample_rate") not in (None, sr):
-            problems.append(f"the model's clips were cut at {audio['sample_rate']} Hz but audio.sample_rate is {sr}")
+            problems.append(
+                f"the model's clips were cut at {audio['sample_rate']} Hz but audio.sample_rate is {sr}"
+            )
         if audio.get("loudness_normalize") not in (None, params.audio.loudness_normalize):
-            problems.append(f"the model's clips used audio.loudness_normalize={audio['loudness_normalize']}, "
-                            f"params say {params.audio.loudness_normalize}")
+            problems.append(
+                f"the model's clips used audio.loudness_normalize={audio['loudness_normalize']}, "
+                f"params say {params.audio.loudness_normalize}"
+            )
         seg = segment_report.get("params") or {}
         for key in ("window_s", "hop_s", "silence_db"):
             if key in seg and float(seg[key]) != float(getattr(params.segment, key)):
-                problems.append(f"the model's clips used segment.{key}={seg[key]}, params say "
-                                f"{getattr(params.segment, key)}")
+                problems.append(
+                    f"the model's clips used segment.{key}={seg[key]}, params say "
+                    f"{getattr(params.segment, key)}"
+                )
     sets = list(inputs.get("feature_sets") or [])
     if not sets:
         problems.append("the checkpoint does not record its feature sets (inputs.feature_sets); retrain it")
@@ -119,28 +126,38 @@ def check_compatibility(ckpt: dict[str, Any], params: Any, segment_report: dict[
         expected = [c for s in sets for c in cols.get(s, [])]
         have = list(inputs.get("columns") or [])
         if have != expected:
-            diff = next((f"{a!r} vs {b!r}" for a, b in zip(have, expected) if a != b),
-                        f"{len(have)} vs {len(expected)} columns")
-            problems.append(f"feature columns differ between the checkpoint and the current features params "
-                            f"(features.n_mfcc={params.features.n_mfcc}, ...): {diff}")
+            diff = next(
+                (f"{a!r} vs {b!r}" for a, b in zip(have, expected) if a != b),
+                f"{len(have)} vs {len(expected)} columns",
+            )
+            problems.append(
+                f"feature columns differ between the checkpoint and the current features params "
+                f"(features.n_mfcc={params.features.n_mfcc}, ...): {diff}"
+            )
         if scalers is not None:
             for s in sets:
                 if s not in scalers:
                     problems.append(f"data/features/scalers.json has no scaler for {s!r}")
                 elif list(scalers[s].get("columns", [])) != cols.get(s, []):
-                    problems.append(f"data/features/scalers.json columns of {s!r} do not match the current params")
+                    problems.append(
+                        f"data/features/scalers.json columns of {s!r} do not match the current params"
+                    )
     if inputs.get("shape") is not None and "logmel" in sets:
         want = [int(params.features.n_mels), int(params.features.logmel_frames)]
         if [int(v) for v in inputs["shape"]] != want:
-            problems.append(f"the checkpoint expects logmel patches of {inputs['shape']}, params give {want} "
-                            "(features.n_mels, features.logmel_frames)")
+            problems.append(
+                f"the checkpoint expects logmel patches of {inputs['shape']}, params give {want} "
+                "(features.n_mels, features.logmel_frames)"
+            )
     return problems
 
 
 # --------------------------------------------------------------------------- steps
 
 
-def segment_files(files: Sequence[Path], params: Any, out_dir: Path) -> tuple[pd.DataFrame, list[SongPlacement]]:
+def segment_files(
+    files: Sequence[Path], params: Any, out_dir: Path
+) -> tuple[pd.DataFrame, list[SongPlacement]]:
     """Decode and window each file like the segment stage; write clips as int16 shards in ``out_dir``.
 
     Returns ``(segments table, one placement per file)``; undecodable or too-short files get
@@ -174,18 +191,41 @@ def segment_files(files: Sequence[Path], params: Any, out_dir: Path) -> tuple[pd
             where = writer.add(to_pcm16(w.audio))
             p.n_clips = len(where)
             for j, (shard, row) in enumerate(where):
-                rows.append({"segment_id": f"{sid}__{int(w.window_index[j]):04d}", "song_id": sid,
-                             "clip_index": int(w.window_index[j]), "start_s": float(w.start_s[j]),
-                             "end_s": float(w.end_s[j]), "split": "new", "is_silent": bool(w.is_silent[j]),
-                             "shard": int(shard), "row": int(row)})
-    seg = pd.DataFrame(rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s", "split",
-                                      "is_silent", "shard", "row"])
+                rows.append(
+                    {
+                        "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
+                        "song_id": sid,
+                        "clip_index": int(w.window_index[j]),
+                        "start_s": float(w.start_s[j]),
+                        "end_s": float(w.end_s[j]),
+                        "split": "new",
+                        "is_silent": bool(w.is_silent[j]),
+                        "shard": int(shard),
+                        "row": int(row),
+                    }
+                )
+    seg = pd.DataFrame(
+        rows,
+        columns=[
+            "segment_id",
+            "song_id",
+            "clip_index",
+            "start_s",
+            "end_s",
+            "split",
+            "is_silent",
+            "shard",
+            "row",
+        ],
+    )
     write_parquet(seg, out_dir / "segments.parquet")
     write_json(out_dir / "report.json", {"audio": {"sample_rate": sr, "prefix": "audio"}})
     return seg, placements
 
 
-def featurize_new(seg_dir: Path, feat_dir: Path, params: Any, sets: Sequence[str], pipeline_features: Path) -> None:
+def featurize_new(
+    seg_dir: Path, feat_dir: Path, params: Any, sets: Sequence[str], pipeline_features: Path
+) -> None:
     """Featurize the new clips, then standardize with the pipeline's train-split scalers."""
     from musiclust.features.pipeline import featurize_segments
 
@@ -203,8 +243,9 @@ def featurize_new(seg_dir: Path, feat_dir: Path, params: Any, sets: Sequence[str
     shutil.copyfile(pipeline_features / "scalers.json", feat_dir / "scalers.json")
 
 
-def embed_new_lyrics(root: Path, placements: Sequence[SongPlacement], lyrics_files: Sequence[Path | None],
-                     params: Any) -> pd.DataFrame:
+def embed_new_lyrics(
+    root: Path, placements: Sequence[SongPlacement], lyrics_files: Sequence[Path | None], params: Any
+) -> pd.DataFrame:
     """Lyrics embeddings of the new songs, with the encoder fit exactly as the pipeline fits it.
 
     Encoders that learn from text (``tfidf-char``) are fit on the corpus's training songs only,
@@ -213,13 +254,17 @@ def embed_new_lyrics(root: Path, placements: Sequence[SongPlacement], lyrics_fil
     """
     from musiclust.text.embed import embed_songs
 
-    known = pd.read_parquet(root / "data" / "raw" / "songs.parquet", columns=["song_id", "lyrics", "has_lyrics"])
+    known = pd.read_parquet(
+        root / "data" / "raw" / "songs.parquet", columns=["song_id", "lyrics", "has_lyrics"]
+    )
     seg = pd.read_parquet(root / "data" / "segments" / "segments.parquet", columns=["song_id", "split"])
     splits = seg.drop_duplicates("song_id").set_index("song_id")["split"]
     new_rows = []
     for p, lf in zip(placements, lyrics_files):
         text = Path(lf).read_text(encoding="utf-8") if lf is not None else None
-        new_rows.append({"song_id": f"new::{p.song_id}", "lyrics": text, "has_lyrics": bool(text and text.strip())})
+        new_rows.append(
+            {"song_id": f"new::{p.song_id}", "lyrics": text, "has_lyrics": bool(text and text.strip())}
+        )
     songs = pd.concat([known, pd.DataFrame(new_rows)], ignore_index=True)
     all_splits = pd.concat([splits, pd.Series({r["song_id"]: "new" for r in new_rows})])
     table, _ = embed_songs(songs, all_splits, params.lyrics)
@@ -228,7 +273,9 @@ def embed_new_lyrics(root: Path, placements: Sequence[SongPlacement], lyrics_fil
     return out.reset_index(drop=True)
 
 
-def load_cluster_space(clusters_dir: Path, key: str, seed: int, algorithm: str, label: str | None) -> ClusterSpace:
+def load_cluster_space(
+    clusters_dir: Path, key: str, seed: int, algorithm: str, label: str | None
+) -> ClusterSpace:
     """The model's song-level (``song_mean``) clustering at ``seed`` with ``algorithm``.
 
     Among runs with several k (``cluster.k: per_label``), the one chosen for ``label`` is used.
@@ -239,19 +286,29 @@ def load_cluster_space(clusters_dir: Path, key: str, seed: int, algorithm: str, 
     man = read_json(man_p)
     reduce = (man.get("reduce") or {}).get("method", "none")
     if reduce not in (None, "none"):
-        raise AssignError(f"{clusters_dir}: clusters were made on cluster.reduce={reduce} vectors, which cannot be "
-                          "applied to new songs; re-run the pipeline with cluster.reduce: none to use assign")
+        raise AssignError(
+            f"{clusters_dir}: clusters were made on cluster.reduce={reduce} vectors, which cannot be "
+            "applied to new songs; re-run the pipeline with cluster.reduce: none to use assign"
+        )
     entry = (man.get("representations") or {}).get(key)
     if entry is None:
-        raise AssignError(f"{man_p}: model {key!r} was not clustered (have {', '.join(man.get('representations', {}))})")
+        raise AssignError(
+            f"{man_p}: model {key!r} was not clustered (have {', '.join(man.get('representations', {}))})"
+        )
     vec = pd.read_parquet(clusters_dir / entry["file"])
     runs = pd.read_parquet(clusters_dir / "runs.parquet")
-    sel = runs[(runs["representation"] == key) & (runs["algorithm"] == algorithm) & (runs["level"] == "song_mean")
-               & (runs["seed"] == seed)]
+    sel = runs[
+        (runs["representation"] == key)
+        & (runs["algorithm"] == algorithm)
+        & (runs["level"] == "song_mean")
+        & (runs["seed"] == seed)
+    ]
     if sel.empty:
         have = runs.loc[runs["representation"] == key, ["algorithm", "level", "seed"]].drop_duplicates()
-        raise AssignError(f"no {algorithm} song_mean clustering of {key} at seed {seed} in {clusters_dir} "
-                          f"(have: {have.to_dict('records')[:6]}); pass --algorithm/--seed")
+        raise AssignError(
+            f"no {algorithm} song_mean clustering of {key} at seed {seed} in {clusters_dir} "
+            f"(have: {have.to_dict('records')[:6]}); pass --algorithm/--seed"
+        )
     if label is not None and "for_labels" in sel.columns:
         serves = sel["for_labels"].astype(str).map(lambda f: f == "*" or label in f.split(","))
         if serves.any():
@@ -266,7 +323,11 @@ def load_cluster_space(clusters_dir: Path, key: str, seed: int, algorithm: str, 
     x = songs[cols].to_numpy(np.float64)
     clusters = songs["cluster"].to_numpy(np.int64)
     # centroids of the training songs: K-Means was fit on them (fit_on == train)
-    fit = songs["split"].to_numpy() == "train" if str(run.get("fit_on", "train")) == "train" else np.ones(len(songs), bool)
+    fit = (
+        songs["split"].to_numpy() == "train"
+        if str(run.get("fit_on", "train")) == "train"
+        else np.ones(len(songs), bool)
+    )
     ids, cents = [], []
     for c in sorted(set(clusters.tolist()) - {-1}):
         m = (clusters == c) & fit
@@ -274,13 +335,23 @@ def load_cluster_space(clusters_dir: Path, key: str, seed: int, algorithm: str, 
             m = clusters == c
         ids.append(c)
         cents.append(x[m].mean(axis=0))
-    return ClusterSpace(cols, songs["song_id"].to_numpy(), x, clusters, np.asarray(ids), np.vstack(cents),
-                        str(run["run_id"]))
+    return ClusterSpace(
+        cols, songs["song_id"].to_numpy(), x, clusters, np.asarray(ids), np.vstack(cents), str(run["run_id"])
+    )
 
 
-def place_songs(root: Path, files: Sequence[Path], key: str, seed: int, params: Any, algorithm: str = "kmeans",
-                label: str | None = None, lyrics_files: Sequence[Path | None] | None = None,
-                condition: str | None = None, n_neighbours: int = 3) -> list[SongPlacement]:
+def place_songs(
+    root: Path,
+    files: Sequence[Path],
+    key: str,
+    seed: int,
+    params: Any,
+    algorithm: str = "kmeans",
+    label: str | None = None,
+    lyrics_files: Sequence[Path | None] | None = None,
+    condition: str | None = None,
+    n_neighbours: int = 3,
+) -> list[SongPlacement]:
     """Run the whole assign path for ``files`` against the pipeline under ``root``."""
     from musiclust.models.checkpoint import CheckpointError, load_model
     from musiclust.training.encode import encode_clips
@@ -292,23 +363,33 @@ def place_songs(root: Path, files: Sequence[Path], key: str, seed: int, params: 
         raise AssignError(str(exc)) from None
     seg_report_p = root / "data" / "segments" / "report.json"
     scalers_p = root / "data" / "features" / "scalers.json"
-    problems = check_compatibility(ckpt, params, read_json(seg_report_p) if seg_report_p.exists() else None,
-                                   read_json(scalers_p) if scalers_p.exists() else None)
+    problems = check_compatibility(
+        ckpt,
+        params,
+        read_json(seg_report_p) if seg_report_p.exists() else None,
+        read_json(scalers_p) if scalers_p.exists() else None,
+    )
     if not scalers_p.exists():
         problems.append(f"{scalers_p}: missing (the train-split scalers); run the featurize stage")
     if problems:
-        raise AssignError(f"model {key} (seed {seed}) does not match the current settings:\n  - "
-                          + "\n  - ".join(problems)
-                          + "\nRe-run the pipeline (dvc repro) so the model is trained with these params, or "
-                            "restore the params it was trained with.")
+        raise AssignError(
+            f"model {key} (seed {seed}) does not match the current settings:\n  - "
+            + "\n  - ".join(problems)
+            + "\nRe-run the pipeline (dvc repro) so the model is trained with these params, or "
+            "restore the params it was trained with."
+        )
     needs = set(type(model).needs)
     cond_col = ((ckpt.get("inputs") or {}).get("condition") or {}).get("column")
     if "cond" in needs and condition is None:
-        raise AssignError(f"model {key} is conditioned on {cond_col!r}: pass --condition VALUE for the new songs")
+        raise AssignError(
+            f"model {key} is conditioned on {cond_col!r}: pass --condition VALUE for the new songs"
+        )
     space = load_cluster_space(root / "data" / "clusters", key, seed, algorithm, label)
     if len(space.columns) != getattr(model, "latent_dim", len(space.columns)):
-        raise AssignError(f"cluster vectors of {key} have {len(space.columns)} columns but the model's latent has "
-                          f"{model.latent_dim}; re-run the cluster stage")
+        raise AssignError(
+            f"cluster vectors of {key} have {len(space.columns)} columns but the model's latent has "
+            f"{model.latent_dim}; re-run the cluster stage"
+        )
     sets = list(ckpt["inputs"].get("feature_sets") or [])
     with tempfile.TemporaryDirectory(prefix="musiclust-assign-") as tmp:
         seg_dir, feat_dir = Path(tmp) / "segments", Path(tmp) / "features"
@@ -346,9 +427,15 @@ def place_songs(root: Path, files: Sequence[Path], key: str, seed: int, params: 
                 p.makeup[lab] = {k: round(float(v), 3) for k, v in vc.items()}
         for sid, d in space.neighbours(z, n_neighbours):
             row = meta.loc[sid] if meta is not None and sid in meta.index else pd.Series(dtype=object)
-            p.neighbours.append({"song_id": sid, "distance": round(d, 3), "title": row.get("title"),
-                                 "artist": row.get("artist"),
-                                 **{lab: row.get(lab) for lab in params.data.label_columns}})
+            p.neighbours.append(
+                {
+                    "song_id": sid,
+                    "distance": round(d, 3),
+                    "title": row.get("title"),
+                    "artist": row.get("artist"),
+                    **{lab: row.get(lab) for lab in params.data.label_columns},
+                }
+            )
     return placements
 
 
@@ -363,17 +450,26 @@ def format_placement(p: SongPlacement) -> str:
     """Human-readable lines for one file."""
     if p.status != "ok":
         return f"{p.file}: skipped ({p.reason})"
-    lines = [f"{p.file}: cluster {p.cluster} ({p.n_clips} clips, distance to centroid {p.distance:.2f}; "
-             f"{p.cluster_size} known songs in it)"]
+    lines = [
+        f"{p.file}: cluster {p.cluster} ({p.n_clips} clips, distance to centroid {p.distance:.2f}; "
+        f"{p.cluster_size} known songs in it)"
+    ]
     for lab, shares in p.makeup.items():
         lines.append(f"  cluster make-up by {lab}: " + ", ".join(f"{k} {v:.0%}" for k, v in shares.items()))
     if p.neighbours:
         lines.append("  nearest known songs:")
         for n in p.neighbours:
-            labs = ", ".join(f"{v}" for k, v in n.items() if k not in ("song_id", "distance", "title", "artist")
-                             and v is not None)
-            lines.append(f"    {n.get('title') or n['song_id']}" + (f" - {n['artist']}" if n.get("artist") else "")
-                         + (f" [{labs}]" if labs else "") + f"  (distance {n['distance']:.2f})")
+            labs = ", ".join(
+                f"{v}"
+                for k, v in n.items()
+                if k not in ("song_id", "distance", "title", "artist") and v is not None
+            )
+            lines.append(
+                f"    {n.get('title') or n['song_id']}"
+                + (f" - {n['artist']}" if n.get("artist") else "")
+                + (f" [{labs}]" if labs else "")
+                + f"  (distance {n['distance']:.2f})"
+            )
     return "\n".join(lines)
 
 
@@ -384,15 +480,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``musiclust assign``."""
     parser.add_argument("files", nargs="+", type=Path, help="audio files (wav, flac, ogg, mp3, ...)")
     parser.add_argument("--model", required=True, help="model key (a folder under models/)")
-    parser.add_argument("--seed", type=int, default=None, help="which seed's checkpoint (default: first of params seeds)")
-    parser.add_argument("--lyrics", type=Path, nargs="*", default=None,
-                        help="lyrics text files, one per audio file in the same order (models that read lyrics)")
+    parser.add_argument(
+        "--seed", type=int, default=None, help="which seed's checkpoint (default: first of params seeds)"
+    )
+    parser.add_argument(
+        "--lyrics",
+        type=Path,
+        nargs="*",
+        default=None,
+        help="lyrics text files, one per audio file in the same order (models that read lyrics)",
+    )
     parser.add_argument("--condition", default=None, help="condition value for a conditional model (e.g. en)")
-    parser.add_argument("--algorithm", default="kmeans", help="clustering to join (one that predicts: kmeans, gmm)")
-    parser.add_argument("--label", default=None,
-                        help="with cluster.k per_label: the label whose k to use (default: last label column)")
+    parser.add_argument(
+        "--algorithm", default="kmeans", help="clustering to join (one that predicts: kmeans, gmm)"
+    )
+    parser.add_argument(
+        "--label",
+        default=None,
+        help="with cluster.k per_label: the label whose k to use (default: last label column)",
+    )
     parser.add_argument("--neighbours", type=int, default=3, help="nearest known songs to list")
-    parser.add_argument("--pipeline-root", type=Path, default=Path("."), help="repository with the pipeline outputs")
+    parser.add_argument(
+        "--pipeline-root", type=Path, default=Path("."), help="repository with the pipeline outputs"
+    )
     parser.add_argument("--params", type=Path, default=None, help="params file (default: <root>/params.yaml)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
 
@@ -411,17 +521,33 @@ def run(args: argparse.Namespace) -> int:
         return 2
     seed = args.seed if args.seed is not None else int(params.seeds[0])
     if args.lyrics is not None and len(args.lyrics) not in (0, len(args.files)):
-        log.error("--lyrics needs one text file per audio file (%d given for %d files)", len(args.lyrics), len(args.files))
+        log.error(
+            "--lyrics needs one text file per audio file (%d given for %d files)",
+            len(args.lyrics),
+            len(args.files),
+        )
         return 2
     label = args.label or (params.data.label_columns[-1] if params.data.label_columns else None)
     try:
-        placements = place_songs(root, args.files, args.model, seed, params, args.algorithm, label,
-                                 args.lyrics or None, args.condition, args.neighbours)
+        placements = place_songs(
+            root,
+            args.files,
+            args.model,
+            seed,
+            params,
+            args.algorithm,
+            label,
+            args.lyrics or None,
+            args.condition,
+            args.neighbours,
+        )
     except AssignError as exc:
         log.error("refused: %s", exc)
         return 2
     if args.json:
-        print(json.dumps([dataclasses.asdict(p) for p in placements], indent=2, ensure_ascii=False, default=str))
+        print(
+            json.dumps([dataclasses.asdict(p) for p in placements], indent=2, ensure_ascii=False, default=str)
+        )
     else:
         print("\n".join(format_placement(p) for p in placements))
     return 0 if any(p.status == "ok" for p in placements) else 1

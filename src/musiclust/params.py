@@ -167,7 +167,10 @@ class ClusterParams:
     hdbscan_min_samples: int = 5
     spectral_max_units: int = 1000
     pca_dim: int = 8  # components of the pca baseline (the models' usual latent size)
-    maps: tuple[str, ...] = ("pca", "tsne")  # 2-D maps of song vectors for the report; umap: ~40 s numba warm-up
+    maps: tuple[str, ...] = (
+        "pca",
+        "tsne",
+    )  # 2-D maps of song vectors for the report; umap: ~40 s numba warm-up
 
     def __post_init__(self) -> None:
         for m in self.maps:
@@ -179,12 +182,18 @@ class ClusterParams:
         for b in self.baselines:
             _choice("cluster.baselines", b, BASELINES)
         _choice("cluster.reduce", self.reduce, ("none", "pca", "umap"))
-        if isinstance(self.k, bool) or not (self.k in ("per_label", "auto") or (isinstance(self.k, int) and self.k >= 2)):
+        if isinstance(self.k, bool) or not (
+            self.k in ("per_label", "auto") or (isinstance(self.k, int) and self.k >= 2)
+        ):
             raise ParamsError(f"cluster.k must be per_label, auto or an integer >= 2, got {self.k!r}")
         if len(self.k_range) != 2 or not 2 <= self.k_range[0] <= self.k_range[1]:
-            raise ParamsError(f"cluster.k_range must be [low, high] with 2 <= low <= high, got {list(self.k_range)}")
+            raise ParamsError(
+                f"cluster.k_range must be [low, high] with 2 <= low <= high, got {list(self.k_range)}"
+            )
         if self.reduce_dim < 1 or self.hdbscan_min_samples < 2 or self.spectral_max_units < 2:
-            raise ParamsError("cluster.reduce_dim must be >= 1, hdbscan_min_samples and spectral_max_units >= 2")
+            raise ParamsError(
+                "cluster.reduce_dim must be >= 1, hdbscan_min_samples and spectral_max_units >= 2"
+            )
 
 
 @dataclass(frozen=True)
@@ -236,7 +245,9 @@ class Params:
         lists it under ``params`` in ``dvc.yaml``.
         """
         if key not in self.models:
-            raise ParamsError(f"model {key!r} is not under 'models' in params.yaml (have: {sorted(self.models)})")
+            raise ParamsError(
+                f"model {key!r} is not under 'models' in params.yaml (have: {sorted(self.models)})"
+            )
         cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.models[key].items()}
         if key == "beta_vae":
             cfg["beta"] = float(self.beta)
@@ -298,9 +309,7 @@ def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
     unknown = set(mapping) - names
     if unknown:
         raise ParamsError(f"unknown key(s) in {where or 'params.yaml'}: {', '.join(sorted(unknown))}")
-    kwargs = {
-        k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in mapping.items()
-    }
+    kwargs = {k: _convert(hints[k], v, f"{where}.{k}" if where else k) for k, v in mapping.items()}
     return cls(**kwargs)
 
 

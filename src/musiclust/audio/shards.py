@@ -46,7 +46,11 @@ def _npy_header(shape: Sequence[int], dtype: np.dtype, total_len: int | None = N
     Padding with spaces is what numpy itself does, so a header written for the largest
     possible row count can later be rewritten in place for the actual one.
     """
-    d = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": tuple(shape)}
+    d = {
+        "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+        "fortran_order": False,
+        "shape": tuple(shape),
+    }
     text = repr(d).encode("latin1")
     fixed = len(np.lib.format.MAGIC_PREFIX) + 2 + 2  # magic, version, header length
     if total_len is None:
@@ -100,14 +104,16 @@ class ShardWriter:
             raise RuntimeError(f"{self.directory}/{self.prefix}: writer already closed")
         rows = np.ascontiguousarray(rows, dtype=self.dtype)
         if rows.shape[1:] != self.row_shape:
-            raise ValueError(f"{self.prefix}: rows of shape {rows.shape[1:]} given, writer expects {self.row_shape}")
+            raise ValueError(
+                f"{self.prefix}: rows of shape {rows.shape[1:]} given, writer expects {self.row_shape}"
+            )
         where: list[tuple[int, int]] = []
         i = 0
         while i < len(rows):
             if self._fh is None:
                 self._open()
             take = min(len(rows) - i, self.rows_per_shard - self._fill)
-            self._fh.write(rows[i:i + take].data)
+            self._fh.write(rows[i : i + take].data)
             where.extend((self.n_shards, self._fill + r) for r in range(take))
             self._fill += take
             i += take
@@ -169,7 +175,9 @@ class ShardReader:
         if shard not in self._open:
             path = shard_path(self.directory, self.prefix, shard)
             if not path.exists():
-                raise FileNotFoundError(f"{path}: shard is missing; re-run the stage that writes {self.prefix}-*.npy")
+                raise FileNotFoundError(
+                    f"{path}: shard is missing; re-run the stage that writes {self.prefix}-*.npy"
+                )
             self._open[shard] = np.load(path, mmap_mode="r")
         return self._open[shard]
 

@@ -96,7 +96,7 @@ def assign_splits(
             extra_given[s] = True
         start = 0
         for s, q in enumerate(quota):
-            for idx in members[start:start + q]:
+            for idx in members[start : start + q]:
                 out[idx] = SPLITS[s]
             start += q
         counts += quota

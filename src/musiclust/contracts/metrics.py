@@ -258,6 +258,11 @@ def build_summary(
     }
 
 
+def label_notes(labels: Any) -> list[str]:
+    """What the report should say about the labels: classes per label, and labels too thin to score."""
+    return [f"{lab}: {len(v)} classes ({', '.join(v)})" for lab, v in labels.classes.items()]
+
+
 def _unique_skips(skips: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     seen, out = set(), []
     for s in skips:

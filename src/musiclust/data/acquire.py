@@ -105,7 +105,9 @@ def assign_song_ids(requests: list[TrackRequest]) -> dict[int, str]:
         key = req.song_id.casefold()
         if key in seen:
             first = seen[key]
-            dupes[req.row] = f"song id {req.song_id!r} (from {raw!r}) was already used by {first.where or f'row {first.row}'}"
+            dupes[req.row] = (
+                f"song id {req.song_id!r} (from {raw!r}) was already used by {first.where or f'row {first.row}'}"
+            )
         else:
             seen[key] = req
     return dupes
@@ -178,7 +180,11 @@ def check_success(report: dict, min_fraction: float, report_path: str | Path) ->
         raise AcquisitionError(f"the input has no songs (0 rows); see {report_path}")
     if ok / n < min_fraction:
         top = ", ".join(f"{k}: {v}" for k, v in sorted(report["reasons"].items(), key=lambda kv: -kv[1]))
-        hint = " - no network? connect and re-run (finished songs are kept)" if "unreachable" in report["reasons"] else ""
+        hint = (
+            " - no network? connect and re-run (finished songs are kept)"
+            if "unreachable" in report["reasons"]
+            else ""
+        )
         raise AcquisitionError(
             f"only {ok}/{n} songs ({ok / n:.0%}) were acquired, below download.min_success_fraction="
             f"{min_fraction:g} ({top}){hint}; the reason for every row is in {report_path}"
@@ -198,11 +204,15 @@ def _acquire_demo(data: DataParams, audio: AudioParams, seed: int, out_dir: Path
         song_id = str(rec["song_id"])
         apath = Path(str(rec["audio_path"]))
         full = apath if apath.is_absolute() else out_dir / apath
-        rec["audio_path"] = full.relative_to(out_dir).as_posix() if full.is_relative_to(out_dir) else str(full)
+        rec["audio_path"] = (
+            full.relative_to(out_dir).as_posix() if full.is_relative_to(out_dir) else str(full)
+        )
         try:
             info = probe(full)
         except AudioDecodeError as exc:
-            results.append(RowResult.skipped(i, "demo", song_id, song_id, exc.reason, f"{full}: {exc.detail}"))
+            results.append(
+                RowResult.skipped(i, "demo", song_id, song_id, exc.reason, f"{full}: {exc.detail}")
+            )
             continue
         rec.setdefault("duration_s", info.duration_s)
         rec.setdefault("sample_rate", info.sample_rate)
@@ -212,7 +222,9 @@ def _acquire_demo(data: DataParams, audio: AudioParams, seed: int, out_dir: Path
         rec.setdefault("source", "demo")
         rec.setdefault("track_id", song_id)
         results.append(
-            RowResult(i, "demo", song_id, song_id, "ok", lyrics="ok" if rec["has_lyrics"] else "none", record=rec)
+            RowResult(
+                i, "demo", song_id, song_id, "ok", lyrics="ok" if rec["has_lyrics"] else "none", record=rec
+            )
         )
     return results
 
@@ -226,11 +238,21 @@ def _acquire_requests(requests: list[TrackRequest], ctx: _Context) -> list[RowRe
     todo: list[tuple[TrackRequest, Callable[[TrackRequest, _Context], RowResult]]] = []
     for req in requests:
         if req.row in dupes:
-            results.append(RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "duplicate id", dupes[req.row]))
+            results.append(
+                RowResult.skipped(
+                    req.row, req.source, req.track_id, req.song_id, "duplicate id", dupes[req.row]
+                )
+            )
         elif req.kind == "none":
             results.append(
-                RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "no source",
-                                  f"{req.where}: the source cell is empty; give a URL, ytsearch1: query or file path")
+                RowResult.skipped(
+                    req.row,
+                    req.source,
+                    req.track_id,
+                    req.song_id,
+                    "no source",
+                    f"{req.where}: the source cell is empty; give a URL, ytsearch1: query or file path",
+                )
             )
         else:
             todo.append((req, _from_url if req.kind == "url" else _from_local))
@@ -249,13 +271,17 @@ def _acquire_requests(requests: list[TrackRequest], ctx: _Context) -> list[RowRe
     return sorted(results, key=lambda r: r.row)
 
 
-def _guarded(fn: Callable[[TrackRequest, _Context], RowResult], req: TrackRequest, ctx: _Context) -> RowResult:
+def _guarded(
+    fn: Callable[[TrackRequest, _Context], RowResult], req: TrackRequest, ctx: _Context
+) -> RowResult:
     """Run one row; an unexpected error skips that row (with its message) instead of the whole run."""
     try:
         return fn(req, ctx)
     except Exception as exc:  # one bad row must not kill a run of hundreds
         log.exception("row %d (%s): unexpected error", req.row, req.where)
-        return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "error", f"{type(exc).__name__}: {exc}")
+        return RowResult.skipped(
+            req.row, req.source, req.track_id, req.song_id, "error", f"{type(exc).__name__}: {exc}"
+        )
 
 
 def _state_path(ctx: _Context, song_id: str) -> Path:
@@ -283,7 +309,9 @@ def _reusable(ctx: _Context, song_id: str, key: dict) -> dict | None:
     return state
 
 
-def _accept(ctx: _Context, req: TrackRequest, tmp: Path, ext: str, info: VerifiedAudio, key: dict, extra: dict) -> dict:
+def _accept(
+    ctx: _Context, req: TrackRequest, tmp: Path, ext: str, info: VerifiedAudio, key: dict, extra: dict
+) -> dict:
     """Rename a verified temporary file into place and record where it came from."""
     dest = ctx.audio_dir / f"{req.song_id}{ext}"
     os.replace(tmp, dest)
@@ -305,7 +333,11 @@ def _too_long(req: TrackRequest, duration_s: float, ctx: _Context) -> RowResult 
     limit = ctx.download.max_duration_s
     if duration_s > limit:
         return RowResult.skipped(
-            req.row, req.source, req.track_id, req.song_id, "too long",
+            req.row,
+            req.source,
+            req.track_id,
+            req.song_id,
+            "too long",
             f"{duration_s:.0f} s > download.max_duration_s={limit:g}",
         )
     return None
@@ -319,24 +351,38 @@ def _from_local(req: TrackRequest, ctx: _Context) -> RowResult:
         if req.source.startswith("-"):
             hint = " (a source starting with '-' is read as a file name, never as an option)"
         what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "missing file",
-                                 f"{req.where}: {path} {what}{hint}")
+        return RowResult.skipped(
+            req.row,
+            req.source,
+            req.track_id,
+            req.song_id,
+            "missing file",
+            f"{req.where}: {path} {what}{hint}",
+        )
     st = path.stat()
     key = {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     state = _reusable(ctx, req.song_id, key)
     if state is None:
         ext = path.suffix.lower()
         if st.st_size == 0:
-            return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, "empty", f"{path}: zero-byte file")
+            return RowResult.skipped(
+                req.row, req.source, req.track_id, req.song_id, "empty", f"{path}: zero-byte file"
+            )
         if ext not in AUDIO_EXTENSIONS:
             return RowResult.skipped(
-                req.row, req.source, req.track_id, req.song_id, "unsupported format",
+                req.row,
+                req.source,
+                req.track_id,
+                req.song_id,
+                "unsupported format",
                 f"{path}: '{ext or 'no extension'}' cannot be decoded by soundfile; convert it to flac, wav or mp3",
             )
         try:
             info = verify_audio(path, max_duration_s=ctx.download.max_duration_s)
         except AudioDecodeError as exc:
-            return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, exc.reason, f"{path}: {exc.detail}")
+            return RowResult.skipped(
+                req.row, req.source, req.track_id, req.song_id, exc.reason, f"{path}: {exc.detail}"
+            )
         if (skip := _too_long(req, info.duration_s, ctx)) is not None:
             return skip
         # copy, not link: DVC makes cached files read-only, which must never touch the user's originals
@@ -359,26 +405,49 @@ def _from_url(req: TrackRequest, ctx: _Context) -> RowResult:
             try:
                 path, meta, attempts = fetch(req.source, work, req.song_id, ctx.settings, ctx.breaker)
             except DownloadFailure as exc:
-                return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, exc.reason, exc.detail)
+                return RowResult.skipped(
+                    req.row, req.source, req.track_id, req.song_id, exc.reason, exc.detail
+                )
             try:
                 info = verify_audio(path, max_duration_s=ctx.download.max_duration_s)
             except AudioDecodeError as exc:
-                return RowResult.skipped(req.row, req.source, req.track_id, req.song_id, exc.reason,
-                                         f"downloaded file {exc.detail}")
+                return RowResult.skipped(
+                    req.row,
+                    req.source,
+                    req.track_id,
+                    req.song_id,
+                    exc.reason,
+                    f"downloaded file {exc.detail}",
+                )
             if (skip := _too_long(req, info.duration_s, ctx)) is not None:
                 return skip
-            extra = {"resolved": meta.get("webpage_url"), "remote_title": meta.get("title"),
-                     "uploader": meta.get("uploader")}
+            extra = {
+                "resolved": meta.get("webpage_url"),
+                "remote_title": meta.get("title"),
+                "uploader": meta.get("uploader"),
+            }
             state = _accept(ctx, req, path, path.suffix.lower(), info, key, extra)
             log.info("%s: downloaded in %d attempt(s)", req.song_id, attempts)
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    return _ok(req, ctx, state, title=req.title or state.get("remote_title") or req.song_id,
-               artist=req.artist or state.get("uploader"), resolved=state.get("resolved"))
+    return _ok(
+        req,
+        ctx,
+        state,
+        title=req.title or state.get("remote_title") or req.song_id,
+        artist=req.artist or state.get("uploader"),
+        resolved=state.get("resolved"),
+    )
 
 
-def _ok(req: TrackRequest, ctx: _Context, state: dict, title: str, artist: str | None = None,
-        resolved: str | None = None) -> RowResult:
+def _ok(
+    req: TrackRequest,
+    ctx: _Context,
+    state: dict,
+    title: str,
+    artist: str | None = None,
+    resolved: str | None = None,
+) -> RowResult:
     lyr = resolve_lyrics(req.lyrics, req.lyrics_path)
     record = {
         "song_id": req.song_id,
@@ -398,8 +467,19 @@ def _ok(req: TrackRequest, ctx: _Context, state: dict, title: str, artist: str |
     detail = ""
     if float(state.get("peak", 1.0)) < 1e-4:
         detail = "silent (kept; the segment stage flags silent clips)"
-    return RowResult(req.row, req.source, req.track_id, req.song_id, "ok", None, detail,
-                     lyrics=lyr.status, lyrics_detail=lyr.detail, resolved=resolved, record=record)
+    return RowResult(
+        req.row,
+        req.source,
+        req.track_id,
+        req.song_id,
+        "ok",
+        None,
+        detail,
+        lyrics=lyr.status,
+        lyrics_detail=lyr.detail,
+        resolved=resolved,
+        record=record,
+    )
 
 
 # --------------------------------------------------------------------------- outputs

@@ -123,15 +123,67 @@ def load_wordlist(name: str) -> tuple[Word, ...]:
 # ---------------------------------------------------------------------------- Bangla grapheme-to-phoneme
 
 _BN_CONS = {
-    "ক": "k0", "খ": "kʰ", "গ": "g", "ঘ": "gʱ", "ঙ": "ŋ", "চ": "tʃ", "ছ": "tʃʰ", "জ": "dʒ", "ঝ": "dʒʱ",
-    "ঞ": "n", "ট": "ʈ", "ঠ": "ʈʰ", "ড": "ɖ", "ঢ": "ɖʱ", "ণ": "n", "ত": "t̪", "থ": "t̪ʰ", "দ": "d̪",
-    "ধ": "d̪ʱ", "ন": "n", "প": "p0", "ফ": "pʰ", "ব": "b", "ভ": "bʱ", "ম": "m", "য": "dʒ", "র": "ɾ",
-    "ল": "l", "শ": "ʃ", "ষ": "ʃ", "স": "ʃ", "হ": "h", "\u09dc": "ɽ", "\u09dd": "ɽ", "\u09df": "j",
+    "ক": "k0",
+    "খ": "kʰ",
+    "গ": "g",
+    "ঘ": "gʱ",
+    "ঙ": "ŋ",
+    "চ": "tʃ",
+    "ছ": "tʃʰ",
+    "জ": "dʒ",
+    "ঝ": "dʒʱ",
+    "ঞ": "n",
+    "ট": "ʈ",
+    "ঠ": "ʈʰ",
+    "ড": "ɖ",
+    "ঢ": "ɖʱ",
+    "ণ": "n",
+    "ত": "t̪",
+    "থ": "t̪ʰ",
+    "দ": "d̪",
+    "ধ": "d̪ʱ",
+    "ন": "n",
+    "প": "p0",
+    "ফ": "pʰ",
+    "ব": "b",
+    "ভ": "bʱ",
+    "ম": "m",
+    "য": "dʒ",
+    "র": "ɾ",
+    "ল": "l",
+    "শ": "ʃ",
+    "ষ": "ʃ",
+    "স": "ʃ",
+    "হ": "h",
+    "\u09dc": "ɽ",
+    "\u09dd": "ɽ",
+    "\u09df": "j",
 }
-_BN_VOWEL_SIGNS = {"া": ("a",), "ি": ("i",), "ী": ("i",), "ু": ("u",), "ূ": ("u",), "ৃ": ("ɾ", "i"),
-                   "ে": ("e",), "ৈ": ("o", "j"), "ো": ("o",), "ৌ": ("o", "w")}
-_BN_VOWELS = {"অ": ("ɔ",), "আ": ("a",), "ই": ("i",), "ঈ": ("i",), "উ": ("u",), "ঊ": ("u",), "ঋ": ("ɾ", "i"),
-              "এ": ("e",), "ঐ": ("o", "j"), "ও": ("o",), "ঔ": ("o", "w")}
+_BN_VOWEL_SIGNS = {
+    "া": ("a",),
+    "ি": ("i",),
+    "ী": ("i",),
+    "ু": ("u",),
+    "ূ": ("u",),
+    "ৃ": ("ɾ", "i"),
+    "ে": ("e",),
+    "ৈ": ("o", "j"),
+    "ো": ("o",),
+    "ৌ": ("o", "w"),
+}
+_BN_VOWELS = {
+    "অ": ("ɔ",),
+    "আ": ("a",),
+    "ই": ("i",),
+    "ঈ": ("i",),
+    "উ": ("u",),
+    "ঊ": ("u",),
+    "ঋ": ("ɾ", "i"),
+    "এ": ("e",),
+    "ঐ": ("o", "j"),
+    "ও": ("o",),
+    "ঔ": ("o", "w"),
+}
 _HASANTA, _NUKTA, _CANDRABINDU, _ANUSVARA, _VISARGA, _KHANDA_TA = "্", "়", "ঁ", "ং", "ঃ", "ৎ"
 _NASALISED = {"i": "ĩ", "e": "ẽ", "æ": "æ̃", "a": "ã", "ɔ": "ɔ̃", "o": "õ", "u": "ũ"}
 
@@ -146,7 +198,9 @@ def bangla_phones(word: str) -> tuple[tuple[str, ...], ...]:
     ma-phala after a consonant are not pronounced (they geminate it); word-initial এ
     before a consonant + /a/ or final consonant is /æ/. Good enough to sing, not a dictionary.
     """
-    word = word.replace("ড" + _NUKTA, "\u09dc").replace("ঢ" + _NUKTA, "\u09dd").replace("য" + _NUKTA, "\u09df")
+    word = (
+        word.replace("ড" + _NUKTA, "\u09dc").replace("ঢ" + _NUKTA, "\u09dd").replace("য" + _NUKTA, "\u09df")
+    )
     phones: list[str] = []
     inherent_at: list[int] = []  # positions of inherent vowels in `phones`
     conj_final = False  # the last consonant was the second member of a conjunct
@@ -180,7 +234,11 @@ def bangla_phones(word: str) -> tuple[tuple[str, ...], ...]:
             v = _BN_VOWELS[ch]
             if ch == "এ" and i == 0:
                 rest = word[1:]
-                if len(rest) >= 1 and rest[0] in _BN_CONS and (len(rest) == 1 or rest[1] in ("া", _HASANTA) or rest[1] in _BN_CONS):
+                if (
+                    len(rest) >= 1
+                    and rest[0] in _BN_CONS
+                    and (len(rest) == 1 or rest[1] in ("া", _HASANTA) or rest[1] in _BN_CONS)
+                ):
                     v = ("æ",)
             phones.extend(v)
         elif ch == _KHANDA_TA:
@@ -301,8 +359,14 @@ class SongContext:
         """Lowest MIDI note with pitch class tonic+pc at or above ``octave_floor``."""
         return octave_floor + ((self.tonic + pc - octave_floor) % 12)
 
-    def play(self, bus: np.ndarray, pattern: str, samples: list[np.ndarray] | np.ndarray,
-             sections: tuple[str, ...] | None = None, every: int = 1) -> None:
+    def play(
+        self,
+        bus: np.ndarray,
+        pattern: str,
+        samples: list[np.ndarray] | np.ndarray,
+        sections: tuple[str, ...] | None = None,
+        every: int = 1,
+    ) -> None:
         """Place a one-shot on a drum grid: ``X`` loud, ``x`` normal, ``o`` ghost, ``.`` rest."""
         vel = {"X": 1.0, "x": 0.72, "o": 0.4}
         variants = samples if isinstance(samples, list) else [samples]
@@ -330,9 +394,16 @@ def _note_cache(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return get
 
 
-def _chords_by_pattern(ctx: SongContext, bus: np.ndarray, pattern: str, render: Callable[[int, int], np.ndarray],
-                       floor: int, sections: tuple[str, ...] | None = None, arpeggio: bool = False,
-                       with_octave: bool = False) -> None:
+def _chords_by_pattern(
+    ctx: SongContext,
+    bus: np.ndarray,
+    pattern: str,
+    render: Callable[[int, int], np.ndarray],
+    floor: int,
+    sections: tuple[str, ...] | None = None,
+    arpeggio: bool = False,
+    with_octave: bool = False,
+) -> None:
     """Play each bar's chord at the pattern's hits (a whole chord, or one tone per hit if ``arpeggio``)."""
     hits = [k for k, c in enumerate(pattern) if c != "."]
     for bar in ctx.bars:
@@ -352,8 +423,15 @@ def _chords_by_pattern(ctx: SongContext, bus: np.ndarray, pattern: str, render: 
                 synth.add_at(bus, vel * render(m, length), pos)
 
 
-def _bass_line(ctx: SongContext, bus: np.ndarray, pattern: str, render: Callable[[int, int], np.ndarray],
-               floor: int = 33, sections: tuple[str, ...] | None = None, fifths: bool = False) -> None:
+def _bass_line(
+    ctx: SongContext,
+    bus: np.ndarray,
+    pattern: str,
+    render: Callable[[int, int], np.ndarray],
+    floor: int = 33,
+    sections: tuple[str, ...] | None = None,
+    fifths: bool = False,
+) -> None:
     hits = [k for k, c in enumerate(pattern) if c != "."]
     for bar in ctx.bars:
         if sections and bar.section not in sections:
@@ -389,8 +467,14 @@ def _arrange_pop(ctx: SongContext) -> dict[str, np.ndarray]:
     _chords_by_pattern(ctx, harm, pattern, piano, floor=rng.choice([55, 60]))
     if rng.random() < 0.7:  # a soft synth pad under the chorus (or the whole song)
         padn = _note_cache(lambda m, n: synth.pad(sr, float(synth.midi_to_hz(m)), n, cutoff=3000.0))
-        _chords_by_pattern(ctx, harm, "X" + "." * (ctx.steps - 1), lambda m, n: 0.25 * padn(m, n), floor=60,
-                           sections=("chorus",) if rng.random() < 0.5 else None)
+        _chords_by_pattern(
+            ctx,
+            harm,
+            "X" + "." * (ctx.steps - 1),
+            lambda m, n: 0.25 * padn(m, n),
+            floor=60,
+            sections=("chorus",) if rng.random() < 0.5 else None,
+        )
     bn = _note_cache(lambda m, n: synth.bass(sr, float(synth.midi_to_hz(m)), n, "finger"))
     _bass_line(ctx, bass_bus, "X.......X.x.....", bn)
     return {"drums": drums, "harmony": harm, "bass": bass_bus}
@@ -435,19 +519,39 @@ def _arrange_folk(ctx: SongContext) -> dict[str, np.ndarray]:
     slap = [0.5 * synth.hand_drum(sr, rng, "slap", p)]
     # 12 steps per bar: two bars of 6/8 (dadra-like "dha dhin na | dha tin na")
     ctx.play(drums, rng.choice(["X.....x.....", "X....ox.....", "X..o..x..o.."]), low, sections=_ALL)
-    ctx.play(drums, rng.choice(["..x.x...x.x.", "..xx.x..xx.x", ".x.x.x.x.x.x"]), high, sections=("verse", "chorus", "break"))
+    ctx.play(
+        drums,
+        rng.choice(["..x.x...x.x.", "..xx.x..xx.x", ".x.x.x.x.x.x"]),
+        high,
+        sections=("verse", "chorus", "break"),
+    )
     ctx.play(drums, "...o.....o..", slap, sections=("chorus",))
     if rng.random() < 0.5:
         ctx.play(drums, "x.ox.ox.ox.o", [0.25 * synth.shaker(sr, rng)], sections=("chorus",))
     bright = rng.uniform(0.4, 0.8)
     string_seed = int(rng.integers(2**31))  # each song's strings are plucked differently
-    pl = _note_cache(lambda m, n: synth.pluck(sr, float(synth.midi_to_hz(m)), n, np.random.default_rng([string_seed, m]), bright))
+    pl = _note_cache(
+        lambda m, n: synth.pluck(
+            sr, float(synth.midi_to_hz(m)), n, np.random.default_rng([string_seed, m]), bright
+        )
+    )
     arp = rng.choice(["X.xx.xX.xx.x", "X.x.x.X.x.x.", "Xxx.xxXxx.xx"])
-    _chords_by_pattern(ctx, harm, arp, lambda m, n: 0.8 * pl(m, max(n, int(0.6 * sr))), floor=int(rng.choice([52, 55])),
-                       arpeggio=True, with_octave=True)
+    _chords_by_pattern(
+        ctx,
+        harm,
+        arp,
+        lambda m, n: 0.8 * pl(m, max(n, int(0.6 * sr))),
+        floor=int(rng.choice([52, 55])),
+        arpeggio=True,
+        with_octave=True,
+    )
     if rng.random() < 0.6:  # drone on tonic and fifth for the whole song, as a harmonium or tanpura would
         synth.add_at(harm, 0.12 * synth.organ_drone(sr, float(synth.midi_to_hz(ctx.midi(0, 48))), ctx.n), 0)
-    bp = _note_cache(lambda m, n: synth.pluck(sr, float(synth.midi_to_hz(m)), n, np.random.default_rng([string_seed, m, 1]), 0.3, 0.993))
+    bp = _note_cache(
+        lambda m, n: synth.pluck(
+            sr, float(synth.midi_to_hz(m)), n, np.random.default_rng([string_seed, m, 1]), 0.3, 0.993
+        )
+    )
     _bass_line(ctx, bass_bus, "X.....x.....", lambda m, n: bp(m, n), floor=36, fifths=True)
     return {"drums": drums, "harmony": harm, "bass": bass_bus}
 
@@ -462,7 +566,9 @@ def _arrange_electronic(ctx: SongContext) -> dict[str, np.ndarray]:
     ctx.play(drums, "..x...x...x...x.", [0.35 * synth.hat(sr, rng, open_=True)])
     ctx.play(drums, "xoxoxoxoxoxoxoxo", [0.22 * synth.hat(sr, rng)], sections=("chorus", "break"))
     pad_cut = rng.uniform(2500, 4500)
-    saw = _note_cache(lambda m, n: synth.pad(sr, float(synth.midi_to_hz(m)), n, cutoff=pad_cut, voices=5, detune=0.012))
+    saw = _note_cache(
+        lambda m, n: synth.pad(sr, float(synth.midi_to_hz(m)), n, cutoff=pad_cut, voices=5, detune=0.012)
+    )
     _chords_by_pattern(ctx, harm, "X" + "." * (ctx.steps - 1), lambda m, n: 0.5 * saw(m, n), floor=57)
     # sidechain: the pad ducks under every kick, the pumping that marks the genre
     beat = ctx.beat * sr
@@ -470,9 +576,23 @@ def _arrange_electronic(ctx: SongContext) -> dict[str, np.ndarray]:
     harm *= 0.25 + 0.75 * np.minimum(1.0, ph / 0.45)
     if rng.random() < 0.75:
         cut = rng.uniform(1500, 3500)
-        arp = _note_cache(lambda m, n: synth.lowpass(synth._naive_saw(float(synth.midi_to_hz(m)), n, sr) * np.exp(-np.arange(n) / (0.08 * sr)), sr, cut))
-        _chords_by_pattern(ctx, harm, "x" * ctx.steps, lambda m, n: 0.3 * arp(m, n), floor=69, arpeggio=True,
-                           with_octave=True, sections=("chorus", "break", "verse") if rng.random() < 0.5 else ("chorus", "break"))
+        arp = _note_cache(
+            lambda m, n: synth.lowpass(
+                synth._naive_saw(float(synth.midi_to_hz(m)), n, sr) * np.exp(-np.arange(n) / (0.08 * sr)),
+                sr,
+                cut,
+            )
+        )
+        _chords_by_pattern(
+            ctx,
+            harm,
+            "x" * ctx.steps,
+            lambda m, n: 0.3 * arp(m, n),
+            floor=69,
+            arpeggio=True,
+            with_octave=True,
+            sections=("chorus", "break", "verse") if rng.random() < 0.5 else ("chorus", "break"),
+        )
     bn = _note_cache(lambda m, n: synth.bass(sr, float(synth.midi_to_hz(m)), n, "sub"))
     _bass_line(ctx, bass_bus, "..X...X...X...X.", bn, floor=33)
     return {"drums": drums, "harmony": harm, "bass": bass_bus}
@@ -480,22 +600,46 @@ def _arrange_electronic(ctx: SongContext) -> dict[str, np.ndarray]:
 
 #: Genre name -> recipe. Add a recipe here to make a new genre available to ``data.demo.genres``.
 GENRES: dict[str, GenreRecipe] = {
-    "pop": GenreRecipe("pop", (94, 118), 0.25, 16,
-                       (("I", "V", "vi", "IV"), ("vi", "IV", "I", "V"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V")),
-                       (("i", "VI", "III", "VII"), ("i", "iv", "VI", "V")),
-                       _arrange_pop, humanize_ms=4.0),
-    "rock": GenreRecipe("rock", (112, 148), 0.5, 16,
-                        (("I", "bVII", "IV", "I"), ("I", "IV", "V", "IV"), ("I", "V", "IV", "IV")),
-                        (("i", "VI", "VII", "i"), ("i", "III", "VII", "IV"), ("i", "iv", "VII", "VI")),
-                        _arrange_rock, humanize_ms=8.0),
-    "folk": GenreRecipe("folk", (72, 100), 0.4, 12,
-                        (("I", "IV", "I", "V"), ("I", "V", "IV", "I"), ("I", "I", "IV", "V")),
-                        (("i", "VII", "VI", "VII"), ("i", "iv", "i", "VII"), ("i", "VII", "i", "v")),
-                        _arrange_folk, humanize_ms=12.0),
-    "electronic": GenreRecipe("electronic", (120, 132), 0.65, 16,
-                              (("vi", "IV", "I", "V"), ("I", "V", "vi", "IV")),
-                              (("i", "VI", "III", "VII"), ("i", "VII", "VI", "VII"), ("i", "iv", "VI", "VII")),
-                              _arrange_electronic, humanize_ms=0.0),
+    "pop": GenreRecipe(
+        "pop",
+        (94, 118),
+        0.25,
+        16,
+        (("I", "V", "vi", "IV"), ("vi", "IV", "I", "V"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V")),
+        (("i", "VI", "III", "VII"), ("i", "iv", "VI", "V")),
+        _arrange_pop,
+        humanize_ms=4.0,
+    ),
+    "rock": GenreRecipe(
+        "rock",
+        (112, 148),
+        0.5,
+        16,
+        (("I", "bVII", "IV", "I"), ("I", "IV", "V", "IV"), ("I", "V", "IV", "IV")),
+        (("i", "VI", "VII", "i"), ("i", "III", "VII", "IV"), ("i", "iv", "VII", "VI")),
+        _arrange_rock,
+        humanize_ms=8.0,
+    ),
+    "folk": GenreRecipe(
+        "folk",
+        (72, 100),
+        0.4,
+        12,
+        (("I", "IV", "I", "V"), ("I", "V", "IV", "I"), ("I", "I", "IV", "V")),
+        (("i", "VII", "VI", "VII"), ("i", "iv", "i", "VII"), ("i", "VII", "i", "v")),
+        _arrange_folk,
+        humanize_ms=12.0,
+    ),
+    "electronic": GenreRecipe(
+        "electronic",
+        (120, 132),
+        0.65,
+        16,
+        (("vi", "IV", "I", "V"), ("I", "V", "vi", "IV")),
+        (("i", "VI", "III", "VII"), ("i", "VII", "VI", "VII"), ("i", "iv", "VI", "VII")),
+        _arrange_electronic,
+        humanize_ms=0.0,
+    ),
 }
 
 LANGUAGES = ("en", "bn")
@@ -505,8 +649,10 @@ def check_labels(genres: tuple[str, ...] | list[str], languages: tuple[str, ...]
     """Raise ``ValueError`` naming any genre or language the demo corpus cannot render."""
     bad_g = [g for g in genres if g not in GENRES]
     if bad_g:
-        raise ValueError(f"data.demo.genres: no recipe for {bad_g}; known genres are {sorted(GENRES)} "
-                         "(add a GenreRecipe to musiclust.data.demo.GENRES for a new one)")
+        raise ValueError(
+            f"data.demo.genres: no recipe for {bad_g}; known genres are {sorted(GENRES)} "
+            "(add a GenreRecipe to musiclust.data.demo.GENRES for a new one)"
+        )
     bad_l = [lang for lang in languages if lang not in LANGUAGES]
     if bad_l:
         raise ValueError(f"data.demo.languages: {bad_l} not supported; choose from {list(LANGUAGES)}")
@@ -546,15 +692,40 @@ def strip_section_markers(text: str) -> str:
 
 #: Line patterns: a tag draws a word of that part of speech, ``=a|b`` one of the given words.
 LINE_TEMPLATES: dict[str, tuple[str, ...]] = {
-    "en": ("p t d n", "d a n r", "t o r", "p v r", "d n s d n", "a n c a n", "v s d a n", "p t d a n",
-           "r d n v", "d a n c d n"),
-    "bn": ("=আমি|আমরা d n t", "d a n r", "=তুমি r i", "d n e", "a n c a n", "=আমি|আমরা r v", "n r i",
-           "d a n e", "r d n e", "=তুমি =আমার a n"),
+    "en": (
+        "p t d n",
+        "d a n r",
+        "t o r",
+        "p v r",
+        "d n s d n",
+        "a n c a n",
+        "v s d a n",
+        "p t d a n",
+        "r d n v",
+        "d a n c d n",
+    ),
+    "bn": (
+        "=আমি|আমরা d n t",
+        "d a n r",
+        "=তুমি r i",
+        "d n e",
+        "a n c a n",
+        "=আমি|আমরা r v",
+        "n r i",
+        "d a n e",
+        "r d n e",
+        "=তুমি =আমার a n",
+    ),
 }
 
 
-def _make_line(rng: np.random.Generator, language: str, general: tuple[Word, ...], flavour: tuple[Word, ...],
-               max_syll: int) -> list[Word]:
+def _make_line(
+    rng: np.random.Generator,
+    language: str,
+    general: tuple[Word, ...],
+    flavour: tuple[Word, ...],
+    max_syll: int,
+) -> list[Word]:
     """One lyric line from a grammatical template; content words come from the genre's list 40% of the time."""
     by_text = {w.text: w for w in general}
     best: list[Word] = []
@@ -591,12 +762,22 @@ def make_lyrics(rng: np.random.Generator, language: str, genre: str, n_verses: i
     chorus = [_make_line(rng, language, general, flavour, max_syll) for _ in range(2)]
     sections: list[tuple[str, list[list[Word]]]] = []
     for v in range(n_verses):
-        sections.append((f"Verse {v + 1}", [_make_line(rng, language, general, flavour, max_syll) for _ in range(int(rng.integers(2, 4)))]))
+        sections.append(
+            (
+                f"Verse {v + 1}",
+                [
+                    _make_line(rng, language, general, flavour, max_syll)
+                    for _ in range(int(rng.integers(2, 4)))
+                ],
+            )
+        )
         sections.append(("Chorus", chorus))
     return Lyrics(sections)
 
 
-def _line_rhythm(line: list[Word], language: str, rng: np.random.Generator) -> list[tuple[tuple[str, ...], float, float, bool]]:
+def _line_rhythm(
+    line: list[Word], language: str, rng: np.random.Generator
+) -> list[tuple[tuple[str, ...], float, float, bool]]:
     """(phones, onset beat, duration in beats, stressed) for each syllable of a line.
 
     English is stress-timed: each stressed syllable starts a one-beat foot and the
@@ -639,8 +820,14 @@ def _line_rhythm(line: list[Word], language: str, rng: np.random.Generator) -> l
     return out
 
 
-def _melody(n: int, ctx: SongContext, chords: list[tuple[int, bool]], onsets: list[float], centre: int,
-            rng: np.random.Generator) -> list[int]:
+def _melody(
+    n: int,
+    ctx: SongContext,
+    chords: list[tuple[int, bool]],
+    onsets: list[float],
+    centre: int,
+    rng: np.random.Generator,
+) -> list[int]:
     """A stepwise tune in the key: chord tones on strong beats, ending on a stable tone."""
     scale = _MINOR if ctx.minor else _MAJOR
     # scale tones around the singer's centre
@@ -675,8 +862,9 @@ class SongSpec:
     loudness_db: float
 
 
-def render_song(spec: SongSpec, sr: int, rng: np.random.Generator,
-                stems: dict[str, np.ndarray] | None = None) -> tuple[np.ndarray, Lyrics]:
+def render_song(
+    spec: SongSpec, sr: int, rng: np.random.Generator, stems: dict[str, np.ndarray] | None = None
+) -> tuple[np.ndarray, Lyrics]:
     """Compose and render one song; returns the mono float32 signal and its (full) lyrics.
 
     If ``stems`` is a dict, it receives each bus (drums, bass, harmony, vocal) at its level
@@ -715,9 +903,13 @@ def render_song(spec: SongSpec, sr: int, rng: np.random.Generator,
 
     # the singer: male or female range, independent of language and genre
     female = bool(rng.random() < 0.5)
-    voice = synth.Voice(formant_scale=rng.uniform(1.12, 1.22) if female else rng.uniform(0.95, 1.05),
-                        breathiness=rng.uniform(0.02, 0.1), vibrato_hz=rng.uniform(4.8, 6.2),
-                        vibrato_semitones=rng.uniform(0.2, 0.5), open_quotient=rng.uniform(0.5, 0.7))
+    voice = synth.Voice(
+        formant_scale=rng.uniform(1.12, 1.22) if female else rng.uniform(0.95, 1.05),
+        breathiness=rng.uniform(0.02, 0.1),
+        vibrato_hz=rng.uniform(4.8, 6.2),
+        vibrato_semitones=rng.uniform(0.2, 0.5),
+        open_quotient=rng.uniform(0.5, 0.7),
+    )
     centre = int(rng.integers(64, 70) if female else rng.integers(52, 58))
     vocal = np.zeros(n)
     sung = np.zeros(n, dtype=bool)
@@ -743,9 +935,12 @@ def render_song(spec: SongSpec, sr: int, rng: np.random.Generator,
         else:
             tune = _melody(len(rhythm), ctx, chords, onsets, centre, rng)
         beat = 60.0 / tempo
-        sylls = [synth.SungSyllable(ph, (on - min(onsets)) * beat, max(0.08, dur * beat - 0.02), float(m),
-                                    1.0 if st else 0.8)
-                 for (ph, on, dur, st), m in zip(rhythm, tune)]
+        sylls = [
+            synth.SungSyllable(
+                ph, (on - min(onsets)) * beat, max(0.08, dur * beat - 0.02), float(m), 1.0 if st else 0.8
+            )
+            for (ph, on, dur, st), m in zip(rhythm, tune)
+        ]
         phrase = synth.sing(sylls, sr, rng, voice, bank)
         start = bars[first_bar].start + int(min(onsets) * beat * sr)
         synth.add_at(vocal, phrase, start)
@@ -776,7 +971,9 @@ def render_song(spec: SongSpec, sr: int, rng: np.random.Generator,
         stems.update({k: v * gain for k, v in scaled.items()})
     peak = 0.95
     over = np.abs(mix) > 0.7 * peak
-    mix[over] = np.sign(mix[over]) * (0.7 * peak + 0.3 * peak * np.tanh((np.abs(mix[over]) - 0.7 * peak) / (0.3 * peak)))
+    mix[over] = np.sign(mix[over]) * (
+        0.7 * peak + 0.3 * peak * np.tanh((np.abs(mix[over]) - 0.7 * peak) / (0.3 * peak))
+    )
 
     # the published lyrics are the whole song's, of which the audio is an excerpt from the start
     return mix.astype(np.float32), lyrics
@@ -784,12 +981,78 @@ def render_song(spec: SongSpec, sr: int, rng: np.random.Generator,
 
 # ============================================================================ the corpus
 
-_FIRST = ("Rafi", "Maya", "Tom", "Anika", "Leo", "Nila", "Sam", "Tara", "Arif", "Zoe", "Ishan", "Mira", "Dev",
-          "Lina", "Omar", "Ruby", "Kabir", "Ella", "Sami", "Priya", "Jonah", "Rumi", "Ada", "Tanvir")
-_LAST = ("Hart", "Sen", "Cole", "Das", "Reed", "Roy", "Vale", "Khan", "Frost", "Bose", "Lane", "Gupta", "Shaw",
-         "Ahmed", "Moss", "Chowdhury", "Quinn", "Islam", "Wells", "Paul")
-_BAND_A = ("Paper", "Velvet", "Quiet", "Electric", "Monsoon", "Northern", "Hollow", "Amber", "Midnight", "Glass")
-_BAND_B = ("Kites", "Rivers", "Lanterns", "Engines", "Sparrows", "Tides", "Echoes", "Foxes", "Signals", "Ferries")
+_FIRST = (
+    "Rafi",
+    "Maya",
+    "Tom",
+    "Anika",
+    "Leo",
+    "Nila",
+    "Sam",
+    "Tara",
+    "Arif",
+    "Zoe",
+    "Ishan",
+    "Mira",
+    "Dev",
+    "Lina",
+    "Omar",
+    "Ruby",
+    "Kabir",
+    "Ella",
+    "Sami",
+    "Priya",
+    "Jonah",
+    "Rumi",
+    "Ada",
+    "Tanvir",
+)
+_LAST = (
+    "Hart",
+    "Sen",
+    "Cole",
+    "Das",
+    "Reed",
+    "Roy",
+    "Vale",
+    "Khan",
+    "Frost",
+    "Bose",
+    "Lane",
+    "Gupta",
+    "Shaw",
+    "Ahmed",
+    "Moss",
+    "Chowdhury",
+    "Quinn",
+    "Islam",
+    "Wells",
+    "Paul",
+)
+_BAND_A = (
+    "Paper",
+    "Velvet",
+    "Quiet",
+    "Electric",
+    "Monsoon",
+    "Northern",
+    "Hollow",
+    "Amber",
+    "Midnight",
+    "Glass",
+)
+_BAND_B = (
+    "Kites",
+    "Rivers",
+    "Lanterns",
+    "Engines",
+    "Sparrows",
+    "Tides",
+    "Echoes",
+    "Foxes",
+    "Signals",
+    "Ferries",
+)
 
 
 def _artists(rng: np.random.Generator, k: int) -> list[str]:
@@ -813,8 +1076,10 @@ def plan_corpus(params: DemoParams, seed: int) -> list[SongSpec]:
     if params.n_songs < 1:
         raise ValueError(f"data.demo.n_songs must be >= 1, got {params.n_songs}")
     if not 0 < params.min_duration_s <= params.max_duration_s:
-        raise ValueError(f"data.demo: need 0 < min_duration_s <= max_duration_s, got "
-                         f"{params.min_duration_s}, {params.max_duration_s}")
+        raise ValueError(
+            f"data.demo: need 0 < min_duration_s <= max_duration_s, got "
+            f"{params.min_duration_s}, {params.max_duration_s}"
+        )
     rng = np.random.default_rng([seed, 0x64656D6F])  # "demo"
     n_l, n_g = len(params.languages), len(params.genres)
     # a diagonal walk through the language x genre grid: any n_l * n_g consecutive songs fill
@@ -825,20 +1090,26 @@ def plan_corpus(params: DemoParams, seed: int) -> list[SongSpec]:
     labels = [labels[i] for i in order]
     durations = rng.uniform(params.min_duration_s, params.max_duration_s, params.n_songs)
     loudness = rng.uniform(-22.0, -15.0, params.n_songs)
-    no_lyrics = set(rng.choice(params.n_songs, size=int(round(NO_LYRICS_FRACTION * params.n_songs)), replace=False).tolist())
+    no_lyrics = set(
+        rng.choice(
+            params.n_songs, size=int(round(NO_LYRICS_FRACTION * params.n_songs)), replace=False
+        ).tolist()
+    )
     artists = _artists(rng, max(2, min(len(_FIRST) * len(_LAST), params.n_songs // 4)))
     width = max(4, len(str(params.n_songs - 1)))
     specs = []
     for i, (lang, genre) in enumerate(labels):
-        specs.append(SongSpec(
-            song_id=safe_id(f"demo_{i:0{width}d}"),
-            language=lang,
-            genre=genre,
-            duration_s=float(durations[i]),
-            has_lyrics=i not in no_lyrics,
-            artist=artists[int(rng.integers(len(artists)))],
-            loudness_db=float(loudness[i]),
-        ))
+        specs.append(
+            SongSpec(
+                song_id=safe_id(f"demo_{i:0{width}d}"),
+                language=lang,
+                genre=genre,
+                duration_s=float(durations[i]),
+                has_lyrics=i not in no_lyrics,
+                artist=artists[int(rng.integers(len(artists)))],
+                loudness_db=float(loudness[i]),
+            )
+        )
     return specs
 
 
@@ -903,12 +1174,24 @@ def _render_and_write(job: tuple[SongSpec, int, int, int, str]) -> dict[str, obj
     }
 
 
-SONG_COLUMNS = ["song_id", "title", "artist", "language", "genre", "audio_path", "duration_s", "sample_rate",
-                "lyrics", "has_lyrics", "source"]
+SONG_COLUMNS = [
+    "song_id",
+    "title",
+    "artist",
+    "language",
+    "genre",
+    "audio_path",
+    "duration_s",
+    "sample_rate",
+    "lyrics",
+    "has_lyrics",
+    "source",
+]
 
 
-def generate_demo_corpus(params: DemoParams, sample_rate: int, seed: int, out_dir: Path,
-                         workers: int | None = None) -> pd.DataFrame:
+def generate_demo_corpus(
+    params: DemoParams, sample_rate: int, seed: int, out_dir: Path, workers: int | None = None
+) -> pd.DataFrame:
     """Synthesize the demo corpus into ``out_dir/audio/<song_id>.flac`` and return its songs table.
 
     Deterministic: the same ``params``, ``sample_rate`` and ``seed`` give identical audio
@@ -935,7 +1218,13 @@ def generate_demo_corpus(params: DemoParams, sample_rate: int, seed: int, out_di
     else:
         rows = [_render_and_write(job) for job in bar(jobs)]
     df = pd.DataFrame(rows, columns=SONG_COLUMNS)
-    log.info("demo corpus: %d songs, %.1f min of audio, %d without lyrics, in %.1f s with %d worker(s) -> %s",
-             len(df), df["duration_s"].sum() / 60, int((~df["has_lyrics"]).sum()), time.perf_counter() - t0,
-             workers, out_dir / "audio")
+    log.info(
+        "demo corpus: %d songs, %.1f min of audio, %d without lyrics, in %.1f s with %d worker(s) -> %s",
+        len(df),
+        df["duration_s"].sum() / 60,
+        int((~df["has_lyrics"]).sum()),
+        time.perf_counter() - t0,
+        workers,
+        out_dir / "audio",
+    )
     return df

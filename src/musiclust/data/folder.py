@@ -74,8 +74,14 @@ def scan_folder(
             named = dict(zip(("genre",) if depth == 1 else ("language", "genre"), parents))
             labels.update({k: v for k, v in named.items() if k in labels})
         req = TrackRequest(
-            row=len(requests), source=key, kind="local", track_id=track_id, title=rel.stem,
-            local_path=root / rel, labels=labels, where=f"{root.name}/{key}",
+            row=len(requests),
+            source=key,
+            kind="local",
+            track_id=track_id,
+            title=rel.stem,
+            local_path=root / rel,
+            labels=labels,
+            where=f"{root.name}/{key}",
         )
         if key in table:
             _apply_labels_row(req, table[key], root, label_columns)
@@ -84,8 +90,13 @@ def scan_folder(
         if key in listed:
             continue
         req = TrackRequest(
-            row=len(requests), source=key, kind="local", track_id=Path(key).stem, title=Path(key).stem,
-            local_path=root / key, labels={c: None for c in label_columns},
+            row=len(requests),
+            source=key,
+            kind="local",
+            track_id=Path(key).stem,
+            title=Path(key).stem,
+            local_path=root / key,
+            labels={c: None for c in label_columns},
             where=f"{root.name}/{LABELS_FILE} path {key}",
         )
         _apply_labels_row(req, rec, root, label_columns)

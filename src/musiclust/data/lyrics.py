@@ -105,7 +105,9 @@ def resolve_lyrics(inline: str | None, path: str | Path | None) -> Lyrics:
     """
     if inline is not None and inline.strip():
         text = clean_lyrics(inline)
-        return Lyrics(text, LYRICS_OK) if text else Lyrics(None, LYRICS_EMPTY, "inline lyrics are only markers")
+        return (
+            Lyrics(text, LYRICS_OK) if text else Lyrics(None, LYRICS_EMPTY, "inline lyrics are only markers")
+        )
     if path is None:
         return Lyrics(None, LYRICS_NONE)
     try:

@@ -80,7 +80,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
+        raise ManifestError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ManifestError(f"{path}: not a readable CSV ({exc})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]

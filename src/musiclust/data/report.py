@@ -46,7 +46,9 @@ class RowResult:
     record: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
-    def skipped(cls, row: int, source: str, track_id: str | None, song_id: str, reason: str, detail: str) -> RowResult:
+    def skipped(
+        cls, row: int, source: str, track_id: str | None, song_id: str, reason: str, detail: str
+    ) -> RowResult:
         """A skipped row with its reason (one of :data:`SKIP_REASONS`)."""
         return cls(row, source, track_id, song_id, "skipped", reason, detail)
 
@@ -69,7 +71,9 @@ class RowResult:
         return out
 
 
-def build_report(source: str, input_ref: str, results: list[RowResult], ignored: list[str] | None = None) -> dict:
+def build_report(
+    source: str, input_ref: str, results: list[RowResult], ignored: list[str] | None = None
+) -> dict:
     """The ``report.json`` mapping; ``rows_in == ok + skipped`` by construction (and asserted)."""
     rows = sorted(results, key=lambda r: r.row)
     ok = sum(r.status == "ok" for r in rows)

@@ -90,7 +90,9 @@ def _fades(y: np.ndarray, sr: int, attack: float = 0.003, release: float = 0.02)
 # ----------------------------------------------------------------------------- drums
 
 
-def kick(sr: int, rng: np.random.Generator, tune: float = 1.0, decay: float = 0.3, click: float = 0.3) -> np.ndarray:
+def kick(
+    sr: int, rng: np.random.Generator, tune: float = 1.0, decay: float = 0.3, click: float = 0.3
+) -> np.ndarray:
     """Bass drum: a sine whose pitch falls from ~160 to ~48 Hz, plus a short beater click."""
     n = int(sr * decay * 2.5)
     t = _t(n, sr)
@@ -101,11 +103,15 @@ def kick(sr: int, rng: np.random.Generator, tune: float = 1.0, decay: float = 0.
     return _fades(y, sr, 0.001, 0.01)
 
 
-def snare(sr: int, rng: np.random.Generator, tone: float = 190.0, decay: float = 0.16, snappy: float = 0.7) -> np.ndarray:
+def snare(
+    sr: int, rng: np.random.Generator, tone: float = 190.0, decay: float = 0.16, snappy: float = 0.7
+) -> np.ndarray:
     """Snare: a damped membrane tone plus band-passed wire noise."""
     n = int(sr * decay * 3)
     t = _t(n, sr)
-    body = np.sin(2 * np.pi * tone * t) * np.exp(-t / 0.05) + 0.5 * np.sin(2 * np.pi * 1.6 * tone * t) * np.exp(-t / 0.03)
+    body = np.sin(2 * np.pi * tone * t) * np.exp(-t / 0.05) + 0.5 * np.sin(
+        2 * np.pi * 1.6 * tone * t
+    ) * np.exp(-t / 0.03)
     wires = bandpass(rng.standard_normal(n), sr, 1200, 9000) * np.exp(-t / decay)
     y = (1 - snappy) * body + snappy * 1.6 * wires
     return _fades(y, sr, 0.0005, 0.01)
@@ -167,7 +173,10 @@ def hand_drum(sr: int, rng: np.random.Generator, stroke: str = "low", pitch: flo
         n = int(sr * 0.5)
         t = _t(n, sr)
         f0 = 420.0 * pitch
-        y = sum(a * np.sin(2 * np.pi * k * f0 * t) * np.exp(-t / d) for k, a, d in ((1, 1.0, 0.25), (2, 0.6, 0.15), (3, 0.4, 0.1), (4, 0.25, 0.06)))
+        y = sum(
+            a * np.sin(2 * np.pi * k * f0 * t) * np.exp(-t / d)
+            for k, a, d in ((1, 1.0, 0.25), (2, 0.6, 0.15), (3, 0.4, 0.1), (4, 0.25, 0.06))
+        )
         ns = int(0.01 * sr)
         y[:ns] += 0.8 * bandpass(rng.standard_normal(ns), sr, 1500, 6000) * np.linspace(1, 0, ns)
     elif stroke == "slap":
@@ -197,7 +206,9 @@ def piano(sr: int, freq: float, n: int, bright: float = 1.0) -> np.ndarray:
     return _fades(y, sr, 0.002, 0.03)
 
 
-def pad(sr: int, freq: float, n: int, cutoff: float = 2500.0, voices: int = 3, detune: float = 0.008) -> np.ndarray:
+def pad(
+    sr: int, freq: float, n: int, cutoff: float = 2500.0, voices: int = 3, detune: float = 0.008
+) -> np.ndarray:
     """Detuned-saw pad (supersaw when ``voices`` is large) with a slow attack and release."""
     y = np.zeros(n)
     for v in range(voices):
@@ -209,7 +220,9 @@ def pad(sr: int, freq: float, n: int, cutoff: float = 2500.0, voices: int = 3, d
     return y * np.clip(env, 0, 1)
 
 
-def pluck(sr: int, freq: float, n: int, rng: np.random.Generator, bright: float = 0.6, sustain: float = 0.996) -> np.ndarray:
+def pluck(
+    sr: int, freq: float, n: int, rng: np.random.Generator, bright: float = 0.6, sustain: float = 0.996
+) -> np.ndarray:
     """Karplus-Strong plucked string (Karplus & Strong 1983), computed one period at a time.
 
     Each period is the previous one through the two-point averaging loop filter, so the loop
@@ -234,7 +247,11 @@ def pluck(sr: int, freq: float, n: int, rng: np.random.Generator, bright: float 
 
 def power_chord(sr: int, freq: float, n: int, mute: bool, drive: float = 6.0) -> np.ndarray:
     """Distorted electric-guitar power chord: root, fifth and octave saws through tanh and a cabinet low-pass."""
-    y = _naive_saw(freq, n, sr) + 0.8 * _naive_saw(freq * 1.4983, n, sr, 0.21) + 0.6 * _naive_saw(freq * 2.0, n, sr, 0.5)
+    y = (
+        _naive_saw(freq, n, sr)
+        + 0.8 * _naive_saw(freq * 1.4983, n, sr, 0.21)
+        + 0.6 * _naive_saw(freq * 2.0, n, sr, 0.5)
+    )
     y = highpass(y, sr, 90)
     y = np.tanh(drive * y / 2.4)
     y = lowpass(y, sr, 3200, order=4)  # speaker cabinet
@@ -247,7 +264,11 @@ def bass(sr: int, freq: float, n: int, kind: str = "finger") -> np.ndarray:
     """Bass note: ``finger`` (electric bass), ``sub`` (808-style sine with a pitch drop) or ``saw``."""
     t = _t(n, sr)
     if kind == "finger":
-        y = np.sin(2 * np.pi * freq * t) + 0.4 * np.sin(4 * np.pi * freq * t) + 0.15 * np.sin(6 * np.pi * freq * t)
+        y = (
+            np.sin(2 * np.pi * freq * t)
+            + 0.4 * np.sin(4 * np.pi * freq * t)
+            + 0.15 * np.sin(6 * np.pi * freq * t)
+        )
         y *= np.exp(-t / 0.6)
     elif kind == "sub":
         f = freq * (1 + 0.5 * np.exp(-t / 0.02))
@@ -310,17 +331,27 @@ class Phone:
     amp: float = 1.0
 
 
-def _v(f1: float, f2: float, f3: float, end: tuple[float, float, float] | None = None, nasal: bool = False) -> Phone:
+def _v(
+    f1: float, f2: float, f3: float, end: tuple[float, float, float] | None = None, nasal: bool = False
+) -> Phone:
     return Phone("vowel", (f1, f2, f3), end=end, nasal=nasal)
 
 
-_LOC = {"lab": (300.0, 900.0, 2200.0), "den": (350.0, 1500.0, 2600.0), "alv": (350.0, 1750.0, 2650.0),
-        "ret": (380.0, 1650.0, 1900.0), "pal": (300.0, 2100.0, 2800.0), "vel": (320.0, 1900.0, 2400.0),
-        "glot": (500.0, 1500.0, 2500.0)}
+_LOC = {
+    "lab": (300.0, 900.0, 2200.0),
+    "den": (350.0, 1500.0, 2600.0),
+    "alv": (350.0, 1750.0, 2650.0),
+    "ret": (380.0, 1650.0, 1900.0),
+    "pal": (300.0, 2100.0, 2800.0),
+    "vel": (320.0, 1900.0, 2400.0),
+    "glot": (500.0, 1500.0, 2500.0),
+}
 
 
 def _stop(place: str, voiced: bool, vot: float, breathy: bool = False) -> Phone:
-    return Phone("stop", _LOC[place], voiced=voiced, noise=place, noise_amp=0.45, vot=vot, breathy=breathy, dur=0.06)
+    return Phone(
+        "stop", _LOC[place], voiced=voiced, noise=place, noise_amp=0.45, vot=vot, breathy=breathy, dur=0.06
+    )
 
 
 PHONES: dict[str, Phone] = {
@@ -379,7 +410,9 @@ PHONES: dict[str, Phone] = {
     "tʃ": Phone("affr", _LOC["pal"], voiced=False, noise="sh", noise_amp=0.4, dur=0.09),
     "dʒ": Phone("affr", _LOC["pal"], voiced=True, noise="sh", noise_amp=0.25, dur=0.08),
     "tʃʰ": Phone("affr", _LOC["pal"], voiced=False, noise="sh", noise_amp=0.4, vot=0.07, dur=0.09),
-    "dʒʱ": Phone("affr", _LOC["pal"], voiced=True, noise="sh", noise_amp=0.25, vot=0.06, breathy=True, dur=0.08),
+    "dʒʱ": Phone(
+        "affr", _LOC["pal"], voiced=True, noise="sh", noise_amp=0.25, vot=0.06, breathy=True, dur=0.08
+    ),
     # fricatives
     "s": Phone("fric", _LOC["alv"], voiced=False, noise="s", noise_amp=0.5, dur=0.11),
     "z": Phone("fric", _LOC["alv"], voiced=True, noise="s", noise_amp=0.25, dur=0.09),
@@ -433,8 +466,11 @@ def _glottal_table(open_quotient: float) -> np.ndarray:
     """One period of Rosenberg's glottal flow pulse (opening 65% / closing 35% of the open phase)."""
     p = np.arange(_GLOT_N) / _GLOT_N
     op, cl = 0.65 * open_quotient, 0.35 * open_quotient
-    return np.where(p < op, 0.5 * (1 - np.cos(np.pi * p / op)),
-                    np.where(p < op + cl, np.cos(0.5 * np.pi * (p - op) / cl), 0.0))
+    return np.where(
+        p < op,
+        0.5 * (1 - np.cos(np.pi * p / op)),
+        np.where(p < op + cl, np.cos(0.5 * np.pi * (p - op) / cl), 0.0),
+    )
 
 
 def _resonator(freq: np.ndarray, bw: np.ndarray, sr: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -474,8 +510,13 @@ def _layout(sylls: list[SungSyllable]) -> list[tuple[float, float, str, int]]:
     return segs
 
 
-def sing(sylls: list[SungSyllable], sr: int, rng: np.random.Generator, voice: Voice,
-         noise_bank: dict[str, np.ndarray] | None = None) -> np.ndarray:
+def sing(
+    sylls: list[SungSyllable],
+    sr: int,
+    rng: np.random.Generator,
+    voice: Voice,
+    noise_bank: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
     """Render a sung phrase (a list of syllables, times relative to 0) with the formant singer.
 
     Returns a signal of RMS ~0.1 over its voiced part, lasting until the last syllable
@@ -545,9 +586,13 @@ def sing(sylls: list[SungSyllable], sr: int, rng: np.random.Generator, voice: Vo
             rel = t1 - vot  # release instant
             voicing[a : fr(rel)] = 0.12 if ph.voiced else 0.0  # closure (voice bar if voiced)
             if ph.kind == "stop":
-                fric_events.append((int(rel * sr), int(rel * sr + 0.012 * sr), ph.noise or "alv", ph.noise_amp, True))
+                fric_events.append(
+                    (int(rel * sr), int(rel * sr + 0.012 * sr), ph.noise or "alv", ph.noise_amp, True)
+                )
             else:
-                fric_events.append((int((rel - 0.05) * sr), int(rel * sr), ph.noise or "sh", ph.noise_amp, False))
+                fric_events.append(
+                    (int((rel - 0.05) * sr), int(rel * sr), ph.noise or "sh", ph.noise_amp, False)
+                )
             if vot > 0:
                 c, d = fr(rel), max(fr(t1), fr(rel) + 1)
                 F[c:d, :3] = np.array(nxt.formants) * fs
@@ -577,7 +622,11 @@ def sing(sylls: list[SungSyllable], sr: int, rng: np.random.Generator, voice: Vo
     p_s, vib_s, vo_s, as_s = (tracks[i0] * (1 - frac) + tracks[i0 + 1] * frac).T
     ts = np.arange(n) / sr
     drift = np.interp(ts, np.linspace(0, ts[-1], 8), rng.normal(0, 0.08, 8))  # singer's slow pitch wander
-    p_s = p_s + drift + vib_s * voice.vibrato_semitones * np.sin(2 * np.pi * voice.vibrato_hz * ts + rng.uniform(0, 6.28))
+    p_s = (
+        p_s
+        + drift
+        + vib_s * voice.vibrato_semitones * np.sin(2 * np.pi * voice.vibrato_hz * ts + rng.uniform(0, 6.28))
+    )
     f0 = 440.0 * np.exp2((p_s - 69.0) / 12.0)
 
     # Rosenberg glottal pulse (flow), differentiated: the excitation with lip radiation folded in
@@ -587,7 +636,10 @@ def sing(sylls: list[SungSyllable], sr: int, rng: np.random.Generator, voice: Vo
     glot /= np.std(glot) + 1e-12
     noise = rng.standard_normal(n)
     # aspiration noise is modulated by the glottal opening when voicing (breathy voice)
-    exc = vo_s * glot * (1 + 0.04 * rng.standard_normal(1)) + as_s * noise * np.where(vo_s > 0.05, 0.4 + flow, 1.0) * 0.6
+    exc = (
+        vo_s * glot * (1 + 0.04 * rng.standard_normal(1))
+        + as_s * noise * np.where(vo_s > 0.05, 0.4 + flow, 1.0) * 0.6
+    )
 
     # time-varying cascade, one lfilter call per run of frames with (nearly) equal parameters;
     # the five second-order sections are multiplied into one order-10 filter per run because a

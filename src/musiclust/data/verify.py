@@ -80,10 +80,14 @@ def verify_audio(path: str | Path, max_duration_s: float | None = None) -> Verif
             ) from None
         if "does not exist or is not a regular file" in exc.detail:
             # libsndfile's wording when mpg123 finds no valid frame; the file itself is there
-            raise AudioDecodeError(path, exc.reason, "no decodable audio frames (damaged header or data)") from None
+            raise AudioDecodeError(
+                path, exc.reason, "no decodable audio frames (damaged header or data)"
+            ) from None
         raise
     if max_duration_s is not None and info.duration_s > max_duration_s:
-        raise AudioDecodeError(path, "too long", f"{info.duration_s:.0f} s > download.max_duration_s={max_duration_s:g}")
+        raise AudioDecodeError(
+            path, "too long", f"{info.duration_s:.0f} s > download.max_duration_s={max_duration_s:g}"
+        )
     frames, peak = 0, 0.0
     try:
         with sf.SoundFile(str(path)) as f:
@@ -91,7 +95,9 @@ def verify_audio(path: str | Path, max_duration_s: float | None = None) -> Verif
             # exactly what a truncated MP3 gets wrong
             while (block := f.read(_BLOCK, dtype="float32", always_2d=True)).shape[0]:
                 if not np.isfinite(block).all():
-                    raise AudioDecodeError(path, "corrupt", f"non-finite samples after {frames / info.sample_rate:.1f} s")
+                    raise AudioDecodeError(
+                        path, "corrupt", f"non-finite samples after {frames / info.sample_rate:.1f} s"
+                    )
                 frames += block.shape[0]
                 if block.size:
                     peak = max(peak, float(np.abs(block).max()))
@@ -105,6 +111,8 @@ def verify_audio(path: str | Path, max_duration_s: float | None = None) -> Verif
     # MP3 headers count frames loosely (encoder delay, padding): allow 2 % or 1 s
     if abs(decoded - info.duration_s) > max(1.0, 0.02 * info.duration_s):
         raise AudioDecodeError(
-            path, "corrupt", f"truncated: the header says {info.duration_s:.1f} s but only {decoded:.1f} s decode"
+            path,
+            "corrupt",
+            f"truncated: the header says {info.duration_s:.1f} s but only {decoded:.1f} s decode",
         )
     return VerifiedAudio(decoded, info.sample_rate, info.channels, peak)

@@ -19,16 +19,37 @@ log = logging.getLogger(__name__)
 
 # substrings of yt-dlp / urllib / requests errors, lower-cased, mapped to report reasons
 _UNREACHABLE = (
-    "failed to resolve", "name or service not known", "temporary failure in name resolution",
-    "nodename nor servname", "getaddrinfo failed", "connection refused", "network is unreachable",
-    "no route to host", "timed out", "connection reset", "failed to establish a new connection",
-    "remote end closed connection", "connection aborted", "max retries exceeded",
+    "failed to resolve",
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "connection refused",
+    "network is unreachable",
+    "no route to host",
+    "timed out",
+    "connection reset",
+    "failed to establish a new connection",
+    "remote end closed connection",
+    "connection aborted",
+    "max retries exceeded",
 )
 _UNAVAILABLE = (
-    "no such file or directory", "video unavailable", "private video", "this video is not available",
-    "has been removed", "http error 404", "http error 410", "members-only",
-    "sign in to confirm your age", "this video is unavailable", "account associated with this video has been terminated",
-    "no video formats found", "requested format is not available", "only images are available", "copyright",
+    "no such file or directory",
+    "video unavailable",
+    "private video",
+    "this video is not available",
+    "has been removed",
+    "http error 404",
+    "http error 410",
+    "members-only",
+    "sign in to confirm your age",
+    "this video is unavailable",
+    "account associated with this video has been terminated",
+    "no video formats found",
+    "requested format is not available",
+    "only images are available",
+    "copyright",
 )
 _UNSUPPORTED = ("is not a valid url", "unsupported url")
 _CORRUPT = ("postprocessing", "conversion failed", "ffmpeg", "invalid data found")
@@ -36,7 +57,7 @@ _CORRUPT = ("postprocessing", "conversion failed", "ffmpeg", "invalid data found
 
 _JS_HINT = (
     "YouTube needs a JavaScript runtime for full support: install Deno (https://deno.com) and "
-    "`pip install \"yt-dlp[default]\"` (see docs/own_music.md)"
+    '`pip install "yt-dlp[default]"` (see docs/own_music.md)'
 )
 _JS_WARNED = threading.Event()
 
@@ -135,7 +156,9 @@ def classify_error(exc: BaseException) -> DownloadFailure:
             detail += f" ({_JS_HINT})"
         return DownloadFailure("unavailable", detail)
     if "http error 403" in low or "http error 429" in low:
-        return DownloadFailure("unavailable", detail + " (blocked or rate-limited; try later)", retryable=True)
+        return DownloadFailure(
+            "unavailable", detail + " (blocked or rate-limited; try later)", retryable=True
+        )
     if any(s in low for s in _CORRUPT):
         return DownloadFailure("corrupt", detail)
     return DownloadFailure("download failed", detail, retryable=True)
@@ -192,7 +215,8 @@ def fetch_once(source: str, work_dir: Path, stem: str, settings: YtdlSettings) -
             duration = info.get("duration")
             if duration and float(duration) > settings.max_duration_s:
                 raise DownloadFailure(
-                    "too long", f"{float(duration):.0f} s > download.max_duration_s={settings.max_duration_s:g}"
+                    "too long",
+                    f"{float(duration):.0f} s > download.max_duration_s={settings.max_duration_s:g}",
                 )
             info = ydl.process_ie_result(info, download=True)
     except DownloadFailure:

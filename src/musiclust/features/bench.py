@@ -43,14 +43,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``musiclust bench featurize``."""
     parser.add_argument("--clips", type=int, default=1000, help="number of clips to generate (default 1000)")
     parser.add_argument("--seconds", type=float, default=3.0, help="clip length in seconds (default 3)")
-    parser.add_argument("--sets", default="logmel,mfcc_seq",
-                        help="comma-separated feature sets (default logmel,mfcc_seq: the same work as the "
-                             "plain loop's melspectrogram + mfcc)")
-    parser.add_argument("--workers", type=int, default=None, help="worker processes (default: features.workers)")
-    parser.add_argument("--baseline-clips", type=int, default=None,
-                        help="clips timed in the plain librosa loop (default min(clips, 200); rate is per clip)")
-    parser.add_argument("--params", default="params.yaml",
-                        help="params file for n_mfcc/n_fft/hop/n_mels (defaults if absent)")
+    parser.add_argument(
+        "--sets",
+        default="logmel,mfcc_seq",
+        help="comma-separated feature sets (default logmel,mfcc_seq: the same work as the "
+        "plain loop's melspectrogram + mfcc)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: features.workers)"
+    )
+    parser.add_argument(
+        "--baseline-clips",
+        type=int,
+        default=None,
+        help="clips timed in the plain librosa loop (default min(clips, 200); rate is per clip)",
+    )
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file for n_mfcc/n_fft/hop/n_mels (defaults if absent)"
+    )
     parser.add_argument("--seed", type=int, default=0)
 
 
@@ -183,8 +193,15 @@ def run(args: argparse.Namespace) -> int:
         if s not in FEATURE_SETS:
             raise SystemExit(f"--sets: {s!r} is not one of {', '.join(FEATURE_SETS)}")
     workers = args.workers if args.workers is not None else fp.workers
-    cfg = FeatureConfig(sample_rate=SAMPLE_RATE, sets=sets, n_mfcc=fp.n_mfcc, n_fft=fp.n_fft,
-                        hop_length=fp.hop_length, n_mels=fp.n_mels, logmel_frames=fp.logmel_frames)
+    cfg = FeatureConfig(
+        sample_rate=SAMPLE_RATE,
+        sets=sets,
+        n_mfcc=fp.n_mfcc,
+        n_fft=fp.n_fft,
+        hop_length=fp.hop_length,
+        n_mels=fp.n_mels,
+        logmel_frames=fp.logmel_frames,
+    )
     n_samples = int(round(args.seconds * SAMPLE_RATE))
     audio_s = args.clips * n_samples / SAMPLE_RATE
     n_base = min(args.clips, args.baseline_clips or 200)
@@ -194,13 +211,20 @@ def run(args: argparse.Namespace) -> int:
         t = time.perf_counter()
         (tmp / "wav").mkdir()
         paths = write_clips(tmp / "wav", args.clips, args.seconds, args.seed, workers=max(1, workers))
-        log.info("wrote %d clips of %.1f s (%.0f s of audio) in %.1f s", args.clips, args.seconds, audio_s,
-                 time.perf_counter() - t)
+        log.info(
+            "wrote %d clips of %.1f s (%.0f s of audio) in %.1f s",
+            args.clips,
+            args.seconds,
+            audio_s,
+            time.perf_counter() - t,
+        )
 
         def plain(path: Path) -> None:
             y, sr = librosa.load(path, sr=SAMPLE_RATE)
             librosa.feature.mfcc(y=y, sr=sr, n_mfcc=cfg.n_mfcc, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
-            librosa.feature.melspectrogram(y=y, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels)
+            librosa.feature.melspectrogram(
+                y=y, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels
+            )
 
         # warm-up before either is timed: librosa loads its submodules lazily on first use, and
         # the featurizer builds its filterbanks with librosa, so whoever ran first would pay for both
@@ -214,9 +238,18 @@ def run(args: argparse.Namespace) -> int:
         cpu = _cpu_seconds() - cpu0
         assert sink.n == args.clips
         # CPU time says what the wall clock cannot on a shared machine: how much work a clip costs
-        log.info("ours: %d clips, sets %s, %d workers: %.2f s wall (%.2f ms/clip), %.2f ms CPU/clip, "
-                 "peak %.0f MiB, load average %.1f", args.clips, ",".join(sets), workers, ours,
-                 1000 * ours / args.clips, 1000 * cpu / args.clips, mem.peak_mib, os.getloadavg()[0])
+        log.info(
+            "ours: %d clips, sets %s, %d workers: %.2f s wall (%.2f ms/clip), %.2f ms CPU/clip, "
+            "peak %.0f MiB, load average %.1f",
+            args.clips,
+            ",".join(sets),
+            workers,
+            ours,
+            1000 * ours / args.clips,
+            1000 * cpu / args.clips,
+            mem.peak_mib,
+            os.getloadavg()[0],
+        )
 
         t = time.perf_counter()
         for p in paths[:n_base]:
@@ -226,5 +259,7 @@ def run(args: argparse.Namespace) -> int:
 
     realtime = audio_s / ours
     ratio = base / (ours / args.clips)
-    print(f"featurize: {realtime:.0f}x realtime, {ratio:.1f}x the plain librosa loop, peak {mem.peak_mib:.0f} MiB")
+    print(
+        f"featurize: {realtime:.0f}x realtime, {ratio:.1f}x the plain librosa loop, peak {mem.peak_mib:.0f} MiB"
+    )
     return 0

@@ -86,7 +86,9 @@ def feature_columns(cfg: FeatureConfig) -> dict[str, list[str]]:
     """Column names of each vector set, in the order :class:`Featurizer` returns them."""
     cols: dict[str, list[str]] = {}
     if "mfcc_stats" in cfg.sets:
-        cols["mfcc_stats"] = [f"{p}_{i:02d}_{s}" for p in ("mfcc", "dmfcc") for i in range(cfg.n_mfcc) for s in STATS]
+        cols["mfcc_stats"] = [
+            f"{p}_{i:02d}_{s}" for p in ("mfcc", "dmfcc") for i in range(cfg.n_mfcc) for s in STATS
+        ]
     if "spectral" in cfg.sets:
         names = [f"{f}_{s}" for f in SPECTRAL_FRAMEWISE for s in ("mean", "std")]
         names += [f"contrast_{i}_{s}" for i in range(N_CONTRAST) for s in ("mean", "std")]
@@ -134,14 +136,16 @@ def _delta(m: np.ndarray) -> np.ndarray:
     if t < 9:  # librosa refuses; fall back to edge-replicating scipy so short clips still work
         import scipy.signal  # slow to import (about a second); only this rare path needs it
 
-        return scipy.signal.savgol_filter(m, max(3, t - (1 - t % 2)), polyorder=1, deriv=1, axis=1, mode="nearest")
+        return scipy.signal.savgol_filter(
+            m, max(3, t - (1 - t % 2)), polyorder=1, deriv=1, axis=1, mode="nearest"
+        )
     d = np.zeros_like(m)
-    inner = d[:, 4:t - 4]
+    inner = d[:, 4 : t - 4]
     for k in (1, 2, 3, 4):
-        inner += k * (m[:, 4 + k:t - 4 + k] - m[:, 4 - k:t - 4 - k])
+        inner += k * (m[:, 4 + k : t - 4 + k] - m[:, 4 - k : t - 4 - k])
     inner /= 60.0
     d[:, :4] = d[:, 4:5]
-    d[:, t - 4:] = d[:, t - 5:t - 4]
+    d[:, t - 4 :] = d[:, t - 5 : t - 4]
     return d
 
 
@@ -155,7 +159,7 @@ def _centre_crop(x: np.ndarray, frames: int) -> np.ndarray:
     t = x.shape[-1]
     if t >= frames:
         start = (t - frames) // 2
-        return x[..., start:start + frames]
+        return x[..., start : start + frames]
     left = (frames - t) // 2
     return np.pad(x, ((0, 0), (0, 0), (left, frames - t - left)), mode="edge")
 
@@ -176,7 +180,7 @@ class BandedMatrix:
         self.shape = mat.shape
         self.blocks: list[tuple[int, int, int, int, np.ndarray]] = []
         for c0 in range(0, mat.shape[1], group):
-            sub = mat[:, c0:c0 + group]
+            sub = mat[:, c0 : c0 + group]
             nz = np.flatnonzero(np.any(sub != 0, axis=1))
             if nz.size:
                 lo, hi = int(nz[0]), int(nz[-1]) + 1
@@ -221,8 +225,12 @@ class Featurizer:
         self.mel128 = BandedMatrix(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=MFCC_N_MELS).T)
         self.mel_small = BandedMatrix(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=c.n_mels).T)
         # orthonormal DCT-II on the mel axis, first n_mfcc rows: (128, n_mfcc)
-        self.dct = scipy.fft.dct(np.eye(MFCC_N_MELS), type=2, norm="ortho", axis=0)[: c.n_mfcc].T.astype(np.float32)
-        self.chroma = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0, n_chroma=N_CHROMA).T.astype(np.float32)
+        self.dct = scipy.fft.dct(np.eye(MFCC_N_MELS), type=2, norm="ortho", axis=0)[: c.n_mfcc].T.astype(
+            np.float32
+        )
+        self.chroma = librosa.filters.chroma(sr=sr, n_fft=n_fft, tuning=0.0, n_chroma=N_CHROMA).T.astype(
+            np.float32
+        )
         self.moments = np.stack([np.ones_like(self.freq), self.freq, self.freq**2], axis=1).astype(np.float32)
         self._contrast_bands = self._contrast_band_slices()
         # tempo: librosa.feature.tempo defaults (8 s autocorrelation window, log-normal prior at 120 BPM)
@@ -253,7 +261,7 @@ class Featurizer:
             if k > 0:
                 current[idx[0] - 1] = True
             if k == n_bands:
-                current[idx[-1] + 1:] = True
+                current[idx[-1] + 1 :] = True
             sel = np.flatnonzero(current)
             lo, hi = int(sel[0]), int(sel[-1]) + 1  # always a contiguous run of bins
             q = max(int(np.rint(quantile * len(sel))), 1)
@@ -299,8 +307,9 @@ class Featurizer:
             logmel = _power_to_db(power @ self.mel_small, axes=(1, 2))  # (B, T, n_mels)
             out["logmel"] = _centre_crop(logmel.transpose(0, 2, 1), c.logmel_frames).astype(np.float16)
         if "mfcc_seq" in sets:
-            out["mfcc_seq"] = np.ascontiguousarray(_centre_crop(mfcc.transpose(0, 2, 1), c.logmel_frames),
-                                                   dtype=np.float32)
+            out["mfcc_seq"] = np.ascontiguousarray(
+                _centre_crop(mfcc.transpose(0, 2, 1), c.logmel_frames), dtype=np.float32
+            )
         return out
 
     def _mfcc_stats(self, mfcc: np.ndarray) -> np.ndarray:
@@ -315,7 +324,9 @@ class Featurizer:
     def _spectral(self, y: np.ndarray, mag: np.ndarray, power: np.ndarray, db128: np.ndarray) -> np.ndarray:
         b, t, k = mag.shape
         mom = mag @ self.moments  # (B, T, 3): sum S, sum f S, sum f^2 S
-        s0 = np.where(mom[..., 0] < _TINY32, 1.0, mom[..., 0])  # librosa.util.normalize leaves ~0 frames as they are
+        s0 = np.where(
+            mom[..., 0] < _TINY32, 1.0, mom[..., 0]
+        )  # librosa.util.normalize leaves ~0 frames as they are
         centroid = mom[..., 1] / s0
         var = mom[..., 2] / s0 - 2 * centroid * mom[..., 1] / s0 + centroid**2 * (mom[..., 0] / s0)
         bandwidth = np.sqrt(np.maximum(var, 0.0))
@@ -334,9 +345,17 @@ class Featurizer:
         tempo = self._tempo(db128)
 
         # every frame-wise series side by side, summarized in two reductions: (B, T, 6 + 7 + 12)
-        series = np.concatenate([np.stack([centroid, bandwidth, rolloff, flatness, zcr, rms], axis=-1),
-                                 contrast.transpose(0, 2, 1), chroma], axis=-1)
-        stats = np.stack([series.mean(axis=1), series.std(axis=1)], axis=-1).reshape(b, -1)  # mean, std interleaved
+        series = np.concatenate(
+            [
+                np.stack([centroid, bandwidth, rolloff, flatness, zcr, rms], axis=-1),
+                contrast.transpose(0, 2, 1),
+                chroma,
+            ],
+            axis=-1,
+        )
+        stats = np.stack([series.mean(axis=1), series.std(axis=1)], axis=-1).reshape(
+            b, -1
+        )  # mean, std interleaved
         return np.concatenate([stats, tempo[:, None]], axis=1).astype(np.float32)
 
     def _rolloff(self, mag: np.ndarray, roll_percent: float = 0.85) -> np.ndarray:
@@ -416,7 +435,7 @@ class Featurizer:
             # a full (SIMD) sort is several times faster than np.partition here
             part = np.sort(band, axis=-1)
             valley[:, k] = part[..., :q].mean(axis=-1)
-            peak[:, k] = part[..., n - q:].mean(axis=-1)
+            peak[:, k] = part[..., n - q :].mean(axis=-1)
         return _power_to_db(peak, axes=(1, 2)) - _power_to_db(valley, axes=(1, 2))
 
     def _tempo(self, db128: np.ndarray) -> np.ndarray:

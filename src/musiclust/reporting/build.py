@@ -53,7 +53,9 @@ def fmt_num(value: Any, digits: int = 3) -> str:
 
 
 def fmt_interval(low: Any, high: Any, digits: int = 3) -> str:
-    """``[low, high]`` as written by the evaluation."""
+    """``[low, high]`` as written by the evaluation; empty where it wrote no interval."""
+    if fmt_num(low, digits) == "-" and fmt_num(high, digits) == "-":
+        return ""
     return f"[{fmt_num(low, digits)}, {fmt_num(high, digits)}]"
 
 
@@ -118,7 +120,9 @@ def write_report(
 ) -> Path:
     """Build the report from ``paths``; write ``out_html``, ``figures_dir/*.png`` and (with Chromium) ``pdf``.
 
-    ``figures_dir`` is emptied of old PNGs first: outputs are rewritten whole.
+    ``figures_dir`` is emptied of old PNGs first: outputs are rewritten whole. The PDF, when asked
+    for, is a side file outside the stage's cached outputs: whether it can be printed depends on
+    the machine (Chromium installed or not), and a cached output must not.
     """
     figures_dir.mkdir(parents=True, exist_ok=True)
     for old in sorted(figures_dir.glob("*.png")):
@@ -136,5 +140,6 @@ def write_report(
         len(ctx.figure_names),
         len(ctx.excerpts),
     )
-    maybe_print_pdf(out_html, pdf if pdf is not None else out_html.parent / "report.pdf")
+    if pdf is not None:
+        maybe_print_pdf(out_html, pdf)
     return out_html

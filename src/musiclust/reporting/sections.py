@@ -21,8 +21,10 @@ from musiclust.reporting.excerpts import central_songs, data_uri, encode_ogg, so
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, winner_clusters
 from musiclust.reporting.style import fig_to_png
 
-#: Scores shown per row of the detailed table (each with ``_low`` / ``_high`` in means.csv).
+#: Scores shown per row of the detailed table.
 DETAIL_METRICS = ("nmi", "ami", "ari", "v_measure", "purity", "accuracy")
+#: The scores means.csv carries bootstrap intervals for (``_low`` / ``_high``; AMI on song-level runs at k).
+DETAIL_INTERVALS = ("nmi", "ami")
 #: Key columns of means.csv, in display order.
 DETAIL_KEYS = ("representation", "algorithm", "level", "k_mode", "k")
 #: Projection methods the cluster stage writes, in display order.
@@ -158,7 +160,15 @@ def detail(ctx: Ctx) -> dict[str, Any]:
                 "winner": _winner_of(ctx, lab),
                 "rows": [
                     {k: r[k] for k in (*DETAIL_KEYS, "n_seeds", "n_songs")}
-                    | {"scores": [(r[x], r[f"{x}_low"], r[f"{x}_high"]) for x in DETAIL_METRICS]}
+                    | {
+                        "scores": [
+                            (
+                                r[x],
+                                *((r[f"{x}_low"], r[f"{x}_high"]) if x in DETAIL_INTERVALS else (None, None)),
+                            )
+                            for x in DETAIL_METRICS
+                        ]
+                    }
                     for r in rows.to_dict("records")
                 ],
             }

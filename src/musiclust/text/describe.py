@@ -76,7 +76,9 @@ def describe(stats: pd.DataFrame, reference: pd.DataFrame | None = None) -> pd.S
     "loud", "dark" / "bright" and "smooth" / "busy"; pass the training songs.
     """
     ref = stats if reference is None or reference.empty else reference
-    edges = {c: np.nanquantile(ref[c].to_numpy(), [1 / 3, 2 / 3]) for c in ("energy_db", "brightness_hz", "rhythm")}
+    edges = {
+        c: np.nanquantile(ref[c].to_numpy(), [1 / 3, 2 / 3]) for c in ("energy_db", "brightness_hz", "rhythm")
+    }
     out = {}
     for song_id, r in stats.iterrows():
         out[song_id] = (
@@ -96,12 +98,17 @@ def describe_songs_from_features(features_dir: str | Path, segments: pd.DataFram
     """
     path = Path(features_dir) / "spectral.parquet"
     if not path.exists():
-        raise FileNotFoundError(f"{path}: not found; lyrics.describe_audio needs the 'spectral' feature set "
-                                "(add it to features.sets) or set lyrics.describe_audio: false")
+        raise FileNotFoundError(
+            f"{path}: not found; lyrics.describe_audio needs the 'spectral' feature set "
+            "(add it to features.sets) or set lyrics.describe_audio: false"
+        )
     spectral = pd.read_parquet(path)
     stats = song_audio_stats(spectral, segments)
     train_songs = set(segments.loc[segments["split"] == "train", "song_id"])
     descriptions = describe(stats, stats[stats.index.isin(train_songs)])
-    log.info("audio descriptions for %d song(s) (e.g. %r)", len(descriptions),
-             descriptions.iloc[0] if len(descriptions) else "")
+    log.info(
+        "audio descriptions for %d song(s) (e.g. %r)",
+        len(descriptions),
+        descriptions.iloc[0] if len(descriptions) else "",
+    )
     return descriptions

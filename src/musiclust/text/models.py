@@ -122,16 +122,20 @@ def _unavailable_message(name: str, repo_id: str, why: str, cache_dir: str | Non
         f"To get it, on a machine with internet either\n"
         f"  hf download {repo_id}        (older hub: huggingface-cli download {repo_id})\n"
         f"and copy that cache here (or set HF_HOME to it), or\n"
-        f"  python -c \"from sentence_transformers import SentenceTransformer; "
+        f'  python -c "from sentence_transformers import SentenceTransformer; '
         f"SentenceTransformer('{repo_id}').save('models/text/{safe}')\"\n"
         f"then copy models/text/{safe} here and set lyrics.encoder: "
-        f"\"sentence-transformers:models/text/{safe}\".\n"
+        f'"sentence-transformers:models/text/{safe}".\n'
         f"If this machine does have internet, allow the download once: "
         f"`make repro MUSICLUST_OFFLINE=0 HF_HUB_OFFLINE=0` (the Makefile sets both to 1) or "
         f"`MUSICLUST_OFFLINE=0 HF_HUB_OFFLINE=0 dvc repro`. Offline alternatives: lyrics.encoder "
-        f"\"sentence-transformers:{BUNDLED_MODEL}\" or \"tfidf-char\"."
-        + (f"\n(If {name!r} is meant as a local model directory: there is no such directory under "
-           f"{Path.cwd()}.)" if "/" in name else "")
+        f'"sentence-transformers:{BUNDLED_MODEL}" or "tfidf-char".'
+        + (
+            f"\n(If {name!r} is meant as a local model directory: there is no such directory under "
+            f"{Path.cwd()}.)"
+            if "/" in name
+            else ""
+        )
     )
 
 
