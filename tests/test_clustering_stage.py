@@ -337,8 +337,10 @@ def test_bootstrap_values_are_per_run_and_spread(clustered: dict[str, Path]) -> 
     assert set(boot.loc[boot.metric == "ami", "k_mode"]) == {"per_label"}
     assert set(boot.loc[boot.metric == "nmi", "level"]) == {"clip", "song_mean", "song_vote"}
     vals = np.stack(boot.loc[(boot.metric == "nmi") & (boot.label == "language"), "values"].to_list())
-    assert np.isfinite(vals).all() and ((vals >= 0) & (vals <= 1)).all()
-    assert (vals.std(axis=1) > 0).all()  # resampling 8 test songs moves a weak score
+    # 8 test songs, 4 per language: a resample of one language only (p = 2 / 2**8) has no NMI
+    finite = np.isfinite(vals)
+    assert finite.mean() > 0.95 and ((vals[finite] >= 0) & (vals[finite] <= 1)).all()
+    assert (np.nanstd(vals, axis=1) > 0).all()  # resampling 8 test songs moves a weak score
 
 
 def test_maps_have_the_configured_methods(clustered: dict[str, Path]) -> None:

@@ -176,6 +176,22 @@ def test_bootstrap_tables_resample_whole_songs():
         assert got[b] == pytest.approx(skm.normalized_mutual_info_score(y[units], c[units]), abs=1e-10)
 
 
+def test_bootstrap_resample_with_one_class_is_not_scored():
+    """A resample that drew songs of one class only has no NMI (NaN, left out of the interval), as the
+    point estimate has none; batch_nmi alone would call it 1 (one cluster) or 0 (several)."""
+    from musiclust.evaluation.scores import _boot_ami, _boot_nmi, _boot_tables
+
+    y = np.array([0, 0, 1, 1])  # two songs of class 0, two of class 1, one unit each
+    c = np.array([0, 1, 1, 1])
+    w = np.array([[2.0, 2, 0, 0], [1, 1, 0, 0], [0, 0, 3, 1], [1, 1, 1, 1]])
+    tables = _boot_tables(y, c, np.arange(4), w, 4)
+    assert batch_nmi(tables)[:3].tolist() == [0.0, 0.0, 1.0]
+    nmi, ami = _boot_nmi(tables), _boot_ami(tables)
+    assert np.isnan(nmi[:3]).all() and np.isnan(ami[:3]).all()
+    assert nmi[3] == pytest.approx(skm.normalized_mutual_info_score(y, c))
+    assert ami[3] == pytest.approx(skm.adjusted_mutual_info_score(y, c))
+
+
 def test_bootstrap_interval_of_a_mean_matches_the_binomial_standard_error():
     """n songs each scoring 0 or 1 (share p): the bootstrap mean has sd sqrt(p(1-p)/n)."""
     n, p = 200, 0.3
