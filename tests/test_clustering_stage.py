@@ -1,12 +1,12 @@
-"""The cluster stage on a small synthetic dataset laid out as docs/pipeline.md says.
+"""The ``cluster@<rep>`` stage on a small synthetic dataset laid out as docs/pipeline.md says.
 
-``make_inputs`` is also used by the evaluate tests and, at demo scale, to time
-the two stages (``python tests/test_clustering_stage.py <dir>``).
+``make_inputs`` and ``cluster_argv`` are also used by the evaluate tests. Genre is planted in the
+audio features and the model latents, language in the lyrics embedding, so the scores written
+beside the clusterings have known answers.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -17,81 +17,100 @@ import stages.cluster
 import yaml
 
 from musiclust.clustering.representations import lyrics_representation, reduce_representation
+from musiclust.contracts import clusters as contract
 from musiclust.features.store import Scaler
+from musiclust.fileio import read_json, write_json, write_parquet
 
 LANGS = ("en", "bn")
 GENRES = ("pop", "rock", "folk", "electronic")
+MODEL_BASELINES = ("raw", "pca", "spectral_features")  # baselines read from the features folder
 
 
 def make_inputs(
     root: Path,
-    n_songs: int = 24,
+    n_songs: int = 40,
     clips_per_song: int = 4,
     models: dict[str, int] | None = None,
     seeds: tuple[int, ...] = (0, 1),
     seed: int = 0,
     leaky_column: bool = False,
-    lyrics_dim: int = 32,
-    n_audio: int = 40,
+    lyrics_dim: int = 16,
+    n_audio: int = 24,
+    conditioned: dict[str, list[str]] | None = None,
+    multimodal: tuple[str, ...] = (),
+    with_lyrics: bool = True,
 ) -> dict[str, Path]:
-    """Write segments, features (+scalers), lyrics and models/<key>/ under ``root``.
+    """Write segments, features (+scalers), lyrics and ``models/<key>/`` under ``root``.
 
-    Genre is carried by the audio features and the model latents, language by the
-    lyrics embedding; ``vade`` gets its own ``cluster`` column and ``cvae`` says in
-    info.json that it saw ``language``. One song has no lyrics and one clip is silent.
-    With ``leaky_column`` the mfcc_stats set gets a column that encodes the language
-    (like a clip-length column that differs by source), which the audit must flag.
+    Songs cycle through the splits train, train, train, val, test (``n_songs / 5`` test songs),
+    languages alternate and genres change every other song. Song 1 has no genre, song 2 no
+    lyrics, and the last clip is silent. Each model gets ``info.json`` (as the train stage writes
+    it; ``conditioned[key]`` sets ``conditioned_on``, keys in ``multimodal`` read the lyrics),
+    ``metrics.json`` (``best_val_loss_mean``) and ``latents.parquet`` (a noisy projection of the
+    audio, so genre is recoverable); ``vade`` also gets its own ``cluster`` column. With
+    ``leaky_column`` the mfcc_stats set gets a column that encodes the language.
     """
     rng = np.random.default_rng(seed)
-    models = {"vae": 8, "vade": 8, "cvae": 8} if models is None else models
+    models = {"vae": 6} if models is None else models
+    conditioned = conditioned or {}
     songs = [f"song_{i:03d}" for i in range(n_songs)]
     lang = [LANGS[i % 2] for i in range(n_songs)]
     genre = [GENRES[(i // 2) % 4] for i in range(n_songs)]
-    split = ["train" if i % 10 < 6 else ("val" if i % 10 < 8 else "test") for i in range(n_songs)]
+    split = [("train", "train", "train", "val", "test")[i % 5] for i in range(n_songs)]
     rows = []
     for i, s in enumerate(songs):
         for c in range(clips_per_song):
-            rows.append({
-                "segment_id": f"{s}__{c:04d}", "song_id": s, "clip_index": c, "start_s": 3.0 * c,
-                "end_s": 3.0 * c + 3, "split": split[i], "is_silent": False, "shard": 0, "row": len(rows),
-                "language": lang[i], "genre": genre[i] if i != 1 else None, "has_lyrics": i != 2,
-            })
+            rows.append(
+                {
+                    "segment_id": f"{s}__{c:04d}",
+                    "song_id": s,
+                    "clip_index": c,
+                    "start_s": 3.0 * c,
+                    "end_s": 3.0 * c + 3,
+                    "split": split[i],
+                    "is_silent": False,
+                    "language": lang[i],
+                    "genre": genre[i] if i != 1 else None,
+                    "has_lyrics": i != 2,
+                }
+            )
     seg = pd.DataFrame(rows)
     seg.loc[len(seg) - 1, "is_silent"] = True
-    (root / "segments").mkdir(parents=True)
-    seg.to_parquet(root / "segments" / "segments.parquet", index=False)
+    write_parquet(seg, root / "segments" / "segments.parquet")
 
-    g_code = np.array([GENRES.index(genre[songs.index(s)]) if genre[songs.index(s)] else 0 for s in seg["song_id"]])
+    g_code = np.array([GENRES.index(genre[songs.index(s)]) for s in seg["song_id"]])
     centres = rng.normal(0, 3.0, size=(4, n_audio))
     mfcc = centres[g_code] + rng.normal(0, 1.0, size=(len(seg), n_audio))
     spec = centres[g_code][:, :10] * 0.5 + rng.normal(0, 1.0, size=(len(seg), 10))
     if leaky_column:
         mfcc[:, -1] = (seg["language"] == "bn").to_numpy() * 5.0 + rng.normal(0, 0.1, len(seg))
+    # the featurize stage's layout, written as it writes it (features/pipeline.py): <set>.parquet
+    # with segment_id + columns, scalers.json with the train-only scaler of each set
     fdir = root / "features"
-    fdir.mkdir()
     train = (seg["split"] == "train").to_numpy()
     scalers = {}
     for name, x, prefix in (("mfcc_stats", mfcc, "mfcc_"), ("spectral", spec, "spec_")):
         cols = [f"{prefix}{j:02d}" for j in range(x.shape[1])]
         df = pd.DataFrame(x.astype(np.float32), columns=cols)
         df.insert(0, "segment_id", seg["segment_id"])
-        df.to_parquet(fdir / f"{name}.parquet", index=False)
+        write_parquet(df, fdir / f"{name}.parquet")
         scalers[name] = Scaler.fit(cols, x[train]).to_dict()
-    (fdir / "scalers.json").write_text(json.dumps(scalers))
+    write_json(fdir / "scalers.json", scalers)
 
     lang_centre = rng.normal(0, 1.0, size=(2, lyrics_dim))
     emb = lang_centre[[LANGS.index(x) for x in lang]] + rng.normal(0, 0.3, size=(n_songs, lyrics_dim))
-    ly = pd.DataFrame(emb.astype(np.float32), columns=[f"emb_{j:03d}" for j in range(lyrics_dim)])
+    emb_cols = [f"emb_{j:03d}" for j in range(lyrics_dim)]
+    ly = pd.DataFrame(emb.astype(np.float32), columns=emb_cols)
+    has = [with_lyrics and i != 2 for i in range(n_songs)]
     ly.insert(0, "encoder", "synthetic")
-    ly.insert(0, "has_lyrics", [i != 2 for i in range(n_songs)])
+    ly.insert(0, "has_lyrics", has)
     ly.insert(0, "song_id", songs)
-    ly.loc[2, [f"emb_{j:03d}" for j in range(lyrics_dim)]] = 0.0
-    ly.to_parquet(root / "lyrics.parquet", index=False)
+    ly.loc[~np.array(has), emb_cols] = 0.0
+    write_parquet(ly, root / "lyrics.parquet")
 
     mdir = root / "models"
     for key, dim in models.items():
         d = mdir / key
-        d.mkdir(parents=True)
         proj = rng.normal(size=(n_audio, dim)) / np.sqrt(n_audio)
         frames = []
         for s in seeds:
@@ -104,161 +123,340 @@ def make_inputs(
             if key == "vade":
                 f["cluster"] = (g_code + (rng.random(len(seg)) < 0.1)) % 4
             frames.append(f)
-        pd.concat(frames).to_parquet(d / "latents.parquet", index=False)
-        info = {"model_key": key, "conditioned_on": ["language"] if key == "cvae" else [], "latent_dim": dim,
-                "seeds": list(seeds), "inputs": {"feature_sets": ["mfcc_stats"]}}
-        if key == "multimodal":
-            info["inputs"]["text"] = {"encoder": "synthetic", "dim": lyrics_dim}
-        (d / "info.json").write_text(json.dumps(info))
-    (mdir / "broken").mkdir(parents=True)  # a folder without latents is reported, not fatal
-    return {"segments": root / "segments", "features": fdir, "lyrics": root / "lyrics.parquet", "models": mdir}
+        write_parquet(pd.concat(frames, ignore_index=True), d / "latents.parquet")
+        inputs: dict = {"feature_sets": ["mfcc_stats"]}
+        if key in multimodal:
+            inputs["text"] = {"encoder": "synthetic", "dim": lyrics_dim}
+        write_json(
+            d / "info.json",
+            {
+                "model_key": key,
+                "conditioned_on": list(conditioned.get(key, [])),
+                "inputs": inputs,
+                "latent_dim": dim,
+                "seeds": list(seeds),
+            },
+        )
+        write_json(d / "metrics.json", {"best_val_loss_mean": 1.25 + 0.5 * len(key) / 10})
+    return {
+        "root": root,
+        "segments": root / "segments",
+        "features": fdir,
+        "lyrics": root / "lyrics.parquet",
+        "models": mdir,
+    }
 
 
-def write_params(path: Path, repo_root: Path, seeds: tuple[int, ...] = (0, 1), **cluster: object) -> Path:
-    """The repository's params.yaml with ``seeds`` and ``cluster`` overrides."""
+def not_applicable_model(models_dir: Path, key: str, reason: str) -> Path:
+    """``models/<key>/`` as the train stage leaves it when the model's inputs are absent."""
+    write_json(models_dir / key / "info.json", {"model_key": key, "applicable": False, "reason": reason})
+    return models_dir / key
+
+
+def write_params(
+    path: Path,
+    repo_root: Path,
+    seeds: tuple[int, ...] = (0, 1),
+    evaluate: dict | None = None,
+    models: tuple[str, ...] | None = None,
+    **cluster: object,
+) -> Path:
+    """The repository's params.yaml with ``seeds``, ``models`` (keys kept), ``evaluate`` and ``cluster``
+    overrides (small bootstrap and tsne-free maps by default, to keep the tests quick)."""
     p = yaml.safe_load((repo_root / "params.yaml").read_text())
     p["seeds"] = list(seeds)
     p["train"]["features"] = ["mfcc_stats"]
-    p["cluster"].update(cluster)
+    p["cluster"].update({"maps": ["pca"], **cluster})
+    p["evaluate"].update({"bootstrap": 200, **(evaluate or {})})
+    if models is not None:
+        have = p["models"]
+        p["models"] = {k: have.get(k, have["vae"]) for k in models}
     path.write_text(yaml.safe_dump(p))
     return path
 
 
-def _run(tmp_path: Path, repo_root: Path, **cluster: object) -> Path:
-    paths = make_inputs(tmp_path / "in")
-    params = write_params(tmp_path / "params.yaml", repo_root, **cluster)
-    out = tmp_path / "clusters"
-    stages.cluster.main([
-        "--segments", str(paths["segments"]), "--features", str(paths["features"]), "--lyrics", str(paths["lyrics"]),
-        "--models", str(paths["models"]), "--out", str(out), "--params", str(params),
-    ])
-    return out
+def cluster_argv(paths: dict[str, Path], rep: str, out: Path, params: Path) -> list[str]:
+    """The command line ``dvc.yaml`` gives ``cluster@<rep>`` (models/<rep> unless a baseline)."""
+    argv = ["--rep", rep, "--segments", str(paths["segments"]), "--out", str(out), "--params", str(params)]
+    if rep in MODEL_BASELINES:
+        return [*argv, "--features", str(paths["features"])]
+    if rep == "lyrics":
+        return [*argv, "--lyrics", str(paths["lyrics"])]
+    return [*argv, "--model", str(paths["models"] / rep)]
 
 
-def test_cluster_stage_outputs_and_protocol(tmp_path: Path, repo_root: Path) -> None:
-    out = _run(tmp_path, repo_root, spectral_max_units=30)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert set(manifest["representations"]) == {"vae", "vade", "cvae", "raw", "pca", "spectral_features", "lyrics"}
-    assert manifest["representations"]["cvae"]["conditioned_on"] == ["language"]
-    assert manifest["representations"]["pca"]["dim"] == 8  # the models' latent dimension
-    assert manifest["clips"] == {"clips_in": 96, "dropped_silent": 1, "dropped_bad_split": 0, "clips_used": 95}
-    assert manifest["representations"]["lyrics"]["counts"]["songs_without_lyrics"] == 1
+def run_cluster(paths: dict[str, Path], rep: str, params: Path, clusters: Path) -> Path:
+    stages.cluster.main(cluster_argv(paths, rep, clusters / rep, params))
+    return clusters / rep
 
-    runs = pd.read_parquet(out / "runs.parquet")
-    a = pd.read_parquet(out / "assignments.parquet")
-    for col in ("run_id", "representation", "algorithm", "seed", "level", "fit_on", "k", "for_labels",
-                "unit_id", "song_id", "split", "cluster"):
-        assert col in a.columns
-    assert set(a["run_id"].astype(str)) == set(runs["run_id"])
+
+def _nmi(scores: pd.DataFrame, **where: object) -> pd.Series:
+    sel = scores
+    for k, v in where.items():
+        sel = sel[sel[k] == v]
+    assert len(sel), f"no score row for {where}"
+    return sel["nmi"]
+
+
+@pytest.fixture(scope="module")
+def clustered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every kind of representation clustered once with every algorithm."""
+    tmp = tmp_path_factory.mktemp("cluster")
+    repo = Path(__file__).resolve().parents[1]
+    paths = make_inputs(tmp / "in", models={"vae": 6, "vade": 6})
+    params = write_params(tmp / "params.yaml", repo, spectral_max_units=60, maps=["pca", "tsne"])
+    for rep in ("vae", "vade", "raw", "pca", "spectral_features", "lyrics"):
+        run_cluster(paths, rep, params, tmp / "clusters")
+    return {**paths, "clusters": tmp / "clusters", "params": params}
+
+
+def test_every_contract_file_is_written_with_its_columns(clustered: dict[str, Path]) -> None:
+    for rep in ("vae", "vade", "raw", "pca", "spectral_features", "lyrics"):
+        d = clustered["clusters"] / rep
+        assert sorted(p.name for p in d.iterdir()) == sorted(
+            ["info.json", *(f"{t}.parquet" for t in contract.TABLES)]
+        ), rep
+        info = read_json(d / "info.json")
+        assert set(contract.INFO_KEYS) <= set(info), rep
+        assert info["representation"] == rep and info["applicable"] is True and info["reason"] is None
+        for name, cols in contract.COLUMNS.items():
+            frame = pd.read_parquet(d / f"{name}.parquet")
+            assert list(frame.columns) == cols, (rep, name)
+            assert len(frame) > 0, (rep, name)
+        vec = pd.read_parquet(d / "vectors.parquet")
+        assert list(vec.columns[:5]) == contract.VECTOR_META
+        assert list(vec.columns[5:]) == info["columns"] and len(info["columns"]) == info["dim"]
+        assert set(vec["level"]) == {"clip", "song_mean"}
+        # the other tables agree with each other: every assignment belongs to a run, every
+        # score row to a run, every test-scope score row with an NMI has bootstrap values
+        runs = pd.read_parquet(d / "runs.parquet")
+        a = pd.read_parquet(d / "assignments.parquet")
+        s = pd.read_parquet(d / "scores.parquet")
+        assert set(a["run_id"]) == set(runs["run_id"]) and set(s["run_id"]) <= set(runs["run_id"])
+        assert runs["run_id"].is_unique
+        boot = pd.read_parquet(d / "boot.parquet")
+        scored = s[(s.scope == "test") & s.nmi.notna()]
+        assert len(boot[boot.metric == "nmi"]) == len(scored), rep
+        assert {len(v) for v in boot["values"]} == {200}
+
+
+def test_info_describes_the_representation(clustered: dict[str, Path]) -> None:
+    info = {
+        r: read_json(clustered["clusters"] / r / "info.json") for r in ("vae", "vade", "pca", "raw", "lyrics")
+    }
+    assert info["vae"]["kind"] == "model" and info["vae"]["seeds"] == [0, 1] and info["vae"]["dim"] == 6
+    assert info["vae"]["training"] == {"best_val_loss_mean": pytest.approx(1.4)}
+    assert info["vade"]["has_own_clusters"] is True and info["vae"]["has_own_clusters"] is False
+    assert info["raw"]["kind"] == "baseline" and info["raw"]["seeds"] == "all" and info["raw"]["dim"] == 24
+    assert info["pca"]["dim"] == 8  # cluster.pca_dim
+    assert info["lyrics"]["modality"] == "lyrics" and info["raw"]["modality"] == "audio"
+    c = info["raw"]["counts"]
+    assert (c["clips_in"], c["dropped_silent"], c["dropped_bad_split"], c["clips_used"]) == (160, 1, 0, 159)
+    assert info["lyrics"]["counts"]["songs_without_lyrics"] == 1
+    assert info["raw"]["label_classes"] == {"language": ["bn", "en"], "genre": sorted(GENRES)}
     # per_label k: language has 2 classes, genre 4 (the null genre is not a class)
-    assert set(runs.loc[runs.k_mode == "per_label", "k"]) == {2, 4}
-    assert set(runs.loc[(runs.k == 2) & (runs.k_mode == "per_label"), "for_labels"]) == {"language"}
+    assert info["raw"]["k_plan"] == [
+        {"k": 2, "k_mode": "per_label", "for_labels": "language"},
+        {"k": 4, "k_mode": "per_label", "for_labels": "genre"},
+    ]
+    # spectral: 159 clips > spectral_max_units = 60 -> skipped at clip level, run on the 40 songs
+    assert any(s["algorithm"] == "spectral" and s["level"] == "clip" for s in info["raw"]["skipped_runs"])
+    assert set(info["raw"]["protocol"]) >= {"fit", "levels", "k", "seeds", "maps"}
+
+
+def test_runs_cover_algorithms_levels_and_seeds(clustered: dict[str, Path]) -> None:
+    runs = {
+        r: pd.read_parquet(clustered["clusters"] / r / "runs.parquet")
+        for r in ("vae", "vade", "raw", "lyrics")
+    }
+    raw = runs["raw"]
+    assert set(raw["algorithm"]) == {"kmeans", "agglomerative", "gmm", "hdbscan", "spectral"}
+    assert set(raw["level"]) == {"clip", "song_mean", "song_vote"}
+    assert set(raw.loc[raw.algorithm == "spectral", "level"]) == {"song_mean"}
+    for algo in ("kmeans", "gmm", "agglomerative"):
+        assert set(raw.loc[raw.algorithm == algo, "level"]) == {"clip", "song_mean", "song_vote"}, algo
     # predictive algorithms fit on train, the others on all units
-    assert set(runs.loc[runs.algorithm.isin(["kmeans", "gmm"]), "fit_on"]) == {"train"}
-    assert set(runs.loc[runs.algorithm.isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {"all"}
-    # spectral: 95 clips > 30 -> skipped at clip level, run on the 24 songs
-    assert set(runs.loc[runs.algorithm == "spectral", "level"]) == {"song_mean"}
-    assert any(s["algorithm"] == "spectral" and s["level"] == "clip" for s in manifest["skipped_runs"])
+    assert set(raw.loc[raw.algorithm.isin(["kmeans", "gmm"]), "fit_on"]) == {"train"}
+    assert set(raw.loc[raw.algorithm.isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {"all"}
+    pl = raw[raw.k_mode == "per_label"]
+    assert set(pl["k"]) == {2, 4}
+    assert set(pl.loc[pl.k == 2, "for_labels"]) == {"language"} and set(pl.loc[pl.k == 4, "for_labels"]) == {
+        "genre"
+    }
+    # baselines are clustered once per seed; clip runs cover every usable clip, song runs every song
+    assert set(raw["seed"]) == {0, 1} and set(runs["vae"]["seed"]) == {0, 1}
+    assert (raw.loc[raw.level == "clip", "n_units"] == 159).all()
+    assert (raw.loc[raw.level != "clip", "n_units"] == 40).all()
+    assert (runs["lyrics"].loc[runs["lyrics"].level == "clip", "n_units"] == 155).all()  # song 2: no lyrics
     # VaDE's own assignments are a method of their own
-    own = runs[runs.algorithm == "own"]
-    assert set(own.representation) == {"vade"} and set(own.level) == {"clip", "song_vote"}
-    # baselines get every seed; every clip-level run covers every usable clip
-    assert set(runs.loc[runs.representation == "raw", "seed"]) == {0, 1}
-    clip_runs = runs[(runs.level == "clip") & (runs.representation == "raw")]
-    assert (clip_runs.n_units == 95).all()
-    assert (runs.loc[(runs.level == "clip") & (runs.representation == "lyrics"), "n_units"] == 91).all()
-    # song levels have one unit per song
-    assert (runs.loc[(runs.level != "clip") & (runs.representation == "raw"), "n_units"] == 24).all()
-    vec = pd.read_parquet(out / "vectors" / "raw.parquet")
-    assert {"seed", "level", "unit_id", "song_id", "split", "mfcc_00"} <= set(vec.columns)
-    assert set(vec.level) == {"clip", "song_mean"}
+    own = runs["vade"][runs["vade"].algorithm == contract.OWN]
+    assert set(own["level"]) == {"clip", "song_vote"} and set(own["seed"]) == {0, 1}
+    assert contract.OWN not in set(runs["vae"]["algorithm"])
+    a = pd.read_parquet(clustered["clusters"] / "raw" / "assignments.parquet")
+    one = a[a.run_id == raw.loc[(raw.algorithm == "kmeans") & (raw.level == "clip"), "run_id"].iloc[0]]
+    assert len(one) == 159 and one["unit_id"].is_unique
 
 
-def test_cluster_stage_finds_the_planted_genres(tmp_path: Path, repo_root: Path) -> None:
-    """Genre is planted in the features: K-Means on raw at k=4 must recover it well."""
-    out = _run(tmp_path, repo_root, algorithms=["kmeans"], baselines=["raw"])
-    a = pd.read_parquet(out / "assignments.parquet")
-    seg = pd.read_parquet(tmp_path / "in" / "segments" / "segments.parquet").set_index("segment_id")
-    run = a[(a.representation == "raw") & (a.level == "clip") & (a.k == 4) & (a.seed == 0)]
-    g = seg.loc[run.unit_id, "genre"].to_numpy()
-    from sklearn.metrics import adjusted_rand_score
+def test_scores_cover_scopes_and_find_the_planted_labels(clustered: dict[str, Path]) -> None:
+    s = {
+        r: pd.read_parquet(clustered["clusters"] / r / "scores.parquet")
+        for r in ("vae", "vade", "raw", "lyrics")
+    }
+    raw = s["raw"]
+    assert set(raw["scope"]) == {"test", "all"} and set(raw["label"]) == {"language", "genre"}
+    # a run serves only the labels of its k
+    assert set(raw.loc[(raw.k_mode == "per_label") & (raw.k == 2), "label"]) == {"language"}
+    head = dict(algorithm="kmeans", level="song_mean", k=4, label="genre", scope="test")
+    assert (_nmi(raw, **head) > 0.9).all()  # genre is planted in the features
+    assert (_nmi(s["vae"], **head) > 0.9).all()  # and in the latents
+    assert (_nmi(raw, algorithm="kmeans", level="clip", k=4, label="genre", scope="all") > 0.9).all()
+    assert (
+        _nmi(s["lyrics"], algorithm="kmeans", level="song_mean", k=2, label="language", scope="test") > 0.9
+    ).all()
+    assert (_nmi(raw, algorithm="kmeans", level="song_mean", k=2, label="language", scope="all") < 0.3).all()
+    own = s["vade"][
+        (s["vade"].algorithm == "own") & (s["vade"].label == "genre") & (s["vade"].scope == "all")
+    ]
+    assert len(own) and (own["nmi"] > 0.6).all()
+    # 8 test songs, 7 of them with a genre (song 1 has none and is no test song); 40 songs in scope all
+    t = raw[(raw.level == "song_mean") & (raw.scope == "test") & (raw.label == "genre")]
+    assert set(t["n_songs"]) == {8}
+    assert set(
+        raw.loc[(raw.level == "song_mean") & (raw.scope == "all") & (raw.label == "genre"), "n_songs"]
+    ) == {39}
+    assert raw["ami"].notna().any() and (raw["ami"] <= raw["nmi"] + 1e-9).all()
+    assert raw.loc[(raw.algorithm == "kmeans") & (raw.k == 4), "silhouette"].gt(0.3).all()
+    assert not raw.duplicated(["algorithm", "level", "scope", "k_mode", "k", "label", "seed"]).any()
+    assert (raw["kind"] == "baseline").all() and (s["vae"]["kind"] == "model").all()
 
-    ok = pd.notna(g)
-    assert adjusted_rand_score(g[ok], run.cluster.to_numpy()[ok]) > 0.9
+
+def test_bootstrap_values_are_per_run_and_spread(clustered: dict[str, Path]) -> None:
+    boot = pd.read_parquet(clustered["clusters"] / "raw" / "boot.parquet")
+    # AMI only for the headline kind of run (song_mean, k per label); NMI for every test-scope run
+    assert set(boot.loc[boot.metric == "ami", "level"]) == {"song_mean"}
+    assert set(boot.loc[boot.metric == "ami", "k_mode"]) == {"per_label"}
+    assert set(boot.loc[boot.metric == "nmi", "level"]) == {"clip", "song_mean", "song_vote"}
+    vals = np.stack(boot.loc[(boot.metric == "nmi") & (boot.label == "language"), "values"].to_list())
+    # 8 test songs, 4 per language: a resample of one language only (p = 2 / 2**8) has no NMI
+    finite = np.isfinite(vals)
+    assert finite.mean() > 0.95 and ((vals[finite] >= 0) & (vals[finite] <= 1)).all()
+    assert (np.nanstd(vals, axis=1) > 0).all()  # resampling 8 test songs moves a weak score
 
 
-def test_cluster_auto_k(tmp_path: Path, repo_root: Path) -> None:
-    out = _run(tmp_path, repo_root, algorithms=["kmeans", "gmm"], baselines=["raw"], k="auto", k_range=[2, 6])
-    runs = pd.read_parquet(out / "runs.parquet")
-    raw = runs[(runs.representation == "raw") & (runs.level == "clip")]
+def test_maps_have_the_configured_methods(clustered: dict[str, Path]) -> None:
+    for rep, seed in (("vae", 0), ("raw", contract.SEED_INDEPENDENT), ("lyrics", contract.SEED_INDEPENDENT)):
+        m = pd.read_parquet(clustered["clusters"] / rep / "maps.parquet")
+        assert set(m["method"]) == {"pca", "tsne"}, rep
+        assert set(m["seed"]) == {seed}, rep  # one map per representation: the first training seed
+        n_songs = 39 if rep == "lyrics" else 40
+        for _, g in m.groupby("method"):
+            assert len(g) == n_songs and g["song_id"].is_unique and (g["unit_id"] == g["song_id"]).all()
+            assert np.isfinite(g[["x", "y"]].to_numpy()).all() and g[["x", "y"]].std().gt(0).all()
+        assert set(m["split"]) == {"train", "val", "test"}
+        assert (m["representation"] == rep).all()
+
+
+def test_not_applicable_model_and_lyrics_give_empty_tables(tmp_path: Path, repo_root: Path) -> None:
+    paths = make_inputs(tmp_path / "in", models={}, with_lyrics=False)
+    not_applicable_model(paths["models"], "multimodal", "no song has lyrics: a text model cannot train")
+    params = write_params(tmp_path / "params.yaml", repo_root, algorithms=["kmeans"])
+    for rep, reason in (
+        ("multimodal", "no song has lyrics: a text model cannot train"),
+        ("lyrics", "no song has lyrics"),
+    ):
+        out = stages.cluster.main(cluster_argv(paths, rep, tmp_path / "clusters" / rep, params))
+        assert not out.applicable
+        info = read_json(tmp_path / "clusters" / rep / "info.json")
+        assert info["applicable"] is False and info["reason"] == reason
+        assert info["kind"] == ("model" if rep == "multimodal" else "baseline")
+        for name in contract.TABLES:
+            frame = pd.read_parquet(tmp_path / "clusters" / rep / f"{name}.parquet")
+            assert frame.empty, (rep, name)
+            if name in contract.COLUMNS:
+                assert list(frame.columns) == contract.COLUMNS[name]
+
+
+def test_missing_model_info_names_the_train_stage(tmp_path: Path, repo_root: Path) -> None:
+    paths = make_inputs(tmp_path / "in", models={"vae": 4})
+    (paths["models"] / "vae" / "info.json").unlink()
+    params = write_params(tmp_path / "params.yaml", repo_root, algorithms=["kmeans"])
+    with pytest.raises(FileNotFoundError, match=r"dvc repro train@vae"):
+        stages.cluster.main(cluster_argv(paths, "vae", tmp_path / "out", params))
+
+
+def test_two_runs_write_byte_identical_files(tmp_path: Path, repo_root: Path) -> None:
+    paths = make_inputs(tmp_path / "in", models={"vade": 4})
+    params = write_params(
+        tmp_path / "params.yaml", repo_root, algorithms=["kmeans", "gmm", "hdbscan"], maps=["pca", "tsne"]
+    )
+    for rep in ("vade", "pca"):
+        a = tmp_path / "a" / rep
+        b = tmp_path / "b" / rep
+        stages.cluster.main(cluster_argv(paths, rep, a, params))
+        (b / "stale.parquet").parent.mkdir(parents=True)
+        (b / "stale.parquet").write_bytes(b"left over from an earlier run")
+        stages.cluster.main(cluster_argv(paths, rep, b, params))
+        names = sorted(p.name for p in a.iterdir())
+        assert names == sorted(p.name for p in b.iterdir())  # the stale file is gone
+        for name in names:
+            assert (a / name).read_bytes() == (b / name).read_bytes(), (rep, name)
+        assert str(tmp_path) not in (a / "info.json").read_text()  # no absolute paths in the output
+
+
+def test_auto_k(tmp_path: Path, repo_root: Path) -> None:
+    paths = make_inputs(tmp_path / "in", models={})
+    params = write_params(
+        tmp_path / "params.yaml", repo_root, algorithms=["kmeans", "gmm"], k="auto", k_range=[2, 6]
+    )
+    d = run_cluster(paths, "raw", params, tmp_path / "clusters")
+    runs = pd.read_parquet(d / "runs.parquet")
     # four well-separated genre blobs: silhouette (kmeans) and BIC (gmm) should both pick 4
-    assert set(raw.k) == {4}, raw[["algorithm", "k", "info"]]
-    assert set(runs.for_labels) == {"*"}
+    assert set(runs.loc[runs.level == "clip", "k"]) == {4}, runs[["algorithm", "k", "info"]]
+    assert set(runs["for_labels"]) == {"*"} and set(runs["k_mode"]) == {"auto"}
+    s = pd.read_parquet(d / "scores.parquet")
+    assert set(s["label"]) == {"language", "genre"}  # an auto-k run serves every label
 
 
 def test_umap_without_the_package_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "umap", None)  # makes `import umap` raise ImportError
     rep = lyrics_representation(
-        pd.DataFrame({"segment_id": ["a__0000", "b__0000"], "song_id": ["a", "b"], "split": ["train", "test"]}),
-        pd.DataFrame({"song_id": ["a", "b"], "has_lyrics": [True, True], "emb_000": [0.0, 1.0], "emb_001": [1.0, 0.0]}),
+        pd.DataFrame(
+            {"segment_id": ["a__0000", "b__0000"], "song_id": ["a", "b"], "split": ["train", "test"]}
+        ),
+        pd.DataFrame(
+            {"song_id": ["a", "b"], "has_lyrics": [True, True], "emb_000": [0.0, 1.0], "emb_001": [1.0, 0.0]}
+        ),
     )
     with pytest.raises(ValueError, match="pip install umap-learn"):
         reduce_representation(rep, "umap", 1)
 
 
+def test_reduce_pca_feeds_reduced_vectors(tmp_path: Path, repo_root: Path) -> None:
+    paths = make_inputs(tmp_path / "in", models={})
+    params = write_params(
+        tmp_path / "params.yaml", repo_root, algorithms=["kmeans"], reduce="pca", reduce_dim=4
+    )
+    for rep, dim in (("raw", 4), ("lyrics", 4), ("spectral_features", 4)):
+        d = run_cluster(paths, rep, params, tmp_path / "clusters")
+        info = read_json(d / "info.json")
+        assert info["dim"] == dim and info["columns"] == [f"pca_{i:02d}" for i in range(4)], rep
+        assert "pca to 4 dims" in info["description"]
+        vec = pd.read_parquet(d / "vectors.parquet")
+        assert [c for c in vec.columns if c not in contract.VECTOR_META] == info["columns"]
+    # pca to 4 dims keeps the four planted genre blobs apart
+    s = pd.read_parquet(tmp_path / "clusters" / "raw" / "scores.parquet")
+    assert (_nmi(s, algorithm="kmeans", level="song_mean", k=4, label="genre", scope="test") > 0.9).all()
+
+
 @pytest.mark.slow
-def test_cluster_reduce_umap(tmp_path: Path, repo_root: Path) -> None:
+def test_reduce_umap(tmp_path: Path, repo_root: Path) -> None:
     pytest.importorskip("umap")
-    out = _run(tmp_path, repo_root, algorithms=["kmeans"], baselines=["raw"], reduce="umap", reduce_dim=3)
-    fed = pd.read_parquet(out / "fed" / "raw.parquet")
-    assert [c for c in fed.columns if c.startswith("umap_")] == ["umap_00", "umap_01", "umap_02"]
+    paths = make_inputs(tmp_path / "in", models={})
+    params = write_params(
+        tmp_path / "params.yaml", repo_root, algorithms=["kmeans"], reduce="umap", reduce_dim=3
+    )
+    d = run_cluster(paths, "raw", params, tmp_path / "clusters")
+    assert read_json(d / "info.json")["columns"] == ["umap_00", "umap_01", "umap_02"]
     # UMAP keeps the four planted genre blobs apart: K-Means at k=4 still recovers them
-    a = pd.read_parquet(out / "assignments.parquet")
-    seg = pd.read_parquet(tmp_path / "in" / "segments" / "segments.parquet").set_index("segment_id")
-    run = a[(a.representation == "raw") & (a.level == "clip") & (a.k == 4) & (a.seed == 0)]
-    g = seg.loc[run.unit_id, "genre"].to_numpy()
-    from sklearn.metrics import adjusted_rand_score
-
-    assert adjusted_rand_score(g[pd.notna(g)], run.cluster.to_numpy()[pd.notna(g)]) > 0.8
-
-
-def test_cluster_reduce_pca_writes_fed_vectors(tmp_path: Path, repo_root: Path) -> None:
-    out = _run(tmp_path, repo_root, algorithms=["kmeans"], baselines=["raw", "lyrics"], reduce="pca", reduce_dim=4)
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["representations"]["raw"]["fed_dim"] == 4
-    assert (out / "fed" / "raw.parquet").is_file() and (out / "vectors" / "raw.parquet").is_file()
-    fed = pd.read_parquet(out / "fed" / "raw.parquet")
-    assert [c for c in fed.columns if c.startswith("pca_")] == [f"pca_{i:02d}" for i in range(4)]
-
-
-def test_bad_model_inputs_are_counted_not_fatal(tmp_path: Path, repo_root: Path) -> None:
-    paths = make_inputs(tmp_path / "in", models={"vae": 8, "ae": 8, "nolabel": 8})
-    lat = pd.read_parquet(paths["models"] / "vae" / "latents.parquet")
-    lat.loc[lat.index[:3], "z_00"] = np.nan  # 3 rows of seed 0 unusable
-    lat = lat.drop(lat.index[10:12])  # 2 rows of seed 0 missing
-    lat.to_parquet(paths["models"] / "vae" / "latents.parquet", index=False)
-    pd.read_parquet(paths["models"] / "nolabel" / "latents.parquet").drop(columns="seed").to_parquet(
-        paths["models"] / "nolabel" / "latents.parquet", index=False)
-    (paths["models"] / "ae" / "info.json").unlink()
-    params = write_params(tmp_path / "params.yaml", repo_root, algorithms=["kmeans"], baselines=["raw"])
-    out = tmp_path / "clusters"
-    stages.cluster.main([
-        "--segments", str(paths["segments"]), "--features", str(paths["features"]),
-        "--models", str(paths["models"]), "--out", str(out), "--params", str(params),
-    ])
-    manifest = json.loads((out / "manifest.json").read_text())
-    counts = manifest["representations"]["vae"]["counts"]
-    # 95 usable clips in; seed 0: 2 without a vector + 3 non-finite -> 90; seed 1 untouched
-    assert (counts["seed_0_dropped_missing_vector"], counts["seed_0_dropped_non_finite"], counts["seed_0_clips"]) == (2, 3, 90)
-    assert counts["seed_1_clips"] == 95
-    assert "ae" in manifest["representations"]  # no info.json: clustered, with a warning
-    assert [s["representation"] for s in manifest["skipped_representations"]] == ["nolabel"]
-    assert "seed" in manifest["skipped_representations"][0]["reason"]
-
-
-if __name__ == "__main__":  # build a demo-scale synthetic input set for timing
-    root = Path(sys.argv[1])
-    keys = {k: (16 if k == "conv_vae" else 8) for k in
-            ("autoencoder", "vae", "beta_vae", "conv_vae", "cvae", "vade", "multimodal", "hybrid")}
-    make_inputs(root, n_songs=120, clips_per_song=15, models=keys, seeds=(0, 1, 2), lyrics_dim=384, n_audio=160)
-    print(root)
+    s = pd.read_parquet(d / "scores.parquet")
+    assert (_nmi(s, algorithm="kmeans", level="clip", k=4, label="genre", scope="all") > 0.8).all()

@@ -11,7 +11,8 @@ re-clusters (and re-maps) only that model:
 - ``scores.parquet``: every run scored against every label it serves, per seed and scope
   (:data:`SCORE_COLUMNS`), by :mod:`musiclust.evaluation.scores`;
 - ``boot.parquet``: per test-scope score row, the metric under each shared bootstrap resample of
-  the test songs (:data:`BOOT_COLUMNS`; ``values`` is a list of ``evaluate.bootstrap`` floats);
+  the test songs (:data:`BOOT_COLUMNS`; ``values`` is a list of ``evaluate.bootstrap`` floats, NaN
+  where a resample holds a single class of the label);
 - ``leakage.parquet``: the single-column leakage audit of the clustered columns (:data:`LEAKAGE_COLUMNS`).
 
 Scoring lives beside the clustering so that an experiment that changes one model re-scores only

@@ -109,6 +109,13 @@ def _boot_tables(
     return np.tensordot(weights, per_song, axes=(1, 0))
 
 
+def _boot_nmi(tables: np.ndarray) -> np.ndarray:
+    """(B,) NMI of each resampled table (NaN where a resample holds a single class: as for the point
+    estimate, a clustering is not scored against one class, which would read as 0 or 1 by convention)."""
+    nmi = batch_nmi(tables)
+    return np.where((tables.sum(axis=2) > 0).sum(axis=1) > 1, nmi, np.nan)
+
+
 def _boot_ami(tables: np.ndarray) -> np.ndarray:
     """(B,) AMI of each resampled table (NaN where a resample holds a single class)."""
     return np.array([ami_from_contingency(t) if (t.sum(axis=1) > 0).sum() > 1 else np.nan for t in tables])
@@ -200,7 +207,7 @@ def score_representation(
                         tables = _boot_tables(
                             y[ok], clusters[ok], sp.astype(np.int64), weights, len(labels.test_songs)
                         )
-                        res.boot[key] = batch_nmi(tables)
+                        res.boot[key] = _boot_nmi(tables)
                         if run.level == "song_mean" and run.k_mode == "per_label":  # the headline kind of run
                             res.boot_ami[key] = _boot_ami(tables)
                 res.rows.append(row)
