@@ -97,7 +97,7 @@ def aggregate(
             group_boot[tuple(key[:-1])] = draws
             for m, draw in draws.items():
                 if draw is not None:
-                    row[f"{m}_low"], row[f"{m}_high"] = percentile_interval(draw, ci)
+                    row[f"{m}_low"], row[f"{m}_high"] = percentile_interval(draw, ci, estimate=row[m])
         rows.append(row)
     return pd.DataFrame(rows), group_boot
 
@@ -155,7 +155,9 @@ def rank(
                 e["diff_low"] = e["diff_high"] = float("nan")
                 e["separable_from_winner"] = False
             else:
-                e["diff_low"], e["diff_high"] = percentile_interval(e["_boot"] - winner["_boot"], ci)
+                e["diff_low"], e["diff_high"] = percentile_interval(
+                    e["_boot"] - winner["_boot"], ci, estimate=e["nmi"] - winner["nmi"]
+                )
                 e["separable_from_winner"] = separable(e["diff_low"], e["diff_high"])
         for e in entries:
             e.pop("_boot")
