@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from musiclust.fileio import UserInputError
+
 #: columns with a fixed meaning; everything else is metadata
 KNOWN_COLUMNS = ("track_id", "title", "artist", "source", "lyrics_path", "lyrics")
 
@@ -28,7 +30,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SEARCH = re.compile(r"^[a-z]+search(?:\d+|all|date)?:", re.IGNORECASE)
 
 
-class ManifestError(ValueError):
+class ManifestError(ValueError, UserInputError):
     """The manifest as a whole cannot be used (missing file, no ``source`` column, not CSV)."""
 
 
@@ -80,7 +82,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
     try:
         df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
     except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
+        raise ManifestError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise ManifestError(f"{path}: not a readable CSV ({exc})") from None
     df.columns = [str(c).strip().lower() for c in df.columns]
