@@ -19,6 +19,7 @@ import stages.download as stage
 import yaml
 
 from musiclust.data.acquire import AcquisitionError
+from musiclust.data.report import SKIP_REASONS
 from musiclust.fileio import check_input_file, resolve_roots
 from musiclust.params import ParamsError, check_training_data, parse_params
 
@@ -47,6 +48,7 @@ def run(tmp: Path, out: Path, manifest: Path | None = None, folder: Path | None 
     stage.main(argv)
     rep = json.loads((out / "report.json").read_text())
     assert rep["rows_in"] == rep["ok"] + rep["skipped"] == len(rep["rows"])
+    assert set(rep["reasons"]) <= set(SKIP_REASONS)  # every reason is documented
     return rep
 
 

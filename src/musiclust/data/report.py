@@ -22,7 +22,12 @@ SKIP_REASONS = {
     "corrupt": "the file does not decode completely (damaged or truncated)",
     "empty": "zero bytes or no audio frames",
     "unsupported format": "not an audio format soundfile decodes (or not audio at all)",
-    "missing file": "a local path that does not exist",
+    "missing file": "a local path (or file:// URL) that does not exist",
+    "outside allowed roots": "a file outside the input's folder and data.allowed_roots: never read",
+    "not a regular file": "a folder, named pipe, device or socket: never read",
+    "broken link": "a symbolic link to a file that does not exist",
+    "symlink loop": "a symbolic link that points (through others) at itself",
+    "permission denied": "the file exists but cannot be opened for reading",
     "duplicate id": "the song id (track_id, or derived from artist/title/file) was already used by an earlier row",
     "no source": "the row has an empty source cell",
     "error": "an unexpected error while handling this row (the message says which); please report it",
@@ -46,7 +51,9 @@ class RowResult:
     record: dict[str, Any] | None = field(default=None, repr=False)
 
     @classmethod
-    def skipped(cls, row: int, source: str, track_id: str | None, song_id: str, reason: str, detail: str) -> RowResult:
+    def skipped(
+        cls, row: int, source: str, track_id: str | None, song_id: str, reason: str, detail: str
+    ) -> RowResult:
         """A skipped row with its reason (one of :data:`SKIP_REASONS`)."""
         return cls(row, source, track_id, song_id, "skipped", reason, detail)
 
@@ -69,7 +76,9 @@ class RowResult:
         return out
 
 
-def build_report(source: str, input_ref: str, results: list[RowResult], ignored: list[str] | None = None) -> dict:
+def build_report(
+    source: str, input_ref: str, results: list[RowResult], ignored: list[str] | None = None
+) -> dict:
     """The ``report.json`` mapping; ``rows_in == ok + skipped`` by construction (and asserted)."""
     rows = sorted(results, key=lambda r: r.row)
     ok = sum(r.status == "ok" for r in rows)
