@@ -354,3 +354,49 @@ def test_permission_denied_is_named_even_when_running_as_root(tmp_path, monkeypa
     with pytest.raises(Exception) as ei:
         check_input_file(f, resolve_roots([tmp_path]))
     assert ei.value.reason == "permission denied"
+
+
+# ---------------------------------------------------------------- second pass: what replacing data/raw whole could hurt
+
+
+def test_an_output_folder_with_foreign_files_is_refused_not_replaced(tmp_path):
+    d = tmp_path / "in"
+    tone(d / "a.wav")
+    m = manifest(d / "m.csv", [{"track_id": "a", "source": "a.wav"}])
+    mine = tmp_path / "Music"
+    mine.mkdir()
+    (mine / "precious.flac").write_bytes(b"not ours")
+    with pytest.raises(AcquisitionError, match="did not write .precious.flac."):
+        run(tmp_path, mine, manifest=m)
+    assert (mine / "precious.flac").read_bytes() == b"not ours"
+
+
+def test_cache_inside_the_output_folder_is_refused(tmp_path):
+    d = tmp_path / "in"
+    tone(d / "a.wav")
+    m = manifest(d / "m.csv", [{"track_id": "a", "source": "a.wav"}])
+    p = tmp_path / "params.yaml"
+    p.write_text(
+        yaml.safe_dump(
+            {"data": {"source": "manifest"}, "download": {"cache_dir": str(tmp_path / "raw" / "c")}}
+        )
+    )
+    with pytest.raises(AcquisitionError, match="cache_dir"):
+        stage.main(["--out", str(tmp_path / "raw"), "--params", str(p), "--manifest", str(m)])
+
+
+def test_a_huge_lyrics_limit_does_not_allocate_it(tmp_path):
+    from musiclust.fileio import read_bounded
+
+    f = tmp_path / "l.txt"
+    f.write_bytes(b"words")
+    assert read_bounded(f, 10**15) == (b"words", False)  # read(10**15) would raise MemoryError
+    assert read_bounded(f, 3) == (b"wor", True)
+
+
+def test_manifest_that_is_a_pipe_is_named_as_such(tmp_path):
+    from musiclust.data.manifest import ManifestError, read_manifest
+
+    os.mkfifo(tmp_path / "m.csv")
+    with pytest.raises(ManifestError, match="not a regular file"):
+        read_manifest(tmp_path / "m.csv", ["genre"])

@@ -118,7 +118,9 @@ def check_input_file(path: str | Path, roots: tuple[Path, ...]) -> Path:
 def read_bounded(path: str | Path, max_bytes: int) -> tuple[bytes, bool]:
     """At most ``max_bytes`` of a file, and whether it was longer (never reads more than one extra byte)."""
     with open(path, "rb") as fh:
-        data = fh.read(max_bytes + 1)
+        # never ask for more than the file holds: read(n) allocates n bytes up front
+        size = os.fstat(fh.fileno()).st_size
+        data = fh.read(min(max_bytes, size) + 1)
     return data[:max_bytes], len(data) > max_bytes
 
 

@@ -155,7 +155,8 @@ def acquire(
     ``download.min_success_fraction``; ``out_dir`` is then left as it was and
     the new table and report stay in the folder the message names.
     """
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).absolute()
+    _check_replaceable(out_dir)
     build = out_dir.with_name(f".{out_dir.name}.new")
     shutil.rmtree(build, ignore_errors=True)
     (build / AUDIO_DIR).mkdir(parents=True)
@@ -182,7 +183,12 @@ def acquire(
             retries=download.retries,
             backoff_s=download.backoff_s,
         )
-        cache = Path(cache_dir if cache_dir is not None else download.cache_dir).expanduser()
+        cache = Path(cache_dir if cache_dir is not None else download.cache_dir).expanduser().absolute()
+        if cache.is_relative_to(out_dir) or out_dir.is_relative_to(cache):
+            raise AcquisitionError(
+                f"download.cache_dir ({cache}) must be outside the output folder {out_dir} and not contain it: "
+                "the output is replaced on every run"
+            )
         cache.mkdir(parents=True, exist_ok=True)
         _remove_partials(cache)
         partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=cache))
@@ -219,6 +225,28 @@ def acquire(
     songs_path, report_path = out_dir / SONGS_FILE, out_dir / REPORT_FILE
     log.info("%s; report: %s", summary_line(report), report_path)
     return AcquireResult(songs, report, songs_path, report_path)
+
+
+#: what a previous run (this version or an older one) leaves in the output folder
+_OWN_ENTRIES = {AUDIO_DIR, SONGS_FILE, REPORT_FILE, "lyrics", "state", ".partial"}
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """Refuse an output folder holding anything this stage did not write: it is replaced whole."""
+    if out_dir == Path.cwd() or Path.cwd().is_relative_to(out_dir) or out_dir.parent == out_dir:
+        raise AcquisitionError(
+            f"--out {out_dir} contains the working folder; give a folder of its own (data/raw)"
+        )
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise AcquisitionError(f"--out {out_dir} is not a folder")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _OWN_ENTRIES)
+    if foreign:
+        raise AcquisitionError(
+            f"--out {out_dir} holds files the download stage did not write ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); it replaces that folder whole, so give an empty or own folder"
+        )
 
 
 def _swap_in(build: Path, out_dir: Path) -> None:

@@ -77,6 +77,8 @@ def _cell(value: Any) -> str | None:
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV as text columns (nothing coerced to numbers), UTF-8 with BOM tolerated."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ManifestError(f"{path}: not a regular file (a folder, pipe or device); give a CSV file")
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; set data.manifest in params.yaml to your CSV")
     try:
