@@ -400,3 +400,20 @@ def test_manifest_that_is_a_pipe_is_named_as_such(tmp_path):
     os.mkfifo(tmp_path / "m.csv")
     with pytest.raises(ManifestError, match="not a regular file"):
         read_manifest(tmp_path / "m.csv", ["genre"])
+
+
+def test_a_folder_that_cannot_be_listed_is_reported(tmp_path, monkeypatch, capsys):
+    root = tmp_path / "music"
+    tone(root / "rock" / "a.wav")
+    tone(root / "locked" / "b.wav")
+    real_scandir = os.scandir
+
+    def scandir(path="."):  # what os.walk meets in a folder without read permission (root ignores chmod)
+        if isinstance(path, (str, os.PathLike)) and Path(path).name == "locked":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    rep = run(tmp_path, tmp_path / "raw", folder=root)
+    assert rep["ok"] == 1 and rep["ignored_files"] == ["locked"]
+    assert "cannot list folder locked (Permission denied)" in capsys.readouterr().err

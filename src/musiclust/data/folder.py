@@ -118,7 +118,16 @@ def _walk(root: Path) -> list[tuple[Path, bool]]:
     link cannot pull in a tree elsewhere); a symlinked folder is reported as an entry.
     """
     out: list[tuple[Path, bool]] = []
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+
+    def unreadable(exc: OSError) -> None:
+        # a folder that cannot be listed is reported (as ignored, with a warning), never skipped silently
+        rel = Path(exc.filename).relative_to(root) if exc.filename else Path(".")
+        log.warning(
+            "%s: cannot list folder %s (%s): its files are not in the collection", root, rel, exc.strerror
+        )
+        out.append((rel, False))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for d in dirnames:
