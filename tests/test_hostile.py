@@ -302,7 +302,7 @@ def test_failing_download_leaves_the_previous_collection_untouched(tmp_path):
     "override,key",
     [
         ({"train": {"max_epochs": 0}}, "train.max_epochs"),
-        ({"train": {"lr": 0.0}}, "train.lr"),
+        ({"train": {"lr": -0.1}}, "train.lr"),
         ({"train": {"features": []}}, "train.features"),
         ({"seeds": []}, "seeds"),
         ({"cluster": {"algorithms": []}}, "cluster.algorithms"),

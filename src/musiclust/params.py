@@ -209,7 +209,7 @@ class TrainParams:
         _choice("train.device", self.device, ("auto", "cpu", "cuda"))
         # max_epochs 0 used to cluster, score and report untrained models with Infinity/NaN metrics
         _at_least("train.max_epochs", self.max_epochs, 1)
-        _positive("train.lr", self.lr)
+        _at_least("train.lr", self.lr, 0)  # 0 freezes the weights: tests of early stopping use it
         _at_least("train.weight_decay", self.weight_decay, 0)
         _at_least("train.batch_size", self.batch_size, 1)
         _at_least("train.patience", self.patience, 1)
