@@ -8,7 +8,7 @@ import logging
 from musiclust.clustering.pipeline import cluster_representation, read_segments
 from musiclust.contracts import clusters as contract
 from musiclust.evaluation.scores import score_output
-from musiclust.log import setup_logging
+from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 
 log = logging.getLogger("musiclust.stages.cluster")
@@ -51,4 +51,4 @@ def main(argv: list[str] | None = None) -> contract.ClusterOutput:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -2,17 +2,18 @@
 
 Writes `<out>/songs.parquet`, `<out>/audio/<song_id>.<ext>` and `<out>/report.json`
 (see docs/pipeline.md). Exits non-zero, naming the report, when fewer than
-`download.min_success_fraction` of the input rows made it.
+`download.min_success_fraction` of the input rows made it, leaving the previous
+collection in place. Bad params or input end with one `error: ...` line (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
-from musiclust.data.acquire import AcquisitionError, acquire
-from musiclust.data.manifest import ManifestError
-from musiclust.log import setup_logging
+from musiclust.data.acquire import acquire
+from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 
 log = logging.getLogger("stages.download")
@@ -28,14 +29,20 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     setup_logging()
     p = load_params(args.params)
-    try:
-        res = acquire(
-            p.data, p.download, p.audio, p.seed, args.out, manifest=args.manifest, folder=args.folder
-        )
-    except (AcquisitionError, ManifestError) as exc:
-        raise SystemExit(f"download failed: {exc}") from None
+    # a relative cache folder is relative to params.yaml's folder (the repository root under DVC)
+    cache = Path(args.params).parent / Path(p.download.cache_dir).expanduser()
+    res = acquire(
+        p.data,
+        p.download,
+        p.audio,
+        p.seed,
+        args.out,
+        manifest=args.manifest,
+        folder=args.folder,
+        cache_dir=cache,
+    )
     print(f"download: {res.report['ok']}/{res.report['rows_in']} songs ok -> {res.songs_path}")
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

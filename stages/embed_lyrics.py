@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from musiclust.log import setup_logging
+from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 from musiclust.text.embed import run
 from musiclust.text.models import ModelUnavailableError
@@ -38,4 +38,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

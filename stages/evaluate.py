@@ -7,7 +7,7 @@ import logging
 
 from musiclust.contracts import metrics as contract
 from musiclust.evaluation.pipeline import run_evaluate_step
-from musiclust.log import setup_logging
+from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 
 log = logging.getLogger("musiclust.stages.evaluate")
@@ -63,4 +63,4 @@ def main(argv: list[str] | None = None) -> contract.Evaluation:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 
 from musiclust.features.pipeline import featurize_segments
-from musiclust.log import setup_logging
+from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 
 
@@ -28,4 +28,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from musiclust.log import setup_logging
+from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 from musiclust.reporting.build import write_report
 from musiclust.reporting.inputs import ReportPaths
@@ -32,4 +32,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from musiclust.log import setup_logging
+from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 from musiclust.training.run import train_model
 
@@ -49,4 +49,4 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_main(main)

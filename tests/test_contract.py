@@ -8,6 +8,7 @@ stage that starts importing a new subpackage without declaring it fails here.
 from __future__ import annotations
 
 import ast
+import json
 import re
 from pathlib import Path
 
@@ -150,11 +151,45 @@ def test_models_agree_everywhere():
     for key, item in foreach.items():
         reads_text = "text" in REGISTRY[key].needs
         assert (item["inputs"] == "data/lyrics.parquet") == reads_text, f"train@{key}: inputs {item['inputs']}"
-    # every model's train stage feeds cluster and report
-    for stage in ("cluster", "report"):
-        deps = _stage_defs()[stage]["deps"]
-        for key in foreach:
-            assert f"models/{key}" in deps, f"{stage} does not depend on models/{key}"
+    # every model and every baseline has its own cluster@<key> stage reading exactly its input
+    params_raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    clusters = _dvc()["stages"]["cluster"]["foreach"]
+    assert set(clusters) == set(foreach) | set(params_raw["cluster"]["baselines"]), sorted(clusters)
+    for key in foreach:
+        assert clusters[key]["input"] == f"models/{key}", f"cluster@{key} input {clusters[key]['input']}"
+    # evaluate reads every representation's folder; the report every model
+    evaluate_deps = _stage_defs()["evaluate"]["deps"]
+    for key in clusters:
+        assert f"data/clusters/{key}" in evaluate_deps, f"evaluate does not depend on data/clusters/{key}"
+    report_deps = _stage_defs()["report"]["deps"]
+    for key in foreach:
+        assert f"models/{key}" in report_deps, f"report does not depend on models/{key}"
+
+
+def test_only_headline_metrics_under_metrics():
+    """dvc exp show stays readable: one small metrics file, numbers only, no timings."""
+    declared = []
+    for st in _stage_defs().values():
+        for m in st.get("metrics", []):
+            declared.append(m if isinstance(m, str) else next(iter(m)))
+    assert declared == ["metrics/headline.json"], declared
+    headline = REPO / "metrics" / "headline.json"
+    if not headline.exists():
+        pytest.skip("metrics/headline.json not committed yet (run dvc repro)")
+    flat = _flatten(json.loads(headline.read_text()))
+    assert all(isinstance(v, (int, float)) or v is None for v in flat.values()), "headline.json holds non-numbers"
+    assert not [k for k in flat if re.search(r"second|time|elapsed|duration", k)], "timings in headline.json"
+    assert len(flat) <= 200, f"{len(flat)} headline keys: dvc exp show becomes unreadable"
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
 
 
 def test_analytics_off():

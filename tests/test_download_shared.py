@@ -47,7 +47,9 @@ def _jamendo_manifest(tmp_path, shared_data, n: int | None):
     lab = pd.read_csv(root / "labels.csv")
     if n is not None:
         # keep the non-ASCII names in the fast subset
-        lab = pd.concat([lab[~lab["path"].map(str.isascii)].head(2), lab[lab["path"].map(str.isascii)].head(n - 2)])
+        lab = pd.concat(
+            [lab[~lab["path"].map(str.isascii)].head(2), lab[lab["path"].map(str.isascii)].head(n - 2)]
+        )
     man = lab.rename(columns={"path": "source"})
     man["source"] = [str(root / p) for p in man["source"]]
     man["lyrics_path"] = [str(root / p) for p in man["lyrics_path"]]
@@ -75,7 +77,16 @@ def _check_jamendo(out, lab):
 def test_manifest_source_on_jamendo_subset(tmp_path, shared_data):
     path, lab = _jamendo_manifest(tmp_path, shared_data, 3)
     out = tmp_path / "raw"
-    stage.main(["--out", str(out), "--params", _params(tmp_path, {"source": "manifest"}), "--manifest", str(path)])
+    stage.main(
+        [
+            "--out",
+            str(out),
+            "--params",
+            _params(tmp_path, {"source": "manifest", "allowed_roots": [str(shared_data / "jamendo10")]}),
+            "--manifest",
+            str(path),
+        ]
+    )
     _check_jamendo(out, lab)
 
 
@@ -83,5 +94,14 @@ def test_manifest_source_on_jamendo_subset(tmp_path, shared_data):
 def test_manifest_source_on_all_of_jamendo10(tmp_path, shared_data):
     path, lab = _jamendo_manifest(tmp_path, shared_data, None)
     out = tmp_path / "raw"
-    stage.main(["--out", str(out), "--params", _params(tmp_path, {"source": "manifest"}), "--manifest", str(path)])
+    stage.main(
+        [
+            "--out",
+            str(out),
+            "--params",
+            _params(tmp_path, {"source": "manifest", "allowed_roots": [str(shared_data / "jamendo10")]}),
+            "--manifest",
+            str(path),
+        ]
+    )
     _check_jamendo(out, lab)

@@ -6,6 +6,8 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import stat
 import tempfile
 import unicodedata
 from pathlib import Path
@@ -16,7 +18,11 @@ import pandas as pd
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-class InputFileError(Exception):
+class UserInputError(Exception):
+    """Bad input the user can fix (a param, a file they named): shown as one line, no traceback."""
+
+
+class InputFileError(UserInputError):
     """An input file could not be used; ``reason`` is a short machine-readable tag for reports."""
 
     def __init__(self, path: str | Path, reason: str, detail: str = "") -> None:
@@ -24,6 +30,106 @@ class InputFileError(Exception):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+#: reasons :func:`check_input_file` gives (report tags)
+MISSING = "missing file"
+BROKEN_LINK = "broken link"
+LINK_LOOP = "symlink loop"
+OUTSIDE_ROOTS = "outside allowed roots"
+NOT_REGULAR = "not a regular file"
+PERMISSION_DENIED = "permission denied"
+
+
+def resolve_roots(roots: list[str | Path] | tuple[str | Path, ...]) -> tuple[Path, ...]:
+    """Absolute, symlink-free forms of the folders input files may come from."""
+    return tuple(Path(r).expanduser().resolve() for r in roots)
+
+
+def check_input_file(path: str | Path, roots: tuple[Path, ...]) -> Path:
+    """The resolved ``path`` if it is a readable regular file inside one of ``roots``.
+
+    Nothing is read here (the file is opened and closed at most): a path named
+    by a manifest or ``labels.csv`` cell is data, and ``/etc/shadow``, ``../..``,
+    ``/dev/zero`` or a named pipe must be refused before anything reads them.
+    ``roots`` come from :func:`resolve_roots`; symlinks are followed first, so a
+    link inside a root pointing outside it is refused too. Raises
+    :class:`InputFileError` with reason ``missing file``, ``broken link``,
+    ``symlink loop``, ``outside allowed roots``, ``not a regular file`` or
+    ``permission denied``.
+    """
+    path = Path(path)
+    try:
+        os.lstat(path)
+    except FileNotFoundError:
+        raise InputFileError(path, MISSING, "no such file") from None
+    except NotADirectoryError:
+        raise InputFileError(path, MISSING, "a folder in the path is a file") from None
+    except PermissionError:
+        raise InputFileError(path, PERMISSION_DENIED, "a folder in the path cannot be entered") from None
+    try:
+        real = path.resolve(strict=True)
+    except RuntimeError:  # Python < 3.13 reports a loop this way
+        raise InputFileError(path, LINK_LOOP, "the symbolic link points (through others) at itself") from None
+    except FileNotFoundError:
+        raise InputFileError(
+            path, BROKEN_LINK, f"symbolic link to {os.readlink(path)!r}, which does not exist"
+        ) from None
+    except OSError as exc:
+        if exc.errno == 40:  # ELOOP
+            raise InputFileError(
+                path, LINK_LOOP, "the symbolic link points (through others) at itself"
+            ) from None
+        if isinstance(exc, PermissionError):
+            raise InputFileError(path, PERMISSION_DENIED, exc.strerror or str(exc)) from None
+        raise InputFileError(path, BROKEN_LINK, exc.strerror or str(exc)) from None
+    if not any(real.is_relative_to(r) for r in roots):
+        listed = ", ".join(str(r) for r in roots) or "none"
+        raise InputFileError(
+            path,
+            OUTSIDE_ROOTS,
+            f"resolves to {real}, outside the input's folder and data.allowed_roots ({listed}); "
+            "add its folder to data.allowed_roots to use it",
+        )
+    mode = os.stat(real).st_mode
+    if not stat.S_ISREG(mode):
+        kind = (
+            "a folder"
+            if stat.S_ISDIR(mode)
+            else "a named pipe"
+            if stat.S_ISFIFO(mode)
+            else "a device"
+            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+            else "a socket"
+            if stat.S_ISSOCK(mode)
+            else "not a plain file"
+        )
+        raise InputFileError(path, NOT_REGULAR, f"{kind}, not a regular file")
+    try:
+        with open(real, "rb"):
+            pass
+    except PermissionError as exc:
+        raise InputFileError(
+            path, PERMISSION_DENIED, exc.strerror or "cannot be opened for reading"
+        ) from None
+    return real
+
+
+def read_bounded(path: str | Path, max_bytes: int) -> tuple[bytes, bool]:
+    """At most ``max_bytes`` of a file, and whether it was longer (never reads more than one extra byte)."""
+    with open(path, "rb") as fh:
+        # never ask for more than the file holds: read(n) allocates n bytes up front
+        size = os.fstat(fh.fileno()).st_size
+        data = fh.read(min(max_bytes, size) + 1)
+    return data[:max_bytes], len(data) > max_bytes
+
+
+def link_or_copy(src: str | Path, dst: str | Path) -> None:
+    """Hard-link ``src`` to ``dst`` (no extra disk), copying where links are impossible."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def safe_id(raw: str, max_len: int = 80) -> str:

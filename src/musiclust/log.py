@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from musiclust.fileio import UserInputError
 
 
 def setup_logging(level: str | int | None = None) -> None:
@@ -21,3 +26,17 @@ def setup_logging(level: str | int | None = None) -> None:
     # third-party chatter that hides our own progress
     for noisy in ("numba", "matplotlib", "urllib3", "filelock", "huggingface_hub", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = None) -> Any:
+    """Run a stage's ``main``; bad user input ends it with one ``error: ...`` line and exit code 2.
+
+    Anything raising :class:`~musiclust.fileio.UserInputError` (``ParamsError``,
+    ``InputFileError``, ``ManifestError``) names the key or file and the reason, so a
+    traceback would only hide it. Other exceptions are bugs and keep their traceback.
+    """
+    try:
+        return main(argv)
+    except UserInputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -19,6 +19,8 @@ from typing import Any
 
 import yaml
 
+from musiclust.fileio import UserInputError
+
 #: Feature sets the featurizer knows (keys of ``features.sets``).
 FEATURE_SETS = ("mfcc_stats", "spectral", "logmel", "mfcc_seq")
 #: Clustering algorithms (keys of ``cluster.algorithms``).
@@ -29,8 +31,23 @@ BASELINES = ("raw", "pca", "spectral_features", "lyrics")
 MAP_METHODS = ("pca", "tsne", "umap")
 
 
-class ParamsError(ValueError):
-    """``params.yaml`` is missing a key, has an unknown one, or a bad value."""
+class ParamsError(ValueError, UserInputError):
+    """``params.yaml`` is missing a key, has an unknown one, or a bad value (the message names the key)."""
+
+
+def _at_least(name: str, value: float, low: float) -> None:
+    if value < low:
+        raise ParamsError(f"{name} must be >= {low:g}, got {value!r}")
+
+
+def _positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ParamsError(f"{name} must be > 0, got {value!r}")
+
+
+def _non_empty(name: str, value: tuple) -> None:
+    if len(value) == 0:
+        raise ParamsError(f"{name} is empty: list at least one")
 
 
 @dataclass(frozen=True)
@@ -41,6 +58,14 @@ class DemoParams:
     languages: tuple[str, ...] = ("en", "bn")
     genres: tuple[str, ...] = ("pop", "rock", "folk", "electronic")
 
+    def __post_init__(self) -> None:
+        _at_least("data.demo.n_songs", self.n_songs, 1)
+        _positive("data.demo.min_duration_s", self.min_duration_s)
+        if self.max_duration_s < self.min_duration_s:
+            raise ParamsError(
+                f"data.demo.max_duration_s ({self.max_duration_s:g}) is below min_duration_s ({self.min_duration_s:g})"
+            )
+
 
 @dataclass(frozen=True)
 class DataParams:
@@ -49,11 +74,21 @@ class DataParams:
     folder: str = "../shared/data/gtzan40"
     folder_layout: str = "genre"
     label_columns: tuple[str, ...] = ("language", "genre")
+    #: folders besides the manifest's folder / the music folder that input files may live in
+    allowed_roots: tuple[str, ...] = ()
+    #: lyrics files larger than this are truncated to it (with a warning naming the song)
+    max_lyrics_bytes: int = 200_000
     demo: DemoParams = field(default_factory=DemoParams)
 
     def __post_init__(self) -> None:
         _choice("data.source", self.source, ("demo", "manifest", "folder"))
         _choice("data.folder_layout", self.folder_layout, ("genre", "language/genre"))
+        _at_least("data.max_lyrics_bytes", self.max_lyrics_bytes, 1)
+        if len(set(self.label_columns)) != len(self.label_columns):
+            raise ParamsError(f"data.label_columns lists a column twice: {list(self.label_columns)}")
+        for r in self.allowed_roots:
+            if not r.strip():
+                raise ParamsError("data.allowed_roots has an empty entry (it would allow the current folder)")
 
 
 @dataclass(frozen=True)
@@ -65,19 +100,32 @@ class DownloadParams:
     concurrency: int = 2
     audio_format: str = "flac"
     timeout_s: float = 20.0
+    #: finished downloads are kept here (outside data/raw, which `dvc exp run` may reset) and
+    #: data/raw is rebuilt from it; relative to the folder the stage runs in (the repository root)
+    cache_dir: str = ".musiclust/cache/downloads"
 
     def __post_init__(self) -> None:
         _choice("download.audio_format", self.audio_format, ("flac", "wav", "mp3", "opus", "vorbis"))
         if not 0.0 <= self.min_success_fraction <= 1.0:
-            raise ParamsError("download.min_success_fraction must be between 0 and 1")
-        if self.concurrency < 1 or self.retries < 0 or self.timeout_s <= 0:
-            raise ParamsError("download.concurrency must be >= 1, retries >= 0 and timeout_s > 0")
+            raise ParamsError(
+                f"download.min_success_fraction must be between 0 and 1, got {self.min_success_fraction!r}"
+            )
+        _at_least("download.concurrency", self.concurrency, 1)
+        _at_least("download.retries", self.retries, 0)
+        _at_least("download.backoff_s", self.backoff_s, 0)
+        _positive("download.timeout_s", self.timeout_s)
+        _positive("download.max_duration_s", self.max_duration_s)
+        if not self.cache_dir.strip():
+            raise ParamsError("download.cache_dir is empty: give a folder for finished downloads")
 
 
 @dataclass(frozen=True)
 class AudioParams:
     sample_rate: int = 22050
     loudness_normalize: bool = True
+
+    def __post_init__(self) -> None:
+        _at_least("audio.sample_rate", self.sample_rate, 1000)
 
 
 @dataclass(frozen=True)
@@ -105,8 +153,9 @@ class SegmentParams:
     def __post_init__(self) -> None:
         _choice("segment.tail", self.tail, ("drop", "pad"))
         _choice("segment.silence", self.silence, ("flag", "drop"))
-        if self.window_s <= 0 or self.hop_s <= 0:
-            raise ParamsError("segment.window_s and segment.hop_s must be positive")
+        _positive("segment.window_s", self.window_s)
+        _positive("segment.hop_s", self.hop_s)
+        _at_least("segment.workers", self.workers, 0)
 
 
 @dataclass(frozen=True)
@@ -120,8 +169,12 @@ class FeatureParams:
     workers: int = 2
 
     def __post_init__(self) -> None:
+        _non_empty("features.sets", self.sets)
         for s in self.sets:
             _choice("features.sets", s, FEATURE_SETS)
+        for name in ("n_mfcc", "n_fft", "hop_length", "n_mels", "logmel_frames"):
+            _at_least(f"features.{name}", getattr(self, name), 1)
+        _at_least("features.workers", self.workers, 0)
 
 
 @dataclass(frozen=True)
@@ -131,6 +184,10 @@ class LyricsParams:
     normalize: bool = True
     batch_size: int = 32
     describe_audio: bool = False
+
+    def __post_init__(self) -> None:
+        _at_least("lyrics.dim", self.dim, 1)
+        _at_least("lyrics.batch_size", self.batch_size, 1)
 
 
 @dataclass(frozen=True)
@@ -152,6 +209,19 @@ class TrainParams:
     def __post_init__(self) -> None:
         _choice("train.optimizer", self.optimizer, ("adam", "adamw"))
         _choice("train.device", self.device, ("auto", "cpu", "cuda"))
+        # max_epochs 0 used to cluster, score and report untrained models with Infinity/NaN metrics
+        _at_least("train.max_epochs", self.max_epochs, 1)
+        _at_least("train.lr", self.lr, 0)  # 0 freezes the weights: tests of early stopping use it
+        _at_least("train.weight_decay", self.weight_decay, 0)
+        _at_least("train.batch_size", self.batch_size, 1)
+        _at_least("train.patience", self.patience, 1)
+        _at_least("train.kl_warmup_epochs", self.kl_warmup_epochs, 0)
+        _positive("train.grad_clip", self.grad_clip)
+        if not 0 < self.lr_factor < 1:
+            raise ParamsError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
+        _at_least("train.lr_patience", self.lr_patience, 0)
+        _at_least("train.threads", self.threads, 1)
+        _non_empty("train.features", self.features)
         for s in self.features:
             _choice("train.features", s, ("mfcc_stats", "spectral"))
 
@@ -167,16 +237,14 @@ class ClusterParams:
     hdbscan_min_samples: int = 5
     spectral_max_units: int = 1000
     pca_dim: int = 8  # components of the pca baseline (the models' usual latent size)
-    maps: tuple[str, ...] = (
-        "pca",
-        "tsne",
-    )  # 2-D maps of song vectors for the report; umap: ~40 s numba warm-up
+    #: 2-D maps of song vectors for the report; umap adds ~40 s of numba warm-up per stage
+    maps: tuple[str, ...] = ("pca", "tsne")
 
     def __post_init__(self) -> None:
+        _non_empty("cluster.algorithms", self.algorithms)
         for m in self.maps:
             _choice("cluster.maps", m, MAP_METHODS)
-        if self.pca_dim < 1:
-            raise ParamsError(f"cluster.pca_dim must be >= 1, got {self.pca_dim}")
+        _at_least("cluster.pca_dim", self.pca_dim, 1)
         for a in self.algorithms:
             _choice("cluster.algorithms", a, ALGORITHMS)
         for b in self.baselines:
@@ -218,6 +286,10 @@ class EvaluateParams:
 class ReportParams:
     n_central_songs: int = 3
     excerpt_s: float = 4.0
+
+    def __post_init__(self) -> None:
+        _at_least("report.n_central_songs", self.n_central_songs, 0)
+        _positive("report.excerpt_s", self.excerpt_s)
 
 
 @dataclass(frozen=True)
@@ -314,8 +386,48 @@ def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
 
 
 def parse_params(mapping: Mapping[str, Any]) -> Params:
-    """Validate a parsed params mapping into :class:`Params`."""
-    return _build(Params, mapping or {}, "")
+    """Validate a parsed params mapping into :class:`Params` (types, ranges, cross-key rules)."""
+    if mapping is not None and not isinstance(mapping, Mapping):
+        raise ParamsError(f"the file must be a mapping of sections, got {type(mapping).__name__}")
+    p = _build(Params, mapping or {}, "")
+    validate(p)
+    return p
+
+
+def validate(p: Params) -> None:
+    """Rules that span keys (each section checks its own ranges when it is built)."""
+    _non_empty("seeds", p.seeds)
+    if len(set(p.seeds)) != len(p.seeds):
+        raise ParamsError(
+            f"seeds lists a seed twice: {list(p.seeds)} (the mean over seeds would count it twice)"
+        )
+    if p.beta < 0:
+        raise ParamsError(f"beta must be >= 0, got {p.beta!r}")
+    for key, cfg in p.models.items():
+        if not isinstance(cfg, Mapping):
+            raise ParamsError(f"models.{key} must be a mapping of settings, got {cfg!r}")
+
+
+def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_val: int) -> None:
+    """Refuse at once what a model cannot be trained on, before minutes of work are spent.
+
+    ``n_train``/``n_val`` are the usable (non-silent) clips of the train and val splits.
+    Raises :class:`ParamsError` naming the key to change.
+    """
+    if n_train < 2:
+        raise ParamsError(
+            f"{key}: only {n_train} usable training clip(s); add songs or raise segment.split.train"
+        )
+    if n_val < 1:
+        raise ParamsError(
+            f"{key}: no usable validation clip (early stopping needs one); add songs or raise segment.split.val"
+        )
+    n_components = model_cfg.get("n_components")
+    if isinstance(n_components, int) and n_train < n_components:
+        raise ParamsError(
+            f"models.{key}.n_components={n_components} needs at least that many training clips, have {n_train}; "
+            f"lower models.{key}.n_components or add songs"
+        )
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -35,6 +35,7 @@ from musiclust.clustering.algorithms import Clustering, WardTree, run_algorithm
 from musiclust.clustering.representations import Representation, Units, song_means
 from musiclust.contracts.clusters import SEED_INDEPENDENT
 from musiclust.params import ClusterParams
+from musiclust.projection import degenerate_reason
 
 log = logging.getLogger(__name__)
 
@@ -161,7 +162,9 @@ def _cluster_one(
         units = levels[level]
         train = units.split == "train"
         ward: WardTree | None = None
-        if len(units) < 3:
+        degenerate = degenerate_reason(units.x, min_points=3)
+        if degenerate:
+            # identical rows or too few points: no algorithm can say anything (and some crash on it)
             for algorithm in cfg.algorithms:
                 skipped.append(
                     {
@@ -169,7 +172,7 @@ def _cluster_one(
                         "algorithm": algorithm,
                         "level": level,
                         "seed": int(seed),
-                        "reason": f"only {len(units)} unit(s) to cluster",
+                        "reason": f"not clustered: {degenerate}",
                     }
                 )
             continue

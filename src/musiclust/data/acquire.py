@@ -4,22 +4,36 @@ Sources (``data.source``): the synthetic ``demo`` corpus, a ``manifest`` CSV
 (URLs, yt-dlp searches, local files) or a ``folder`` of audio. Every input row
 ends ``ok`` or ``skipped`` with a reason; nothing is silently dropped.
 
-The output folder persists between runs so finished downloads survive. Each
-accepted file has a small state record (``state/<song_id>.json``) saying which
-source it came from; a re-run reuses a file whose record matches its row and
-whose size is unchanged, and re-fetches otherwise. Files are written under a
-temporary name and renamed only once verified, so an interrupted run never
-leaves a half file that looks finished. Files of songs that are no longer
-``ok`` in the current input are deleted, so ``songs.parquet`` and the folder
-always describe the same collection.
+Finished files live in a download cache outside the output folder
+(``download.cache_dir``), each under a name derived from its source with a small
+state record beside it; a re-run reuses a file whose record matches its row and
+whose size is unchanged, and re-fetches otherwise. ``dvc exp run`` resets the
+output folder to its last recorded version before running, so keeping finished
+downloads anywhere inside it would lose an interrupted run's work. Files are
+written under a temporary name and renamed only once verified, so an
+interrupted run never leaves a half file that looks finished.
+
+Each run builds the collection in a fresh folder beside the output (hard links
+into the cache, so no extra disk) and swaps it in only when the success
+threshold is met: a failing run leaves the previous collection untouched, and
+``songs.parquet`` and the folder always describe the same collection.
+
+Files named by the input (audio, lyrics) are read only when they are regular
+files inside the input's own folder (the manifest's folder, the music folder)
+or a folder listed in ``data.allowed_roots``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
 import tempfile
+import unicodedata
+import urllib.parse
+import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -35,7 +49,17 @@ from musiclust.data.manifest import TrackRequest, read_manifest
 from musiclust.data.report import RowResult, build_report, summary_line
 from musiclust.data.verify import VerifiedAudio, verify_audio
 from musiclust.data.ytdl import DownloadFailure, NetworkBreaker, YtdlSettings, fetch
-from musiclust.fileio import read_json, safe_id, write_json, write_parquet
+from musiclust.fileio import (
+    InputFileError,
+    UserInputError,
+    check_input_file,
+    link_or_copy,
+    read_json,
+    resolve_roots,
+    safe_id,
+    write_json,
+    write_parquet,
+)
 from musiclust.params import AudioParams, DataParams, DownloadParams
 
 log = logging.getLogger(__name__)
@@ -43,16 +67,14 @@ log = logging.getLogger(__name__)
 SONGS_FILE = "songs.parquet"
 REPORT_FILE = "report.json"
 AUDIO_DIR = "audio"
-STATE_DIR = "state"
-PARTIAL_DIR = ".partial"
-LYRICS_DIR = "lyrics"
+PARTIAL_PREFIX = ".partial-"
 #: songs.parquet columns every source provides (label columns go after ``artist``)
 BASE_COLUMNS = ("song_id", "title", "artist")
 _MAX_LOGGED = 20  # skipped rows named one by one in the log; the report has all
 TAIL_COLUMNS = ("audio_path", "duration_s", "sample_rate", "lyrics", "has_lyrics", "source", "track_id")
 
 
-class AcquisitionError(RuntimeError):
+class AcquisitionError(RuntimeError, UserInputError):
     """Too few songs were acquired (below ``download.min_success_fraction``)."""
 
 
@@ -68,18 +90,18 @@ class AcquireResult:
 
 @dataclass
 class _Context:
-    out_dir: Path
+    out_dir: Path  # the collection being built (swapped into place on success)
+    cache_dir: Path  # finished files and their state records, by source
+    partial_dir: Path  # this run's temporary downloads
     download: DownloadParams
     settings: YtdlSettings
     breaker: NetworkBreaker
+    roots: tuple[Path, ...]  # folders input files may come from
+    max_lyrics_bytes: int
 
     @property
     def audio_dir(self) -> Path:
         return self.out_dir / AUDIO_DIR
-
-    @property
-    def state_dir(self) -> Path:
-        return self.out_dir / STATE_DIR
 
 
 def assign_song_ids(requests: list[TrackRequest]) -> dict[int, str]:
@@ -121,30 +143,38 @@ def acquire(
     out_dir: str | Path,
     manifest: str | Path | None = None,
     folder: str | Path | None = None,
+    cache_dir: str | Path | None = None,
 ) -> AcquireResult:
     """Acquire the collection named by ``data.source`` into ``out_dir``; write table and report.
 
     ``manifest``/``folder`` override ``data.manifest``/``data.folder`` (the
-    stage passes the paths it declares to DVC). Raises :class:`AcquisitionError`
-    after writing both files when the success fraction is below
-    ``download.min_success_fraction``.
+    stage passes the paths it declares to DVC); ``cache_dir`` overrides
+    ``download.cache_dir``. The collection is built in a folder beside
+    ``out_dir`` and replaces it only on success. Raises
+    :class:`AcquisitionError` when the success fraction is below
+    ``download.min_success_fraction``; ``out_dir`` is then left as it was and
+    the new table and report stay in the folder the message names.
     """
-    out_dir = Path(out_dir)
-    (out_dir / AUDIO_DIR).mkdir(parents=True, exist_ok=True)
-    _remove_partials(out_dir)
+    out_dir = Path(out_dir).absolute()
+    _check_replaceable(out_dir)
+    build = out_dir.with_name(f".{out_dir.name}.new")
+    shutil.rmtree(build, ignore_errors=True)
+    (build / AUDIO_DIR).mkdir(parents=True)
     ignored: list[str] | None = None
     if data.source == "demo":
-        results = _acquire_demo(data, audio, seed, out_dir)
+        results = _acquire_demo(data, audio, seed, build)
         input_ref = "demo"
     else:
         if data.source == "manifest":
             path = Path(manifest or data.manifest)
             requests = read_manifest(path, data.label_columns)
             input_ref = str(path)
+            base = path.resolve().parent
         else:
-            root = Path(folder or data.folder)
+            root = Path(folder or data.folder).expanduser()
             requests, ignored = scan_folder(root, data.folder_layout, data.label_columns)
             input_ref = str(root)
+            base = root.resolve()
         log.info("%s: %d row(s) from %s", data.source, len(requests), input_ref)
         settings = YtdlSettings(
             audio_format=download.audio_format,
@@ -153,24 +183,80 @@ def acquire(
             retries=download.retries,
             backoff_s=download.backoff_s,
         )
-        ctx = _Context(out_dir, download, settings, NetworkBreaker())
-        results = _acquire_requests(requests, ctx)
-        _remove_partials(out_dir)
+        cache = Path(cache_dir if cache_dir is not None else download.cache_dir).expanduser().absolute()
+        if cache.is_relative_to(out_dir) or out_dir.is_relative_to(cache):
+            raise AcquisitionError(
+                f"download.cache_dir ({cache}) must be outside the output folder {out_dir} and not contain it: "
+                "the output is replaced on every run"
+            )
+        cache.mkdir(parents=True, exist_ok=True)
+        _remove_partials(cache)
+        partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=cache))
+        roots = (base, *resolve_roots(data.allowed_roots))
+        ctx = _Context(
+            build, cache, partial, download, settings, NetworkBreaker(), roots, data.max_lyrics_bytes
+        )
+        try:
+            results = _acquire_requests(requests, ctx)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
 
-    songs = _songs_frame(results, data.label_columns)
-    _remove_stale(out_dir, songs)
+    songs, label_notes = _songs_frame(results, data.label_columns)
     report = build_report(data.source, input_ref, results, ignored)
-    songs_path, report_path = out_dir / SONGS_FILE, out_dir / REPORT_FILE
-    write_parquet(songs, songs_path)
-    write_json(report_path, report)
-    log.info("%s; report: %s", summary_line(report), report_path)
+    if label_notes:
+        report["label_notes"] = label_notes
+        for note in label_notes:
+            log.warning("labels: %s", note)
+    write_parquet(songs, build / SONGS_FILE)
+    write_json(build / REPORT_FILE, report)
     skipped = [r for r in report["rows"] if r["status"] == "skipped"]
     for r in skipped[:_MAX_LOGGED]:
         log.warning("skipped row %d (%s): %s - %s", r["row"], r["source"][:80], r["reason"], r["detail"])
     if len(skipped) > _MAX_LOGGED:
-        log.warning("... and %d more skipped rows, all listed in %s", len(skipped) - _MAX_LOGGED, report_path)
-    check_success(report, download.min_success_fraction, report_path)
+        log.warning(
+            "... and %d more skipped rows, all listed in %s", len(skipped) - _MAX_LOGGED, build / REPORT_FILE
+        )
+    try:
+        check_success(report, download.min_success_fraction, build / REPORT_FILE)
+    except AcquisitionError as exc:
+        kept = f"; the previous collection in {out_dir} is unchanged" if out_dir.exists() else ""
+        raise AcquisitionError(f"{exc}{kept}") from None
+    _swap_in(build, out_dir)
+    songs_path, report_path = out_dir / SONGS_FILE, out_dir / REPORT_FILE
+    log.info("%s; report: %s", summary_line(report), report_path)
     return AcquireResult(songs, report, songs_path, report_path)
+
+
+#: what a previous run (this version or an older one) leaves in the output folder
+_OWN_ENTRIES = {AUDIO_DIR, SONGS_FILE, REPORT_FILE, "lyrics", "state", ".partial"}
+
+
+def _check_replaceable(out_dir: Path) -> None:
+    """Refuse an output folder holding anything this stage did not write: it is replaced whole."""
+    if out_dir == Path.cwd() or Path.cwd().is_relative_to(out_dir) or out_dir.parent == out_dir:
+        raise AcquisitionError(
+            f"--out {out_dir} contains the working folder; give a folder of its own (data/raw)"
+        )
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise AcquisitionError(f"--out {out_dir} is not a folder")
+    foreign = sorted(p.name for p in out_dir.iterdir() if p.name not in _OWN_ENTRIES)
+    if foreign:
+        raise AcquisitionError(
+            f"--out {out_dir} holds files the download stage did not write ({', '.join(foreign[:5])}"
+            f"{', ...' if len(foreign) > 5 else ''}); it replaces that folder whole, so give an empty or own folder"
+        )
+
+
+def _swap_in(build: Path, out_dir: Path) -> None:
+    """Replace ``out_dir`` by the finished ``build`` folder (two renames; the old one is then deleted)."""
+    old = out_dir.with_name(f".{out_dir.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out_dir.exists() or out_dir.is_symlink():
+        os.replace(out_dir, old)
+    os.replace(build, out_dir)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def check_success(report: dict, min_fraction: float, report_path: str | Path) -> None:
@@ -284,13 +370,14 @@ def _guarded(
         )
 
 
-def _state_path(ctx: _Context, song_id: str) -> Path:
-    return ctx.state_dir / f"{song_id}.json"
+def _entry(key: dict) -> str:
+    """Cache name of a source: a hash of what identifies it (URL and format, or path, size and mtime)."""
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode("utf-8")).hexdigest()[:24]
 
 
-def _reusable(ctx: _Context, song_id: str, key: dict) -> dict | None:
-    """The state record of a finished file for this exact source, if the file is still intact."""
-    sp = _state_path(ctx, song_id)
+def _reusable(ctx: _Context, key: dict) -> dict | None:
+    """The state record of a finished cached file for this exact source, if the file is still intact."""
+    sp = ctx.cache_dir / f"{_entry(key)}.json"
     if not sp.is_file():
         return None
     try:
@@ -299,7 +386,7 @@ def _reusable(ctx: _Context, song_id: str, key: dict) -> dict | None:
         return None
     if state.get("key") != key:
         return None
-    f = ctx.audio_dir / str(state.get("file", ""))
+    f = ctx.cache_dir / str(state.get("file", ""))
     if not f.is_file() or f.stat().st_size != state.get("size"):
         return None
     try:
@@ -309,11 +396,10 @@ def _reusable(ctx: _Context, song_id: str, key: dict) -> dict | None:
     return state
 
 
-def _accept(
-    ctx: _Context, req: TrackRequest, tmp: Path, ext: str, info: VerifiedAudio, key: dict, extra: dict
-) -> dict:
-    """Rename a verified temporary file into place and record where it came from."""
-    dest = ctx.audio_dir / f"{req.song_id}{ext}"
+def _accept(ctx: _Context, tmp: Path, ext: str, info: VerifiedAudio, key: dict, extra: dict) -> dict:
+    """Rename a verified temporary file into the cache and record where it came from."""
+    entry = _entry(key)
+    dest = ctx.cache_dir / f"{entry}{ext}"
     os.replace(tmp, dest)
     state = {
         "key": key,
@@ -325,8 +411,32 @@ def _accept(
         "peak": round(info.peak, 6),
         **extra,
     }
-    write_json(_state_path(ctx, req.song_id), state)
+    write_json(ctx.cache_dir / f"{entry}.json", state)
     return state
+
+
+def _place(ctx: _Context, req: TrackRequest, state: dict) -> str:
+    """Link the cached file into the collection as ``audio/<song_id><ext>``; returns that name."""
+    src = ctx.cache_dir / state["file"]
+    name = f"{req.song_id}{src.suffix}"
+    dest = ctx.audio_dir / name
+    dest.unlink(missing_ok=True)
+    link_or_copy(src, dest)
+    return name
+
+
+def _refused(req: TrackRequest, exc: InputFileError) -> RowResult:
+    hint = ""
+    if exc.reason == "missing file" and req.source.startswith("-"):
+        hint = " (a source starting with '-' is read as a file name, never as an option)"
+    return RowResult.skipped(
+        req.row,
+        req.source,
+        req.track_id,
+        req.song_id,
+        exc.reason,
+        f"{req.where}: {exc.path}: {exc.detail}{hint}",
+    )
 
 
 def _too_long(req: TrackRequest, duration_s: float, ctx: _Context) -> RowResult | None:
@@ -344,24 +454,16 @@ def _too_long(req: TrackRequest, duration_s: float, ctx: _Context) -> RowResult 
 
 
 def _from_local(req: TrackRequest, ctx: _Context) -> RowResult:
-    path = req.local_path
-    assert path is not None
-    if not path.is_file():
-        hint = ""
-        if req.source.startswith("-"):
-            hint = " (a source starting with '-' is read as a file name, never as an option)"
-        what = "is a folder, not a file" if path.is_dir() else "does not exist"
-        return RowResult.skipped(
-            req.row,
-            req.source,
-            req.track_id,
-            req.song_id,
-            "missing file",
-            f"{req.where}: {path} {what}{hint}",
-        )
+    assert req.local_path is not None
+    try:
+        path = check_input_file(req.local_path, ctx.roots)
+    except InputFileError as exc:
+        if exc.reason == "not a regular file" and req.local_path.is_dir():
+            exc.detail = "is a folder, not a file"
+        return _refused(req, exc)
     st = path.stat()
-    key = {"source": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
-    state = _reusable(ctx, req.song_id, key)
+    key = {"source": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    state = _reusable(ctx, key)
     if state is None:
         ext = path.suffix.lower()
         if st.st_size == 0:
@@ -386,21 +488,35 @@ def _from_local(req: TrackRequest, ctx: _Context) -> RowResult:
         if (skip := _too_long(req, info.duration_s, ctx)) is not None:
             return skip
         # copy, not link: DVC makes cached files read-only, which must never touch the user's originals
-        fd, tmp = tempfile.mkstemp(prefix=f".{req.song_id}.", suffix=".part", dir=ctx.audio_dir)
+        fd, tmp = tempfile.mkstemp(prefix=f".{req.song_id}.", suffix=".part", dir=ctx.partial_dir)
         os.close(fd)
         try:
             shutil.copyfile(path, tmp)
-            state = _accept(ctx, req, Path(tmp), ext, info, key, {})
+            state = _accept(ctx, Path(tmp), ext, info, key, {})
         finally:
             Path(tmp).unlink(missing_ok=True)
     return _ok(req, ctx, state, title=req.title or path.stem)
 
 
+def _file_url_path(source: str) -> Path | None:
+    """The local path of a ``file://`` URL, else None."""
+    parts = urllib.parse.urlsplit(source.strip())
+    if parts.scheme.lower() != "file":
+        return None
+    return Path(urllib.request.url2pathname(parts.path))
+
+
 def _from_url(req: TrackRequest, ctx: _Context) -> RowResult:
+    local = _file_url_path(req.source)
+    if local is not None:  # yt-dlp would read any file:// path: the same rule as for local files
+        try:
+            check_input_file(local, ctx.roots)
+        except InputFileError as exc:
+            return _refused(req, exc)
     key = {"source": req.source, "audio_format": ctx.settings.audio_format}
-    state = _reusable(ctx, req.song_id, key)
+    state = _reusable(ctx, key)
     if state is None:
-        work = ctx.out_dir / PARTIAL_DIR / req.song_id
+        work = ctx.partial_dir / req.song_id
         try:
             try:
                 path, meta, attempts = fetch(req.source, work, req.song_id, ctx.settings, ctx.breaker)
@@ -426,7 +542,7 @@ def _from_url(req: TrackRequest, ctx: _Context) -> RowResult:
                 "remote_title": meta.get("title"),
                 "uploader": meta.get("uploader"),
             }
-            state = _accept(ctx, req, path, path.suffix.lower(), info, key, extra)
+            state = _accept(ctx, path, path.suffix.lower(), info, key, extra)
             log.info("%s: downloaded in %d attempt(s)", req.song_id, attempts)
         finally:
             shutil.rmtree(work, ignore_errors=True)
@@ -448,13 +564,16 @@ def _ok(
     artist: str | None = None,
     resolved: str | None = None,
 ) -> RowResult:
-    lyr = resolve_lyrics(req.lyrics, req.lyrics_path)
+    lyr = resolve_lyrics(req.lyrics, req.lyrics_path, ctx.roots, ctx.max_lyrics_bytes)
+    if lyr.has_lyrics and lyr.detail:
+        log.warning("%s (%s): lyrics %s", req.song_id, req.where, lyr.detail)
+    name = _place(ctx, req, state)
     record = {
         "song_id": req.song_id,
         "title": title,
         "artist": artist if artist is not None else req.artist,
         **req.labels,
-        "audio_path": f"{AUDIO_DIR}/{state['file']}",
+        "audio_path": f"{AUDIO_DIR}/{name}",
         "duration_s": float(state["duration_s"]),
         "sample_rate": int(state["sample_rate"]),
         "lyrics": lyr.text,
@@ -485,8 +604,38 @@ def _ok(
 # --------------------------------------------------------------------------- outputs
 
 
-def _songs_frame(results: list[RowResult], label_columns: tuple[str, ...]) -> pd.DataFrame:
+def normalize_label(value: object) -> object:
+    """One spelling per class: NFC, surrounding space removed, lower case (``' EN '`` -> ``'en'``)."""
+    if not isinstance(value, str):
+        return value
+    text = " ".join(unicodedata.normalize("NFC", value).split()).lower()
+    return text or None
+
+
+def normalize_labels(records: list[dict], label_columns: tuple[str, ...]) -> list[str]:
+    """Normalize label cells in place; returns one note per column where that merged spellings."""
+    notes = []
+    for c in label_columns:
+        merged: dict[object, set[str]] = {}
+        for rec in records:
+            if c in rec:
+                raw = rec[c]
+                rec[c] = normalize_label(raw)
+                if isinstance(raw, str):
+                    merged.setdefault(rec[c], set()).add(raw)
+        groups = [
+            f"{sorted(v)} -> {k!r}"
+            for k, v in sorted(merged.items(), key=lambda kv: str(kv[0]))
+            if len(v) > 1
+        ]
+        if groups:
+            notes.append(f"{c}: spellings merged (case and spaces ignored): " + "; ".join(groups))
+    return notes
+
+
+def _songs_frame(results: list[RowResult], label_columns: tuple[str, ...]) -> tuple[pd.DataFrame, list[str]]:
     records = [r.record for r in sorted(results, key=lambda r: r.row) if r.status == "ok" and r.record]
+    notes = normalize_labels(records, label_columns)
     head = list(BASE_COLUMNS) + [c for c in label_columns if c not in BASE_COLUMNS + TAIL_COLUMNS]
     df = pd.DataFrame.from_records(records) if records else pd.DataFrame()
     for c in head + list(TAIL_COLUMNS):
@@ -500,29 +649,10 @@ def _songs_frame(results: list[RowResult], label_columns: tuple[str, ...]) -> pd
     for c in head + ["lyrics", "source", "track_id"] + extra:
         if df[c].dtype == object or df[c].isna().all():
             df[c] = df[c].astype("object").where(df[c].notna(), None)
-    return df.reset_index(drop=True)
+    return df.reset_index(drop=True), notes
 
 
-def _remove_partials(out_dir: Path) -> None:
-    """Leftovers of an interrupted run: temp downloads and half-copied files are never reused."""
-    shutil.rmtree(out_dir / PARTIAL_DIR, ignore_errors=True)
-    for p in (out_dir / AUDIO_DIR).glob(".*.part"):
-        p.unlink(missing_ok=True)
-
-
-def _remove_stale(out_dir: Path, songs: pd.DataFrame) -> None:
-    """Delete audio and state files of songs not ``ok`` in this run (older sources, failed rows)."""
-    keep_audio = {Path(p).name for p in songs["audio_path"]}
-    keep_state = {f"{s}.json" for s in songs["song_id"]}
-    keep_lyrics = {f"{s}.txt" for s in songs["song_id"]}  # the demo writes lyrics/<song_id>.txt
-    removed = 0
-    for sub, keep in ((AUDIO_DIR, keep_audio), (STATE_DIR, keep_state), (LYRICS_DIR, keep_lyrics)):
-        d = out_dir / sub
-        if not d.is_dir():
-            continue
-        for p in d.iterdir():
-            if p.is_file() and p.name not in keep:
-                p.unlink()
-                removed += 1
-    if removed:
-        log.info("removed %d file(s) of songs that are not in this run's collection", removed)
+def _remove_partials(cache_dir: Path) -> None:
+    """Leftovers of an interrupted run: temporary downloads and half copies are never reused."""
+    for p in cache_dir.glob(f"{PARTIAL_PREFIX}*"):
+        shutil.rmtree(p, ignore_errors=True)

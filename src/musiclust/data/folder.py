@@ -12,16 +12,24 @@ An optional ``<root>/labels.csv`` with a ``path`` column (relative to the root)
 overrides or adds labels per file (any label column, plus ``track_id``,
 ``title``, ``artist``, ``lyrics_path``, ``lyrics``). Files it lists that do not
 exist become rows that are reported as ``missing file``.
+
+Every entry the scan sees is accounted for: an entry with an audio name becomes
+a row even when it is a broken link, a symlink loop or a named pipe (the
+download stage then skips it with that reason, never reading it); other
+entries, including symlinked folders (not followed), are listed as ignored.
+Hidden entries (``.DS_Store``, ``._x``) are skipped.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import Counter
 from pathlib import Path
 
 from musiclust.audio.io import AUDIO_EXTENSIONS
 from musiclust.data.manifest import KNOWN_COLUMNS, ManifestError, TrackRequest, _cell, read_table
+from musiclust.fileio import InputFileError, check_input_file, resolve_roots
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +58,10 @@ def scan_folder(
     depth = {"genre": 1, "language/genre": 2}[layout]
 
     files, ignored = [], []
-    for p in sorted(root.rglob("*")):
-        if not p.is_file():
+    for rel, is_followed_dir in _walk(root):
+        if is_followed_dir or rel.as_posix() == LABELS_FILE:
             continue
-        rel = p.relative_to(root)
-        if any(part.startswith(".") for part in rel.parts) or rel.as_posix() == LABELS_FILE:
-            continue  # hidden files (.DS_Store, ._AppleDouble) and our own labels file
-        (files if _is_audio_name(p) else ignored).append(rel)
+        (files if _is_audio_name(rel) else ignored).append(rel)
 
     table = _labels_table(root)
     stems = Counter(f.stem.lower() for f in files)
@@ -106,10 +111,41 @@ def scan_folder(
     return requests, [i.as_posix() for i in ignored]
 
 
+def _walk(root: Path) -> list[tuple[Path, bool]]:
+    """Every non-hidden entry under ``root`` (relative, sorted) and whether it is a folder descended into.
+
+    Symbolic links are never followed into folders (a loop cannot trap the scan and a
+    link cannot pull in a tree elsewhere); a symlinked folder is reported as an entry.
+    """
+    out: list[tuple[Path, bool]] = []
+
+    def unreadable(exc: OSError) -> None:
+        # a folder that cannot be listed is reported (as ignored, with a warning), never skipped silently
+        rel = Path(exc.filename).relative_to(root) if exc.filename else Path(".")
+        log.warning(
+            "%s: cannot list folder %s (%s): its files are not in the collection", root, rel, exc.strerror
+        )
+        out.append((rel, False))
+
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False, onerror=unreadable):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for d in dirnames:
+            out.append(((here / d).relative_to(root), not (here / d).is_symlink()))
+        for f in filenames:
+            if not f.startswith("."):  # hidden files (.DS_Store, ._AppleDouble)
+                out.append(((here / f).relative_to(root), False))
+    return sorted(out)
+
+
 def _labels_table(root: Path) -> dict[str, dict]:
     path = root / LABELS_FILE
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return {}
+    try:
+        check_input_file(path, resolve_roots([root]))
+    except InputFileError as exc:
+        raise ManifestError(f"{path}: {exc.reason} ({exc.detail})") from None
     df = read_table(path)
     if "path" not in df.columns:
         raise ManifestError(f"{path}: needs a 'path' column with file paths relative to {root}")

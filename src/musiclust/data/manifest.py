@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from musiclust.fileio import UserInputError
+
 #: columns with a fixed meaning; everything else is metadata
 KNOWN_COLUMNS = ("track_id", "title", "artist", "source", "lyrics_path", "lyrics")
 
@@ -28,7 +30,7 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _SEARCH = re.compile(r"^[a-z]+search(?:\d+|all|date)?:", re.IGNORECASE)
 
 
-class ManifestError(ValueError):
+class ManifestError(ValueError, UserInputError):
     """The manifest as a whole cannot be used (missing file, no ``source`` column, not CSV)."""
 
 
@@ -75,6 +77,8 @@ def _cell(value: Any) -> str | None:
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV as text columns (nothing coerced to numbers), UTF-8 with BOM tolerated."""
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ManifestError(f"{path}: not a regular file (a folder, pipe or device); give a CSV file")
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; set data.manifest in params.yaml to your CSV")
     try:
