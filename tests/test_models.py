@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -62,11 +64,29 @@ def _model(key: str, seed: int = 0):
     return build_model(key, CFG[key], DIMS)
 
 
+#: an author-year citation ("Kingma & Welling, ... 2014", "Higgins et al., ... 2017", "Smith, 2019")
+#: or an arXiv id; the title/venue between the authors and the year may run to 160 characters
+_NAME = r"[A-Z][a-z][\w'-]*"
+CITATION = re.compile(
+    rf"{_NAME} et al\.?[^()]{{0,160}}?\b(?:19|20)\d{{2}}\b"  # Higgins et al., ... 2017
+    rf"|{_NAME}(?:, {_NAME})*,? (?:&|and) {_NAME}\b[^()]{{0,160}}?\b(?:19|20)\d{{2}}\b"  # A, B & C ... 2017
+    rf"|{_NAME},? \(?(?:19|20)\d{{2}}\b"  # Smith, 2019 / Smith (2019)
+    r"|arXiv:\d{4}\.\d{4,5}"
+)
+
+
+def test_citation_pattern():
+    assert CITATION.search('(Kingma & Welling, "Auto-Encoding Variational Bayes", ICLR 2014)')
+    assert CITATION.search("Higgins et al., ICLR 2017") and CITATION.search("see arXiv:1312.6114")
+    assert not CITATION.search("MLP (two layers) on a clip feature vector")
+    assert not CITATION.search("a (B, 2D) tensor") and not CITATION.search("Trained in 2014 (see above)")
+
+
 def test_registry_covers_the_family():
     assert set(REGISTRY) == set(CFG)
     for key, cls in REGISTRY.items():
         assert cls.key == key
-        assert "et al" in cls.__doc__ or "(" in cls.__doc__.splitlines()[0], f"{key} must cite its paper"
+        assert CITATION.search(" ".join(cls.__doc__.split())), f"{key} must cite its paper (Author, Year)"
 
 
 @pytest.mark.parametrize("key", sorted(REGISTRY))

@@ -10,7 +10,14 @@ models that need more say so in :attr:`LatentModel.needs`:
 Every model implements ``encode(batch) -> (mu, logvar)`` (``logvar`` is ``None`` for a
 deterministic encoder), ``decode(z, batch) -> recon dict``, ``forward`` and
 ``loss(batch, kl_weight) -> {"recon", "kl", "total"}`` (batch means of per-example sums),
-so one training loop and one encoding function serve them all.
+so one training loop and one encoding function serve them all. What the loop needs beyond
+that is also on the interface, with defaults that most models keep:
+
+- ``objective(recon, kl, kl_weight)``: how ``loss`` combines its parts into ``total`` (the loop
+  uses it for the full-weight training total of an epoch);
+- ``pretrain_epochs`` / ``pretraining`` / ``after_pretraining(codes, seed)``: an optional first
+  training stage (VaDE's autoencoder pretraining and GMM initialisation of its prior);
+- ``assign(batch)``: the model's own cluster of each example, or ``None`` (every model but VaDE).
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ class LatentModel(nn.Module, abc.ABC):
     config_keys: ClassVar[frozenset[str]] = frozenset({"latent_dim", "hidden"})
     #: KL weight of the objective (beta-VAE overrides it)
     beta: float = 1.0
+    #: epochs of a first training stage run before the main one (0: none); see after_pretraining
+    pretrain_epochs: int = 0
+    #: True while the loop runs that first stage (a model's ``loss`` may then differ)
+    pretraining: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
@@ -102,8 +113,26 @@ class LatentModel(nn.Module, abc.ABC):
         out = self.forward(batch)
         recon = sse(out["recon"]["x"], self.targets(batch)["x"])
         kl = gaussian_kl(out["mu"], out["logvar"]) if out["logvar"] is not None else torch.zeros_like(recon)
-        total = recon + kl_weight * self.beta * kl
+        total = self.objective(recon, kl, kl_weight)
         return {"recon": recon.mean(), "kl": kl.mean(), "total": total.mean()}
+
+    def objective(self, recon: Any, kl: Any, kl_weight: float = 1.0) -> Any:
+        """The loss total from its parts (tensors or floats): ``recon + kl_weight * beta * kl``.
+
+        :meth:`loss` uses it, and the training loop calls it on an epoch's mean recon and kl
+        (at ``kl_weight`` 1) so that the reported training total is the model's own objective.
+        """
+        return recon + kl_weight * self.beta * kl
+
+    def after_pretraining(self, codes: np.ndarray, seed: int) -> dict[str, Any]:
+        """Called once after the ``pretrain_epochs`` stage with the TRAIN clips' codes ``(N, D)``
+        (posterior means); returns a summary (primitives) for info.json. Default: nothing to do."""
+        return {}
+
+    @torch.no_grad()
+    def assign(self, batch: Batch) -> torch.Tensor | None:
+        """The model's own cluster ``(B,)`` int of each example, or ``None`` when it has none."""
+        return None
 
     @torch.no_grad()
     def latent(self, batch: Batch) -> torch.Tensor:

@@ -104,33 +104,7 @@ def load_clip_data(
     n_in = len(segments)
     skipped: dict[str, int] = {}
     keep = np.ones(n_in, dtype=bool)
-    inputs: dict[str, Any] = {"x_kind": x_kind}
-
-    # audio input, aligned by segment_id
-    if x_kind == "vector":
-        ids, x, columns = load_vectors(features_dir, list(feature_sets), standardize=True)
-        if expected_columns is not None and list(expected_columns) != list(columns):
-            raise TrainingDataError(
-                f"{features_dir}: feature columns differ from the ones the model was trained on "
-                f"({len(columns)} vs {len(expected_columns)}); featurize with the same features params"
-            )
-        inputs.update(
-            feature_sets=list(feature_sets), columns=list(columns), standardized="scalers.json (train split)"
-        )
-    elif x_kind == "logmel":
-        index, x = load_tensors(features_dir, "logmel")
-        ids = index["segment_id"]
-        if x.ndim != 3:
-            raise TrainingDataError(
-                f"{features_dir}/logmel: expected (n, n_mels, frames) tensors, got {x.shape}"
-            )
-        inputs.update(feature_sets=["logmel"], shape=[int(x.shape[1]), int(x.shape[2])])
-    else:
-        raise TrainingDataError(f"unknown input kind {x_kind!r}")
-    if len(ids) == 0:
-        raise TrainingDataError(
-            f"{features_dir}: the {inputs['feature_sets']} features have no rows; re-run featurize"
-        )
+    ids, x, inputs, dims = _read_audio(features_dir, x_kind, feature_sets, expected_columns)
     pos = pd.Series(np.arange(len(ids)), index=pd.Index(ids.astype(str)))
     if pos.index.has_duplicates:
         raise TrainingDataError(
@@ -145,77 +119,14 @@ def load_clip_data(
         finite = np.isfinite(x_all.reshape(n_in, -1)).all(axis=1)
         _skip(skipped, keep, ~finite & keep, "non_finite_features")
     arrays: dict[str, np.ndarray] = {"x": x_all}
-    dims: dict[str, Any] = {}
-    if x_kind == "vector":
-        dims["audio_dim"] = int(np.asarray(x).shape[1])
-    else:
-        dims["logmel_shape"] = inputs["shape"]
-
     if "text" in needs:
         if lyrics is None:
             raise TrainingDataError("this model needs lyrics embeddings but no lyrics table was given")
-        emb_cols = [c for c in lyrics.columns if c.startswith("emb_")]
-        lyr = lyrics.drop_duplicates("song_id").set_index(
-            lyrics.drop_duplicates("song_id")["song_id"].astype(str)
-        )
-        joined = lyr.reindex(segments["song_id"].astype(str))
-        text = joined[emb_cols].to_numpy(np.float32)
-        present = (
-            joined["has_lyrics"].fillna(False).to_numpy(bool)
-            if "has_lyrics" in joined
-            else ~np.isnan(text).any(1)
-        )
-        no_row = joined[emb_cols[0]].isna().to_numpy()
-        bad = ~np.isfinite(text).all(axis=1) & ~no_row
-        if no_row.any():
-            log.warning(
-                "%d clips belong to songs missing from the lyrics table: treated as without lyrics",
-                no_row.sum(),
-            )
-        if bad.any():
-            log.warning("%d clips have non-finite lyrics embeddings: treated as without lyrics", bad.sum())
-        has_text = present & ~no_row & ~bad
-        arrays["text"] = np.where(has_text[:, None], np.nan_to_num(text), 0.0).astype(np.float32)
-        arrays["has_text"] = has_text.astype(np.float32)
-        dims["text_dim"] = len(emb_cols)
-        inputs["text"] = {
-            "table": "lyrics.parquet",
-            "columns": emb_cols,
-            "encoder": str(lyrics["encoder"].iloc[0])
-            if "encoder" in lyrics.columns and len(lyrics)
-            else None,
-            "clips_with_lyrics": int(has_text.sum()),
-            "clips_without_lyrics": int((~has_text).sum()),
-        }
-
+        arrays["text"], arrays["has_text"], dims["text_dim"], inputs["text"] = _text_inputs(segments, lyrics)
     if "cond" in needs:
-        if not condition or condition not in segments.columns:
-            raise TrainingDataError(
-                f"condition column {condition!r} is not in segments.parquet (have {sorted(segments.columns)}); "
-                "set models.cvae.condition to one of the metadata columns"
-            )
-        values = segments[condition]
-        known = (
-            sorted({str(v) for v in values.dropna()})
-            if condition_values is None
-            else [str(v) for v in condition_values]
+        arrays["cond"], dims["condition_values"], inputs["condition"] = _condition_inputs(
+            segments, condition, condition_values
         )
-        lookup = {v: i for i, v in enumerate(known)}
-        idx = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in values], dtype=np.int64)
-        cond = np.zeros((n_in, len(known)), np.float32)
-        cond[np.arange(n_in)[idx >= 0], idx[idx >= 0]] = 1.0
-        if (idx < 0).any():
-            log.warning(
-                "%d clips have a missing or unseen %r value: all-zero condition", (idx < 0).sum(), condition
-            )
-        arrays["cond"] = cond
-        dims["condition_values"] = known
-        inputs["condition"] = {
-            "column": condition,
-            "values": known,
-            "clips_unconditioned": int((idx < 0).sum()),
-        }
-
     clips = segments[list(SEGMENT_COLUMNS)].copy()
     clips["is_silent"] = (
         segments["is_silent"].fillna(False).astype(bool) if "is_silent" in segments else False
@@ -230,6 +141,129 @@ def load_clip_data(
         n_in=n_in,
         skipped=skipped,
     )
+
+
+def _read_audio(
+    features_dir: str | Path,
+    x_kind: str,
+    feature_sets: Sequence[str],
+    expected_columns: Sequence[str] | None,
+) -> tuple[pd.Series, np.ndarray, dict[str, Any], dict[str, Any]]:
+    """``(segment_ids, x, inputs description, dims)`` of the audio input kind ``x_kind``."""
+    inputs: dict[str, Any] = {"x_kind": x_kind}
+    if x_kind == "vector":
+        ids, x, columns = load_vectors(features_dir, list(feature_sets), standardize=True)
+        if expected_columns is not None and list(expected_columns) != list(columns):
+            raise TrainingDataError(
+                f"{features_dir}: feature columns differ from the ones the model was trained on "
+                f"({len(columns)} vs {len(expected_columns)}); featurize with the same features params"
+            )
+        inputs.update(
+            feature_sets=list(feature_sets), columns=list(columns), standardized="scalers.json (train split)"
+        )
+        dims: dict[str, Any] = {"audio_dim": int(np.asarray(x).shape[1])}
+    elif x_kind == "logmel":
+        index, x = load_tensors(features_dir, "logmel")
+        ids = index["segment_id"]
+        if x.ndim != 3:
+            raise TrainingDataError(
+                f"{features_dir}/logmel: expected (n, n_mels, frames) tensors, got {x.shape}"
+            )
+        inputs.update(feature_sets=["logmel"], shape=[int(x.shape[1]), int(x.shape[2])])
+        dims = {"logmel_shape": inputs["shape"]}
+    else:
+        raise TrainingDataError(f"unknown input kind {x_kind!r}")
+    if len(ids) == 0:
+        raise TrainingDataError(
+            f"{features_dir}: the {inputs['feature_sets']} features have no rows; re-run featurize"
+        )
+    return ids, x, inputs, dims
+
+
+def _text_inputs(
+    segments: pd.DataFrame, lyrics: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, int, dict[str, Any]]:
+    """Per-clip lyrics embedding ``(N, E)`` (zero without text), ``has_text`` ``(N,)``, ``E``, description.
+
+    A song has text where its ``text_source`` is not ``none`` (``lyrics`` or an
+    ``audio_description``); tables without that column fall back to ``has_lyrics``.
+    """
+    emb_cols = [c for c in lyrics.columns if c.startswith("emb_")]
+    first = lyrics.drop_duplicates("song_id")
+    joined = first.set_index(first["song_id"].astype(str)).reindex(segments["song_id"].astype(str))
+    text = joined[emb_cols].to_numpy(np.float32)
+    if "text_source" in joined:
+        present = joined["text_source"].fillna("none").astype(str).ne("none").to_numpy()
+    elif "has_lyrics" in joined:
+        present = joined["has_lyrics"].fillna(False).to_numpy(bool)
+    else:
+        present = ~np.isnan(text).any(1)
+    no_row = joined[emb_cols[0]].isna().to_numpy()
+    bad = ~np.isfinite(text).all(axis=1) & ~no_row
+    if no_row.any():
+        log.warning(
+            "%d clips belong to songs missing from the lyrics table: treated as without lyrics", no_row.sum()
+        )
+    if bad.any():
+        log.warning("%d clips have non-finite lyrics embeddings: treated as without lyrics", bad.sum())
+    has_text = present & ~no_row & ~bad
+    description = {
+        "table": "lyrics.parquet",
+        "columns": emb_cols,
+        "encoder": str(lyrics["encoder"].iloc[0]) if "encoder" in lyrics.columns and len(lyrics) else None,
+        "clips_with_lyrics": int(has_text.sum()),
+        "clips_without_lyrics": int((~has_text).sum()),
+    }
+    text = np.where(has_text[:, None], np.nan_to_num(text), 0.0).astype(np.float32)
+    return text, has_text.astype(np.float32), len(emb_cols), description
+
+
+def _condition_inputs(
+    segments: pd.DataFrame, condition: str | None, condition_values: Sequence[str] | None
+) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """One-hot ``(N, C)`` of the metadata column ``condition``, its values, and a description."""
+    if not condition or condition not in segments.columns:
+        raise TrainingDataError(
+            f"condition column {condition!r} is not in segments.parquet (have {sorted(segments.columns)}); "
+            "set models.cvae.condition to one of the metadata columns"
+        )
+    values = segments[condition]
+    known = (
+        sorted({str(v) for v in values.dropna()})
+        if condition_values is None
+        else [str(v) for v in condition_values]
+    )
+    lookup = {v: i for i, v in enumerate(known)}
+    idx = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in values], dtype=np.int64)
+    n = len(segments)
+    cond = np.zeros((n, len(known)), np.float32)
+    cond[np.arange(n)[idx >= 0], idx[idx >= 0]] = 1.0
+    if (idx < 0).any():
+        log.warning(
+            "%d clips have a missing or unseen %r value: all-zero condition", (idx < 0).sum(), condition
+        )
+    description = {"column": condition, "values": known, "clips_unconditioned": int((idx < 0).sum())}
+    return cond, known, description
+
+
+def not_applicable_reason(data: ClipData, needs: Sequence[str], condition: str | None = None) -> str | None:
+    """Why a model with these ``needs`` cannot be trained on ``data`` (one line), or ``None``.
+
+    A text model needs at least one clip whose song has a text (not all ``text_source`` none);
+    a conditional model needs a condition with at least two classes among the TRAIN clips.
+    Training on all-zero inputs instead would give numbers that look like results.
+    """
+    if "text" in needs and not (data.arrays["has_text"] > 0.5).any():
+        return "no song has lyrics (lyrics.parquet: has_lyrics false / text_source none for every song)"
+    if "cond" in needs:
+        values = data.dims.get("condition_values") or []
+        if not values:
+            return f"condition column {condition!r} is empty for every clip"
+        train = data.split_mask("train")
+        n_classes = int((data.arrays["cond"][train].sum(axis=0) > 0).sum())
+        if n_classes < 2:
+            return f"condition column {condition!r} has {n_classes} class(es) in the train split; need at least 2"
+    return None
 
 
 def _skip(skipped: dict[str, int], keep: np.ndarray, mask: np.ndarray, reason: str) -> None:
