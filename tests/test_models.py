@@ -282,3 +282,41 @@ def test_multimodal_objective_terms():
     mu, lv = poe([mu_a], [lv_a], [one])
     ra, ka = sse(model.decode(mu, empty)["x"], batch["x"]), gaussian_kl(mu, lv)
     torch.testing.assert_close(model.loss(empty)["total"], (2 * (ra + ka)).mean())
+
+
+@pytest.mark.parametrize("key", sorted(REGISTRY))
+def test_training_hooks_of_the_interface(key):
+    """What the loop uses beyond encode/decode/loss: objective, pretraining, own assignments."""
+    model = _model(key)
+    batch = _batch(key)
+    model.fit_input_stats({k: v.numpy() for k, v in batch.items()})
+    model.eval()  # posterior means: loss is deterministic, so total must equal the objective
+    parts = model.loss(batch, kl_weight=0.3)
+    total = model.objective(parts["recon"], parts["kl"], 0.3)
+    assert float(parts["total"].detach()) == pytest.approx(float(total.detach()), rel=1e-5)
+    own = model.assign(batch)
+    if key == "vade":
+        assert model.pretrain_epochs == 1 and own.shape == (B,) and own.dtype == torch.int64
+        codes = model.latent(batch).numpy()
+        summary = model.after_pretraining(np.concatenate([codes] * 3), seed=0)
+        assert {"gmm_converged", "gmm_lower_bound"} <= set(summary)
+    else:
+        assert model.pretrain_epochs == 0 and own is None
+        assert model.after_pretraining(np.zeros((4, 3), np.float32), seed=0) == {}
+
+
+def test_no_model_class_checks_outside_models():
+    """Training, clustering and reporting use the interface, never ``isinstance(m, <Model>)``."""
+    from pathlib import Path
+
+    import musiclust
+
+    root = Path(musiclust.__file__).parent
+    names = "|".join(cls.__name__ for cls in REGISTRY.values())
+    pattern = re.compile(rf"isinstance\([^)]*\b({names})\b")
+    hits = [
+        f"{p.relative_to(root)}"
+        for p in root.rglob("*.py")
+        if "models" not in p.relative_to(root).parts and pattern.search(p.read_text())
+    ]
+    assert not hits, f"model class checks outside models/: {hits}"
