@@ -345,3 +345,51 @@ def _assert_not_applicable(out, result, reason_part: str) -> None:
     assert "best_val_loss_mean" not in metrics and metrics["n_clips"] == 48
     hist = pd.read_csv(out / "history.csv")
     assert hist.empty and list(hist.columns) == HISTORY_COLUMNS
+
+
+def test_sharded_array_reads_rows_across_shards_in_order(tmp_path):
+    """Log-mel rows are memory-mapped and read per batch, in the order asked, from any shard."""
+    import pickle
+
+    from musiclust.training.streaming import ShardedArray, batches, open_tensor_set
+
+    d = tmp_path / "features" / "logmel"
+    d.mkdir(parents=True)
+    full = np.arange(7 * 2 * 3, dtype=np.float16).reshape(7, 2, 3)
+    np.save(d / "shard-00000.npy", full[:4])
+    np.save(d / "shard-00001.npy", full[4:])
+    pd.DataFrame(
+        {
+            "segment_id": [f"c{i}" for i in range(7)],
+            "shard": [0, 0, 0, 0, 1, 1, 1],
+            "row": [0, 1, 2, 3, 0, 1, 2],
+        }
+    ).to_parquet(d / "index.parquet", index=False)
+    index, arr = open_tensor_set(tmp_path / "features", "logmel")
+    assert isinstance(arr, ShardedArray) and arr.shape == (7, 2, 3) and arr.dtype == np.float16
+    np.testing.assert_array_equal(arr[np.array([5, 0, 6, 2])], full[[5, 0, 6, 2]])
+    view = arr.subset(np.array([6, 1, 4]))  # lazy: nothing read
+    np.testing.assert_array_equal(view[1:], full[[1, 4]])
+    np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(view))), full[[6, 1, 4]])
+    got = list(batches({"x": arr}, [np.array([3, 4]), np.array([0])], torch.device("cpu")))
+    assert [b["x"].dtype for b in got] == [torch.float32, torch.float32]
+    np.testing.assert_array_equal(got[0]["x"].numpy(), full[[3, 4]].astype(np.float32))
+
+
+def test_logmel_clips_are_streamed_and_workers_do_not_change_results(dataset, tmp_path):
+    from musiclust.training.streaming import ShardedArray
+
+    _, data = _load(dataset, x_kind="logmel")
+    assert isinstance(data.arrays["x"], ShardedArray)  # never the whole set as float32 in memory
+    assert isinstance(data.select(data.split_mask("train"))["x"], ShardedArray)
+    cfg = {"latent_dim": 2, "channels": [4], "pool": [2, 2]}
+    fast = dataclasses.replace(FAST, max_epochs=2)
+    _train("conv_vae", cfg, dataset, tmp_path / "w0", seeds=[0], train_cfg=fast)
+    _train(
+        "conv_vae", cfg, dataset, tmp_path / "w2", seeds=[0], train_cfg=dataclasses.replace(fast, workers=2)
+    )
+    for name in ("latents.parquet", "history.csv", "metrics.json"):
+        assert (tmp_path / "w0" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes(), name
+    # the checkpoints differ only in the params record (train.workers)
+    c0, c2 = (load_model(tmp_path / w / "seed_0.pt")[1] for w in ("w0", "w2"))
+    assert all(torch.equal(v, c2["state_dict"][k]) for k, v in c0["state_dict"].items())

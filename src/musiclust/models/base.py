@@ -23,7 +23,7 @@ that is also on the interface, with defaults that most models keep:
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -157,6 +157,13 @@ def mlp(dims: list[int], final_activation: bool = False) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
+def row_chunks(a: Any, size: int = 4096) -> Iterator[np.ndarray]:
+    """Consecutive blocks of ``size`` rows of an array-like (numpy, or the training's lazy
+    sharded arrays, which read only the rows asked for): a pass over every row in flat memory."""
+    for start in range(0, len(a), size):
+        yield np.asarray(a[start : start + size])
+
+
 # logvar is clamped so exp() can neither overflow nor underflow to a zero variance
 LOGVAR_MIN, LOGVAR_MAX = -12.0, 8.0
 
@@ -199,8 +206,12 @@ class Standardizer(nn.Module):
         if len(x) == 0:
             return  # nothing to fit on (e.g. no training song has lyrics): identity
         x = np.asarray(x, dtype=np.float64)
-        std = x.std(axis=0)
-        self.mean.copy_(torch.as_tensor(x.mean(axis=0), dtype=torch.float32))
+        self.set_stats(x.mean(axis=0), x.std(axis=0))
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Set the statistics directly (e.g. accumulated over chunks); std <= 1e-6 becomes 1."""
+        std = np.asarray(std, dtype=np.float64)
+        self.mean.copy_(torch.as_tensor(np.asarray(mean), dtype=torch.float32))
         self.std.copy_(torch.as_tensor(np.where(std > 1e-6, std, 1.0), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musiclust.features.store import load_tensors, load_vectors
+from musiclust.features.store import load_vectors
+from musiclust.training.streaming import ShardedArray, chunks, open_tensor_set, subset
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ class ClipData:
     """One model's inputs for every usable clip.
 
     ``clips`` (``segment_id``, ``song_id``, ``split``, ``is_silent``) is row-aligned with every
-    array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector or ``(N, n_mels, frames)``
-    log-mel), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
+    array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector, or ``(N, n_mels, frames)``
+    log-mel as a memory-mapped :class:`~musiclust.training.streaming.ShardedArray` read per
+    batch), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
     ``cond`` ``(N, C)`` one-hot.
     """
 
@@ -44,9 +46,9 @@ class ClipData:
     n_in: int
     skipped: dict[str, int] = field(default_factory=dict)
 
-    def select(self, mask: np.ndarray) -> dict[str, np.ndarray]:
-        """Arrays for the rows where ``mask`` is true."""
-        return {k: v[mask] for k, v in self.arrays.items()}
+    def select(self, mask: np.ndarray) -> dict[str, Any]:
+        """Arrays for the rows where ``mask`` is true (sharded ones stay lazy views)."""
+        return {k: subset(v, mask) for k, v in self.arrays.items()}
 
     def split_mask(self, split: str, include_silent: bool = False) -> np.ndarray:
         """Rows of ``split`` (``train``/``val``/``test``), silent clips excluded unless asked."""
@@ -114,11 +116,11 @@ def load_clip_data(
     no_feat = np.isnan(rows)
     _skip(skipped, keep, no_feat, "no_features")
     rows_i = np.where(no_feat, 0, rows).astype(np.int64)
-    x_all = np.asarray(x)[rows_i].astype(np.float32) if len(rows_i) and len(x) else np.zeros((0,), np.float32)
-    if n_in:
-        finite = np.isfinite(x_all.reshape(n_in, -1)).all(axis=1)
+    x_all = subset(x, rows_i) if isinstance(x, ShardedArray) else np.asarray(x)[rows_i].astype(np.float32)
+    if n_in:  # chunk by chunk: a sharded x is never read whole
+        finite = np.concatenate([np.isfinite(c.reshape(len(c), -1)).all(axis=1) for c in chunks(x_all)])
         _skip(skipped, keep, ~finite & keep, "non_finite_features")
-    arrays: dict[str, np.ndarray] = {"x": x_all}
+    arrays: dict[str, Any] = {"x": x_all}
     if "text" in needs:
         if lyrics is None:
             raise TrainingDataError("this model needs lyrics embeddings but no lyrics table was given")
@@ -135,7 +137,7 @@ def load_clip_data(
         log.warning("%d of %d clips cannot be used: %s", n_in - keep.sum(), n_in, skipped)
     return ClipData(
         clips=clips[keep].reset_index(drop=True),
-        arrays={k: v[keep] for k, v in arrays.items()},
+        arrays={k: subset(v, keep) for k, v in arrays.items()},
         dims=dims,
         inputs=inputs,
         n_in=n_in,
@@ -148,8 +150,9 @@ def _read_audio(
     x_kind: str,
     feature_sets: Sequence[str],
     expected_columns: Sequence[str] | None,
-) -> tuple[pd.Series, np.ndarray, dict[str, Any], dict[str, Any]]:
-    """``(segment_ids, x, inputs description, dims)`` of the audio input kind ``x_kind``."""
+) -> tuple[pd.Series, Any, dict[str, Any], dict[str, Any]]:
+    """``(segment_ids, x, inputs description, dims)`` of the audio input kind ``x_kind``
+    (``x``: float32 array for vectors, a lazy :class:`ShardedArray` for log-mel patches)."""
     inputs: dict[str, Any] = {"x_kind": x_kind}
     if x_kind == "vector":
         ids, x, columns = load_vectors(features_dir, list(feature_sets), standardize=True)
@@ -163,7 +166,7 @@ def _read_audio(
         )
         dims: dict[str, Any] = {"audio_dim": int(np.asarray(x).shape[1])}
     elif x_kind == "logmel":
-        index, x = load_tensors(features_dir, "logmel")
+        index, x = open_tensor_set(features_dir, "logmel")
         ids = index["segment_id"]
         if x.ndim != 3:
             raise TrainingDataError(

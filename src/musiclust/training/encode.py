@@ -12,7 +12,8 @@ import torch
 
 from musiclust.models.base import LatentModel
 from musiclust.training.data import ClipData, load_clip_data
-from musiclust.training.loop import EVAL_BATCH, to_tensors
+from musiclust.training.loop import EVAL_BATCH
+from musiclust.training.streaming import batches, sequential
 
 
 def latent_columns(latent_dim: int) -> list[str]:
@@ -22,18 +23,19 @@ def latent_columns(latent_dim: int) -> list[str]:
 
 @torch.no_grad()
 def encode_arrays(
-    model: LatentModel, arrays: Mapping[str, np.ndarray], device: str | torch.device = "cpu"
+    model: LatentModel,
+    arrays: Mapping[str, Any],
+    device: str | torch.device = "cpu",
+    workers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Posterior means ``(N, D)`` of input arrays (keys as in a training batch) and the model's
-    own cluster assignments ``(N,)`` (:meth:`LatentModel.assign`; ``None`` when it has none)."""
+    """Posterior means ``(N, D)`` of input arrays (keys as in a training batch; numpy or
+    sharded, read in batches) and the model's own cluster assignments ``(N,)``
+    (:meth:`LatentModel.assign`; ``None`` when it has none)."""
     model.eval()
     device = torch.device(device)
     model.to(device)
-    data = to_tensors(arrays, device)
-    n = len(data["x"])
     mus, clusters = [], []
-    for start in range(0, n, EVAL_BATCH):
-        batch = {k: v[start : start + EVAL_BATCH] for k, v in data.items()}
+    for batch in batches(arrays, sequential(len(arrays["x"]), EVAL_BATCH), device, workers):
         mus.append(model.latent(batch).float().cpu().numpy())
         own = model.assign(batch)
         if own is not None:

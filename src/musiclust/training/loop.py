@@ -11,8 +11,9 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from musiclust.models.base import LatentModel
 from musiclust.params import TrainParams
+from musiclust.training.streaming import batches, sequential
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +82,23 @@ def kl_weight_at(epoch: int, warmup_epochs: int) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: LatentModel, data: Mapping[str, torch.Tensor], kl_weight: float = 1.0
+    model: LatentModel,
+    data: Mapping[str, Any],
+    kl_weight: float = 1.0,
+    *,
+    device: torch.device | None = None,
+    workers: int = 0,
 ) -> dict[str, float]:
-    """Mean recon/kl/total over ``data`` in eval mode (posterior means, no sampling)."""
+    """Mean recon/kl/total over ``data`` in eval mode (posterior means, no sampling).
+
+    ``data``: arrays keyed like a batch (numpy, :class:`~musiclust.training.streaming.ShardedArray`
+    or tensors), read in batches of :data:`EVAL_BATCH`; ``device`` defaults to the model's.
+    """
     model.eval()
-    n = len(next(iter(data.values())))
+    device = device or next(model.parameters()).device
+    n = len(data["x"])
     sums = {"recon": 0.0, "kl": 0.0, "total": 0.0}
-    device = next(iter(data.values())).device
-    for start in range(0, n, EVAL_BATCH):
-        batch = {k: v[start : start + EVAL_BATCH] for k, v in data.items()}
+    for batch in batches(data, sequential(n, EVAL_BATCH), device, workers):
         with _autocast(device):
             parts = model.loss(batch, kl_weight=kl_weight)
         b = len(batch["x"])
@@ -119,13 +129,12 @@ def fit(
     max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
     warmup = cfg.kl_warmup_epochs if kl_warmup_epochs is None else kl_warmup_epochs
     model.to(device)
-    tr = to_tensors(train, device)
-    n = len(tr["x"])
+    n = len(train["x"])
     if n < 2:
         raise TrainingError(
             f"{label}: {n} training clips; need at least 2 (check the split and silence flags)"
         )
-    va = to_tensors(val, device) if val is not None and len(val["x"]) else None
+    va = val if val is not None and len(val["x"]) else None
     if va is None:
         log.warning(
             "%s seed %d: no validation clips; early stopping uses the training loss instead", label, seed
@@ -142,8 +151,11 @@ def fit(
     bar = tqdm(range(max_epochs), desc=f"{label} seed {seed}", leave=False, mininterval=2.0)
     for epoch in bar:
         w = kl_weight_at(epoch, warmup)
-        tr_m = _train_epoch(model, tr, step, torch.randperm(n, generator=gen), bs, w, epoch)
-        va_m = evaluate(model, va) if va is not None else tr_m
+        perm = torch.randperm(n, generator=gen).numpy()
+        # drop a trailing batch of one: batch norm cannot train on it
+        order = [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
+        tr_m = _train_epoch(model, batches(train, order, device, cfg.workers), step, w, epoch)
+        va_m = evaluate(model, va, device=device, workers=cfg.workers) if va is not None else tr_m
         if not math.isfinite(va_m["total"]):
             raise TrainingError(f"{label}: validation loss is {va_m['total']} at epoch {epoch} (seed {seed})")
         res.history.append(_history_row(epoch, seed, tr_m, va_m, step.opt.param_groups[0]["lr"], w))
@@ -224,28 +236,21 @@ class _Stepper:
 
 def _train_epoch(
     model: LatentModel,
-    tr: Mapping[str, torch.Tensor],
+    loader: Iterable[Mapping[str, torch.Tensor]],
     step: _Stepper,
-    perm: torch.Tensor,
-    bs: int,
     kl_weight: float,
     epoch: int,
 ) -> dict[str, float]:
-    """One pass over the training clips in the order ``perm``; means of recon, kl and total.
+    """One pass over the training batches of ``loader``; means of recon, kl and total.
 
     The total is the model's objective at full KL weight on those means (no second pass over
     the training set), so it compares with the validation total.
     """
     model.train()
-    n = len(perm)
-    perm = perm.to(next(iter(tr.values())).device)
-    # drop a trailing batch of one: batch norm cannot train on it
-    starts = [s for s in range(0, n, bs) if n - s >= 2]
     run = {"recon": 0.0, "kl": 0.0, "n": 0}
-    for i, start in enumerate(starts):
-        idx = perm[start : start + bs]
-        parts = step({k: v[idx] for k, v in tr.items()}, kl_weight, f"epoch {epoch} step {i}")
-        b = len(idx)
+    for i, batch in enumerate(loader):
+        parts = step(batch, kl_weight, f"epoch {epoch} step {i}")
+        b = len(batch["x"])
         run["recon"] += parts["recon"] * b
         run["kl"] += parts["kl"] * b
         run["n"] += b

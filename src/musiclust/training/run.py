@@ -218,8 +218,8 @@ def _train_seed(
     key: str,
     cfg: Mapping[str, Any],
     data: ClipData,
-    train: Mapping[str, np.ndarray],
-    val: Mapping[str, np.ndarray],
+    train: Mapping[str, Any],
+    val: Mapping[str, Any],
     train_cfg: TrainParams,
     seed: int,
     device: torch.device,
@@ -240,9 +240,7 @@ def _train_seed(
             out_dir / f"pretrain_seed_{seed}.pt", _checkpoint(model, pre, ckpt_extra, stage="pretrain")
         )
         seconds["pretrain_seconds"] = round(pre.seconds, 3)
-        model.eval()
-        with torch.no_grad():
-            codes = model.latent(to_tensors(train, device)).float().cpu().numpy()
+        codes, _ = encode_arrays(model, train, device, train_cfg.workers)
         extra = {
             "pretrain_epochs": pre.epochs,
             "pretrain_val_loss": float(pre.best_val_loss),
@@ -259,7 +257,7 @@ def _train_seed(
     res = fit(model, train, val, train_cfg, seed=seed, label=key, device=device)
     seconds["seconds"] = round(res.seconds, 3)
     save_checkpoint(out_dir / f"seed_{seed}.pt", _checkpoint(model, res, ckpt_extra))
-    mu, cluster = encode_arrays(model, data.arrays, device)
+    mu, cluster = encode_arrays(model, data.arrays, device, train_cfg.workers)
     log.info(
         "%s seed %s: val loss %.4g (epoch 0) -> %.4g (best, epoch %d of %d) in %.1f s",
         key, seed, res.first_val_loss, res.best_val_loss, res.best_epoch, res.epochs, res.seconds,
@@ -277,8 +275,8 @@ def _train_seed(
 
 def _pretrain(
     model: LatentModel,
-    train: Mapping[str, np.ndarray],
-    val: Mapping[str, np.ndarray],
+    train: Mapping[str, Any],
+    val: Mapping[str, Any],
     cfg: TrainParams,
     seed: int,
     device: torch.device,
@@ -318,7 +316,7 @@ def _recon_samples(model: LatentModel, data: ClipData, device: torch.device) -> 
     if len(pick) == 0:
         return None
     model.eval()
-    batch = to_tensors({k: v[pick] for k, v in data.arrays.items()}, device)
+    batch = to_tensors({k: np.asarray(v[pick]) for k, v in data.arrays.items()}, device)
     target = model.targets(batch)
     rec = model.decode(model.latent(batch), batch)
     out: dict[str, np.ndarray] = {"segment_id": clips.loc[pick, "segment_id"].to_numpy().astype(str)}
