@@ -90,13 +90,13 @@ class ConvVAE(LatentModel):
         # chunks of clips (float64 sums) so that memory does not grow with N
         x = train["x"]
         total, count = np.zeros(self.norm.mean.numel()), 0
-        for chunk in row_chunks(x):
+        for chunk in row_chunks(x, 1024):
             total += chunk.astype(np.float64).sum(axis=(0, 2))
             count += chunk.shape[0] * chunk.shape[2]
         if count:
             mean = total / count
             sq = np.zeros_like(mean)
-            for chunk in row_chunks(x):
+            for chunk in row_chunks(x, 1024):
                 sq += ((chunk.astype(np.float64) - mean[None, :, None]) ** 2).sum(axis=(0, 2))
             self.norm.set_stats(mean, np.sqrt(sq / count))
         return {"logmel_norm": "per-mel-band mean/std over train clips (buffers norm.mean, norm.std)"}

@@ -32,8 +32,10 @@ class ShardedArray:
 
     ``len``, ``shape``, ``ndim`` and ``dtype`` (the stored dtype) behave like an array's;
     ``a[idx]`` (an int array, a slice or an int) READS those rows into a numpy array of the
-    stored dtype; :meth:`subset` returns a new view without reading. The shards are opened
-    lazily per process, so a view can be handed to DataLoader workers.
+    stored dtype; :meth:`subset` returns a new view without reading. Each read maps the shards
+    it needs and unmaps them afterwards: pages of a mapping that stays open count toward the
+    process's resident memory until it is closed, which would grow with the collection (and
+    once per view); a view is just paths and row numbers, so it pickles cheaply to workers.
     """
 
     def __init__(self, paths: Sequence[Path], shard: np.ndarray, row: np.ndarray) -> None:
@@ -44,10 +46,7 @@ class ShardedArray:
         first = np.load(existing[0], mmap_mode="r") if existing else np.empty((0,))
         self.dtype = first.dtype
         self.item_shape = tuple(first.shape[1:])
-        self._open: dict[int, np.ndarray] = {}
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_open": {}}  # workers re-open the maps, never copy them
+        del first
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -60,15 +59,10 @@ class ShardedArray:
     def __len__(self) -> int:
         return len(self.shard)
 
-    def _map(self, s: int) -> np.ndarray:
-        if s not in self._open:
-            self._open[s] = np.load(self.paths[s], mmap_mode="r")
-        return self._open[s]
-
     def subset(self, idx: np.ndarray) -> ShardedArray:
         """A view of the rows ``idx`` (int positions or a boolean mask); nothing is read."""
         view = ShardedArray.__new__(ShardedArray)
-        view.__dict__.update(self.__getstate__())
+        view.__dict__.update(self.__dict__)
         view.shard, view.row = self.shard[idx], self.row[idx]
         return view
 
@@ -81,7 +75,9 @@ class ShardedArray:
         for s in np.unique(shard):  # one sorted read per shard
             sel = np.flatnonzero(shard == s)
             order = np.argsort(row[sel], kind="stable")
-            out[sel[order]] = self._map(int(s))[row[sel][order]]
+            mapped = np.load(self.paths[int(s)], mmap_mode="r")
+            out[sel[order]] = mapped[row[sel][order]]  # fancy indexing copies: no view keeps the map
+            del mapped
         return out
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
