@@ -137,8 +137,7 @@ def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
                               "--out", str(d / "lyrics.parquet"), "--params", str(pp)])
     stages.train.main(["--model", "vae", "--segments", str(d / "segments"), "--features", str(d / "features"),
                        "--lyrics", str(d / "lyrics.parquet"), "--out", str(root / "models" / "vae"),
-                       "--metrics", str(root / "metrics" / "train" / "vae.json"),
-                       "--plots", str(root / "plots" / "train" / "vae.csv"), "--params", str(pp)])
+                       "--timings", str(root / "logs" / "train" / "vae.json"), "--params", str(pp)])
     stages.cluster.main(["--segments", str(d / "segments"), "--features", str(d / "features"),
                          "--lyrics", str(d / "lyrics.parquet"), "--models", str(root / "models"),
                          "--out", str(d / "clusters"), "--params", str(pp)])

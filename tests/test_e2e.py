@@ -97,6 +97,13 @@ def test_dvc_repro_end_to_end(tmp_path):
     ran = set(re.findall(r"Running stage '([^']+)'", beta_run))
     assert ran == {"train@beta_vae", "cluster", "evaluate", "report"}, ran
 
+    # back to a beta trained before: the run-cache restores train@beta_vae instead of retraining
+    params["beta"] = float(params["beta"]) / 2
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    back_run = _run([dvc, "repro"], work, env)
+    assert "train@beta_vae" not in set(re.findall(r"Running stage '([^']+)'", back_run)), back_run[-3000:]
+    assert "Stage 'train@beta_vae' is cached - skipping run" in back_run, back_run[-3000:]
+
     params["lyrics"]["encoder"] = "tfidf-char"
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     lyrics_run = _run([dvc, "repro"], work, env)

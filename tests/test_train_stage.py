@@ -14,6 +14,7 @@ import yaml
 from tests.test_training import make_dataset
 
 from musiclust.models import REGISTRY, load_model
+from musiclust.training.outputs import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -71,25 +72,56 @@ def test_train_stage_writes_declared_outputs(key, tmp_path):
     assert rec["x"].shape == rec["x_recon"].shape and len(rec["segment_id"]) == rec["x"].shape[0] > 0
     assert all(s.split("__")[0] in set(lat.loc[lat["split"] == "test", "song_id"]) for s in rec["segment_id"])
 
-    plots = pd.read_csv(root / "plots" / "train" / f"{key}.csv")
-    assert {
-        "epoch",
-        "seed",
-        "train_recon",
-        "train_kl",
-        "train_total",
-        "val_recon",
-        "val_kl",
-        "val_total",
-        "lr",
-    } <= set(plots.columns)
-    assert set(plots["seed"]) == {0, 1}
-    metrics = json.loads((root / "metrics" / "train" / f"{key}.json").read_text())
-    assert all(isinstance(v, (int, float)) for v in metrics.values())  # flat
+    hist = pd.read_csv(out / "history.csv")
+    assert list(hist.columns) == HISTORY_COLUMNS
+    assert set(hist["seed"]) == {0, 1}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["applicable"] is True and metrics["reason"] is None
+    assert info["applicable"] is True and info["reason"] is None
     assert metrics["best_val_loss_mean"] == pytest.approx(
         np.mean([metrics["seed_0_best_val_loss"], metrics["seed_1_best_val_loss"]])
     )
-    assert torch.get_num_threads() >= 1
+    assert {"n_clips", "n_train_clips", "n_val_clips", "seed_1_best_epoch", "epochs_mean"} <= set(metrics)
+    # every output is inside models/<key>/; timings only in the (undeclared) timings file
+    assert sorted(p.name for p in (root / "models").iterdir()) == [key]
+    assert not (root / "metrics").exists() and not (root / "plots").exists()
+    timings = json.loads((root / "logs" / "train" / f"{key}.json").read_text())
+    assert timings["seconds_total"] > 0 and set(timings["per_seed"]) == {"0", "1"}
+    _assert_no_timing_keys(metrics, info, ckpt)
+
+
+def _assert_no_timing_keys(*records) -> None:
+    """No wall-clock value anywhere in a cached output (any key mentioning seconds/time)."""
+
+    def keys(obj):
+        if isinstance(obj, dict):
+            for k, v in obj.items():
+                yield str(k)
+                yield from keys(v)
+        elif isinstance(obj, list):
+            for v in obj:
+                yield from keys(v)
+
+    for rec in records:
+        bad = [k for k in keys(rec) if re.search(r"second|time|duration|elapsed", k)]
+        assert not bad, f"timing keys in a cached output: {bad}"
+
+
+def test_train_stage_uses_the_configured_thread_count(tmp_path):
+    """train.threads is what torch runs with during training (and the caller's count is restored)."""
+    import stages.train
+
+    root = tmp_path / "repo"
+    make_dataset(root / "data")
+    params = _tiny_params(tmp_path)
+    cfg = yaml.safe_load(params.read_text())
+    cfg["train"]["threads"] = 3
+    params.write_text(yaml.safe_dump(cfg))
+    before = torch.get_num_threads()
+    stages.train.main(_declared_cmd("autoencoder", root) + ["--params", str(params)])
+    timings = json.loads((root / "logs" / "train" / "autoencoder.json").read_text())
+    assert timings["threads"] == 3
+    assert torch.get_num_threads() == before
 
 
 def test_declared_stage_cmd_matches_argparse():

@@ -6,7 +6,9 @@ docs/pipeline.md) that the stage test and the timing benchmark also use.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +22,7 @@ from musiclust.params import TrainParams
 from musiclust.training.data import load_clip_data
 from musiclust.training.encode import encode_clips, song_latents
 from musiclust.training.loop import TrainingError, fit, kl_weight_at, resolve_device
+from musiclust.training.outputs import HISTORY_COLUMNS
 from musiclust.training.run import train_model
 
 GENRES = ("pop", "rock", "folk", "electronic")
@@ -242,23 +245,22 @@ def test_song_latents_mean_skips_silent_clips():
     assert list(out.columns) == ["song_id", "split", "seed", "z_00"]
 
 
+def _train(key, cfg, dataset, out, seeds=(0, 1), train_cfg=FAST):
+    return train_model(
+        key, cfg, train_cfg, list(seeds), dataset["segments"], dataset["features"], dataset["lyrics"], out
+    )
+
+
 def test_train_model_outputs_and_reencoding(dataset, tmp_path):
     out = tmp_path / "models" / "cvae"
-    metrics = train_model(
-        "cvae",
-        {"latent_dim": 3, "hidden": [16], "condition": "language"},
-        FAST,
-        [0, 1],
-        dataset["segments"],
-        dataset["features"],
-        dataset["lyrics"],
-        out,
-        tmp_path / "m.json",
-        tmp_path / "p.csv",
-    )
-    assert {"seed_0_best_val_loss", "seed_1_epochs", "best_val_loss_mean", "seconds_mean"} <= set(metrics)
+    result = _train("cvae", {"latent_dim": 3, "hidden": [16], "condition": "language"}, dataset, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics == result.metrics
+    assert {"seed_0_best_val_loss", "seed_1_epochs", "best_val_loss_mean", "best_epoch_mean"} <= set(metrics)
+    assert not [k for k in metrics if "second" in k]  # timings are not results
+    assert set(result.timings["per_seed"]) == {"0", "1"} and result.timings["seconds_total"] > 0
     info = json.loads((out / "info.json").read_text())
-    assert info["conditioned_on"] == ["language"] and info["seeds"] == [0, 1]
+    assert info["conditioned_on"] == ["language"] and info["seeds"] == [0, 1] and info["applicable"]
     lat = pd.read_parquet(out / "latents.parquet")
     assert len(lat) == 2 * 48 and set(lat["seed"]) == {0, 1}
     # re-encoding the same clips with the saved checkpoint reproduces the stored latents
@@ -273,29 +275,121 @@ def test_train_model_outputs_and_reencoding(dataset, tmp_path):
         atol=1e-5,
     )
     # the best val loss in the checkpoint is the minimum of that seed's history
-    hist = pd.read_csv(tmp_path / "p.csv")
+    hist = pd.read_csv(out / "history.csv")
     assert ckpt["best_val_loss"] == pytest.approx(hist[hist["seed"] == 1]["val_total"].min())
 
 
-def test_cvae_on_a_corpus_without_the_condition_trains_unconditioned(dataset, tmp_path):
+@pytest.mark.parametrize(
+    ("key", "cfg"),
+    [
+        ("vade", {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_epochs": 1}),
+        ("conv_vae", {"latent_dim": 2, "channels": [4], "pool": [2, 2]}),
+    ],
+)
+def test_same_inputs_give_byte_identical_outputs(key, cfg, dataset, tmp_path):
+    """Two runs of the same code, params and inputs write the same bytes (DVC run-cache safe)."""
+    fast = dataclasses.replace(FAST, max_epochs=2, threads=2)
+    a, b = tmp_path / "a", tmp_path / "b"
+    _train(key, cfg, dataset, a, seeds=[0], train_cfg=fast)
+    _train(key, cfg, dataset, b, seeds=[0], train_cfg=fast)
+    names = sorted(p.name for p in a.iterdir())
+    expected = {"latents.parquet", "song_latents.parquet", "metrics.json", "history.csv", "info.json"}
+    assert expected | {"seed_0.pt", "recon.npz"} <= set(names)
+    assert names == sorted(p.name for p in b.iterdir())
+    differ = [n for n in names if (a / n).read_bytes() != (b / n).read_bytes()]
+    assert not differ, f"{key}: re-run changed {differ}"
+    # np.savez would stamp the current time into recon.npz: a re-run in another second differs
+    with zipfile.ZipFile(a / "recon.npz") as zf:
+        assert {m.date_time for m in zf.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+
+
+def test_text_models_are_not_applicable_without_lyrics(dataset, tmp_path):
+    lyr = pd.read_parquet(dataset["lyrics"])
+    lyr["has_lyrics"] = False
+    lyr["text_source"] = "none"
+    lyr.to_parquet(dataset["lyrics"], index=False)
+    out = tmp_path / "models" / "hybrid"
+    out.mkdir(parents=True)
+    (out / "seed_0.pt").write_bytes(b"stale")  # an earlier run's checkpoint must not survive
+    result = _train("hybrid", {"latent_dim": 2, "hidden": [8]}, dataset, out)
+    _assert_not_applicable(out, result, "no song has lyrics")
+
+
+def test_cvae_is_not_applicable_without_the_condition(dataset, tmp_path):
     seg_path = dataset["segments"] / "segments.parquet"
     seg = pd.read_parquet(seg_path)
     seg["language"] = None  # e.g. GTZAN: no language labels at all
     seg.to_parquet(seg_path, index=False)
     out = tmp_path / "cvae"
-    train_model(
-        "cvae",
-        {"latent_dim": 2, "hidden": [8], "condition": "language"},
-        FAST,
-        [0],
-        dataset["segments"],
-        dataset["features"],
-        dataset["lyrics"],
-        out,
-        tmp_path / "m.json",
-        tmp_path / "p.csv",
-    )
+    result = _train("cvae", {"latent_dim": 2, "hidden": [8], "condition": "language"}, dataset, out)
+    _assert_not_applicable(out, result, "'language' is empty for every clip")
+
+
+def test_cvae_is_not_applicable_with_one_class_in_train(dataset, tmp_path):
+    seg_path = dataset["segments"] / "segments.parquet"
+    seg = pd.read_parquet(seg_path)
+    seg.loc[seg["split"] == "train", "language"] = "en"  # val/test may still hold bn
+    seg.to_parquet(seg_path, index=False)
+    out = tmp_path / "cvae"
+    result = _train("cvae", {"latent_dim": 2, "hidden": [8], "condition": "language"}, dataset, out)
+    _assert_not_applicable(out, result, "1 class(es) in the train split")
+
+
+def _assert_not_applicable(out, result, reason_part: str) -> None:
+    assert sorted(p.name for p in out.iterdir()) == ["history.csv", "info.json", "metrics.json"]
     info = json.loads((out / "info.json").read_text())
-    assert info["conditioned_on"] == [] and info["inputs"]["condition"]["values"] == []
-    model, _ = load_model(out / "seed_0.pt")
-    assert model.constructor_kwargs()["condition_values"] == []
+    metrics = json.loads((out / "metrics.json").read_text())
+    for rec in (info, metrics, result.metrics):
+        assert rec["applicable"] is False and reason_part in rec["reason"] and "\n" not in rec["reason"]
+    assert info["conditioned_on"] == []
+    assert "best_val_loss_mean" not in metrics and metrics["n_clips"] == 48
+    hist = pd.read_csv(out / "history.csv")
+    assert hist.empty and list(hist.columns) == HISTORY_COLUMNS
+
+
+def test_sharded_array_reads_rows_across_shards_in_order(tmp_path):
+    """Log-mel rows are memory-mapped and read per batch, in the order asked, from any shard."""
+    import pickle
+
+    from musiclust.training.streaming import ShardedArray, batches, open_tensor_set
+
+    d = tmp_path / "features" / "logmel"
+    d.mkdir(parents=True)
+    full = np.arange(7 * 2 * 3, dtype=np.float16).reshape(7, 2, 3)
+    np.save(d / "shard-00000.npy", full[:4])
+    np.save(d / "shard-00001.npy", full[4:])
+    pd.DataFrame(
+        {
+            "segment_id": [f"c{i}" for i in range(7)],
+            "shard": [0, 0, 0, 0, 1, 1, 1],
+            "row": [0, 1, 2, 3, 0, 1, 2],
+        }
+    ).to_parquet(d / "index.parquet", index=False)
+    index, arr = open_tensor_set(tmp_path / "features", "logmel")
+    assert isinstance(arr, ShardedArray) and arr.shape == (7, 2, 3) and arr.dtype == np.float16
+    np.testing.assert_array_equal(arr[np.array([5, 0, 6, 2])], full[[5, 0, 6, 2]])
+    view = arr.subset(np.array([6, 1, 4]))  # lazy: nothing read
+    np.testing.assert_array_equal(view[1:], full[[1, 4]])
+    np.testing.assert_array_equal(np.asarray(pickle.loads(pickle.dumps(view))), full[[6, 1, 4]])
+    got = list(batches({"x": arr}, [np.array([3, 4]), np.array([0])], torch.device("cpu")))
+    assert [b["x"].dtype for b in got] == [torch.float32, torch.float32]
+    np.testing.assert_array_equal(got[0]["x"].numpy(), full[[3, 4]].astype(np.float32))
+
+
+def test_logmel_clips_are_streamed_and_workers_do_not_change_results(dataset, tmp_path):
+    from musiclust.training.streaming import ShardedArray
+
+    _, data = _load(dataset, x_kind="logmel")
+    assert isinstance(data.arrays["x"], ShardedArray)  # never the whole set as float32 in memory
+    assert isinstance(data.select(data.split_mask("train"))["x"], ShardedArray)
+    cfg = {"latent_dim": 2, "channels": [4], "pool": [2, 2]}
+    fast = dataclasses.replace(FAST, max_epochs=2)
+    _train("conv_vae", cfg, dataset, tmp_path / "w0", seeds=[0], train_cfg=fast)
+    _train(
+        "conv_vae", cfg, dataset, tmp_path / "w2", seeds=[0], train_cfg=dataclasses.replace(fast, workers=2)
+    )
+    for name in ("latents.parquet", "history.csv", "metrics.json"):
+        assert (tmp_path / "w0" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes(), name
+    # the checkpoints differ only in the params record (train.workers)
+    c0, c2 = (load_model(tmp_path / w / "seed_0.pt")[1] for w in ("w0", "w2"))
+    assert all(torch.equal(v, c2["state_dict"][k]) for k, v in c0["state_dict"].items())

@@ -205,8 +205,11 @@ class TrainParams:
     lr_patience: int = 3
     device: str = "auto"
     threads: int = 1
+    workers: int = 0
 
     def __post_init__(self) -> None:
+        if self.threads < 1 or self.workers < 0:
+            raise ParamsError(f"train.threads must be >= 1 and train.workers >= 0, got {self.threads}, {self.workers}")
         _choice("train.optimizer", self.optimizer, ("adam", "adamw"))
         _choice("train.device", self.device, ("auto", "cpu", "cuda"))
         # max_epochs 0 used to cluster, score and report untrained models with Infinity/NaN metrics

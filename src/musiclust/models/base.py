@@ -10,13 +10,20 @@ models that need more say so in :attr:`LatentModel.needs`:
 Every model implements ``encode(batch) -> (mu, logvar)`` (``logvar`` is ``None`` for a
 deterministic encoder), ``decode(z, batch) -> recon dict``, ``forward`` and
 ``loss(batch, kl_weight) -> {"recon", "kl", "total"}`` (batch means of per-example sums),
-so one training loop and one encoding function serve them all.
+so one training loop and one encoding function serve them all. What the loop needs beyond
+that is also on the interface, with defaults that most models keep:
+
+- ``objective(recon, kl, kl_weight)``: how ``loss`` combines its parts into ``total`` (the loop
+  uses it for the full-weight training total of an epoch);
+- ``pretrain_epochs`` / ``pretraining`` / ``after_pretraining(codes, seed)``: an optional first
+  training stage (VaDE's autoencoder pretraining and GMM initialisation of its prior);
+- ``assign(batch)``: the model's own cluster of each example, or ``None`` (every model but VaDE).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -46,6 +53,10 @@ class LatentModel(nn.Module, abc.ABC):
     config_keys: ClassVar[frozenset[str]] = frozenset({"latent_dim", "hidden"})
     #: KL weight of the objective (beta-VAE overrides it)
     beta: float = 1.0
+    #: epochs of a first training stage run before the main one (0: none); see after_pretraining
+    pretrain_epochs: int = 0
+    #: True while the loop runs that first stage (a model's ``loss`` may then differ)
+    pretraining: bool = False
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
@@ -102,8 +113,26 @@ class LatentModel(nn.Module, abc.ABC):
         out = self.forward(batch)
         recon = sse(out["recon"]["x"], self.targets(batch)["x"])
         kl = gaussian_kl(out["mu"], out["logvar"]) if out["logvar"] is not None else torch.zeros_like(recon)
-        total = recon + kl_weight * self.beta * kl
+        total = self.objective(recon, kl, kl_weight)
         return {"recon": recon.mean(), "kl": kl.mean(), "total": total.mean()}
+
+    def objective(self, recon: Any, kl: Any, kl_weight: float = 1.0) -> Any:
+        """The loss total from its parts (tensors or floats): ``recon + kl_weight * beta * kl``.
+
+        :meth:`loss` uses it, and the training loop calls it on an epoch's mean recon and kl
+        (at ``kl_weight`` 1) so that the reported training total is the model's own objective.
+        """
+        return recon + kl_weight * self.beta * kl
+
+    def after_pretraining(self, codes: np.ndarray, seed: int) -> dict[str, Any]:
+        """Called once after the ``pretrain_epochs`` stage with the TRAIN clips' codes ``(N, D)``
+        (posterior means); returns a summary (primitives) for info.json. Default: nothing to do."""
+        return {}
+
+    @torch.no_grad()
+    def assign(self, batch: Batch) -> torch.Tensor | None:
+        """The model's own cluster ``(B,)`` int of each example, or ``None`` when it has none."""
+        return None
 
     @torch.no_grad()
     def latent(self, batch: Batch) -> torch.Tensor:
@@ -126,6 +155,13 @@ def mlp(dims: list[int], final_activation: bool = False) -> nn.Sequential:
         if i < len(dims) - 2 or final_activation:
             layers.append(nn.LeakyReLU(0.2))
     return nn.Sequential(*layers)
+
+
+def row_chunks(a: Any, size: int = 4096) -> Iterator[np.ndarray]:
+    """Consecutive blocks of ``size`` rows of an array-like (numpy, or the training's lazy
+    sharded arrays, which read only the rows asked for): a pass over every row in flat memory."""
+    for start in range(0, len(a), size):
+        yield np.asarray(a[start : start + size])
 
 
 # logvar is clamped so exp() can neither overflow nor underflow to a zero variance
@@ -170,8 +206,12 @@ class Standardizer(nn.Module):
         if len(x) == 0:
             return  # nothing to fit on (e.g. no training song has lyrics): identity
         x = np.asarray(x, dtype=np.float64)
-        std = x.std(axis=0)
-        self.mean.copy_(torch.as_tensor(x.mean(axis=0), dtype=torch.float32))
+        self.set_stats(x.mean(axis=0), x.std(axis=0))
+
+    def set_stats(self, mean: np.ndarray, std: np.ndarray) -> None:
+        """Set the statistics directly (e.g. accumulated over chunks); std <= 1e-6 becomes 1."""
+        std = np.asarray(std, dtype=np.float64)
+        self.mean.copy_(torch.as_tensor(np.asarray(mean), dtype=torch.float32))
         self.std.copy_(torch.as_tensor(np.where(std > 1e-6, std, 1.0), dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

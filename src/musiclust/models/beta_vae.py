@@ -29,9 +29,18 @@ class BetaVAE(VAE):
     ) -> None:
         if beta <= 0:
             raise ModelConfigError(f"beta must be positive, got {beta}")
-        super(VAE, self).__init__(in_dim=in_dim, latent_dim=latent_dim, hidden=list(hidden), beta=float(beta))
+        super().__init__(
+            in_dim,
+            latent_dim,
+            hidden,
+            constructor={
+                "in_dim": in_dim,
+                "latent_dim": latent_dim,
+                "hidden": list(hidden),
+                "beta": float(beta),
+            },
+        )
         self.beta = float(beta)
-        self._build(in_dim, latent_dim, list(hidden))
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> BetaVAE:

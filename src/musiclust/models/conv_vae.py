@@ -9,7 +9,17 @@ import numpy as np
 import torch
 from torch import nn
 
-from musiclust.models.base import Batch, LatentModel, ModelConfigError, Standardizer, clamp_logvar
+from musiclust.models.base import (
+    Batch,
+    LatentModel,
+    ModelConfigError,
+    Standardizer,
+    clamp_logvar,
+    gaussian_kl,
+    reparameterize,
+    row_chunks,
+    sse,
+)
 
 
 class ConvVAE(LatentModel):
@@ -75,10 +85,20 @@ class ConvVAE(LatentModel):
         n_mels, frames = dims["logmel_shape"]
         return cls(n_mels=int(n_mels), frames=int(frames), **cls.check_config(cfg))
 
-    def fit_input_stats(self, train: Mapping[str, np.ndarray]) -> dict[str, Any]:
-        # per-mel-band mean/std over every training frame: (N, M, T) -> (N*T, M)
-        x = np.asarray(train["x"], dtype=np.float32)
-        self.norm.fit(x.transpose(0, 2, 1).reshape(-1, x.shape[1]))
+    def fit_input_stats(self, train: Mapping[str, Any]) -> dict[str, Any]:
+        # per-mel-band mean/std over every training frame of (N, M, T), in two passes over
+        # chunks of clips (float64 sums) so that memory does not grow with N
+        x = train["x"]
+        total, count = np.zeros(self.norm.mean.numel()), 0
+        for chunk in row_chunks(x, 1024):
+            total += chunk.astype(np.float64).sum(axis=(0, 2))
+            count += chunk.shape[0] * chunk.shape[2]
+        if count:
+            mean = total / count
+            sq = np.zeros_like(mean)
+            for chunk in row_chunks(x, 1024):
+                sq += ((chunk.astype(np.float64) - mean[None, :, None]) ** 2).sum(axis=(0, 2))
+            self.norm.set_stats(mean, np.sqrt(sq / count))
         return {"logmel_norm": "per-mel-band mean/std over train clips (buffers norm.mean, norm.std)"}
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
@@ -88,6 +108,18 @@ class ConvVAE(LatentModel):
 
     def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
         return {"x": self._prepare(batch["x"])}
+
+    def loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """The base objective, with the standardized, pooled patch computed once (the encoder
+        input is also the reconstruction target) instead of once for each."""
+        x = self._prepare(batch["x"])
+        h = self.encoder(x)
+        mu, logvar = self.mu_head(h), clamp_logvar(self.logvar_head(h))
+        z = reparameterize(mu, logvar) if self.training else mu
+        recon = sse(self.decode(z, batch)["x"], x)
+        kl = gaussian_kl(mu, logvar)
+        total = self.objective(recon, kl, kl_weight)
+        return {"recon": recon.mean(), "kl": kl.mean(), "total": total.mean()}
 
     def encode(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         # encoder: (B, M, T) -> (B, 1, h, w) -> (B, C*h'*w') -> mu, logvar (B, D)

@@ -25,11 +25,18 @@ class HybridVAE(TextInputs, VAE):
         latent_dim: int = 8,
         hidden: list[int] | tuple[int, ...] = (128, 64),
     ) -> None:
-        super(VAE, self).__init__(
-            audio_dim=audio_dim, text_dim=text_dim, latent_dim=latent_dim, hidden=list(hidden)
+        super().__init__(
+            audio_dim + text_dim,
+            latent_dim,
+            hidden,
+            constructor={
+                "audio_dim": audio_dim,
+                "text_dim": text_dim,
+                "latent_dim": latent_dim,
+                "hidden": list(hidden),
+            },
         )
         self.text_norm = Standardizer(text_dim)
-        self._build(audio_dim + text_dim, latent_dim, list(hidden))
 
     def inputs(self, batch: Batch) -> torch.Tensor:
         # concat(audio (B, F), masked standardized text (B, E)) -> (B, F + E)

@@ -121,5 +121,5 @@ class MultimodalVAE(TextInputs, LatentModel):
             r, k = self._elbo_parts(mu, lv, batch, audio, text)
             recon = recon + weight * r
             kl = kl + weight * k
-        total = recon + kl_weight * kl
+        total = self.objective(recon, kl, kl_weight)  # beta is 1: recon + kl_weight * kl
         return {"recon": recon.mean(), "kl": kl.mean(), "total": total.mean()}

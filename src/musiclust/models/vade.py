@@ -38,22 +38,25 @@ class VaDE(VAE):
     ) -> None:
         if n_components < 1:
             raise ModelConfigError("models.vade.n_components must be >= 1")
-        super(VAE, self).__init__(
-            in_dim=in_dim,
-            latent_dim=latent_dim,
-            hidden=list(hidden),
-            n_components=n_components,
-            pretrain_epochs=pretrain_epochs,
+        super().__init__(
+            in_dim,
+            latent_dim,
+            hidden,
+            constructor={
+                "in_dim": in_dim,
+                "latent_dim": latent_dim,
+                "hidden": list(hidden),
+                "n_components": n_components,
+                "pretrain_epochs": pretrain_epochs,
+            },
         )
-        self._build(in_dim, latent_dim, list(hidden))
         self.n_components = int(n_components)
         self.pretrain_epochs = int(pretrain_epochs)
         # mixture prior: logits of pi, component means and log-variances (K, D)
         self.pi_logits = nn.Parameter(torch.zeros(n_components))
         self.mu_c = nn.Parameter(torch.randn(n_components, latent_dim))
         self.logvar_c = nn.Parameter(torch.zeros(n_components, latent_dim))
-        #: True during autoencoder pretraining (the prior is not used and gets no gradient)
-        self.pretraining = False
+        # ``pretraining`` (base attribute) is True during stage 1: the prior is not used then
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> VaDE:
@@ -76,6 +79,10 @@ class VaDE(VAE):
     def assign(self, batch: Batch) -> torch.Tensor:
         """VaDE's own cluster of each example: argmax of the responsibilities at the posterior mean."""
         return self.responsibilities(self.latent(batch)).argmax(dim=1)
+
+    def after_pretraining(self, codes: np.ndarray, seed: int) -> dict[str, Any]:
+        """Stage 2 of the paper: the GMM initialisation of the prior (:meth:`init_prior`)."""
+        return self.init_prior(codes, seed)
 
     def loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         mu, logvar = self.encode(batch)
@@ -103,7 +110,7 @@ class VaDE(VAE):
         cat_kl = (gamma * (torch.log(gamma + 1e-10) - log_pi.unsqueeze(0))).sum(dim=1)
         entropy = 0.5 * (1.0 + logvar).sum(dim=1)
         kl = cross + cat_kl - entropy
-        total = recon + kl_weight * kl
+        total = self.objective(recon, kl, kl_weight)  # beta is 1: recon + kl_weight * kl
         return {"recon": recon.mean(), "kl": kl.mean(), "total": total.mean()}
 
     @torch.no_grad()

@@ -22,9 +22,17 @@ class VAE(LatentModel):
     key = "vae"
 
     def __init__(
-        self, in_dim: int, latent_dim: int = 8, hidden: list[int] | tuple[int, ...] = (128, 64)
+        self,
+        in_dim: int,
+        latent_dim: int = 8,
+        hidden: list[int] | tuple[int, ...] = (128, 64),
+        *,
+        constructor: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(in_dim=in_dim, latent_dim=latent_dim, hidden=list(hidden))
+        # ``constructor``: a subclass whose own signature differs (beta_vae, vade, hybrid) passes
+        # the kwargs that rebuild IT, so its checkpoint records them instead of this VAE's
+        own = {"in_dim": in_dim, "latent_dim": latent_dim, "hidden": list(hidden)}
+        super().__init__(**(dict(constructor) if constructor is not None else own))
         self._build(in_dim, latent_dim, list(hidden))
 
     def _build(self, in_dim: int, latent_dim: int, hidden: list[int]) -> None:

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musiclust.features.store import load_tensors, load_vectors
+from musiclust.features.store import load_vectors
+from musiclust.training.streaming import ShardedArray, chunks, open_tensor_set, subset
 
 log = logging.getLogger(__name__)
 
@@ -32,8 +33,9 @@ class ClipData:
     """One model's inputs for every usable clip.
 
     ``clips`` (``segment_id``, ``song_id``, ``split``, ``is_silent``) is row-aligned with every
-    array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector or ``(N, n_mels, frames)``
-    log-mel), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
+    array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector, or ``(N, n_mels, frames)``
+    log-mel as a memory-mapped :class:`~musiclust.training.streaming.ShardedArray` read per
+    batch), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
     ``cond`` ``(N, C)`` one-hot.
     """
 
@@ -44,9 +46,9 @@ class ClipData:
     n_in: int
     skipped: dict[str, int] = field(default_factory=dict)
 
-    def select(self, mask: np.ndarray) -> dict[str, np.ndarray]:
-        """Arrays for the rows where ``mask`` is true."""
-        return {k: v[mask] for k, v in self.arrays.items()}
+    def select(self, mask: np.ndarray) -> dict[str, Any]:
+        """Arrays for the rows where ``mask`` is true (sharded ones stay lazy views)."""
+        return {k: subset(v, mask) for k, v in self.arrays.items()}
 
     def split_mask(self, split: str, include_silent: bool = False) -> np.ndarray:
         """Rows of ``split`` (``train``/``val``/``test``), silent clips excluded unless asked."""
@@ -104,9 +106,54 @@ def load_clip_data(
     n_in = len(segments)
     skipped: dict[str, int] = {}
     keep = np.ones(n_in, dtype=bool)
-    inputs: dict[str, Any] = {"x_kind": x_kind}
+    ids, x, inputs, dims = _read_audio(features_dir, x_kind, feature_sets, expected_columns)
+    pos = pd.Series(np.arange(len(ids)), index=pd.Index(ids.astype(str)))
+    if pos.index.has_duplicates:
+        raise TrainingDataError(
+            f"{features_dir}: duplicate segment_id rows in the {inputs['feature_sets']} features"
+        )
+    rows = pos.reindex(segments["segment_id"].astype(str)).to_numpy()
+    no_feat = np.isnan(rows)
+    _skip(skipped, keep, no_feat, "no_features")
+    rows_i = np.where(no_feat, 0, rows).astype(np.int64)
+    x_all = subset(x, rows_i) if isinstance(x, ShardedArray) else np.asarray(x)[rows_i].astype(np.float32)
+    if n_in:  # chunk by chunk: a sharded x is never read whole
+        finite = np.concatenate([np.isfinite(c.reshape(len(c), -1)).all(axis=1) for c in chunks(x_all)])
+        _skip(skipped, keep, ~finite & keep, "non_finite_features")
+    arrays: dict[str, Any] = {"x": x_all}
+    if "text" in needs:
+        if lyrics is None:
+            raise TrainingDataError("this model needs lyrics embeddings but no lyrics table was given")
+        arrays["text"], arrays["has_text"], dims["text_dim"], inputs["text"] = _text_inputs(segments, lyrics)
+    if "cond" in needs:
+        arrays["cond"], dims["condition_values"], inputs["condition"] = _condition_inputs(
+            segments, condition, condition_values
+        )
+    clips = segments[list(SEGMENT_COLUMNS)].copy()
+    clips["is_silent"] = (
+        segments["is_silent"].fillna(False).astype(bool) if "is_silent" in segments else False
+    )
+    if skipped:
+        log.warning("%d of %d clips cannot be used: %s", n_in - keep.sum(), n_in, skipped)
+    return ClipData(
+        clips=clips[keep].reset_index(drop=True),
+        arrays={k: subset(v, keep) for k, v in arrays.items()},
+        dims=dims,
+        inputs=inputs,
+        n_in=n_in,
+        skipped=skipped,
+    )
 
-    # audio input, aligned by segment_id
+
+def _read_audio(
+    features_dir: str | Path,
+    x_kind: str,
+    feature_sets: Sequence[str],
+    expected_columns: Sequence[str] | None,
+) -> tuple[pd.Series, Any, dict[str, Any], dict[str, Any]]:
+    """``(segment_ids, x, inputs description, dims)`` of the audio input kind ``x_kind``
+    (``x``: float32 array for vectors, a lazy :class:`ShardedArray` for log-mel patches)."""
+    inputs: dict[str, Any] = {"x_kind": x_kind}
     if x_kind == "vector":
         ids, x, columns = load_vectors(features_dir, list(feature_sets), standardize=True)
         if expected_columns is not None and list(expected_columns) != list(columns):
@@ -117,119 +164,109 @@ def load_clip_data(
         inputs.update(
             feature_sets=list(feature_sets), columns=list(columns), standardized="scalers.json (train split)"
         )
+        dims: dict[str, Any] = {"audio_dim": int(np.asarray(x).shape[1])}
     elif x_kind == "logmel":
-        index, x = load_tensors(features_dir, "logmel")
+        index, x = open_tensor_set(features_dir, "logmel")
         ids = index["segment_id"]
         if x.ndim != 3:
             raise TrainingDataError(
                 f"{features_dir}/logmel: expected (n, n_mels, frames) tensors, got {x.shape}"
             )
         inputs.update(feature_sets=["logmel"], shape=[int(x.shape[1]), int(x.shape[2])])
+        dims = {"logmel_shape": inputs["shape"]}
     else:
         raise TrainingDataError(f"unknown input kind {x_kind!r}")
     if len(ids) == 0:
         raise TrainingDataError(
             f"{features_dir}: the {inputs['feature_sets']} features have no rows; re-run featurize"
         )
-    pos = pd.Series(np.arange(len(ids)), index=pd.Index(ids.astype(str)))
-    if pos.index.has_duplicates:
-        raise TrainingDataError(
-            f"{features_dir}: duplicate segment_id rows in the {inputs['feature_sets']} features"
-        )
-    rows = pos.reindex(segments["segment_id"].astype(str)).to_numpy()
-    no_feat = np.isnan(rows)
-    _skip(skipped, keep, no_feat, "no_features")
-    rows_i = np.where(no_feat, 0, rows).astype(np.int64)
-    x_all = np.asarray(x)[rows_i].astype(np.float32) if len(rows_i) and len(x) else np.zeros((0,), np.float32)
-    if n_in:
-        finite = np.isfinite(x_all.reshape(n_in, -1)).all(axis=1)
-        _skip(skipped, keep, ~finite & keep, "non_finite_features")
-    arrays: dict[str, np.ndarray] = {"x": x_all}
-    dims: dict[str, Any] = {}
-    if x_kind == "vector":
-        dims["audio_dim"] = int(np.asarray(x).shape[1])
+    return ids, x, inputs, dims
+
+
+def _text_inputs(
+    segments: pd.DataFrame, lyrics: pd.DataFrame
+) -> tuple[np.ndarray, np.ndarray, int, dict[str, Any]]:
+    """Per-clip lyrics embedding ``(N, E)`` (zero without text), ``has_text`` ``(N,)``, ``E``, description.
+
+    A song has text where its ``text_source`` is not ``none`` (``lyrics`` or an
+    ``audio_description``); tables without that column fall back to ``has_lyrics``.
+    """
+    emb_cols = [c for c in lyrics.columns if c.startswith("emb_")]
+    first = lyrics.drop_duplicates("song_id")
+    joined = first.set_index(first["song_id"].astype(str)).reindex(segments["song_id"].astype(str))
+    text = joined[emb_cols].to_numpy(np.float32)
+    if "text_source" in joined:
+        present = joined["text_source"].fillna("none").astype(str).ne("none").to_numpy()
+    elif "has_lyrics" in joined:
+        present = joined["has_lyrics"].fillna(False).to_numpy(bool)
     else:
-        dims["logmel_shape"] = inputs["shape"]
-
-    if "text" in needs:
-        if lyrics is None:
-            raise TrainingDataError("this model needs lyrics embeddings but no lyrics table was given")
-        emb_cols = [c for c in lyrics.columns if c.startswith("emb_")]
-        lyr = lyrics.drop_duplicates("song_id").set_index(
-            lyrics.drop_duplicates("song_id")["song_id"].astype(str)
+        present = ~np.isnan(text).any(1)
+    no_row = joined[emb_cols[0]].isna().to_numpy()
+    bad = ~np.isfinite(text).all(axis=1) & ~no_row
+    if no_row.any():
+        log.warning(
+            "%d clips belong to songs missing from the lyrics table: treated as without lyrics", no_row.sum()
         )
-        joined = lyr.reindex(segments["song_id"].astype(str))
-        text = joined[emb_cols].to_numpy(np.float32)
-        present = (
-            joined["has_lyrics"].fillna(False).to_numpy(bool)
-            if "has_lyrics" in joined
-            else ~np.isnan(text).any(1)
-        )
-        no_row = joined[emb_cols[0]].isna().to_numpy()
-        bad = ~np.isfinite(text).all(axis=1) & ~no_row
-        if no_row.any():
-            log.warning(
-                "%d clips belong to songs missing from the lyrics table: treated as without lyrics",
-                no_row.sum(),
-            )
-        if bad.any():
-            log.warning("%d clips have non-finite lyrics embeddings: treated as without lyrics", bad.sum())
-        has_text = present & ~no_row & ~bad
-        arrays["text"] = np.where(has_text[:, None], np.nan_to_num(text), 0.0).astype(np.float32)
-        arrays["has_text"] = has_text.astype(np.float32)
-        dims["text_dim"] = len(emb_cols)
-        inputs["text"] = {
-            "table": "lyrics.parquet",
-            "columns": emb_cols,
-            "encoder": str(lyrics["encoder"].iloc[0])
-            if "encoder" in lyrics.columns and len(lyrics)
-            else None,
-            "clips_with_lyrics": int(has_text.sum()),
-            "clips_without_lyrics": int((~has_text).sum()),
-        }
+    if bad.any():
+        log.warning("%d clips have non-finite lyrics embeddings: treated as without lyrics", bad.sum())
+    has_text = present & ~no_row & ~bad
+    description = {
+        "table": "lyrics.parquet",
+        "columns": emb_cols,
+        "encoder": str(lyrics["encoder"].iloc[0]) if "encoder" in lyrics.columns and len(lyrics) else None,
+        "clips_with_lyrics": int(has_text.sum()),
+        "clips_without_lyrics": int((~has_text).sum()),
+    }
+    text = np.where(has_text[:, None], np.nan_to_num(text), 0.0).astype(np.float32)
+    return text, has_text.astype(np.float32), len(emb_cols), description
 
+
+def _condition_inputs(
+    segments: pd.DataFrame, condition: str | None, condition_values: Sequence[str] | None
+) -> tuple[np.ndarray, list[str], dict[str, Any]]:
+    """One-hot ``(N, C)`` of the metadata column ``condition``, its values, and a description."""
+    if not condition or condition not in segments.columns:
+        raise TrainingDataError(
+            f"condition column {condition!r} is not in segments.parquet (have {sorted(segments.columns)}); "
+            "set models.cvae.condition to one of the metadata columns"
+        )
+    values = segments[condition]
+    known = (
+        sorted({str(v) for v in values.dropna()})
+        if condition_values is None
+        else [str(v) for v in condition_values]
+    )
+    lookup = {v: i for i, v in enumerate(known)}
+    idx = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in values], dtype=np.int64)
+    n = len(segments)
+    cond = np.zeros((n, len(known)), np.float32)
+    cond[np.arange(n)[idx >= 0], idx[idx >= 0]] = 1.0
+    if (idx < 0).any():
+        log.warning(
+            "%d clips have a missing or unseen %r value: all-zero condition", (idx < 0).sum(), condition
+        )
+    description = {"column": condition, "values": known, "clips_unconditioned": int((idx < 0).sum())}
+    return cond, known, description
+
+
+def not_applicable_reason(data: ClipData, needs: Sequence[str], condition: str | None = None) -> str | None:
+    """Why a model with these ``needs`` cannot be trained on ``data`` (one line), or ``None``.
+
+    A text model needs at least one clip whose song has a text (not all ``text_source`` none);
+    a conditional model needs a condition with at least two classes among the TRAIN clips.
+    Training on all-zero inputs instead would give numbers that look like results.
+    """
+    if "text" in needs and not (data.arrays["has_text"] > 0.5).any():
+        return "no song has lyrics (lyrics.parquet: has_lyrics false / text_source none for every song)"
     if "cond" in needs:
-        if not condition or condition not in segments.columns:
-            raise TrainingDataError(
-                f"condition column {condition!r} is not in segments.parquet (have {sorted(segments.columns)}); "
-                "set models.cvae.condition to one of the metadata columns"
-            )
-        values = segments[condition]
-        known = (
-            sorted({str(v) for v in values.dropna()})
-            if condition_values is None
-            else [str(v) for v in condition_values]
-        )
-        lookup = {v: i for i, v in enumerate(known)}
-        idx = np.array([lookup.get(str(v), -1) if pd.notna(v) else -1 for v in values], dtype=np.int64)
-        cond = np.zeros((n_in, len(known)), np.float32)
-        cond[np.arange(n_in)[idx >= 0], idx[idx >= 0]] = 1.0
-        if (idx < 0).any():
-            log.warning(
-                "%d clips have a missing or unseen %r value: all-zero condition", (idx < 0).sum(), condition
-            )
-        arrays["cond"] = cond
-        dims["condition_values"] = known
-        inputs["condition"] = {
-            "column": condition,
-            "values": known,
-            "clips_unconditioned": int((idx < 0).sum()),
-        }
-
-    clips = segments[list(SEGMENT_COLUMNS)].copy()
-    clips["is_silent"] = (
-        segments["is_silent"].fillna(False).astype(bool) if "is_silent" in segments else False
-    )
-    if skipped:
-        log.warning("%d of %d clips cannot be used: %s", n_in - keep.sum(), n_in, skipped)
-    return ClipData(
-        clips=clips[keep].reset_index(drop=True),
-        arrays={k: v[keep] for k, v in arrays.items()},
-        dims=dims,
-        inputs=inputs,
-        n_in=n_in,
-        skipped=skipped,
-    )
+        values = data.dims.get("condition_values") or []
+        if not values:
+            return f"condition column {condition!r} is empty for every clip"
+        train = data.split_mask("train")
+        n_classes = int((data.arrays["cond"][train].sum(axis=0) > 0).sum())
+        if n_classes < 2:
+            return f"condition column {condition!r} has {n_classes} class(es) in the train split; need at least 2"
+    return None
 
 
 def _skip(skipped: dict[str, int], keep: np.ndarray, mask: np.ndarray, reason: str) -> None:

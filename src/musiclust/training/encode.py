@@ -11,9 +11,9 @@ import pandas as pd
 import torch
 
 from musiclust.models.base import LatentModel
-from musiclust.models.vade import VaDE
 from musiclust.training.data import ClipData, load_clip_data
-from musiclust.training.loop import EVAL_BATCH, to_tensors
+from musiclust.training.loop import EVAL_BATCH
+from musiclust.training.streaming import batches, sequential
 
 
 def latent_columns(latent_dim: int) -> list[str]:
@@ -23,31 +23,31 @@ def latent_columns(latent_dim: int) -> list[str]:
 
 @torch.no_grad()
 def encode_arrays(
-    model: LatentModel, arrays: Mapping[str, np.ndarray], device: str | torch.device = "cpu"
+    model: LatentModel,
+    arrays: Mapping[str, Any],
+    device: str | torch.device = "cpu",
+    workers: int = 0,
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Posterior means ``(N, D)`` of input arrays (keys as in a training batch) and, for VaDE,
-    its own cluster assignments ``(N,)`` (``None`` for every other model)."""
+    """Posterior means ``(N, D)`` of input arrays (keys as in a training batch; numpy or
+    sharded, read in batches) and the model's own cluster assignments ``(N,)``
+    (:meth:`LatentModel.assign`; ``None`` when it has none)."""
     model.eval()
     device = torch.device(device)
     model.to(device)
-    data = to_tensors(arrays, device)
-    n = len(data["x"])
     mus, clusters = [], []
-    for start in range(0, n, EVAL_BATCH):
-        batch = {k: v[start : start + EVAL_BATCH] for k, v in data.items()}
-        mu = model.latent(batch).float()
-        mus.append(mu.cpu().numpy())
-        if isinstance(model, VaDE):
-            clusters.append(model.responsibilities(mu).argmax(dim=1).cpu().numpy())
+    for batch in batches(arrays, sequential(len(arrays["x"]), EVAL_BATCH), device, workers):
+        mus.append(model.latent(batch).float().cpu().numpy())
+        own = model.assign(batch)
+        if own is not None:
+            clusters.append(own.cpu().numpy())
     mu = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
-    cluster = (
-        (np.concatenate(clusters) if clusters else np.zeros(0, np.int64)) if isinstance(model, VaDE) else None
-    )
+    cluster = np.concatenate(clusters).astype(np.int64) if clusters else None
     return mu.astype(np.float32), cluster
 
 
 def latents_frame(clips: pd.DataFrame, mu: np.ndarray, cluster: np.ndarray | None, seed: int) -> pd.DataFrame:
-    """Per-clip latents table: ``segment_id, song_id, split, seed, z_..`` (+ ``cluster`` for VaDE)."""
+    """Per-clip latents table: ``segment_id, song_id, split, seed, z_..`` (+ ``cluster`` when the
+    model assigns its own clusters, e.g. VaDE)."""
     df = clips[["segment_id", "song_id", "split"]].reset_index(drop=True).copy()
     df["seed"] = int(seed)
     df = pd.concat([df, pd.DataFrame(mu, columns=latent_columns(mu.shape[1]))], axis=1)

@@ -1,7 +1,7 @@
 """One training loop for every model in the family.
 
 Adam/AdamW, KL annealing (linear warm-up of the KL weight), early stopping on the
-validation loss with patience, ReduceLROnPlateau, gradient clipping, seeding, CUDA with
+validation loss with patience, ReduceLROnPlateau, gradient clipping, CUDA with
 mixed precision when present, and a clear error on a NaN/inf loss.
 """
 
@@ -10,10 +10,10 @@ from __future__ import annotations
 import copy
 import logging
 import math
-import random
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from musiclust.models.base import LatentModel
 from musiclust.params import TrainParams
+from musiclust.training.streaming import batches, sequential
 
 log = logging.getLogger(__name__)
 
@@ -43,13 +44,6 @@ class FitResult:
     epochs: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) for one training run."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # also seeds every CUDA device
 
 
 def resolve_device(name: str) -> torch.device:
@@ -88,15 +82,23 @@ def kl_weight_at(epoch: int, warmup_epochs: int) -> float:
 
 @torch.no_grad()
 def evaluate(
-    model: LatentModel, data: Mapping[str, torch.Tensor], kl_weight: float = 1.0
+    model: LatentModel,
+    data: Mapping[str, Any],
+    kl_weight: float = 1.0,
+    *,
+    device: torch.device | None = None,
+    workers: int = 0,
 ) -> dict[str, float]:
-    """Mean recon/kl/total over ``data`` in eval mode (posterior means, no sampling)."""
+    """Mean recon/kl/total over ``data`` in eval mode (posterior means, no sampling).
+
+    ``data``: arrays keyed like a batch (numpy, :class:`~musiclust.training.streaming.ShardedArray`
+    or tensors), read in batches of :data:`EVAL_BATCH`; ``device`` defaults to the model's.
+    """
     model.eval()
-    n = len(next(iter(data.values())))
+    device = device or next(model.parameters()).device
+    n = len(data["x"])
     sums = {"recon": 0.0, "kl": 0.0, "total": 0.0}
-    device = next(iter(data.values())).device
-    for start in range(0, n, EVAL_BATCH):
-        batch = {k: v[start : start + EVAL_BATCH] for k, v in data.items()}
+    for batch in batches(data, sequential(n, EVAL_BATCH), device, workers):
         with _autocast(device):
             parts = model.loss(batch, kl_weight=kl_weight)
         b = len(batch["x"])
@@ -127,103 +129,149 @@ def fit(
     max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
     warmup = cfg.kl_warmup_epochs if kl_warmup_epochs is None else kl_warmup_epochs
     model.to(device)
-    tr = to_tensors(train, device)
-    n = len(tr["x"])
+    n = len(train["x"])
     if n < 2:
         raise TrainingError(
             f"{label}: {n} training clips; need at least 2 (check the split and silence flags)"
         )
-    va = to_tensors(val, device) if val is not None and len(val["x"]) else None
+    va = val if val is not None and len(val["x"]) else None
     if va is None:
         log.warning(
             "%s seed %d: no validation clips; early stopping uses the training loss instead", label, seed
         )
-    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # float16 autocast (GPUs without bfloat16) needs loss scaling; elsewhere this is a no-op
-    scaler = torch.amp.GradScaler(
-        "cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported()
+    step = _Stepper(model, cfg, device, label, seed)
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        step.opt, factor=cfg.lr_factor, patience=cfg.lr_patience
     )
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=cfg.lr_factor, patience=cfg.lr_patience)
     gen = torch.Generator().manual_seed(seed)  # batch order depends on the seed only
     bs = max(2, min(cfg.batch_size, n))
     res = FitResult()
-    best_state = copy.deepcopy(model.state_dict())
-    bad_epochs = 0
+    best = _BestEpoch(model, res, cfg.patience, warmup)
     t0 = time.perf_counter()
     bar = tqdm(range(max_epochs), desc=f"{label} seed {seed}", leave=False, mininterval=2.0)
     for epoch in bar:
         w = kl_weight_at(epoch, warmup)
-        model.train()
-        perm = torch.randperm(n, generator=gen).to(device)
+        perm = torch.randperm(n, generator=gen).numpy()
         # drop a trailing batch of one: batch norm cannot train on it
-        starts = [s for s in range(0, n, bs) if n - s >= 2]
-        run = {"recon": 0.0, "kl": 0.0, "n": 0}
-        for step, start in enumerate(starts):
-            idx = perm[start : start + bs]
-            batch = {k: v[idx] for k, v in tr.items()}
-            with _autocast(device):
-                parts = model.loss(batch, kl_weight=w)
-            loss = parts["total"]
-            if not torch.isfinite(loss):
-                raise TrainingError(
-                    f"{label}: loss is {float(loss.detach())} at epoch {epoch} step {step} (seed {seed}; "
-                    f"recon {float(parts['recon'].detach()):.4g}, kl {float(parts['kl'].detach()):.4g}). Lower train.lr, "
-                    "raise train.kl_warmup_epochs, or check the input features for extreme values."
-                )
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if cfg.grad_clip > 0:
-                scaler.unscale_(opt)  # clip the true gradients, not the scaled ones
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            scaler.step(opt)
-            scaler.update()
-            b = len(idx)
-            run["recon"] += float(parts["recon"].detach()) * b
-            run["kl"] += float(parts["kl"].detach()) * b
-            run["n"] += b
-        # train losses: means over this epoch's batches (no second pass over the training set),
-        # with the total at full KL weight so it compares with the validation total
-        tr_m = {"recon": run["recon"] / run["n"], "kl": run["kl"] / run["n"]}
-        tr_m["total"] = tr_m["recon"] + model.beta * tr_m["kl"]
-        va_m = evaluate(model, va) if va is not None else tr_m
+        order = [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
+        tr_m = _train_epoch(model, batches(train, order, device, cfg.workers), step, w, epoch)
+        va_m = evaluate(model, va, device=device, workers=cfg.workers) if va is not None else tr_m
         if not math.isfinite(va_m["total"]):
             raise TrainingError(f"{label}: validation loss is {va_m['total']} at epoch {epoch} (seed {seed})")
-        lr = opt.param_groups[0]["lr"]
-        res.history.append(
-            {
-                "epoch": epoch,
-                "seed": seed,
-                "train_recon": tr_m["recon"],
-                "train_kl": tr_m["kl"],
-                "train_total": tr_m["total"],
-                "val_recon": va_m["recon"],
-                "val_kl": va_m["kl"],
-                "val_total": va_m["total"],
-                "lr": lr,
-                "kl_weight": w,
-            }
-        )
+        res.history.append(_history_row(epoch, seed, tr_m, va_m, step.opt.param_groups[0]["lr"], w))
         if epoch == 0:
             res.first_val_loss = va_m["total"]
         sched.step(va_m["total"])
-        # an improvement must beat the best by a relative 1e-6 (float noise is not progress)
-        if not math.isfinite(res.best_val_loss) or va_m["total"] < res.best_val_loss - 1e-6 * abs(
-            res.best_val_loss
-        ):
-            res.best_val_loss, res.best_epoch = va_m["total"], epoch
-            best_state = copy.deepcopy(model.state_dict())
-            bad_epochs = 0
-        elif epoch + 1 >= warmup:
-            bad_epochs += 1
+        stop = best.update(va_m["total"], epoch)
         bar.set_postfix(val=f"{va_m['total']:.3g}", best=f"{res.best_val_loss:.3g}")
         log.debug("%s seed %d epoch %d: %s", label, seed, epoch, res.history[-1])
         res.epochs = epoch + 1
-        if bad_epochs >= cfg.patience:
+        if stop:
             res.stopped_early = True
             break
     bar.close()
-    model.load_state_dict(best_state)
+    model.load_state_dict(best.state)
     model.eval()
     res.seconds = time.perf_counter() - t0
     return res
+
+
+class _BestEpoch:
+    """Tracks the best validation total (into ``res``) and its weights; counts bad epochs.
+
+    An improvement must beat the best by a relative 1e-6 (float noise is not progress), and
+    bad epochs only count once the KL warm-up is over.
+    """
+
+    def __init__(self, model: LatentModel, res: FitResult, patience: int, warmup: int) -> None:
+        self.model, self.res, self.patience, self.warmup = model, res, patience, warmup
+        self.state = copy.deepcopy(model.state_dict())
+        self.bad_epochs = 0
+
+    def update(self, val_total: float, epoch: int) -> bool:
+        """Record ``epoch``'s validation total; True when patience is exhausted (stop)."""
+        best = self.res.best_val_loss
+        if not math.isfinite(best) or val_total < best - 1e-6 * abs(best):
+            self.res.best_val_loss, self.res.best_epoch = val_total, epoch
+            self.state = copy.deepcopy(self.model.state_dict())
+            self.bad_epochs = 0
+        elif epoch + 1 >= self.warmup:
+            self.bad_epochs += 1
+        return self.bad_epochs >= self.patience
+
+
+class _Stepper:
+    """One optimiser step on a batch: loss, NaN check, (scaled) backward, gradient clipping."""
+
+    def __init__(self, model: LatentModel, cfg: TrainParams, device: torch.device, label: str, seed: int):
+        self.model, self.device, self.label, self.seed = model, device, label, seed
+        self.grad_clip = cfg.grad_clip
+        opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+        self.opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # float16 autocast (GPUs without bfloat16) needs loss scaling; elsewhere this is a no-op
+        self.scaler = torch.amp.GradScaler(
+            "cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported()
+        )
+
+    def __call__(self, batch: Mapping[str, torch.Tensor], kl_weight: float, where: str) -> dict[str, float]:
+        """Step on ``batch``; returns its recon and kl means. ``where`` (epoch/step) names it in errors."""
+        with _autocast(self.device):
+            parts = self.model.loss(batch, kl_weight=kl_weight)
+        loss = parts["total"]
+        if not torch.isfinite(loss):
+            raise TrainingError(
+                f"{self.label}: loss is {float(loss.detach())} at {where} (seed {self.seed}; "
+                f"recon {float(parts['recon'].detach()):.4g}, kl {float(parts['kl'].detach()):.4g}). "
+                "Lower train.lr, raise train.kl_warmup_epochs, or check the input features for extreme values."
+            )
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if self.grad_clip > 0:
+            self.scaler.unscale_(self.opt)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        return {"recon": float(parts["recon"].detach()), "kl": float(parts["kl"].detach())}
+
+
+def _train_epoch(
+    model: LatentModel,
+    loader: Iterable[Mapping[str, torch.Tensor]],
+    step: _Stepper,
+    kl_weight: float,
+    epoch: int,
+) -> dict[str, float]:
+    """One pass over the training batches of ``loader``; means of recon, kl and total.
+
+    The total is the model's objective at full KL weight on those means (no second pass over
+    the training set), so it compares with the validation total.
+    """
+    model.train()
+    run = {"recon": 0.0, "kl": 0.0, "n": 0}
+    for i, batch in enumerate(loader):
+        parts = step(batch, kl_weight, f"epoch {epoch} step {i}")
+        b = len(batch["x"])
+        run["recon"] += parts["recon"] * b
+        run["kl"] += parts["kl"] * b
+        run["n"] += b
+    out = {"recon": run["recon"] / run["n"], "kl": run["kl"] / run["n"]}
+    out["total"] = float(model.objective(out["recon"], out["kl"], 1.0))
+    return out
+
+
+def _history_row(
+    epoch: int, seed: int, tr_m: Mapping[str, float], va_m: Mapping[str, float], lr: float, w: float
+) -> dict[str, float]:
+    """One row of the per-epoch history (the columns of ``history.csv``)."""
+    return {
+        "epoch": epoch,
+        "seed": seed,
+        "train_recon": tr_m["recon"],
+        "train_kl": tr_m["kl"],
+        "train_total": tr_m["total"],
+        "val_recon": va_m["recon"],
+        "val_kl": va_m["kl"],
+        "val_total": va_m["total"],
+        "lr": lr,
+        "kl_weight": w,
+    }

@@ -1,9 +1,12 @@
 """Train one model key on every seed and write its outputs (the ``train@<key>`` stage's library side).
 
-Outputs under ``out_dir`` (see docs/pipeline.md, ``models/<key>/``): ``seed_<s>.pt``
-checkpoints (VaDE also ``pretrain_seed_<s>.pt``), ``latents.parquet``,
-``song_latents.parquet``, ``recon.npz`` and ``info.json``; plus the per-epoch history CSV
-and the small metrics JSON at the paths given.
+Everything goes under ``out_dir`` (``models/<key>/``, see docs/pipeline.md): ``seed_<s>.pt``
+checkpoints (plus ``pretrain_seed_<s>.pt`` for a model with a pretraining stage, e.g. VaDE),
+``latents.parquet``, ``song_latents.parquet``, ``recon.npz``, ``history.csv``,
+``metrics.json`` and ``info.json``. A model whose inputs are absent (a text model when no song
+has lyrics, a conditional model without two condition classes in the train split) is not
+trained: it writes ``info.json`` and ``metrics.json`` with ``applicable: false`` and a reason,
+and a ``history.csv`` with only its header. Timings are returned, never written there.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,32 +22,55 @@ import numpy as np
 import pandas as pd
 import torch
 
-from musiclust.fileio import atomic_write_bytes, write_json, write_parquet
+from musiclust.fileio import write_json, write_parquet
 from musiclust.models.base import LatentModel
 from musiclust.models.checkpoint import make_checkpoint, save_checkpoint
 from musiclust.models.registry import build_model, model_class
-from musiclust.models.vade import VaDE
 from musiclust.params import TrainParams
-from musiclust.training.data import ClipData, load_clip_data, read_lyrics, read_segments
+from musiclust.training.data import (
+    ClipData,
+    load_clip_data,
+    not_applicable_reason,
+    read_lyrics,
+    read_segments,
+)
+from musiclust.training.determinism import deterministic, seed_everything
 from musiclust.training.encode import encode_arrays, latents_frame, song_latents
-from musiclust.training.loop import FitResult, fit, resolve_device, seed_everything, to_tensors
+from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors
+from musiclust.training.outputs import (
+    clear_outputs,
+    clip_counts,
+    info_record,
+    metrics_record,
+    write_history,
+    write_npz,
+)
 
 log = logging.getLogger(__name__)
 
-PLOT_COLUMNS = [
-    "epoch",
-    "seed",
-    "train_recon",
-    "train_kl",
-    "train_total",
-    "val_recon",
-    "val_kl",
-    "val_total",
-    "lr",
-    "kl_weight",
-]
 #: test clips kept with their reconstructions for the report
 N_RECON_SAMPLES = 8
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_model` wrote (``metrics``, ``info``) and how long it took (``timings``:
+    wall-clock seconds, for the log and the stage's timings file only)."""
+
+    metrics: dict[str, Any]
+    info: dict[str, Any]
+    timings: dict[str, Any]
+
+
+@dataclass
+class _SeedRun:
+    """One seed's outcome: its summary for info/metrics, history rows, latents and seconds."""
+
+    summary: dict[str, Any]
+    history: list[dict[str, float]]
+    latents: pd.DataFrame
+    seconds: dict[str, float]
+    model: LatentModel
 
 
 def train_model(
@@ -55,224 +82,227 @@ def train_model(
     features_dir: str | Path,
     lyrics_path: str | Path,
     out_dir: str | Path,
-    metrics_path: str | Path,
-    plots_path: str | Path,
-) -> dict[str, Any]:
-    """Train model ``key`` once per seed; write checkpoints, latents, history and metrics.
+) -> TrainResult:
+    """Train model ``key`` once per seed into ``out_dir``; see the module docstring for the files.
 
     Training uses the non-silent clips of the train split; early stopping the non-silent
-    val clips; latents are written for every usable clip of every split. Returns the metrics.
+    val clips; latents are written for every usable clip of every split. Runs with
+    ``train.threads`` CPU threads and deterministic kernels, so the same code, params and
+    inputs give byte-identical files on the same machine.
     """
     if not seeds:
         raise ValueError("params 'seeds' is empty: list at least one seed")
-    torch.set_num_threads(max(1, train_cfg.threads))
     device = resolve_device(train_cfg.device)
+    with deterministic(train_cfg.threads, device):
+        result = _train_all_seeds(
+            key, model_cfg, train_cfg, [int(s) for s in seeds], device,
+            segments_dir, features_dir, lyrics_path, Path(out_dir),
+        )  # fmt: skip
+        result.timings["threads"] = torch.get_num_threads()
+    return result
+
+
+def _train_all_seeds(
+    key: str,
+    model_cfg: Mapping[str, Any],
+    train_cfg: TrainParams,
+    seeds: list[int],
+    device: torch.device,
+    segments_dir: str | Path,
+    features_dir: str | Path,
+    lyrics_path: str | Path,
+    out_dir: Path,
+) -> TrainResult:
     cls = model_class(key)
     cfg = cls.check_config(model_cfg)
-    segments = read_segments(segments_dir)
-    lyrics = read_lyrics(lyrics_path) if "text" in cls.needs else None
     data = load_clip_data(
-        segments,
+        read_segments(segments_dir),
         features_dir,
         x_kind=cls.x_kind,
         needs=cls.needs,
         feature_sets=train_cfg.features,
-        lyrics=lyrics,
+        lyrics=read_lyrics(lyrics_path) if "text" in cls.needs else None,
         condition=cfg.get("condition"),
     )
     train_mask, val_mask = data.split_mask("train"), data.split_mask("val")
-    log.info(
-        "%s: %d clips in, %d usable (train %d, val %d, silent %d), skipped %s; device %s",
-        key,
-        data.n_in,
-        len(data.clips),
-        train_mask.sum(),
-        val_mask.sum(),
-        int(data.clips["is_silent"].sum()),
-        data.skipped or "none",
-        device,
-    )
-    train, val = data.select(train_mask), data.select(val_mask)
-    conditioned_on = [cfg["condition"]] if data.dims.get("condition_values") else []
-    if "cond" in cls.needs and not conditioned_on:
-        log.warning(
-            "%s: column %r is empty for every clip; training WITHOUT a condition (a plain VAE)",
-            key,
-            cfg.get("condition"),
-        )
-
-    out_dir = Path(out_dir)
+    counts, info_args = _describe(key, data, cfg, seeds, device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for stale in [*out_dir.glob("seed_*.pt"), *out_dir.glob("pretrain_seed_*.pt")]:
-        stale.unlink()  # outputs are rewritten whole: no checkpoint of an old seed list survives
+    clear_outputs(out_dir)
+    reason = not_applicable_reason(data, cls.needs, cfg.get("condition"))
+    if reason is not None:
+        log.warning("%s: not trained (applicable: false): %s", key, reason)
+        return _write_run(key, out_dir, reason, [], {}, counts, {**info_args, "conditioned_on": []})
 
+    train, val = data.select(train_mask), data.select(val_mask)
     params_record = {
         "train": _plain(dataclasses.asdict(train_cfg)),
         "model": _plain(cfg),
         "seeds": list(seeds),
     }
-    history: list[dict[str, float]] = []
-    latents: list[pd.DataFrame] = []
-    per_seed: dict[int, dict[str, Any]] = {}
-    recon = None
+    runs: dict[int, _SeedRun] = {}
     for seed in seeds:
-        seed_everything(int(seed))
-        model = build_model(key, cfg, data.dims)
-        norm = model.fit_input_stats(train)
-        inputs = {**data.inputs, **({"normalization": norm} if norm else {})}
-        extra: dict[str, Any] = {}
-        if isinstance(model, VaDE):
-            extra = _pretrain_vade(
-                model, train, val, train_cfg, int(seed), device, out_dir, params_record, inputs
-            )
-        res = fit(model, train, val, train_cfg, seed=int(seed), label=key, device=device)
-        history.extend(res.history)
-        save_checkpoint(
-            out_dir / f"seed_{seed}.pt",
-            make_checkpoint(
-                model,
-                params=params_record,
-                epoch=res.best_epoch,
-                best_val_loss=float(res.best_val_loss),
-                seed=int(seed),
-                inputs=inputs,
-                history=[dict(h) for h in res.history],
-            ),
-        )
-        mu, cluster = encode_arrays(model, data.arrays, device)
-        latents.append(latents_frame(data.clips, mu, cluster, int(seed)))
-        per_seed[int(seed)] = _seed_summary(res, extra)
-        log.info(
-            "%s seed %s: val loss %.4g (epoch 0) -> %.4g (best, epoch %d of %d) in %.1f s",
-            key,
-            seed,
-            res.first_val_loss,
-            res.best_val_loss,
-            res.best_epoch,
-            res.epochs,
-            res.seconds,
-        )
-        if recon is None:
-            recon = _recon_samples(model, data, device)
+        runs[seed] = _train_seed(key, cfg, data, train, val, train_cfg, seed, device, out_dir, params_record)
+    _write_latents(out_dir, data, runs, device)
+    conditioned_on = [cfg["condition"]] if data.dims.get("condition_values") else []
+    latent_dim = runs[seeds[0]].model.latent_dim
+    result = _write_run(
+        key,
+        out_dir,
+        None,
+        [row for r in runs.values() for row in r.history],
+        {s: r.summary for s, r in runs.items()},
+        counts,
+        {**info_args, "conditioned_on": conditioned_on, "latent_dim": latent_dim},
+    )
+    result.timings["per_seed"] = {str(s): r.seconds for s, r in runs.items()}
+    result.timings["seconds_total"] = round(sum(sum(r.seconds.values()) for r in runs.values()), 3)
+    return result
 
-    lat = pd.concat(latents, ignore_index=True)
-    silent = np.tile(data.clips["is_silent"].to_numpy(bool), len(seeds))
+
+def _describe(
+    key: str, data: ClipData, cfg: Mapping[str, Any], seeds: list[int], device: torch.device
+) -> tuple[dict[str, int], dict[str, Any]]:
+    """Log the clips a run uses; return the clip counts (metrics.json) and info.json fields."""
+    n_train, n_val = int(data.split_mask("train").sum()), int(data.split_mask("val").sum())
+    n_silent = int(data.clips["is_silent"].sum())
+    log.info(
+        "%s: %d clips in, %d usable (train %d, val %d, silent %d), skipped %s; device %s",
+        key, data.n_in, len(data.clips), n_train, n_val, n_silent, data.skipped or "none", device,
+    )  # fmt: skip
+    counts = clip_counts(data.n_in, len(data.clips), n_train, n_val, n_silent)
+    clips = {
+        "in": data.n_in, "used": len(data.clips), "skipped": data.skipped,
+        "train": n_train, "val": n_val, "silent_not_trained_on": n_silent,
+    }  # fmt: skip
+    info_args = {
+        "inputs": data.inputs,
+        "latent_dim": cfg.get("latent_dim"),
+        "seeds": seeds,
+        "device": str(device),
+        "clips": clips,
+    }
+    return counts, info_args
+
+
+def _write_latents(out_dir: Path, data: ClipData, runs: Mapping[int, _SeedRun], device: torch.device) -> None:
+    """latents.parquet (every seed), song_latents.parquet and recon.npz (first seed's model)."""
+    lat = pd.concat([r.latents for r in runs.values()], ignore_index=True)
+    silent = np.tile(data.clips["is_silent"].to_numpy(bool), len(runs))
     write_parquet(lat, out_dir / "latents.parquet")
     write_parquet(song_latents(lat, silent), out_dir / "song_latents.parquet")
+    recon = _recon_samples(next(iter(runs.values())).model, data, device)
     if recon is not None:
-        _write_npz(out_dir / "recon.npz", recon)
-    write_json(
-        out_dir / "info.json",
-        {
-            "model_key": key,
-            "conditioned_on": conditioned_on,
-            "inputs": data.inputs,
-            "latent_dim": int(cfg.get("latent_dim", model.latent_dim)),
-            "seeds": [int(s) for s in seeds],
-            "clips": {
-                "in": data.n_in,
-                "used": len(data.clips),
-                "skipped": data.skipped,
-                "train": int(train_mask.sum()),
-                "val": int(val_mask.sum()),
-                "silent_not_trained_on": int(data.clips["is_silent"].sum()),
-            },
-            "device": str(device),
-            "per_seed": {str(s): v for s, v in per_seed.items()},
-        },
-    )
-    plots = pd.DataFrame(history, columns=PLOT_COLUMNS)
-    Path(plots_path).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(plots_path, plots.to_csv(index=False).encode("utf-8"))
-    metrics = _metrics(per_seed, data, int(train_mask.sum()), int(val_mask.sum()))
-    write_json(metrics_path, metrics)
-    return metrics
+        write_npz(out_dir / "recon.npz", recon)
 
 
-def _pretrain_vade(
-    model: VaDE,
-    train: Mapping[str, np.ndarray],
-    val: Mapping[str, np.ndarray],
-    cfg: TrainParams,
+def _write_run(
+    key: str,
+    out_dir: Path,
+    reason: str | None,
+    history: list[dict[str, float]],
+    per_seed: Mapping[int, Mapping[str, Any]],
+    counts: Mapping[str, int],
+    info_args: Mapping[str, Any],
+) -> TrainResult:
+    """Write history.csv, metrics.json and info.json (for an applicable model or not)."""
+    write_history(out_dir / "history.csv", history)
+    metrics = metrics_record(per_seed, counts, reason)
+    write_json(out_dir / "metrics.json", metrics)
+    info = info_record(key, reason=reason, per_seed=per_seed, **info_args)
+    write_json(out_dir / "info.json", info)
+    timings = {"model_key": key, "device": info["device"], "seconds_total": 0.0, "per_seed": {}}
+    return TrainResult(metrics=metrics, info=info, timings=timings)
+
+
+def _train_seed(
+    key: str,
+    cfg: Mapping[str, Any],
+    data: ClipData,
+    train: Mapping[str, Any],
+    val: Mapping[str, Any],
+    train_cfg: TrainParams,
     seed: int,
     device: torch.device,
     out_dir: Path,
-    params_record: dict,
-    inputs: dict,
-) -> dict[str, Any]:
-    """VaDE stages 1-2: autoencoder pretraining (its own checkpoint), then GMM init of the prior."""
-    model.pretraining = True
-    res = fit(
-        model,
-        train,
-        val,
-        cfg,
-        seed=seed,
-        label="vade/pretrain",
-        device=device,
-        max_epochs=model.pretrain_epochs,
-        kl_warmup_epochs=0,
-    )
-    model.pretraining = False
-    save_checkpoint(
-        out_dir / f"pretrain_seed_{seed}.pt",
-        make_checkpoint(
-            model,
-            params=params_record,
-            epoch=res.best_epoch,
-            best_val_loss=float(res.best_val_loss),
-            seed=seed,
-            inputs=inputs,
-            stage="pretrain",
-            history=[dict(h) for h in res.history],
-        ),
-    )
-    model.eval()
-    with torch.no_grad():
-        codes = model.latent(to_tensors(train, device)).float().cpu().numpy()
-    gmm = model.init_prior(codes, seed)
+    params_record: Mapping[str, Any],
+) -> _SeedRun:
+    """Build, (pre)train, checkpoint and encode one seed's model."""
+    seed_everything(seed)
+    model = build_model(key, cfg, data.dims)
+    norm = model.fit_input_stats(train)
+    inputs = {**data.inputs, **({"normalization": norm} if norm else {})}
+    ckpt_extra = {"params": params_record, "seed": seed, "inputs": inputs}
+    seconds: dict[str, float] = {}
+    extra: dict[str, Any] = {}
+    if model.pretrain_epochs > 0:
+        pre = _pretrain(model, train, val, train_cfg, seed, device, label=f"{key}/pretrain")
+        save_checkpoint(
+            out_dir / f"pretrain_seed_{seed}.pt", _checkpoint(model, pre, ckpt_extra, stage="pretrain")
+        )
+        seconds["pretrain_seconds"] = round(pre.seconds, 3)
+        codes, _ = encode_arrays(model, train, device, train_cfg.workers)
+        extra = {
+            "pretrain_epochs": pre.epochs,
+            "pretrain_val_loss": float(pre.best_val_loss),
+            **model.after_pretraining(codes, seed),
+        }
+        log.info(
+            "%s seed %d: pretrained %d epochs (val loss %.4g); %s",
+            key,
+            seed,
+            pre.epochs,
+            pre.best_val_loss,
+            extra,
+        )
+    res = fit(model, train, val, train_cfg, seed=seed, label=key, device=device)
+    seconds["seconds"] = round(res.seconds, 3)
+    save_checkpoint(out_dir / f"seed_{seed}.pt", _checkpoint(model, res, ckpt_extra))
+    mu, cluster = encode_arrays(model, data.arrays, device, train_cfg.workers)
     log.info(
-        "vade seed %d: pretrained %d epochs (val recon %.4g), GMM prior initialised %s",
-        seed,
-        res.epochs,
-        res.best_val_loss,
-        gmm,
-    )
-    return {
-        "pretrain_epochs": res.epochs,
-        "pretrain_val_loss": float(res.best_val_loss),
-        "pretrain_seconds": res.seconds,
-        **gmm,
-    }
-
-
-def _seed_summary(res: FitResult, extra: Mapping[str, Any]) -> dict[str, Any]:
-    return {
+        "%s seed %s: val loss %.4g (epoch 0) -> %.4g (best, epoch %d of %d) in %.1f s",
+        key, seed, res.first_val_loss, res.best_val_loss, res.best_epoch, res.epochs, res.seconds,
+    )  # fmt: skip
+    summary = {
         "first_val_loss": float(res.first_val_loss),
         "best_val_loss": float(res.best_val_loss),
         "best_epoch": res.best_epoch,
         "epochs": res.epochs,
-        "seconds": round(res.seconds, 2),
         "stopped_early": res.stopped_early,
         **extra,
     }
+    return _SeedRun(summary, res.history, latents_frame(data.clips, mu, cluster, seed), seconds, model)
 
 
-def _metrics(
-    per_seed: Mapping[int, Mapping[str, Any]], data: ClipData, n_train: int, n_val: int
-) -> dict[str, Any]:
-    """Small flat JSON: per-seed best/first val loss, epochs, seconds, and their means."""
-    out: dict[str, Any] = {"n_clips": len(data.clips), "n_train_clips": n_train, "n_val_clips": n_val}
-    keys = ("best_val_loss", "first_val_loss", "epochs", "seconds")
-    for seed, s in per_seed.items():
-        for k in keys:
-            out[f"seed_{seed}_{k}"] = s[k]
-    for k in keys:
-        out[f"{k}_mean"] = float(np.mean([s[k] for s in per_seed.values()]))
-    out["seconds_total"] = float(
-        sum(s["seconds"] + s.get("pretrain_seconds", 0.0) for s in per_seed.values())
+def _pretrain(
+    model: LatentModel,
+    train: Mapping[str, Any],
+    val: Mapping[str, Any],
+    cfg: TrainParams,
+    seed: int,
+    device: torch.device,
+    label: str,
+) -> FitResult:
+    """The model's first training stage (``pretrain_epochs``, no KL warm-up, ``pretraining`` on)."""
+    model.pretraining = True
+    try:
+        return fit(
+            model, train, val, cfg, seed=seed, label=label, device=device,
+            max_epochs=model.pretrain_epochs, kl_warmup_epochs=0,
+        )  # fmt: skip
+    finally:
+        model.pretraining = False
+
+
+def _checkpoint(model: LatentModel, res: FitResult, extra: Mapping[str, Any], **more: Any) -> dict[str, Any]:
+    """A checkpoint of ``model`` after ``res`` (no timings: the file must be reproducible)."""
+    return make_checkpoint(
+        model,
+        epoch=res.best_epoch,
+        best_val_loss=float(res.best_val_loss),
+        history=[dict(h) for h in res.history],
+        **extra,
+        **more,
     )
-    return out
 
 
 @torch.no_grad()
@@ -286,7 +316,7 @@ def _recon_samples(model: LatentModel, data: ClipData, device: torch.device) -> 
     if len(pick) == 0:
         return None
     model.eval()
-    batch = to_tensors({k: v[pick] for k, v in data.arrays.items()}, device)
+    batch = to_tensors({k: np.asarray(v[pick]) for k, v in data.arrays.items()}, device)
     target = model.targets(batch)
     rec = model.decode(model.latent(batch), batch)
     out: dict[str, np.ndarray] = {"segment_id": clips.loc[pick, "segment_id"].to_numpy().astype(str)}
@@ -298,14 +328,6 @@ def _recon_samples(model: LatentModel, data: ClipData, device: torch.device) -> 
     if "has_text" in batch:
         out["has_text"] = batch["has_text"].cpu().numpy()
     return out
-
-
-def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    import io
-
-    buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def _plain(obj: Any) -> Any:

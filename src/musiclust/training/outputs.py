@@ -1,0 +1,125 @@
+"""The files of ``models/<key>/`` that are not checkpoints or latents: history, metrics, info.
+
+Everything here is a function of the run's inputs and params only (no wall-clock time, no
+absolute path, no host name), so the folder is byte-identical across re-runs and DVC's
+run-cache can restore it. Timings go to the log and to the stage's timings file instead.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from musiclust.fileio import atomic_write_bytes
+
+#: columns of ``history.csv``: one row per seed and epoch of the main training stage
+HISTORY_COLUMNS = [
+    "epoch",
+    "seed",
+    "train_recon",
+    "train_kl",
+    "train_total",
+    "val_recon",
+    "val_kl",
+    "val_total",
+    "lr",
+    "kl_weight",
+]
+#: per-seed values that metrics.json lists per seed and as a mean over seeds
+SEED_METRICS = ("best_val_loss", "first_val_loss", "best_epoch", "epochs")
+#: files a run writes besides history.csv, metrics.json and info.json (removed before a run)
+MODEL_FILES = ("latents.parquet", "song_latents.parquet", "recon.npz")
+CHECKPOINT_GLOBS = ("seed_*.pt", "pretrain_seed_*.pt")
+
+
+def clear_outputs(out_dir: Path) -> None:
+    """Remove a previous run's checkpoints and latents: outputs are rewritten whole."""
+    stale = [p for g in CHECKPOINT_GLOBS for p in out_dir.glob(g)]
+    stale += [out_dir / name for name in MODEL_FILES if (out_dir / name).exists()]
+    for path in stale:
+        path.unlink()
+
+
+def write_history(path: Path, rows: Iterable[Mapping[str, Any]]) -> None:
+    """``history.csv`` with :data:`HISTORY_COLUMNS` (just the header when there are no rows)."""
+    frame = pd.DataFrame(list(rows), columns=HISTORY_COLUMNS)
+    atomic_write_bytes(path, frame.to_csv(index=False).encode("utf-8"))
+
+
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """A compressed ``.npz`` whose bytes depend on the arrays only.
+
+    ``np.savez_compressed`` stamps each member with the current time; here every member gets
+    the fixed zip epoch (1980-01-01), in the order given.
+    """
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, arr in arrays.items():
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_DEFLATED
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(arr), allow_pickle=False)
+            zf.writestr(info, member.getvalue())
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def clip_counts(n_in: int, n_used: int, n_train: int, n_val: int, n_silent: int) -> dict[str, int]:
+    """The clip counts metrics.json carries (flat, ``n_*``)."""
+    return {
+        "n_clips_in": int(n_in),
+        "n_clips": int(n_used),
+        "n_train_clips": int(n_train),
+        "n_val_clips": int(n_val),
+        "n_silent_clips": int(n_silent),
+    }
+
+
+def metrics_record(
+    per_seed: Mapping[int, Mapping[str, Any]], counts: Mapping[str, int], reason: str | None
+) -> dict[str, Any]:
+    """metrics.json: ``applicable``, ``reason``, clip counts, ``seed_<s>_<m>`` and ``<m>_mean``.
+
+    ``m`` is each of :data:`SEED_METRICS`; the per-seed and mean keys are absent when the
+    model was not applicable (nothing was trained).
+    """
+    out: dict[str, Any] = {"applicable": reason is None, "reason": reason, **counts}
+    for seed, summary in per_seed.items():
+        for k in SEED_METRICS:
+            out[f"seed_{seed}_{k}"] = summary[k]
+    if per_seed:
+        for k in SEED_METRICS:
+            out[f"{k}_mean"] = float(np.mean([s[k] for s in per_seed.values()]))
+    return out
+
+
+def info_record(
+    key: str,
+    *,
+    reason: str | None,
+    conditioned_on: Sequence[str],
+    inputs: Mapping[str, Any],
+    latent_dim: int | None,
+    seeds: Sequence[int],
+    clips: Mapping[str, Any],
+    device: str,
+    per_seed: Mapping[int, Mapping[str, Any]],
+) -> dict[str, Any]:
+    """info.json: what was trained on what (``applicable``/``reason`` say whether anything was)."""
+    return {
+        "model_key": key,
+        "applicable": reason is None,
+        "reason": reason,
+        "conditioned_on": list(conditioned_on),
+        "inputs": dict(inputs),
+        "latent_dim": None if latent_dim is None else int(latent_dim),
+        "seeds": [int(s) for s in seeds],
+        "clips": dict(clips),
+        "device": device,
+        "per_seed": {str(s): dict(v) for s, v in per_seed.items()},
+    }
