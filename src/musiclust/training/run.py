@@ -26,7 +26,7 @@ from musiclust.fileio import write_json, write_parquet
 from musiclust.models.base import LatentModel
 from musiclust.models.checkpoint import make_checkpoint, save_checkpoint
 from musiclust.models.registry import build_model, model_class
-from musiclust.params import TrainParams
+from musiclust.params import TrainParams, check_training_data
 from musiclust.training.data import (
     ClipData,
     load_clip_data,
@@ -132,6 +132,8 @@ def _train_all_seeds(
     if reason is not None:
         log.warning("%s: not trained (applicable: false): %s", key, reason)
         return _write_run(key, out_dir, reason, [], {}, counts, {**info_args, "conditioned_on": []})
+    # refuse at once what cannot be trained (e.g. VaDE components > training clips), not after minutes
+    check_training_data(key, cfg, int(train_mask.sum()), int(val_mask.sum()))
 
     train, val = data.select(train_mask), data.select(val_mask)
     params_record = {
