@@ -32,11 +32,12 @@ def make_dataset(
     clips_per_song: int = 4,
     n_features: int = 12,
     logmel_shape: tuple[int, int] = (16, 32),
+    mfcc_seq_shape: tuple[int, int] = (8, 32),
     text_dim: int = 8,
     seed: int = 0,
     no_lyrics_every: int = 3,
 ) -> dict[str, Path]:
-    """Write segments/, features/ (mfcc_stats + scalers + logmel shards) and lyrics.parquet.
+    """Write segments/, features/ (mfcc_stats + scalers + logmel and mfcc_seq shards) and lyrics.parquet.
 
     Features carry the genre (a class mean) plus noise, so training has structure to find;
     every ``no_lyrics_every``-th song has no lyrics (zeros, has_lyrics false).
@@ -44,6 +45,7 @@ def make_dataset(
     rng = np.random.default_rng(seed)
     seg_dir, feat_dir = root / "segments", root / "features"
     (feat_dir / "logmel").mkdir(parents=True, exist_ok=True)
+    (feat_dir / "mfcc_seq").mkdir(parents=True, exist_ok=True)
     seg_dir.mkdir(parents=True, exist_ok=True)
     n_train, n_val = round(n_songs * 0.6), max(1, round(n_songs * 0.2))
     splits = np.array(["train"] * n_train + ["val"] * n_val + ["test"] * (n_songs - n_train - n_val))
@@ -51,7 +53,7 @@ def make_dataset(
     rows, lyr = [], []
     centres = rng.normal(0, 3, size=(len(GENRES), n_features))
     tcentres = rng.normal(0, 1, size=(len(LANGS), text_dim))
-    feats, mels = [], []
+    feats, mels, seqs = [], [], []
     for s in range(n_songs):
         song_id = f"song_{s:03d}"
         g, lang = s % len(GENRES), (s // len(GENRES)) % len(LANGS)
@@ -88,6 +90,9 @@ def make_dataset(
             m = rng.normal(-40, 3, size=logmel_shape)
             m[(g * logmel_shape[0]) // len(GENRES) : ((g + 1) * logmel_shape[0]) // len(GENRES)] += 20
             mels.append(m)
+            q = rng.normal(0, 5, size=mfcc_seq_shape)
+            q[g % mfcc_seq_shape[0]] += 30  # the genre raises one coefficient in every frame
+            seqs.append(q)
     seg = pd.DataFrame(rows)
     seg.to_parquet(seg_dir / "segments.parquet", index=False)
     cols = [f"mfcc_{i:02d}_mean" for i in range(n_features)]
@@ -98,9 +103,11 @@ def make_dataset(
     scaler = Scaler.fit(cols, x[(seg["split"] == "train").to_numpy()])
     (feat_dir / "scalers.json").write_text(json.dumps({"mfcc_stats": scaler.to_dict()}))
     np.save(feat_dir / "logmel" / "shard-00000.npy", np.asarray(mels, np.float16))
-    pd.DataFrame({"segment_id": seg["segment_id"], "shard": 0, "row": np.arange(len(seg))}).to_parquet(
-        feat_dir / "logmel" / "index.parquet", index=False
-    )
+    np.save(feat_dir / "mfcc_seq" / "shard-00000.npy", np.asarray(seqs, np.float32))
+    for name in ("logmel", "mfcc_seq"):
+        pd.DataFrame({"segment_id": seg["segment_id"], "shard": 0, "row": np.arange(len(seg))}).to_parquet(
+            feat_dir / name / "index.parquet", index=False
+        )
     pd.DataFrame(lyr).to_parquet(root / "lyrics.parquet", index=False)
     return {"segments": seg_dir, "features": feat_dir, "lyrics": root / "lyrics.parquet"}
 
@@ -243,10 +250,10 @@ def test_song_latents_mean_skips_silent_clips():
 
 
 def test_train_model_outputs_and_reencoding(dataset, tmp_path):
-    out = tmp_path / "models" / "cvae"
+    out = tmp_path / "models" / "cvae_language"
     metrics = train_model(
-        "cvae",
-        {"latent_dim": 3, "hidden": [16], "condition": "language"},
+        "cvae_language",
+        {"latent_dim": 3, "hidden": [16]},
         FAST,
         [0, 1],
         dataset["segments"],
@@ -282,10 +289,10 @@ def test_cvae_on_a_corpus_without_the_condition_trains_unconditioned(dataset, tm
     seg = pd.read_parquet(seg_path)
     seg["language"] = None  # e.g. GTZAN: no language labels at all
     seg.to_parquet(seg_path, index=False)
-    out = tmp_path / "cvae"
+    out = tmp_path / "cvae_language"
     train_model(
-        "cvae",
-        {"latent_dim": 2, "hidden": [8], "condition": "language"},
+        "cvae_language",
+        {"latent_dim": 2, "hidden": [8]},
         FAST,
         [0],
         dataset["segments"],

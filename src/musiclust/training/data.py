@@ -32,8 +32,8 @@ class ClipData:
     """One model's inputs for every usable clip.
 
     ``clips`` (``segment_id``, ``song_id``, ``split``, ``is_silent``) is row-aligned with every
-    array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector or ``(N, n_mels, frames)``
-    log-mel), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
+    array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector, ``(N, n_mels, frames)``
+    log-mel or ``(N, n_mfcc, frames)`` MFCC sequence), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
     ``cond`` ``(N, C)`` one-hot.
     """
 
@@ -94,8 +94,8 @@ def load_clip_data(
 ) -> ClipData:
     """Build a model's inputs for the clips of ``segments``.
 
-    ``x_kind`` is ``"vector"`` (``feature_sets`` through the train-only scalers) or
-    ``"logmel"`` (raw dB patches). ``needs`` may add ``"text"`` (requires ``lyrics``) and
+    ``x_kind`` is ``"vector"`` (``feature_sets`` through the train-only scalers),
+    ``"logmel"`` (raw dB patches) or ``"mfcc_seq"`` (raw MFCC sequences). ``needs`` may add ``"text"`` (requires ``lyrics``) and
     ``"cond"`` (one-hot of the metadata column ``condition``; the values are taken from the
     data unless ``condition_values`` fixes them, as when re-encoding with a trained model).
     ``expected_columns`` checks that the feature columns match a trained model's.
@@ -117,14 +117,14 @@ def load_clip_data(
         inputs.update(
             feature_sets=list(feature_sets), columns=list(columns), standardized="scalers.json (train split)"
         )
-    elif x_kind == "logmel":
-        index, x = load_tensors(features_dir, "logmel")
+    elif x_kind in ("logmel", "mfcc_seq"):
+        index, x = load_tensors(features_dir, x_kind)
         ids = index["segment_id"]
         if x.ndim != 3:
             raise TrainingDataError(
-                f"{features_dir}/logmel: expected (n, n_mels, frames) tensors, got {x.shape}"
+                f"{features_dir}/{x_kind}: expected (n, n_bands, frames) tensors, got {x.shape}"
             )
-        inputs.update(feature_sets=["logmel"], shape=[int(x.shape[1]), int(x.shape[2])])
+        inputs.update(feature_sets=[x_kind], shape=[int(x.shape[1]), int(x.shape[2])])
     else:
         raise TrainingDataError(f"unknown input kind {x_kind!r}")
     if len(ids) == 0:
@@ -149,7 +149,7 @@ def load_clip_data(
     if x_kind == "vector":
         dims["audio_dim"] = int(np.asarray(x).shape[1])
     else:
-        dims["logmel_shape"] = inputs["shape"]
+        dims[f"{x_kind}_shape"] = inputs["shape"]  # logmel_shape | mfcc_seq_shape
 
     if "text" in needs:
         if lyrics is None:
@@ -192,7 +192,7 @@ def load_clip_data(
         if not condition or condition not in segments.columns:
             raise TrainingDataError(
                 f"condition column {condition!r} is not in segments.parquet (have {sorted(segments.columns)}); "
-                "set models.cvae.condition to one of the metadata columns"
+                "the cvae_<column> models need that column in data.label_columns"
             )
         values = segments[condition]
         known = (

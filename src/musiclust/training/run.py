@@ -21,7 +21,7 @@ import torch
 from musiclust.fileio import atomic_write_bytes, write_json, write_parquet
 from musiclust.models.base import LatentModel
 from musiclust.models.checkpoint import make_checkpoint, save_checkpoint
-from musiclust.models.registry import build_model, model_class
+from musiclust.models.registry import build_model, model_spec
 from musiclust.models.vade import VaDE
 from musiclust.params import TrainParams
 from musiclust.training.data import ClipData, load_clip_data, read_lyrics, read_segments
@@ -67,8 +67,8 @@ def train_model(
         raise ValueError("params 'seeds' is empty: list at least one seed")
     torch.set_num_threads(max(1, train_cfg.threads))
     device = resolve_device(train_cfg.device)
-    cls = model_class(key)
-    cfg = cls.check_config(model_cfg)
+    spec = model_spec(key)
+    cls, cfg = spec.cls, spec.config(model_cfg)  # the key's fixed settings included
     segments = read_segments(segments_dir)
     lyrics = read_lyrics(lyrics_path) if "text" in cls.needs else None
     data = load_clip_data(
