@@ -306,3 +306,31 @@ def test_cvae_on_a_corpus_without_the_condition_trains_unconditioned(dataset, tm
     assert info["conditioned_on"] == [] and info["inputs"]["condition"]["values"] == []
     model, _ = load_model(out / "seed_0.pt")
     assert model.constructor_kwargs()["condition_values"] == []
+
+
+def test_sequence_model_reencodes_from_mfcc_seq(dataset, tmp_path):
+    """attention_mm reads the raw mfcc_seq tensors plus lyrics; its checkpoint re-encodes them exactly."""
+    seg = pd.read_parquet(dataset["segments"] / "segments.parquet")
+    data = load_clip_data(seg, dataset["features"], x_kind="mfcc_seq")
+    assert data.arrays["x"].shape == (48, 8, 32) and data.dims == {"mfcc_seq_shape": [8, 32]}
+    out = tmp_path / "attention_mm"
+    cfg = {"latent_dim": 2, "channels": [4, 8], "heads": 2, "text_tokens": 2, "text_hidden": [8]}
+    train_model(
+        "attention_mm",
+        cfg,
+        FAST,
+        [0],
+        dataset["segments"],
+        dataset["features"],
+        dataset["lyrics"],
+        out,
+        tmp_path / "m.json",
+        tmp_path / "p.csv",
+    )
+    model, ckpt = load_model(out / "seed_0.pt")
+    assert ckpt["inputs"]["feature_sets"] == ["mfcc_seq"] and ckpt["inputs"]["x_kind"] == "mfcc_seq"
+    again, _ = encode_clips(model, ckpt, seg, dataset["features"], pd.read_parquet(dataset["lyrics"]))
+    stored = pd.read_parquet(out / "latents.parquet")
+    np.testing.assert_allclose(
+        again[["z_00", "z_01"]].to_numpy(), stored[["z_00", "z_01"]].to_numpy(), atol=1e-5
+    )
