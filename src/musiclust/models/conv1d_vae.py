@@ -98,9 +98,9 @@ class Conv1dVAE(SequenceInputs, LatentModel):
         n_mfcc: int,
         frames: int,
         latent_dim: int = 16,
-        channels: list[int] | tuple[int, ...] = (32, 64, 128),
+        channels: list[int] | tuple[int, ...] = (32, 64),
         kernel: int = 5,
-        pool: int = 1,
+        pool: int = 4,
     ) -> None:
         super().__init__(
             n_mfcc=n_mfcc,
