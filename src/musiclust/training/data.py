@@ -33,8 +33,8 @@ class ClipData:
 
     ``clips`` (``segment_id``, ``song_id``, ``split``, ``is_silent``) is row-aligned with every
     array in ``arrays``: ``x`` (audio: ``(N, F)`` standardized vector, ``(N, n_mels, frames)``
-    log-mel or ``(N, n_mfcc, frames)`` MFCC sequence), and where the model needs them ``text`` ``(N, E)``, ``has_text`` ``(N,)``,
-    ``cond`` ``(N, C)`` one-hot.
+    log-mel or ``(N, n_mfcc, frames)`` MFCC sequence), and where the model needs them ``text``
+    ``(N, E)``, ``has_text`` ``(N,)``, ``cond`` ``(N, C)`` one-hot.
     """
 
     clips: pd.DataFrame
@@ -95,9 +95,10 @@ def load_clip_data(
     """Build a model's inputs for the clips of ``segments``.
 
     ``x_kind`` is ``"vector"`` (``feature_sets`` through the train-only scalers),
-    ``"logmel"`` (raw dB patches) or ``"mfcc_seq"`` (raw MFCC sequences). ``needs`` may add ``"text"`` (requires ``lyrics``) and
-    ``"cond"`` (one-hot of the metadata column ``condition``; the values are taken from the
-    data unless ``condition_values`` fixes them, as when re-encoding with a trained model).
+    ``"logmel"`` (raw dB patches) or ``"mfcc_seq"`` (raw MFCC sequences). ``needs`` may add
+    ``"text"`` (requires ``lyrics``) and ``"cond"`` (one-hot of the metadata column ``condition``;
+    the values are taken from the data unless ``condition_values`` fixes them, as when
+    re-encoding with a trained model).
     ``expected_columns`` checks that the feature columns match a trained model's.
     """
     segments = segments.reset_index(drop=True)
