@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from musiclust.models import REGISTRY
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
@@ -108,4 +110,6 @@ def test_dvc_repro_end_to_end(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     lyrics_run = _run([dvc, "repro"], work, env)
     ran = set(re.findall(r"Running stage '([^']+)'", lyrics_run))
-    assert ran == {"embed_lyrics", "train@multimodal", "train@hybrid", "cluster", "evaluate", "report"}, ran
+    text_models = {f"train@{k}" for k, spec in REGISTRY.items() if "text" in spec.needs}
+    assert text_models == {"train@multimodal", "train@hybrid", "train@attention_mm"}
+    assert ran == {"embed_lyrics", *text_models, "cluster", "evaluate", "report"}, ran

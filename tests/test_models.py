@@ -21,17 +21,36 @@ from musiclust.models.vade import VaDE
 from musiclust.params import TrainParams
 from musiclust.training.loop import fit
 
-B, F, E, MELS, FRAMES = 6, 10, 7, 16, 32
-DIMS = {"audio_dim": F, "text_dim": E, "condition_values": ["bn", "en"], "logmel_shape": [MELS, FRAMES]}
+B, F, E, MELS, FRAMES, MFCC, SEQ = 6, 10, 7, 16, 32, 5, 16
+DIMS = {
+    "audio_dim": F,
+    "text_dim": E,
+    "condition_values": ["bn", "en"],
+    "logmel_shape": [MELS, FRAMES],
+    "mfcc_seq_shape": [MFCC, SEQ],
+}
+SEQUENCE_MODELS = ("conv1d_vae", "attention_mm")
 CFG = {
     "autoencoder": {"latent_dim": 3, "hidden": [16, 8]},
     "vae": {"latent_dim": 3, "hidden": [16, 8]},
     "beta_vae": {"latent_dim": 3, "hidden": [16, 8], "beta": 4.0},
     "conv_vae": {"latent_dim": 3, "channels": [4, 8], "pool": [2, 2]},
-    "cvae": {"latent_dim": 3, "hidden": [16, 8], "condition": "language"},
+    "conv1d_vae": {"latent_dim": 3, "channels": [4, 8], "kernel": 3, "pool": 2},
+    "cvae_language": {"latent_dim": 3, "hidden": [16, 8]},
+    "cvae_genre": {"latent_dim": 3, "hidden": [16, 8]},
     "vade": {"latent_dim": 3, "hidden": [16, 8], "n_components": 3, "pretrain_epochs": 1},
     "multimodal": {"latent_dim": 3, "hidden": [16, 8], "text_hidden": [8]},
     "hybrid": {"latent_dim": 3, "hidden": [16, 8]},
+    "attention_mm": {
+        "latent_dim": 3,
+        "channels": [4, 8],
+        "kernel": 3,
+        "pool": 1,
+        "heads": 2,
+        "text_tokens": 3,
+        "text_hidden": [8],
+        "fusion": "gated",
+    },
 }
 
 
@@ -46,11 +65,12 @@ def _one_thread():
 
 def _batch(key: str, seed: int = 0) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
-    x = (
-        torch.randn(B, MELS, FRAMES, generator=g) * 5 - 40
-        if key == "conv_vae"
-        else torch.randn(B, F, generator=g)
-    )
+    if key == "conv_vae":
+        x = torch.randn(B, MELS, FRAMES, generator=g) * 5 - 40
+    elif key in SEQUENCE_MODELS:
+        x = torch.randn(B, MFCC, SEQ, generator=g) * 10 + 3
+    else:
+        x = torch.randn(B, F, generator=g)
     return {
         "x": x,
         "text": torch.randn(B, E, generator=g),
@@ -84,9 +104,10 @@ def test_citation_pattern():
 
 def test_registry_covers_the_family():
     assert set(REGISTRY) == set(CFG)
-    for key, cls in REGISTRY.items():
-        assert cls.key == key
-        assert CITATION.search(" ".join(cls.__doc__.split())), f"{key} must cite its paper (Author, Year)"
+    for key, spec in REGISTRY.items():
+        assert spec.key == key and build_model(key, CFG[key], DIMS).key == key
+        doc = spec.cls.__doc__
+        assert CITATION.search(" ".join(doc.split())), f"{key} must cite its paper (Author, Year)"
 
 
 @pytest.mark.parametrize("key", sorted(REGISTRY))
@@ -102,7 +123,9 @@ def test_shapes_loss_and_gradients(key):
     assert out["recon"]["x"].shape == model.targets(batch)["x"].shape
     if key == "conv_vae":
         assert out["recon"]["x"].shape == (B, 1, MELS // 2, FRAMES // 2)
-    if key == "multimodal":
+    if key == "conv1d_vae":
+        assert out["recon"]["x"].shape == (B, MFCC, SEQ // 2)  # pool 2
+    if key in ("multimodal", "attention_mm"):
         assert out["recon"]["text"].shape == (B, E)
     parts = model.loss(batch)
     assert set(parts) == {"recon", "kl", "total"}
@@ -158,6 +181,7 @@ def test_checkpoint_round_trip(key, tmp_path):
     )
     loaded, ckpt = load_model(path)  # weights_only=True inside
     assert type(loaded) is type(model) and ckpt["constructor"] == model.constructor_kwargs()
+    assert ckpt["model_key"] == loaded.key == key  # a class shared by several keys keeps the key
     for (n1, t1), (n2, t2) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert n1 == n2 and torch.equal(t1, t2)
     torch.testing.assert_close(loaded.latent(batch), model.latent(batch))
@@ -183,8 +207,8 @@ def test_beta_scales_the_kl_term():
 
 
 def test_cvae_decoder_uses_the_condition():
-    model = _model("cvae").eval()
-    batch = _batch("cvae")
+    model = _model("cvae_language").eval()
+    batch = _batch("cvae_language")
     z = torch.zeros(B, 3)
     flipped = {**batch, "cond": 1 - batch["cond"]}
     assert not torch.allclose(model.decode(z, batch)["x"], model.decode(z, flipped)["x"])
@@ -312,7 +336,7 @@ def test_no_model_class_checks_outside_models():
     import musiclust
 
     root = Path(musiclust.__file__).parent
-    names = "|".join(cls.__name__ for cls in REGISTRY.values())
+    names = "|".join(spec.cls.__name__ for spec in REGISTRY.values())
     pattern = re.compile(rf"isinstance\([^)]*\b({names})\b")
     hits = [
         f"{p.relative_to(root)}"
@@ -320,3 +344,56 @@ def test_no_model_class_checks_outside_models():
         if "models" not in p.relative_to(root).parts and pattern.search(p.read_text())
     ]
     assert not hits, f"model class checks outside models/: {hits}"
+
+
+def test_cvae_keys_fix_their_own_condition():
+    from musiclust.models.cvae import CVAE
+
+    lang, genre = _model("cvae_language"), _model("cvae_genre")
+    assert type(lang) is type(genre) is CVAE
+    assert (lang.key, lang.condition) == ("cvae_language", "language")
+    assert (genre.key, genre.condition) == ("cvae_genre", "genre")
+    # repeating the fixed value is allowed; contradicting it names the key and the setting
+    assert build_model("cvae_genre", {**CFG["cvae_genre"], "condition": "genre"}, DIMS).condition == "genre"
+    with pytest.raises(ModelConfigError, match=r"models.cvae_genre: \{'condition': 'language'\}"):
+        build_model("cvae_genre", {**CFG["cvae_genre"], "condition": "language"}, DIMS)
+    with pytest.raises(ModelConfigError, match=r"models.cvae_language.latent_dim must be >= 1"):
+        build_model("cvae_language", {"latent_dim": 0}, DIMS)
+
+
+@pytest.mark.parametrize("fusion", ["residual", "gated"])
+def test_attention_mm_without_lyrics_is_masked(fusion):
+    torch.manual_seed(0)
+    model = build_model("attention_mm", {**CFG["attention_mm"], "fusion": fusion}, DIMS)
+    batch = _batch("attention_mm")
+    model.fit_input_stats({k: v.numpy() for k, v in batch.items()})
+    empty = {**batch, "has_text": torch.zeros(B)}  # text stays random: the mask alone must hide it
+    model.eval()
+    _, weights = model.fused_tokens(empty)
+    assert weights.shape == (B, SEQ // 4, 1 + 3) and torch.isfinite(weights).all()
+    torch.testing.assert_close(weights[..., 0], torch.ones(B, SEQ // 4))  # all on the null token
+    other = {**empty, "text": torch.randn(B, E)}
+    torch.testing.assert_close(model.latent(empty), model.latent(other))  # lyrics do not leak in
+    assert not torch.allclose(model.latent(batch), model.latent({**batch, "text": torch.randn(B, E)}))
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(5):
+        torch.manual_seed(0)
+        parts = model.loss(empty)
+        assert all(torch.isfinite(v) for v in parts.values())
+        opt.zero_grad()
+        parts["total"].backward()
+        assert model.text_proj.weight.grad is None or float(model.text_proj.weight.grad.abs().sum()) == 0
+        opt.step()
+        losses.append(float(parts["total"].detach()))
+    assert losses[-1] < losses[0]
+
+
+def test_attention_mm_settings_are_checked():
+    with pytest.raises(ModelConfigError, match="heads: 3 must divide"):
+        build_model("attention_mm", {**CFG["attention_mm"], "heads": 3}, DIMS)
+    with pytest.raises(ModelConfigError, match="fusion: 'sum' is not one of residual, gated"):
+        build_model("attention_mm", {**CFG["attention_mm"], "fusion": "sum"}, DIMS)
+    with pytest.raises(ModelConfigError, match="divisible"):
+        build_model("conv1d_vae", {"latent_dim": 3, "channels": [4, 8, 16], "pool": 4}, DIMS)

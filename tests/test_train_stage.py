@@ -28,6 +28,8 @@ def _tiny_params(tmp_path: Path) -> Path:
     )
     params["models"]["vade"]["pretrain_epochs"] = 2
     params["models"]["conv_vae"].update(channels=[4, 8], pool=[2, 2])
+    params["models"]["conv1d_vae"].update(channels=[4, 8])
+    params["models"]["attention_mm"].update(channels=[8, 16], heads=2)
     p = tmp_path / "params.yaml"
     p.write_text(yaml.safe_dump(params))
     return p
@@ -67,7 +69,7 @@ def test_train_stage_writes_declared_outputs(key, tmp_path):
     assert list(songs.columns) == ["song_id", "split", "seed", *zc] and len(songs) == 2 * 12
     info = json.loads((out / "info.json").read_text())
     assert info["model_key"] == key and info["seeds"] == [0, 1] and info["latent_dim"] == latent_dim
-    assert info["conditioned_on"] == (["language"] if key == "cvae" else [])
+    assert info["conditioned_on"] == {"cvae_language": ["language"], "cvae_genre": ["genre"]}.get(key, [])
     rec = np.load(out / "recon.npz", allow_pickle=False)
     assert rec["x"].shape == rec["x_recon"].shape and len(rec["segment_id"]) == rec["x"].shape[0] > 0
     assert all(s.split("__")[0] in set(lat.loc[lat["split"] == "test", "song_id"]) for s in rec["segment_id"])

@@ -35,11 +35,12 @@ def make_dataset(
     clips_per_song: int = 4,
     n_features: int = 12,
     logmel_shape: tuple[int, int] = (16, 32),
+    mfcc_seq_shape: tuple[int, int] = (8, 32),
     text_dim: int = 8,
     seed: int = 0,
     no_lyrics_every: int = 3,
 ) -> dict[str, Path]:
-    """Write segments/, features/ (mfcc_stats + scalers + logmel shards) and lyrics.parquet.
+    """Write segments/, features/ (mfcc_stats + scalers + logmel and mfcc_seq shards) and lyrics.parquet.
 
     Features carry the genre (a class mean) plus noise, so training has structure to find;
     every ``no_lyrics_every``-th song has no lyrics (zeros, has_lyrics false).
@@ -47,6 +48,7 @@ def make_dataset(
     rng = np.random.default_rng(seed)
     seg_dir, feat_dir = root / "segments", root / "features"
     (feat_dir / "logmel").mkdir(parents=True, exist_ok=True)
+    (feat_dir / "mfcc_seq").mkdir(parents=True, exist_ok=True)
     seg_dir.mkdir(parents=True, exist_ok=True)
     n_train, n_val = round(n_songs * 0.6), max(1, round(n_songs * 0.2))
     splits = np.array(["train"] * n_train + ["val"] * n_val + ["test"] * (n_songs - n_train - n_val))
@@ -54,7 +56,7 @@ def make_dataset(
     rows, lyr = [], []
     centres = rng.normal(0, 3, size=(len(GENRES), n_features))
     tcentres = rng.normal(0, 1, size=(len(LANGS), text_dim))
-    feats, mels = [], []
+    feats, mels, seqs = [], [], []
     for s in range(n_songs):
         song_id = f"song_{s:03d}"
         g, lang = s % len(GENRES), (s // len(GENRES)) % len(LANGS)
@@ -91,6 +93,9 @@ def make_dataset(
             m = rng.normal(-40, 3, size=logmel_shape)
             m[(g * logmel_shape[0]) // len(GENRES) : ((g + 1) * logmel_shape[0]) // len(GENRES)] += 20
             mels.append(m)
+            q = rng.normal(0, 5, size=mfcc_seq_shape)
+            q[g % mfcc_seq_shape[0]] += 30  # the genre raises one coefficient in every frame
+            seqs.append(q)
     seg = pd.DataFrame(rows)
     seg.to_parquet(seg_dir / "segments.parquet", index=False)
     cols = [f"mfcc_{i:02d}_mean" for i in range(n_features)]
@@ -101,9 +106,11 @@ def make_dataset(
     scaler = Scaler.fit(cols, x[(seg["split"] == "train").to_numpy()])
     (feat_dir / "scalers.json").write_text(json.dumps({"mfcc_stats": scaler.to_dict()}))
     np.save(feat_dir / "logmel" / "shard-00000.npy", np.asarray(mels, np.float16))
-    pd.DataFrame({"segment_id": seg["segment_id"], "shard": 0, "row": np.arange(len(seg))}).to_parquet(
-        feat_dir / "logmel" / "index.parquet", index=False
-    )
+    np.save(feat_dir / "mfcc_seq" / "shard-00000.npy", np.asarray(seqs, np.float32))
+    for name in ("logmel", "mfcc_seq"):
+        pd.DataFrame({"segment_id": seg["segment_id"], "shard": 0, "row": np.arange(len(seg))}).to_parquet(
+            feat_dir / name / "index.parquet", index=False
+        )
     pd.DataFrame(lyr).to_parquet(root / "lyrics.parquet", index=False)
     return {"segments": seg_dir, "features": feat_dir, "lyrics": root / "lyrics.parquet"}
 
@@ -252,8 +259,8 @@ def _train(key, cfg, dataset, out, seeds=(0, 1), train_cfg=FAST):
 
 
 def test_train_model_outputs_and_reencoding(dataset, tmp_path):
-    out = tmp_path / "models" / "cvae"
-    result = _train("cvae", {"latent_dim": 3, "hidden": [16], "condition": "language"}, dataset, out)
+    out = tmp_path / "models" / "cvae_language"
+    result = _train("cvae_language", {"latent_dim": 3, "hidden": [16]}, dataset, out)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == result.metrics
     assert {"seed_0_best_val_loss", "seed_1_epochs", "best_val_loss_mean", "best_epoch_mean"} <= set(metrics)
@@ -320,8 +327,8 @@ def test_cvae_is_not_applicable_without_the_condition(dataset, tmp_path):
     seg = pd.read_parquet(seg_path)
     seg["language"] = None  # e.g. GTZAN: no language labels at all
     seg.to_parquet(seg_path, index=False)
-    out = tmp_path / "cvae"
-    result = _train("cvae", {"latent_dim": 2, "hidden": [8], "condition": "language"}, dataset, out)
+    out = tmp_path / "cvae_language"
+    result = _train("cvae_language", {"latent_dim": 2, "hidden": [8]}, dataset, out)
     _assert_not_applicable(out, result, "'language' is empty for every clip")
 
 
@@ -330,8 +337,8 @@ def test_cvae_is_not_applicable_with_one_class_in_train(dataset, tmp_path):
     seg = pd.read_parquet(seg_path)
     seg.loc[seg["split"] == "train", "language"] = "en"  # val/test may still hold bn
     seg.to_parquet(seg_path, index=False)
-    out = tmp_path / "cvae"
-    result = _train("cvae", {"latent_dim": 2, "hidden": [8], "condition": "language"}, dataset, out)
+    out = tmp_path / "cvae_language"
+    result = _train("cvae_language", {"latent_dim": 2, "hidden": [8]}, dataset, out)
     _assert_not_applicable(out, result, "1 class(es) in the train split")
 
 
@@ -393,3 +400,20 @@ def test_logmel_clips_are_streamed_and_workers_do_not_change_results(dataset, tm
     # the checkpoints differ only in the params record (train.workers)
     c0, c2 = (load_model(tmp_path / w / "seed_0.pt")[1] for w in ("w0", "w2"))
     assert all(torch.equal(v, c2["state_dict"][k]) for k, v in c0["state_dict"].items())
+
+
+def test_sequence_model_reencodes_from_mfcc_seq(dataset, tmp_path):
+    """attention_mm reads the raw mfcc_seq tensors plus lyrics; its checkpoint re-encodes them exactly."""
+    seg = pd.read_parquet(dataset["segments"] / "segments.parquet")
+    data = load_clip_data(seg, dataset["features"], x_kind="mfcc_seq")
+    assert np.asarray(data.arrays["x"]).shape == (48, 8, 32) and data.dims == {"mfcc_seq_shape": [8, 32]}
+    out = tmp_path / "attention_mm"
+    cfg = {"latent_dim": 2, "channels": [4, 8], "heads": 2, "text_tokens": 2, "text_hidden": [8]}
+    _train("attention_mm", cfg, dataset, out, seeds=[0])
+    model, ckpt = load_model(out / "seed_0.pt")
+    assert ckpt["inputs"]["feature_sets"] == ["mfcc_seq"] and ckpt["inputs"]["x_kind"] == "mfcc_seq"
+    again, _ = encode_clips(model, ckpt, seg, dataset["features"], pd.read_parquet(dataset["lyrics"]))
+    stored = pd.read_parquet(out / "latents.parquet")
+    np.testing.assert_allclose(
+        again[["z_00", "z_01"]].to_numpy(), stored[["z_00", "z_01"]].to_numpy(), atol=1e-5
+    )

@@ -10,7 +10,7 @@ import torch
 
 from musiclust.fileio import atomic_write_bytes
 from musiclust.models.base import LatentModel
-from musiclust.models.registry import model_class
+from musiclust.models.registry import model_class, with_key
 
 
 class CheckpointError(ValueError):
@@ -50,7 +50,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[La
         raise CheckpointError(
             f"{path}: not a musiclust checkpoint (needs model_key, constructor, state_dict)"
         )
-    model = model_class(ckpt["model_key"])(**ckpt["constructor"])
+    model = with_key(model_class(ckpt["model_key"])(**ckpt["constructor"]), ckpt["model_key"])
     model.load_state_dict(ckpt["state_dict"])
     model.to(device).eval()
     return model, ckpt

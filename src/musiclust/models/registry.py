@@ -1,13 +1,23 @@
-"""Model key -> class. The key is the same in params.yaml, dvc.yaml, models/<key>/ and metrics."""
+"""Model key -> registry entry. The key is the same in params.yaml, dvc.yaml, models/<key>/ and metrics.
+
+An entry is a class plus *fixed settings*: several keys may share one class with different
+fixed settings (``cvae_language`` and ``cvae_genre`` are both :class:`CVAE`, conditioned on
+``language`` and on ``genre``). Fixed settings belong to the key, not to params.yaml: a
+``models.<key>`` setting that contradicts one is an error naming it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
+from musiclust.models.attention import AttentionMultimodalVAE
 from musiclust.models.autoencoder import AutoEncoder
 from musiclust.models.base import LatentModel, ModelConfigError
 from musiclust.models.beta_vae import BetaVAE
+from musiclust.models.conv1d_vae import Conv1dVAE
 from musiclust.models.conv_vae import ConvVAE
 from musiclust.models.cvae import CVAE
 from musiclust.models.hybrid import HybridVAE
@@ -15,13 +25,57 @@ from musiclust.models.multimodal import MultimodalVAE
 from musiclust.models.vade import VaDE
 from musiclust.models.vae import VAE
 
-REGISTRY: dict[str, type[LatentModel]] = {
-    cls.key: cls for cls in (AutoEncoder, VAE, BetaVAE, ConvVAE, CVAE, VaDE, MultimodalVAE, HybridVAE)
-}
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One registry entry: the model ``key``, its class and the settings the key fixes."""
+
+    key: str
+    cls: type[LatentModel]
+    fixed: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        return self.cls.needs
+
+    @property
+    def x_kind(self) -> str:
+        return self.cls.x_kind
+
+    def config(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
+        """``models.<key>`` settings plus the fixed ones, validated by the class.
+
+        A fixed setting may be repeated in params.yaml with the same value; any other value
+        is an error, as is any setting the class does not know.
+        """
+        clash = {k: cfg[k] for k in self.fixed if k in cfg and cfg[k] != self.fixed[k]}
+        if clash:
+            raise ModelConfigError(
+                f"models.{self.key}: {clash} contradict(s) the settings fixed by the key "
+                f"{dict(self.fixed)}; use another model key instead"
+            )
+        try:
+            return self.cls.check_config({**cfg, **self.fixed})
+        except ModelConfigError as exc:  # the class names its own key; name the registry key
+            if self.cls.key == self.key:
+                raise
+            raise ModelConfigError(str(exc).replace(f"models.{self.cls.key}", f"models.{self.key}")) from exc
 
 
-def model_class(key: str) -> type[LatentModel]:
-    """The class registered under ``key`` (error lists the known keys)."""
+def _entries(*specs: ModelSpec) -> dict[str, ModelSpec]:
+    return {s.key: ModelSpec(s.key, s.cls, MappingProxyType(dict(s.fixed))) for s in specs}
+
+
+REGISTRY: dict[str, ModelSpec] = _entries(
+    *(ModelSpec(c.key, c) for c in (AutoEncoder, VAE, BetaVAE, ConvVAE, Conv1dVAE, VaDE)),
+    ModelSpec("cvae_language", CVAE, {"condition": "language"}),
+    ModelSpec("cvae_genre", CVAE, {"condition": "genre"}),
+    *(ModelSpec(c.key, c) for c in (MultimodalVAE, HybridVAE, AttentionMultimodalVAE)),
+)
+
+
+def model_spec(key: str) -> ModelSpec:
+    """The registry entry of ``key`` (error lists the known keys)."""
     try:
         return REGISTRY[key]
     except KeyError:
@@ -30,10 +84,24 @@ def model_class(key: str) -> type[LatentModel]:
         ) from None
 
 
+def model_class(key: str) -> type[LatentModel]:
+    """The class registered under ``key``."""
+    return model_spec(key).cls
+
+
 def build_model(key: str, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> LatentModel:
-    """Build model ``key`` from its params settings and the data dimensions.
+    """Build model ``key`` from its params settings (plus the key's fixed ones) and the data dimensions.
 
     ``dims`` holds what the data decides: ``audio_dim`` (vector models), ``logmel_shape``
-    (conv_vae), ``text_dim`` (multimodal, hybrid), ``condition_values`` (cvae).
+    (conv_vae), ``mfcc_seq_shape`` (conv1d_vae, attention_mm), ``text_dim`` (multimodal,
+    hybrid, attention_mm), ``condition_values`` (cvae_*). The model's ``key`` is the registry
+    key (so its checkpoints rebuild under that key even where a class serves several keys).
     """
-    return model_class(key).from_config(cfg, dims)
+    spec = model_spec(key)
+    return with_key(spec.cls.from_config(spec.config(cfg), dims), key)
+
+
+def with_key(model: LatentModel, key: str) -> LatentModel:
+    """Set the instance's registry key (a class shared by several keys has one class-level key)."""
+    model.key = key  # type: ignore[misc]  # instance attribute shadows the class default
+    return model

@@ -97,7 +97,7 @@ def load_clip_data(
     """Build a model's inputs for the clips of ``segments``.
 
     ``x_kind`` is ``"vector"`` (``feature_sets`` through the train-only scalers) or
-    ``"logmel"`` (raw dB patches). ``needs`` may add ``"text"`` (requires ``lyrics``) and
+    ``"logmel"`` / ``"mfcc_seq"`` (raw tensors, streamed from their shards). ``needs`` may add ``"text"`` (requires ``lyrics``) and
     ``"cond"`` (one-hot of the metadata column ``condition``; the values are taken from the
     data unless ``condition_values`` fixes them, as when re-encoding with a trained model).
     ``expected_columns`` checks that the feature columns match a trained model's.
@@ -165,15 +165,15 @@ def _read_audio(
             feature_sets=list(feature_sets), columns=list(columns), standardized="scalers.json (train split)"
         )
         dims: dict[str, Any] = {"audio_dim": int(np.asarray(x).shape[1])}
-    elif x_kind == "logmel":
-        index, x = open_tensor_set(features_dir, "logmel")
+    elif x_kind in ("logmel", "mfcc_seq"):
+        index, x = open_tensor_set(features_dir, x_kind)
         ids = index["segment_id"]
         if x.ndim != 3:
             raise TrainingDataError(
-                f"{features_dir}/logmel: expected (n, n_mels, frames) tensors, got {x.shape}"
+                f"{features_dir}/{x_kind}: expected (n, n_bands, frames) tensors, got {x.shape}"
             )
-        inputs.update(feature_sets=["logmel"], shape=[int(x.shape[1]), int(x.shape[2])])
-        dims = {"logmel_shape": inputs["shape"]}
+        inputs.update(feature_sets=[x_kind], shape=[int(x.shape[1]), int(x.shape[2])])
+        dims = {f"{x_kind}_shape": inputs["shape"]}  # logmel_shape | mfcc_seq_shape
     else:
         raise TrainingDataError(f"unknown input kind {x_kind!r}")
     if len(ids) == 0:
@@ -228,7 +228,7 @@ def _condition_inputs(
     if not condition or condition not in segments.columns:
         raise TrainingDataError(
             f"condition column {condition!r} is not in segments.parquet (have {sorted(segments.columns)}); "
-            "set models.cvae.condition to one of the metadata columns"
+            "the cvae_<column> models need that column in data.label_columns"
         )
     values = segments[condition]
     known = (

@@ -25,7 +25,7 @@ import torch
 from musiclust.fileio import write_json, write_parquet
 from musiclust.models.base import LatentModel
 from musiclust.models.checkpoint import make_checkpoint, save_checkpoint
-from musiclust.models.registry import build_model, model_class
+from musiclust.models.registry import build_model, model_spec
 from musiclust.params import TrainParams, check_training_data
 from musiclust.training.data import (
     ClipData,
@@ -113,8 +113,8 @@ def _train_all_seeds(
     lyrics_path: str | Path,
     out_dir: Path,
 ) -> TrainResult:
-    cls = model_class(key)
-    cfg = cls.check_config(model_cfg)
+    spec = model_spec(key)
+    cls, cfg = spec.cls, spec.config(model_cfg)  # the key's fixed settings included
     data = load_clip_data(
         read_segments(segments_dir),
         features_dir,
