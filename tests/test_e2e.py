@@ -26,8 +26,9 @@ TINY = {
     "data": {"demo": {"n_songs": 16, "min_duration_s": 8.0, "max_duration_s": 10.0}},
     "segment": {"window_s": 2.0, "hop_s": 2.0, "split": {"train": 0.5, "val": 0.25, "test": 0.25}},
     "train": {"max_epochs": 3, "patience": 2, "kl_warmup_epochs": 1, "batch_size": 16},
-    "cluster": {"algorithms": ["kmeans", "agglomerative"]},
-    "report": {"n_central_songs": 1, "excerpt_s": 1.0, "projections": ["pca", "tsne"]},
+    "cluster": {"algorithms": ["kmeans", "agglomerative"], "maps": ["pca", "tsne"]},
+    "evaluate": {"bootstrap": 100},
+    "report": {"n_central_songs": 1, "excerpt_s": 1.0},
 }
 
 
@@ -93,23 +94,47 @@ def test_dvc_repro_end_to_end(tmp_path):
     again = _run([dvc, "repro"], work, env)
     assert "Running stage" not in again, f"second repro re-ran stages:\n{again}"
 
+    first_lock = (work / "dvc.lock").read_text()
+    first_headline = (work / "metrics" / "headline.json").read_bytes()
+
+    # an experiment pays for what changed: one model retrained, re-clustered and re-scored
     params["beta"] = float(params["beta"]) * 2
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     beta_run = _run([dvc, "repro"], work, env)
     ran = set(re.findall(r"Running stage '([^']+)'", beta_run))
-    assert ran == {"train@beta_vae", "cluster", "evaluate", "report"}, ran
+    assert ran == {"train@beta_vae", "cluster@beta_vae", "evaluate", "report"}, ran
 
-    # back to a beta trained before: the run-cache restores train@beta_vae instead of retraining
+    # back to a beta run before: the run-cache restores train@ and cluster@ instead of recomputing,
+    # and the outputs are the first run's, byte for byte (dvc.lock records their hashes)
     params["beta"] = float(params["beta"]) / 2
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     back_run = _run([dvc, "repro"], work, env)
-    assert "train@beta_vae" not in set(re.findall(r"Running stage '([^']+)'", back_run)), back_run[-3000:]
+    ran = set(re.findall(r"Running stage '([^']+)'", back_run))
+    assert not ran & {"train@beta_vae", "cluster@beta_vae", "report"}, back_run[-3000:]
     assert "Stage 'train@beta_vae' is cached - skipping run" in back_run, back_run[-3000:]
+    assert (work / "dvc.lock").read_text() == first_lock
+    assert (work / "metrics" / "headline.json").read_bytes() == first_headline
 
     params["lyrics"]["encoder"] = "tfidf-char"
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     lyrics_run = _run([dvc, "repro"], work, env)
     ran = set(re.findall(r"Running stage '([^']+)'", lyrics_run))
-    text_models = {f"train@{k}" for k, spec in REGISTRY.items() if "text" in spec.needs}
-    assert text_models == {"train@multimodal", "train@hybrid", "train@attention_mm"}
-    assert ran == {"embed_lyrics", *text_models, "cluster", "evaluate", "report"}, ran
+    text_models = sorted(k for k, spec in REGISTRY.items() if "text" in spec.needs)
+    assert text_models == ["attention_mm", "hybrid", "multimodal"]
+    expected = {"embed_lyrics", "evaluate", "report", "cluster@lyrics"}
+    expected |= {f"train@{k}" for k in text_models} | {f"cluster@{k}" for k in text_models}
+    assert ran == expected, ran
+
+    # a real small sweep, compared: two experiments on beta, then `musiclust compare`
+    _run(["git", "add", "-A"], work, env)
+    _run(["git", "commit", "-qm", "tfidf"], work, env)
+    for beta in (1.0, 8.0):
+        _run([dvc, "exp", "run", "-S", f"beta={beta}", "-n", f"beta{beta:g}"], work, env)
+    shown = _run([dvc, "exp", "show", "--only-changed", "--no-pager", "--csv"], work, env)
+    header = [h.split(":")[-1] for h in shown.splitlines()[0].split(",")]
+    assert "beta" in header and any(h.startswith("beta_vae.") for h in header), header
+    assert not any(h.startswith(("vae.", "raw.", "autoencoder.")) for h in header), header  # unchanged
+    out = _run([str(BIN / "musiclust"), "compare", "--out", "compare.html"], work, env)
+    assert "beta1" in out and "beta8" in out, out[-3000:]
+    page = (work / "compare.html").read_text()
+    assert "beta_vae" in page and "http://" not in page and "https://" not in page
