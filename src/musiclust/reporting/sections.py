@@ -186,6 +186,17 @@ def leakage(ctx: Ctx) -> dict[str, Any]:
     return {"threshold": leak["threshold"], "flagged": list(leak["flagged"])}
 
 
+def disentanglement(ctx: Ctx) -> dict[str, Any]:
+    """MIG of every model's latents per label, as the evaluation wrote it (summary.json)."""
+    s = ctx.inp.summary
+    labels = list(s["labels"])
+    rows = [
+        {"representation": rep, "cells": [per_label.get(lab) for lab in labels]}
+        for rep, per_label in sorted(s["disentanglement"].items())
+    ]
+    return {"labels": labels, "rows": rows, "method": s["disentanglement_method"]}
+
+
 def maps(ctx: Ctx) -> dict[str, Any]:
     """One precomputed 2-D map per applicable representation (first seed), coloured by each label."""
     labels = {lab: ctx.inp.songs.set_index("song_id")[lab] for lab in ctx.label_columns}
@@ -330,6 +341,7 @@ SECTIONS: Sequence[tuple[str, str, Callable[[Ctx], dict[str, Any]]]] = (
     ("ranking", "Ranking", ranking),
     ("detail", "All clusterings", detail),
     ("leakage", "Leakage audit", leakage),
+    ("disentanglement", "Disentanglement", disentanglement),
     ("maps", "Latent maps", maps),
     ("listen", "Listen", listen),
     ("training", "Training", training),
