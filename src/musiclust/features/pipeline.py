@@ -304,13 +304,12 @@ def featurize_segments(segments_dir: str | Path, out_dir: str | Path, sample_rat
         "scalers_fit_on": scaler_rows,
         "nonfinite_replaced": sink.nonfinite,
         "workers": features.workers,
-        "seconds": round(elapsed, 2),
         "audio_seconds": round(audio_s, 1),
-        "realtime_factor": round(audio_s / elapsed, 1) if elapsed > 0 else None,
     }
     write_json(out_dir / "report.json", report)
+    # timings go to the log only: report.json is a cached output and must not change run to run
     log.info("featurized %d clips (%s) in %.1f s, %.0fx realtime%s", len(seg), ", ".join(cfg.sets), elapsed,
-             report["realtime_factor"] or 0, f"; {sink.nonfinite} non-finite values replaced" if sink.nonfinite else "")
+             audio_s / elapsed if elapsed > 0 else 0, f"; {sink.nonfinite} non-finite values replaced" if sink.nonfinite else "")
     return report
 
 

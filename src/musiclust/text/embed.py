@@ -44,6 +44,8 @@ class LyricsSummary:
     n_described: int = 0
     n_fit: int = 0
     n_without_split: int = 0
+    #: texts the model ran on (distinct chunks for sentence-transformers, texts for tfidf-char)
+    n_chunks: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -130,6 +132,7 @@ def embed_songs(songs: pd.DataFrame, splits: pd.Series, params: LyricsParams,
     x = np.zeros((len(songs), enc.dim), np.float32)
     if idx:
         x[idx] = enc.encode([texts[i] for i in idx])
+        summary.n_chunks = int(getattr(enc, "n_encoded", len(idx)))
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():  # a non-finite vector would poison every downstream model
         raise FloatingPointError(f"encoder {enc.name} produced non-finite vectors for {int(bad.sum())} song(s), "

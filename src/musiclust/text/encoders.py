@@ -119,6 +119,7 @@ class SentenceTransformerEncoder:
         log.info("encoding %d texts as %d chunks (%d distinct); %d texts exceed the %d-token window",
                  len(texts), n_chunks, len(unique), n_long, self.max_tokens)
         out = np.zeros((len(texts), self.dim), np.float32)
+        self.n_encoded = len(unique)
         if not unique:
             return out
         emb = self.model.encode(unique, batch_size=self.batch_size, show_progress_bar=self.show_progress,

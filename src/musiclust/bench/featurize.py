@@ -1,0 +1,148 @@
+"""``musiclust bench featurize``: the project's featurizer against a plain librosa loop.
+
+Generates ``--clips`` synthetic music clips (chords with harmonics, a beat envelope, noise)
+as 22,050 Hz 16-bit WAV files in a temporary folder, then in the same run times
+
+1. the project's featurizer end to end from the WAV files (process pool start-up, decoding,
+   all requested feature sets, tensor shards written), and
+2. a plain loop over the same files: ``librosa.load`` + ``librosa.feature.mfcc`` +
+   ``librosa.feature.melspectrogram`` per clip.
+
+One warm-up call of the plain loop runs before either is timed (librosa loads its submodules
+on first use). The featurizer's time includes building its filterbanks and starting its
+worker pool.
+
+By default the featurizer computes ``logmel`` and ``mfcc_seq`` only, the same work as the
+plain loop (a mel spectrogram and MFCCs per clip); ``--sets`` selects others, e.g.
+``--sets mfcc_stats,spectral,logmel,mfcc_seq`` for everything the stage can compute.
+
+Peak memory is the largest proportional set size (PSS: shared pages counted once) of the
+featurizer's process tree (this process plus its workers), sampled every 50 ms while it runs. The last line is::
+
+    featurize: <X>x realtime, <R>x the plain librosa loop, peak <M> MiB
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from musiclust.bench.memory import PeakMemory, cpu_seconds
+from musiclust.bench.synth import SAMPLE_RATE, write_clips
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``musiclust bench featurize``."""
+    parser.add_argument("--clips", type=int, default=1000, help="number of clips to generate (default 1000)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="clip length in seconds (default 3)")
+    parser.add_argument(
+        "--sets",
+        default="logmel,mfcc_seq",
+        help="comma-separated feature sets (default logmel,mfcc_seq: the same work as the "
+        "plain loop's melspectrogram + mfcc)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: features.workers)"
+    )
+    parser.add_argument(
+        "--baseline-clips",
+        type=int,
+        default=None,
+        help="clips timed in the plain librosa loop (default min(clips, 200); rate is per clip)",
+    )
+    parser.add_argument(
+        "--params", default="params.yaml", help="params file for n_mfcc/n_fft/hop/n_mels (defaults if absent)"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the benchmark; prints the summary line last. Returns 0."""
+    import librosa  # imported up front: both contenders start with it loaded
+
+    from musiclust.features.extract import FeatureConfig
+    from musiclust.features.pipeline import featurize_files
+    from musiclust.params import FEATURE_SETS, FeatureParams, load_params
+
+    fp = load_params(args.params).features if Path(args.params).exists() else FeatureParams()
+    sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
+    for s in sets:
+        if s not in FEATURE_SETS:
+            raise SystemExit(f"--sets: {s!r} is not one of {', '.join(FEATURE_SETS)}")
+    workers = args.workers if args.workers is not None else fp.workers
+    cfg = FeatureConfig(
+        sample_rate=SAMPLE_RATE,
+        sets=sets,
+        n_mfcc=fp.n_mfcc,
+        n_fft=fp.n_fft,
+        hop_length=fp.hop_length,
+        n_mels=fp.n_mels,
+        logmel_frames=fp.logmel_frames,
+    )
+    n_samples = int(round(args.seconds * SAMPLE_RATE))
+    audio_s = args.clips * n_samples / SAMPLE_RATE
+    n_base = min(args.clips, args.baseline_clips or 200)
+
+    with tempfile.TemporaryDirectory(prefix="musiclust-bench-") as tmp:
+        tmp = Path(tmp)
+        t = time.perf_counter()
+        (tmp / "wav").mkdir()
+        paths = write_clips(tmp / "wav", args.clips, args.seconds, args.seed, workers=max(1, workers))
+        log.info(
+            "wrote %d clips of %.1f s (%.0f s of audio) in %.1f s",
+            args.clips,
+            args.seconds,
+            audio_s,
+            time.perf_counter() - t,
+        )
+
+        def plain(path: Path) -> None:
+            y, sr = librosa.load(path, sr=SAMPLE_RATE)
+            librosa.feature.mfcc(y=y, sr=sr, n_mfcc=cfg.n_mfcc, n_fft=cfg.n_fft, hop_length=cfg.hop_length)
+            librosa.feature.melspectrogram(
+                y=y, sr=sr, n_fft=cfg.n_fft, hop_length=cfg.hop_length, n_mels=cfg.n_mels
+            )
+
+        # warm-up before either is timed: librosa loads its submodules lazily on first use, and
+        # the featurizer builds its filterbanks with librosa, so whoever ran first would pay for both
+        plain(paths[0])
+
+        cpu0 = cpu_seconds()
+        with PeakMemory() as mem:
+            t = time.perf_counter()
+            sink = featurize_files(paths, cfg, n_samples, workers, out_dir=tmp / "features")
+            ours = time.perf_counter() - t
+        cpu = cpu_seconds() - cpu0
+        assert sink.n == args.clips
+        # CPU time says what the wall clock cannot on a shared machine: how much work a clip costs
+        log.info(
+            "ours: %d clips, sets %s, %d workers: %.2f s wall (%.2f ms/clip), %.2f ms CPU/clip, "
+            "peak %.0f MiB, load average %.1f",
+            args.clips,
+            ",".join(sets),
+            workers,
+            ours,
+            1000 * ours / args.clips,
+            1000 * cpu / args.clips,
+            mem.peak_mib,
+            os.getloadavg()[0],
+        )
+
+        t = time.perf_counter()
+        for p in paths[:n_base]:
+            plain(p)
+        base = (time.perf_counter() - t) / n_base
+        log.info("plain librosa loop: %d clips, %.2f ms/clip", n_base, 1000 * base)
+
+    realtime = audio_s / ours
+    ratio = base / (ours / args.clips)
+    print(
+        f"featurize: {realtime:.0f}x realtime, {ratio:.1f}x the plain librosa loop, peak {mem.peak_mib:.0f} MiB"
+    )
+    return 0
