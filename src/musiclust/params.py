@@ -132,6 +132,17 @@ class LyricsParams:
 
 
 @dataclass(frozen=True)
+class ComputeParams:
+    """Where per-song work runs (``musiclust.compute``): local processes unless a Ray address is set."""
+
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise ParamsError(f"compute.ray_address must be null or a Ray address string, got {self.ray_address!r}")
+
+
+@dataclass(frozen=True)
 class TrainParams:
     features: tuple[str, ...] = ("mfcc_stats",)
     optimizer: str = "adamw"
@@ -215,6 +226,7 @@ class Params:
     segment: SegmentParams = field(default_factory=SegmentParams)
     features: FeatureParams = field(default_factory=FeatureParams)
     lyrics: LyricsParams = field(default_factory=LyricsParams)
+    compute: ComputeParams = field(default_factory=ComputeParams)
     train: TrainParams = field(default_factory=TrainParams)
     #: model key -> that model's constructor settings (validated by the model registry)
     models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)

@@ -22,12 +22,9 @@ amplify noise).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
-import multiprocessing as mp
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +36,9 @@ from tqdm.auto import tqdm
 from musiclust.audio.io import AudioDecodeError, load_audio
 from musiclust.audio.shards import PCM_SCALE, ShardWriter, remove_shards, to_pcm16
 from musiclust.audio.split import SPLITS, assign_splits, split_summary
+from musiclust.compute import map_ordered, resolve_ray_address
 from musiclust.fileio import write_json, write_parquet
-from musiclust.params import AudioParams, SegmentParams
+from musiclust.params import AudioParams, ComputeParams, SegmentParams
 
 log = logging.getLogger(__name__)
 
@@ -263,27 +261,14 @@ def _init_song_worker(raw_dir: Path, audio: AudioParams, params: SegmentParams) 
     _JOB.update(raw_dir=raw_dir, audio=audio, params=params, limits=threadpool_limits(1))
 
 
+def _end_song_worker() -> None:
+    """Undo :func:`_init_song_worker` when the songs ran in this process."""
+    _JOB.pop("limits").restore_original_limits()
+    _JOB.clear()
+
+
 def _song_job(job: tuple[str, object]) -> tuple[dict, Windows | None, float, np.ndarray | None]:
     return segment_song(job[0], job[1], _JOB["raw_dir"], _JOB["audio"], _JOB["params"])
-
-
-def _map_songs(jobs: list[tuple[str, object]], raw_dir: Path, audio: AudioParams, params: SegmentParams,
-               workers: int) -> Iterator[tuple[dict, Windows | None, float, np.ndarray | None]]:
-    """:func:`segment_song` over ``jobs`` in order, with ``workers`` processes (0: one per core)."""
-    workers = int(workers) if workers > 0 else (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(jobs)))
-    if workers == 1:
-        for sid, rel in jobs:
-            yield segment_song(sid, rel, raw_dir, audio, params)
-        return
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    gc.freeze()  # keep pages shared with the forked workers (see musiclust.features.pipeline)
-    try:
-        with ctx.Pool(workers, initializer=_init_song_worker, initargs=(raw_dir, audio, params)) as pool:
-            # imap keeps song order, so clips land in the shards in the order of songs.parquet
-            yield from pool.imap(_song_job, jobs, chunksize=1)
-    finally:
-        gc.unfreeze()
 
 
 def segment_corpus(
@@ -293,12 +278,16 @@ def segment_corpus(
     params: SegmentParams,
     label_columns: Sequence[str],
     seed: int,
+    compute: ComputeParams | None = None,
 ) -> dict:
     """Segment every song of ``<raw_dir>/songs.parquet`` into ``out_dir``; returns the report.
 
     Writes ``segments.parquet`` (one row per clip, in shard order), ``audio-NNNNN.npy``
     int16 shards (rows of ``window_samples``) and ``report.json``. Songs that yield no
-    clips are listed in the report with their reason.
+    clips are listed in the report with their reason. Songs are decoded by
+    ``segment.workers`` local processes, or as Ray tasks when ``compute`` (or
+    ``$RAY_ADDRESS``) names a Ray address (:mod:`musiclust.compute`); results arrive in
+    song order either way, so the outputs are the same bytes.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     table = raw_dir / "songs.parquet"
@@ -323,7 +312,10 @@ def segment_corpus(
     stats = {"silent_flagged": 0, "silent_dropped": 0, "tails_dropped": 0, "tails_padded": 0}
     writer = ShardWriter(out_dir, AUDIO_PREFIX, (window,), np.int16)
     jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
-    results = _map_songs(jobs, raw_dir, audio, params, params.workers)
+    # in song order, so clips land in the shards in the order of songs.parquet
+    results = map_ordered(_song_job, jobs, workers=params.workers, initializer=_init_song_worker,
+                          initargs=(raw_dir, audio, params), cleanup=_end_song_worker,
+                          ray_address=resolve_ray_address(compute))
     for entry, w, gain, pcm in tqdm(results, total=len(jobs), desc="segment", unit="song", mininterval=1.0):
         sid = entry["song_id"]
         if entry["status"] == "skipped":
