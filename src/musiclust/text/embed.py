@@ -109,7 +109,7 @@ def embed_songs(songs: pd.DataFrame, splits: pd.Series, params: LyricsParams,
                 texts[i], source[i] = desc, SOURCE_AUDIO
 
     enc = encoder or build_encoder(params.encoder, dim=params.dim, normalize=params.normalize,
-                                   batch_size=params.batch_size)
+                                   batch_size=params.batch_size, precision=params.precision)
     split = songs["song_id"].map(splits)
     summary = LyricsSummary(encoder=params.encoder if encoder is None else enc.name, dim=enc.dim,
                             n_songs=len(songs), n_with_lyrics=int(has.sum()), n_without_lyrics=int((~has).sum()),

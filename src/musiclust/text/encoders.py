@@ -55,12 +55,21 @@ def clean_text(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+#: ``lyrics.precision`` values
+PRECISIONS = ("float32", "bfloat16")
+
+
 @functools.lru_cache(maxsize=2)
-def _load_sentence_transformer(location: str, local_only: bool, device: str | None):
-    """Load (once per process: tests and notebooks build several encoders) a model."""
+def _load_sentence_transformer(location: str, local_only: bool, device: str | None, precision: str = "float32"):
+    """Load (once per process and precision: tests and notebooks build several encoders) a model."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(location, device=device, local_files_only=local_only)
+    model = SentenceTransformer(location, device=device, local_files_only=local_only)
+    if precision == "bfloat16":
+        import torch
+
+        model = model.to(torch.bfloat16)
+    return model
 
 
 class SentenceTransformerEncoder:
@@ -74,13 +83,16 @@ class SentenceTransformerEncoder:
     """
 
     def __init__(self, model_name: str = BUNDLED_MODEL, *, batch_size: int = 32, normalize: bool = True,
-                 device: str | None = None, show_progress: bool = True) -> None:
+                 device: str | None = None, show_progress: bool = True, precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"lyrics.precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         # locate first (fast, raises ModelUnavailableError), import torch/ST only after
         source = resolve_model(model_name)
         if source.path is not None:
-            self.model = _load_sentence_transformer(str(source.path), True, device)
+            self.model = _load_sentence_transformer(str(source.path), True, device, precision)
         else:
-            self.model = _load_sentence_transformer(source.repo_id, False, device)
+            self.model = _load_sentence_transformer(source.repo_id, False, device, precision)
+        self.precision = precision
         self.name = f"{ST_PREFIX}{model_name}"
         self.needs_fit = False
         self.batch_size = batch_size
@@ -91,8 +103,8 @@ class SentenceTransformerEncoder:
         if hasattr(self.tokenizer, "num_special_tokens_to_add"):
             n_special = int(self.tokenizer.num_special_tokens_to_add(pair=False))
         self.max_tokens = int(self.model.max_seq_length) - n_special
-        log.info("lyrics encoder %s (%s, from %s): dim %d, window %d tokens", self.name,
-                 source.path or source.repo_id, source.origin, self.dim, self.max_tokens)
+        log.info("lyrics encoder %s (%s, from %s): dim %d, window %d tokens, %s", self.name,
+                 source.path or source.repo_id, source.origin, self.dim, self.max_tokens, precision)
 
     @property
     def dim(self) -> int:
@@ -197,7 +209,7 @@ class TfidfCharEncoder:
 
 
 def build_encoder(spec: str, *, dim: int = 64, normalize: bool = True, batch_size: int = 32,
-                  seed: int = 0, show_progress: bool = True) -> LyricsEncoder:
+                  seed: int = 0, show_progress: bool = True, precision: str = "float32") -> LyricsEncoder:
     """Build the encoder named by ``lyrics.encoder``.
 
     Raises ``ValueError`` for an unknown spec and
@@ -208,5 +220,5 @@ def build_encoder(spec: str, *, dim: int = 64, normalize: bool = True, batch_siz
         return TfidfCharEncoder(dim, normalize=normalize, seed=seed)
     if spec.startswith(ST_PREFIX):
         return SentenceTransformerEncoder(spec[len(ST_PREFIX):], batch_size=batch_size, normalize=normalize,
-                                          show_progress=show_progress)
+                                          show_progress=show_progress, precision=precision)
     raise ValueError(f"lyrics.encoder {spec!r} is not one of '{ST_PREFIX}<name or path>', '{TFIDF}'")
