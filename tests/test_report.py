@@ -209,6 +209,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
             "skipped": 1,
             "reasons": {"corrupt": 1},
             "rows": [],
+            "label_notes": ["language: spellings merged into 'en': 'EN', 'en'"],
         },
     )
     seg_dir = root / "data" / "segments"
@@ -490,6 +491,9 @@ def test_training_and_leakage_show_what_was_written(built) -> None:
     text, _ = built
     t = _section(text, "training")
     assert "<td>vae</td><td>mfcc_stats</td>" in t and "1.2345" in t
+    assert "Labels merged by normalization (case, surrounding spaces): language: spellings merged" in _section(
+        text, "dataset"
+    )
     mig = _section(text, "disentanglement")
     assert "0.432 (0.400&ndash;0.460)" in mig and "Chen et al., 2018" in mig
     leak = _section(text, "leakage")

@@ -42,6 +42,8 @@ MEANS_COLUMNS = [
     "nmi_low",
     "nmi_high",
     "ami",
+    "ami_low",
+    "ami_high",
     "ari",
     "v_measure",
     "homogeneity",
@@ -101,6 +103,7 @@ SUMMARY_KEYS = (
     "training",
     "disentanglement",
     "disentanglement_method",
+    "label_notes",
     "notes",
 )
 RANK_KEYS = (
@@ -276,6 +279,7 @@ def build_summary(
             for rep, by_label in sorted((disentanglement or {}).items())
         },
         "disentanglement_method": disentanglement_method,
+        "label_notes": label_notes(labels),
         "notes": [
             f"{o.name}: {s['reason']}" for o in outputs for s in _unique_skips(o.info.get("skipped_runs", []))
         ],

@@ -110,6 +110,8 @@ def dataset(ctx: Ctx) -> dict[str, Any]:
             "skipped": dl["skipped"],
             "reasons": sorted(dl["reasons"].items()),
         },
+        # label spellings the download stage merged (case, spaces): classes the user may not expect
+        "label_notes": list(dl["label_notes"]),
     }
 
 
