@@ -158,6 +158,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600: an output (a report, say) is for others to read too
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -234,7 +234,7 @@ def build_summary(
         "interval": {
             "ci": params.ci,
             "bootstrap": params.bootstrap,
-            "method": f"{params.ci:.0%} percentile bootstrap over the {len(labels.test_songs)} test songs "
+            "method": f"percentile bootstrap over the {len(labels.test_songs)} test songs "
             f"({params.bootstrap} resamples, the same for every method: paired), one training "
             "seed drawn per resample, so the interval covers song sampling and seed variation",
         },
@@ -280,9 +280,7 @@ def build_summary(
         },
         "disentanglement_method": disentanglement_method,
         "label_notes": label_notes(labels),
-        "notes": [
-            f"{o.name}: {s['reason']}" for o in outputs for s in _unique_skips(o.info.get("skipped_runs", []))
-        ],
+        "notes": _skip_notes(outputs),
     }
 
 
@@ -291,14 +289,16 @@ def label_notes(labels: Any) -> list[str]:
     return [f"{lab}: {len(v)} classes ({', '.join(v)})" for lab, v in labels.classes.items()]
 
 
-def _unique_skips(skips: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    seen, out = set(), []
-    for s in skips:
-        key = (s.get("algorithm"), s.get("level"), s.get("reason"))
-        if key not in seen:
-            seen.add(key)
-            out.append({"reason": f"{s.get('algorithm')}/{s.get('level')} skipped: {s.get('reason')}"})
-    return out
+def _skip_notes(outputs: Sequence[Any]) -> list[str]:
+    """Skipped clustering runs, one line per (algorithm, level, reason) naming the representations."""
+    reps: dict[tuple, list[str]] = {}
+    for o in outputs:
+        for sk in o.info.get("skipped_runs", []):
+            names = reps.setdefault((sk.get("algorithm"), sk.get("level"), sk.get("reason")), [])
+            if o.name not in names:
+                names.append(o.name)
+    return [f"{alg}/{level} not run ({why}): {', '.join(names)}" for (alg, level, why), names in sorted(
+        reps.items(), key=lambda kv: tuple(map(str, kv[0])))]
 
 
 def write(
@@ -360,7 +360,7 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
     n = summary["n_test_songs"]
     lines = [
         f"Headline: {summary['headline_protocol']['text']}; {n} test songs. "
-        f"Intervals: {summary['interval']['method']}. `≈` marks a method that cannot be separated from the "
+        f"Intervals: {summary['interval']['ci']:.0%} {summary['interval']['method']}. `≈` marks a method that cannot be separated from the "
         "winner (paired difference interval contains 0). Written by the `evaluate` stage to `metrics/results.md`.",
         "",
         f"Ranking rule: {summary['ranking_rule']}",
