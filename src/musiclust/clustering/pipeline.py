@@ -133,25 +133,7 @@ def cluster_representation(
     clips, clip_counts = usable_clips(segments)
     classes = run_mod.label_classes(segments, label_columns)
     kind = "model" if model_dir is not None else "baseline"
-    info: dict[str, Any] = {
-        "representation": name,
-        "kind": kind,
-        "modality": None,
-        "applicable": True,
-        "reason": None,
-        "description": "",
-        "columns": [],
-        "dim": 0,
-        "seeds": [],
-        "conditioned_on": [],
-        "has_own_clusters": False,
-        "counts": clip_counts,
-        "label_classes": classes,
-        "k_plan": run_mod.k_plan(params.k, classes),
-        "skipped_runs": [],
-        "protocol": protocol_text(params),
-        "training": {},
-    }
+    info = _base_info(name, kind, clip_counts, classes, params)
     try:
         if model_dir is not None:
             rep, info["training"] = model_input(Path(model_dir), clips)
@@ -194,6 +176,31 @@ def cluster_representation(
         table = run_mod.representation_table(rep)
         output.latents = table[table["level"] == "clip"].reset_index(drop=True)
     return output
+
+
+def _base_info(
+    name: str, kind: str, clip_counts: dict[str, int], classes: dict[str, list[str]], params: ClusterParams
+) -> dict[str, Any]:
+    """info.json before the representation is built (what a not-applicable one keeps)."""
+    return {
+        "representation": name,
+        "kind": kind,
+        "modality": None,
+        "applicable": True,
+        "reason": None,
+        "description": "",
+        "columns": [],
+        "dim": 0,
+        "seeds": [],
+        "conditioned_on": [],
+        "has_own_clusters": False,
+        "counts": clip_counts,
+        "label_classes": classes,
+        "k_plan": run_mod.k_plan(params.k, classes),
+        "skipped_runs": [],
+        "protocol": protocol_text(params),
+        "training": {},
+    }
 
 
 def protocol_text(params: ClusterParams) -> dict[str, str]:
