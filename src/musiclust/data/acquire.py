@@ -281,7 +281,7 @@ def check_success(report: dict, min_fraction: float, report_path: str | Path) ->
 
 def _acquire_demo(data: DataParams, audio: AudioParams, seed: int, out_dir: Path) -> list[RowResult]:
     # imported here: the demo generator is only needed for this source
-    from musiclust.data.demo import generate_demo_corpus
+    from musiclust.synth.corpus import generate_demo_corpus
 
     df = generate_demo_corpus(data.demo, audio.sample_rate, seed, out_dir)
     results = []
