@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.signal
+import pyloudnorm
 from tqdm.auto import tqdm
 
 from musiclust.audio.io import AudioDecodeError, load_audio
@@ -64,60 +64,29 @@ class SkipSong(Exception):
 
 # --------------------------------------------------------------------------- loudness
 
-def _biquad_high_shelf(fs: float, fc: float = 1500.0, gain_db: float = 4.0, q: float = 1 / np.sqrt(2)):
-    a = 10 ** (gain_db / 40.0)
-    w0 = 2 * np.pi * fc / fs
-    alpha = np.sin(w0) / (2 * q)
-    cw, sa = np.cos(w0), 2 * np.sqrt(a) * alpha
-    b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
-    den = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
-    return np.array(b) / den[0], np.array(den) / den[0]
+# Integrated loudness comes from pyloudnorm (Steinmetz & Reiss 2021, an implementation of
+# ITU-R BS.1770-4) instead of our own K-weighting and gating. Measured before the switch at
+# 22,050 Hz on sines (1 kHz, 100 Hz, 10 kHz at -20 dBFS; 997 Hz at 0 dBFS), white and pink
+# noise, a gated tone and 16 real songs (8 gtzan40, 8 songs_en_de_400, decoded as here): the
+# two agreed within 0.0035 LU (exactly, to 1e-4 LU, whenever the length is a whole number of
+# 100 ms steps; pyloudnorm counts one partial last block otherwise), and pyloudnorm took a
+# median 25 ms per 30 s song against 16 ms for ours (1.6x, negligible beside decoding).
 
-
-def _biquad_high_pass(fs: float, fc: float = 38.0, q: float = 0.5):
-    w0 = 2 * np.pi * fc / fs
-    alpha = np.sin(w0) / (2 * q)
-    cw = np.cos(w0)
-    b = [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2]
-    den = [1 + alpha, -2 * cw, 1 - alpha]
-    return np.array(b) / den[0], np.array(den) / den[0]
+#: BS.1770 gating block (s): a signal shorter than one block has no integrated loudness.
+GATE_BLOCK_S = 0.4
 
 
 def integrated_loudness(y: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness of a mono signal in LUFS (ITU-R BS.1770-4), ``-inf`` if silent.
+    """Integrated loudness of a mono signal in LUFS (ITU-R BS.1770-4, via pyloudnorm).
 
-    K-weighting (a +4 dB high shelf near 1.5 kHz and a 38 Hz high-pass, as biquads
-    designed for ``sample_rate``), mean square over 400 ms blocks with 75 % overlap,
-    then the absolute (-70 LUFS) and relative (-10 LU) gates. A 997 Hz full-scale
-    sine measures -3.01 LUFS.
+    ``-inf`` when the signal is silent (below the -70 LUFS absolute gate) or shorter than
+    one 400 ms gating block. A 997 Hz full-scale sine measures -3.01 LUFS (-3.07 at
+    22,050 Hz, where the K-weighting filters are redesigned for the rate).
     """
     y = np.asarray(y, np.float64)
-    if y.size == 0:
+    if len(y) < GATE_BLOCK_S * sample_rate:
         return float("-inf")
-    b1, a1 = _biquad_high_shelf(sample_rate)
-    b2, a2 = _biquad_high_pass(sample_rate)
-    k = scipy.signal.lfilter(b2, a2, scipy.signal.lfilter(b1, a1, y))
-    block = int(round(0.4 * sample_rate))
-    step = int(round(0.1 * sample_rate))
-    if len(k) <= block:  # shorter than one gating block: one block of what there is
-        z = np.array([np.mean(k * k)])
-    elif block == 4 * step:  # 400 ms blocks = four 100 ms steps (any rate divisible by 10)
-        n_steps = len(k) // step
-        e = np.einsum("ij,ij->i", *(k[: n_steps * step].reshape(n_steps, step),) * 2)
-        z = (e[:-3] + e[1:-2] + e[2:-1] + e[3:]) / block
-    else:
-        c = np.concatenate([[0.0], np.cumsum(k * k)])
-        starts = np.arange(0, len(k) - block + 1, step)
-        z = (c[starts + block] - c[starts]) / block
-    with np.errstate(divide="ignore"):
-        lk = -0.691 + 10 * np.log10(z)
-    z = z[lk > -70.0]
-    if z.size == 0:
-        return float("-inf")
-    rel = -0.691 + 10 * np.log10(z.mean()) - 10.0
-    with np.errstate(divide="ignore"):
-        z = z[-0.691 + 10 * np.log10(z) > rel]
-    return float(-0.691 + 10 * np.log10(z.mean()))
+    return float(pyloudnorm.Meter(sample_rate, block_size=GATE_BLOCK_S).integrated_loudness(y))
 
 
 def normalize_loudness(y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
