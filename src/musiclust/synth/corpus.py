@@ -86,8 +86,25 @@ def render_song(
     bar_s = 4 * 60.0 / tempo
     n_bars = int(np.ceil(spec.duration_s / bar_s)) + 1
     lyrics = make_lyrics(rng, spec.language, spec.genre)
+    sections, vocal_lines = _timeline(lyrics, n_bars, rng)
+    bar_len = int(round(bar_s * sr))
+    bars = [Bar(b * bar_len, prog[b % len(prog)], sections[b]) for b in range(n_bars)]
+    ctx = SongContext(sr, n, rng, tempo, tonic, minor, recipe.steps, bars, recipe.humanize_ms)
 
-    # timeline: intro, then lyric sections (2 bars per line) with a break bar between, until the end
+    buses = recipe.arrange(ctx)
+    vocal, sung = _vocal_track(ctx, vocal_lines, spec.language)
+    mix = _mix(buses, vocal, sung, spec.loudness_db, sr, rng, stems)
+    # the published lyrics are the whole song's, of which the audio is an excerpt from the start
+    return mix.astype(np.float32), lyrics
+
+
+def _timeline(
+    lyrics: Lyrics, n_bars: int, rng: np.random.Generator
+) -> tuple[list[str], list[tuple[int, list[Word], str]]]:
+    """Section name of every bar, and the sung lines as ``(first bar, words, section)``.
+
+    An intro, then lyric sections (2 bars per line) with a break bar between, until the end.
+    """
     sections: list[str] = []
     vocal_lines: list[tuple[int, list[Word], str]] = []  # (first bar, words, section)
     sections += ["intro"] * min(int(rng.integers(1, 3)), n_bars // 6)  # short excerpts start singing at once
@@ -100,13 +117,15 @@ def render_song(
             sections += [sec, sec]
         sections.append("break")
     sections += ["outro"] * max(0, n_bars - len(sections))
-    sections = sections[:n_bars]
-    bar_len = int(round(bar_s * sr))
-    bars = [Bar(b * bar_len, prog[b % len(prog)], sections[b]) for b in range(n_bars)]
-    ctx = SongContext(sr, n, rng, tempo, tonic, minor, recipe.steps, bars, recipe.humanize_ms)
+    return sections[:n_bars], vocal_lines
 
-    buses = recipe.arrange(ctx)
 
+def _vocal_track(
+    ctx: SongContext, vocal_lines: list[tuple[int, list[Word], str]], language: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sung part of the song (``ctx.n`` samples) and where it sings (a boolean mask)."""
+    rng, sr, n, bars, tempo = ctx.rng, ctx.sr, ctx.n, ctx.bars, ctx.tempo
+    n_bars = len(bars)
     # the singer: male or female range, independent of language and genre
     female = bool(rng.random() < 0.5)
     voice = Voice(
@@ -125,7 +144,7 @@ def render_song(
     for first_bar, line, sec in vocal_lines:
         if first_bar >= n_bars:
             break
-        rhythm = line_rhythm(line, spec.language, rng)
+        rhythm = line_rhythm(line, language, rng)
         span = max(on + dur for _, on, dur, _ in rhythm) - min(on for _, on, _, _ in rhythm)
         if span > 7.5:  # a long line is sung faster rather than running into the next one
             k = 7.5 / span
@@ -151,27 +170,41 @@ def render_song(
         start = bars[first_bar].start + int(min(onsets) * beat * sr)
         add_at(vocal, phrase, start)
         sung[max(0, start) : start + len(phrase)] = True
+    return vocal, sung
 
-    # mix: bus levels (dB relative to drums) vary per song, so no fixed balance marks a cell
-    def rms(x: np.ndarray) -> float:
-        return float(np.sqrt(np.mean(np.square(x)))) + 1e-9  # not np.dot: BLAS threads spin on a busy machine
 
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x)))) + 1e-9  # not np.dot: BLAS threads spin on a busy machine
+
+
+def _mix(
+    buses: dict[str, np.ndarray],
+    vocal: np.ndarray,
+    sung: np.ndarray,
+    loudness_db: float,
+    sr: int,
+    rng: np.random.Generator,
+    stems: dict[str, np.ndarray] | None,
+) -> np.ndarray:
+    """Balance the buses and the voice, fade, set the song's loudness and soft-limit the peaks."""
+    n = len(vocal)
+    # bus levels (dB relative to drums) vary per song, so no fixed balance marks a cell
     gains = {"drums": 0.0, "bass": -4.0, "harmony": -3.0}
     scaled = {}
     for name, sig in buses.items():
-        scaled[name] = sig / rms(sig) * 10 ** ((gains[name] + rng.uniform(-2.5, 2.5)) / 20)
+        scaled[name] = sig / _rms(sig) * 10 ** ((gains[name] + rng.uniform(-2.5, 2.5)) / 20)
     mix = sum(scaled.values())
     # the voice sits 3-6 dB above the band while it sings (levels measured where it sings, so
     # songs with more or fewer sung bars are balanced alike)
     vocal_db = rng.uniform(3.0, 6.0)
     if sung.any():
-        scaled["vocal"] = vocal / rms(vocal[sung]) * rms(mix[sung]) * 10 ** (vocal_db / 20)
+        scaled["vocal"] = vocal / _rms(vocal[sung]) * _rms(mix[sung]) * 10 ** (vocal_db / 20)
         mix = mix + scaled["vocal"]
     # fade in/out, loudness, a soft limiter so peaks never clip
     fade = min(n // 4, int(1.5 * sr))
     mix[:256] *= np.linspace(0, 1, 256)
     mix[-fade:] *= np.linspace(1, 0, fade) ** 2
-    gain = 10 ** (spec.loudness_db / 20) / rms(mix)
+    gain = 10 ** (loudness_db / 20) / _rms(mix)
     mix *= gain
     if stems is not None:
         stems.update({k: v * gain for k, v in scaled.items()})
@@ -180,9 +213,7 @@ def render_song(
     mix[over] = np.sign(mix[over]) * (
         0.7 * peak + 0.3 * peak * np.tanh((np.abs(mix[over]) - 0.7 * peak) / (0.3 * peak))
     )
-
-    # the published lyrics are the whole song's, of which the audio is an excerpt from the start
-    return mix.astype(np.float32), lyrics
+    return mix
 
 
 # ============================================================================ the corpus

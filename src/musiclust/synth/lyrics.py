@@ -163,6 +163,8 @@ def bangla_phones(word: str) -> tuple[tuple[str, ...], ...]:
     ma-phala after a consonant are not pronounced (they geminate it); word-initial এ
     before a consonant + /a/ or final consonant is /æ/. Good enough to sing, not a dictionary.
     """
+    # one piece on purpose: a left-to-right scan over the script whose cases share `phones` and
+    # `inherent_at`; split into helpers, each would need all of that state passed back and forth
     word = (
         word.replace("ড" + _NUKTA, "\u09dc").replace("ঢ" + _NUKTA, "\u09dd").replace("য" + _NUKTA, "\u09df")
     )

@@ -13,6 +13,7 @@ Deterministic given the ``numpy.random.Generator`` passed in.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -239,36 +240,40 @@ def _layout(sylls: list[SungSyllable]) -> list[tuple[float, float, str, int]]:
     return segs
 
 
-def sing(
+@dataclass
+class _Tracks:
+    """Frame-level control tracks of one phrase (one row per 10 ms hop) and its noise events."""
+
+    F: np.ndarray  # (nf, 4) formant frequencies, Hz
+    Bw: np.ndarray  # (nf, 4) formant bandwidths, Hz
+    voicing: np.ndarray  # (nf,) glottal source amplitude
+    asp: np.ndarray  # (nf,) aspiration noise amplitude
+    nasal: np.ndarray  # (nf,) velum opening, 0..1
+    pitch: np.ndarray  # (nf,) MIDI note, NaN outside notes
+    vib: np.ndarray  # (nf,) vibrato depth, 0..1
+    fric_events: list[tuple[int, int, str, float, bool]]  # (start, end, band, amp, is_burst) in samples
+
+
+def _frame_targets(
+    segs: list[tuple[float, float, str, int]],
     sylls: list[SungSyllable],
-    sr: int,
-    rng: np.random.Generator,
     voice: Voice,
-    noise_bank: dict[str, np.ndarray] | None = None,
-) -> np.ndarray:
-    """Render a sung phrase (a list of syllables, times relative to 0) with the formant singer.
-
-    Returns a signal of RMS ~0.1 over its voiced part, lasting until the last syllable
-    ends plus a short release.
-    """
-    if not sylls:
-        return np.zeros(0)
-    segs = _layout(sylls)
-    end_s = max(s[1] for s in segs) + 0.08
-    hop = max(1, int(round(sr * 0.01)))
-    nf = int(np.ceil(end_s * sr / hop)) + 1
-    n = nf * hop
+    sr: int,
+    hop: int,
+    nf: int,
+) -> _Tracks:
+    """Frame-level targets of every timed phone: formants, voicing, aspiration, nasality, pitch."""
     fs = voice.formant_scale
-
-    # frame-level targets: formants, voicing, aspiration, nasality, pitch
-    F = np.tile(np.array([500.0, 1500.0, 2500.0, 3500.0]) * fs, (nf, 1))
-    Bw = np.tile(np.array([80.0, 100.0, 150.0, 250.0]), (nf, 1))
-    voicing = np.zeros(nf)
-    asp = np.zeros(nf)
-    nasal = np.zeros(nf)
-    pitch = np.full(nf, np.nan)
-    vib = np.zeros(nf)
-    fric_events: list[tuple[int, int, str, float, bool]] = []  # (start, end, band, amp, is_burst)
+    tr = _Tracks(
+        F=np.tile(np.array([500.0, 1500.0, 2500.0, 3500.0]) * fs, (nf, 1)),
+        Bw=np.tile(np.array([80.0, 100.0, 150.0, 250.0]), (nf, 1)),
+        voicing=np.zeros(nf),
+        asp=np.zeros(nf),
+        nasal=np.zeros(nf),
+        pitch=np.full(nf, np.nan),
+        vib=np.zeros(nf),
+        fric_events=[],
+    )
 
     def fr(t: float) -> int:
         return min(nf - 1, max(0, int(round(t * sr / hop))))
@@ -277,77 +282,110 @@ def sing(
         ph = PHONES[sym]
         syl = sylls[si]
         a, b = fr(t0), max(fr(t1), fr(t0) + 1)
-        pitch[a:b] = syl.midi
+        tr.pitch[a:b] = syl.midi
+        if ph.kind == "vowel":
+            _vowel_targets(tr, a, b, ph, syl, voice, sr, hop)
+            continue
         # the next vowel's formants colour aspiration and the release of a stop
         nxt = next((PHONES[s[2]] for s in segs[k + 1 :] if PHONES[s[2]].kind == "vowel"), ph)
-        if ph.kind == "vowel":
-            f3 = np.array(ph.formants)
-            if ph.end is None:
-                F[a:b, :3] = f3 * fs
-            else:  # diphthong: hold, then glide over the second half
-                w = np.clip((np.arange(b - a) / max(1, b - a - 1) - 0.35) / 0.55, 0, 1)[:, None]
-                F[a:b, :3] = ((1 - w) * f3 + w * np.array(ph.end)) * fs
-            voicing[a:b] = syl.accent
-            asp[a:b] = voice.breathiness
-            nasal[a:b] = 1.0 if ph.nasal else 0.0
-            if syl.dur_s > 0.3:
-                # vibrato sets in after the note has settled, as trained singers do
-                ramp = np.clip((np.arange(b - a) * hop / sr - 0.15) / 0.2, 0, 1)
-                vib[a:b] = ramp
-            continue
-        F[a:b, :3] = np.array(ph.formants) * fs
-        if ph.kind in ("nasal", "liquid", "glide", "tap"):
-            voicing[a:b] = ph.amp * syl.accent
-            nasal[a:b] = 1.0 if ph.nasal else 0.0
-            Bw[a:b, :3] = [100.0, 150.0, 250.0] if ph.kind == "nasal" else [90.0, 120.0, 180.0]
-            if ph.kind == "tap":  # a brief tongue contact: dip in the middle
-                mid = (a + b) // 2
-                voicing[mid : mid + 1] = 0.05
-        elif ph.kind == "h":
-            F[a:b, :3] = np.array(nxt.formants) * fs
-            asp[a:b] = 0.7
-        elif ph.kind == "fric":
-            voicing[a:b] = 0.35 if ph.voiced else 0.0
-            fric_events.append((int(t0 * sr), int(t1 * sr), ph.noise or "s", ph.noise_amp, False))
-        elif ph.kind in ("stop", "affr"):
-            total = t1 - t0
-            vot = ph.vot * total / max(1e-6, ph.dur + ph.vot)
-            rel = t1 - vot  # release instant
-            voicing[a : fr(rel)] = 0.12 if ph.voiced else 0.0  # closure (voice bar if voiced)
-            if ph.kind == "stop":
-                fric_events.append(
-                    (int(rel * sr), int(rel * sr + 0.012 * sr), ph.noise or "alv", ph.noise_amp, True)
-                )
-            else:
-                fric_events.append(
-                    (int((rel - 0.05) * sr), int(rel * sr), ph.noise or "sh", ph.noise_amp, False)
-                )
-            if vot > 0:
-                c, d = fr(rel), max(fr(t1), fr(rel) + 1)
-                F[c:d, :3] = np.array(nxt.formants) * fs
-                asp[c:d] = 0.55
-                if ph.breathy:
-                    voicing[c:d] = 0.6 * syl.accent
-                    asp[c:d] = 0.45
+        _consonant_targets(tr, a, b, t0, t1, ph, nxt, syl, fs, sr, fr)
+    return tr
 
-    # coarticulation: formant transitions of ~30 ms, amplitude ramps of ~15 ms
-    F = uniform_filter1d(F, size=3, axis=0, mode="nearest")
-    Bw = uniform_filter1d(Bw, size=2, axis=0, mode="nearest")
-    voicing = uniform_filter1d(voicing, size=2, mode="nearest")
-    asp = uniform_filter1d(asp, size=2, mode="nearest")
-    nasal = uniform_filter1d(nasal, size=2, mode="nearest")
-    F[:, :3] = np.minimum(F[:, :3], 0.42 * sr)
-    F[:, 3] = np.minimum(F[:, 3], 0.45 * sr)
 
+def _vowel_targets(
+    tr: _Tracks, a: int, b: int, ph: Phone, syl: SungSyllable, voice: Voice, sr: int, hop: int
+) -> None:
+    """Frames ``a:b`` of a vowel: its formants (gliding for a diphthong), full voicing, vibrato."""
+    fs = voice.formant_scale
+    f3 = np.array(ph.formants)
+    if ph.end is None:
+        tr.F[a:b, :3] = f3 * fs
+    else:  # diphthong: hold, then glide over the second half
+        w = np.clip((np.arange(b - a) / max(1, b - a - 1) - 0.35) / 0.55, 0, 1)[:, None]
+        tr.F[a:b, :3] = ((1 - w) * f3 + w * np.array(ph.end)) * fs
+    tr.voicing[a:b] = syl.accent
+    tr.asp[a:b] = voice.breathiness
+    tr.nasal[a:b] = 1.0 if ph.nasal else 0.0
+    if syl.dur_s > 0.3:
+        # vibrato sets in after the note has settled, as trained singers do
+        ramp = np.clip((np.arange(b - a) * hop / sr - 0.15) / 0.2, 0, 1)
+        tr.vib[a:b] = ramp
+
+
+def _consonant_targets(
+    tr: _Tracks,
+    a: int,
+    b: int,
+    t0: float,
+    t1: float,
+    ph: Phone,
+    nxt: Phone,
+    syl: SungSyllable,
+    fs: float,
+    sr: int,
+    fr: Callable[[float], int],
+) -> None:
+    """Frames ``a:b`` (``t0..t1`` s) of a consonant: its locus, voicing by kind, noise events."""
+    tr.F[a:b, :3] = np.array(ph.formants) * fs
+    if ph.kind in ("nasal", "liquid", "glide", "tap"):
+        tr.voicing[a:b] = ph.amp * syl.accent
+        tr.nasal[a:b] = 1.0 if ph.nasal else 0.0
+        tr.Bw[a:b, :3] = [100.0, 150.0, 250.0] if ph.kind == "nasal" else [90.0, 120.0, 180.0]
+        if ph.kind == "tap":  # a brief tongue contact: dip in the middle
+            mid = (a + b) // 2
+            tr.voicing[mid : mid + 1] = 0.05
+    elif ph.kind == "h":
+        tr.F[a:b, :3] = np.array(nxt.formants) * fs
+        tr.asp[a:b] = 0.7
+    elif ph.kind == "fric":
+        tr.voicing[a:b] = 0.35 if ph.voiced else 0.0
+        tr.fric_events.append((int(t0 * sr), int(t1 * sr), ph.noise or "s", ph.noise_amp, False))
+    elif ph.kind in ("stop", "affr"):
+        total = t1 - t0
+        vot = ph.vot * total / max(1e-6, ph.dur + ph.vot)
+        rel = t1 - vot  # release instant
+        tr.voicing[a : fr(rel)] = 0.12 if ph.voiced else 0.0  # closure (voice bar if voiced)
+        if ph.kind == "stop":
+            tr.fric_events.append(
+                (int(rel * sr), int(rel * sr + 0.012 * sr), ph.noise or "alv", ph.noise_amp, True)
+            )
+        else:
+            tr.fric_events.append(
+                (int((rel - 0.05) * sr), int(rel * sr), ph.noise or "sh", ph.noise_amp, False)
+            )
+        if vot > 0:
+            c, d = fr(rel), max(fr(t1), fr(rel) + 1)
+            tr.F[c:d, :3] = np.array(nxt.formants) * fs
+            tr.asp[c:d] = 0.55
+            if ph.breathy:
+                tr.voicing[c:d] = 0.6 * syl.accent
+                tr.asp[c:d] = 0.45
+
+
+def _coarticulate(tr: _Tracks, sr: int) -> None:
+    """Smooth the step targets: formant transitions of ~30 ms, amplitude ramps of ~15 ms."""
+    tr.F = uniform_filter1d(tr.F, size=3, axis=0, mode="nearest")
+    tr.Bw = uniform_filter1d(tr.Bw, size=2, axis=0, mode="nearest")
+    tr.voicing = uniform_filter1d(tr.voicing, size=2, mode="nearest")
+    tr.asp = uniform_filter1d(tr.asp, size=2, mode="nearest")
+    tr.nasal = uniform_filter1d(tr.nasal, size=2, mode="nearest")
+    tr.F[:, :3] = np.minimum(tr.F[:, :3], 0.42 * sr)
+    tr.F[:, 3] = np.minimum(tr.F[:, 3], 0.45 * sr)
+
+
+def _excitation(
+    tr: _Tracks, voice: Voice, sr: int, hop: int, nf: int, n: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """The source signal (glottal pulses plus aspiration, ``n`` samples) and its voicing track per sample."""
     # pitch: hold through unvoiced gaps, glide (portamento) between notes, vibrato
-    idx = np.where(~np.isnan(pitch))[0]
-    pitch = np.interp(np.arange(nf), idx, pitch[idx])
+    idx = np.where(~np.isnan(tr.pitch))[0]
+    pitch = np.interp(np.arange(nf), idx, tr.pitch[idx])
     pitch = uniform_filter1d(pitch, size=4, mode="nearest")
     # frame tracks -> samples by linear interpolation, all tracks in one pass
     pos = np.arange(n) / hop
     i0 = np.minimum(pos.astype(np.int64), nf - 2)
     frac = (pos - i0)[:, None]
-    tracks = np.column_stack([pitch, vib, voicing, asp])
+    tracks = np.column_stack([pitch, tr.vib, tr.voicing, tr.asp])
     p_s, vib_s, vo_s, as_s = (tracks[i0] * (1 - frac) + tracks[i0 + 1] * frac).T
     ts = np.arange(n) / sr
     drift = np.interp(ts, np.linspace(0, ts[-1], 8), rng.normal(0, 0.08, 8))  # singer's slow pitch wander
@@ -369,11 +407,15 @@ def sing(
         vo_s * glot * (1 + 0.04 * rng.standard_normal(1))
         + as_s * noise * np.where(vo_s > 0.05, 0.4 + flow, 1.0) * 0.6
     )
+    return exc, vo_s
 
+
+def _vocal_tract(exc: np.ndarray, tr: _Tracks, sr: int, hop: int, nf: int, n: int) -> np.ndarray:
+    """Filter the source through the nasal pole-zero pair and the four formant resonators."""
     # time-varying cascade, one lfilter call per run of frames with (nearly) equal parameters;
     # the five second-order sections are multiplied into one order-10 filter per run because a
     # single lfilter call costs far less than a sosfilt call, and runs are short in transitions
-    params = np.column_stack([F, Bw, nasal])
+    params = np.column_stack([tr.F, tr.Bw, tr.nasal])
     tol = np.r_[[0.02] * 4, [0.1] * 4, [0.05]]
     rel = np.abs(np.diff(params, axis=0)) / np.maximum(np.abs(params[:-1]), 1.0)
     change = np.any(rel > tol, axis=1)
@@ -398,14 +440,20 @@ def sing(
     for g in range(G):
         s0, s1 = starts[g] * hop, stops[g] * hop
         out[s0:s1], zi = signal.lfilter(num[g], den[g], exc[s0:s1], zi=zi)
+    return out
 
-    voiced = vo_s > 0.3
-    level = np.std(out[voiced]) if voiced.any() else np.std(out)
-    out *= 0.1 / (level + 1e-12)
 
+def _add_frication(
+    out: np.ndarray,
+    events: list[tuple[int, int, str, float, bool]],
+    noise_bank: dict[str, np.ndarray] | None,
+    rng: np.random.Generator,
+    sr: int,
+) -> None:
+    """Add fricative noise and stop bursts to ``out`` in place."""
     # frication and bursts bypass the tract (front cavity), from band-limited noise buffers
     bank = noise_bank if noise_bank is not None else {}
-    for s0, s1, band, amp, burst in fric_events:
+    for s0, s1, band, amp, burst in events:
         if band not in bank:
             lo, hi = NOISE_BANDS[band]
             bank[band] = bandpass(rng.standard_normal(sr), sr, lo, hi, order=2)
@@ -422,4 +470,34 @@ def sing(
             env[:ramp] = np.linspace(0, 1, ramp)
             env[-ramp:] = np.linspace(1, 0, ramp)
         add_at(out, 0.05 * amp * chunk * env, s0)
+
+
+def sing(
+    sylls: list[SungSyllable],
+    sr: int,
+    rng: np.random.Generator,
+    voice: Voice,
+    noise_bank: dict[str, np.ndarray] | None = None,
+) -> np.ndarray:
+    """Render a sung phrase (a list of syllables, times relative to 0) with the formant singer.
+
+    Returns a signal of RMS ~0.1 over its voiced part, lasting until the last syllable
+    ends plus a short release.
+    """
+    if not sylls:
+        return np.zeros(0)
+    segs = _layout(sylls)
+    end_s = max(s[1] for s in segs) + 0.08
+    hop = max(1, int(round(sr * 0.01)))
+    nf = int(np.ceil(end_s * sr / hop)) + 1
+    n = nf * hop
+    tr = _frame_targets(segs, sylls, voice, sr, hop, nf)
+    _coarticulate(tr, sr)
+    exc, vo_s = _excitation(tr, voice, sr, hop, nf, n, rng)
+    out = _vocal_tract(exc, tr, sr, hop, nf, n)
+    voiced = vo_s > 0.3
+    level = np.std(out[voiced]) if voiced.any() else np.std(out)
+    out *= 0.1 / (level + 1e-12)
+
+    _add_frication(out, tr.fric_events, noise_bank, rng, sr)
     return out
