@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from musiclust.contracts import clusters as cluster_contract
 from musiclust.fileio import read_json, safe_id
 
 log = logging.getLogger(__name__)
@@ -298,17 +299,18 @@ def load_cluster_space(
 ) -> ClusterSpace:
     """The model's song-level (``song_mean``) clustering at ``seed`` with ``algorithm``.
 
-    Among runs with several k (``cluster.k: per_label``), the one chosen for ``label`` is used.
+    Reads ``data/clusters/<key>/`` through :mod:`musiclust.contracts.clusters`. Among runs with
+    several k (``cluster.k: per_label``), the one chosen for ``label`` is used.
     """
-    entry = _manifest_entry(clusters_dir, key)
-    vec = pd.read_parquet(clusters_dir / entry["file"])
-    run = _song_run(pd.read_parquet(clusters_dir / "runs.parquet"), clusters_dir, key, seed, algorithm, label)
-    assign = pd.read_parquet(clusters_dir / "assignments.parquet", filters=[("run_id", "==", run["run_id"])])
+    out = _cluster_output(clusters_dir, key)
+    vec = out.vectors
+    run = _song_run(out.runs, clusters_dir, key, seed, algorithm, label)
+    assign = out.assignments[out.assignments["run_id"] == run["run_id"]]
     songs = vec[(vec["level"] == "song_mean") & (vec["seed"] == seed)]
     cols = [c for c in vec.columns if c not in _META]
     songs = songs.merge(assign[["unit_id", "cluster"]], on="unit_id", how="inner")
     if songs.empty:
-        raise AssignError(f"{clusters_dir}: run {run['run_id']} has no song vectors to compare with")
+        raise AssignError(f"{clusters_dir / key}: run {run['run_id']} has no song vectors to compare with")
     x = songs[cols].to_numpy(np.float64)
     clusters = songs["cluster"].to_numpy(np.int64)
     # centroids of the training songs: K-Means was fit on them (fit_on == train)
@@ -329,24 +331,24 @@ def load_cluster_space(
     )
 
 
-def _manifest_entry(clusters_dir: Path, key: str) -> dict[str, Any]:
-    """The cluster manifest's entry for model ``key``; refused when its vectors were reduced."""
-    man_p = clusters_dir / "manifest.json"
-    if not man_p.exists():
-        raise AssignError(f"{man_p}: missing; run the pipeline (dvc repro) before assigning songs")
-    man = read_json(man_p)
-    reduce = (man.get("reduce") or {}).get("method", "none")
-    if reduce not in (None, "none"):
+def _cluster_output(clusters_dir: Path, key: str) -> cluster_contract.ClusterOutput:
+    """``data/clusters/<key>/`` as the cluster stage wrote it; refused when not usable for new songs."""
+    if not (clusters_dir / key / "info.json").exists():
+        have = sorted(p.name for p in clusters_dir.iterdir() if p.is_dir()) if clusters_dir.is_dir() else []
         raise AssignError(
-            f"{clusters_dir}: clusters were made on cluster.reduce={reduce} vectors, which cannot be "
+            f"{clusters_dir / key}: model {key!r} was not clustered (have: {', '.join(have) or 'none'}); "
+            "run the pipeline (dvc repro) before assigning songs"
+        )
+    out = cluster_contract.read(clusters_dir / key, tables=("assignments", "runs", "vectors"))
+    if not out.applicable:
+        raise AssignError(f"{clusters_dir / key}: model {key!r} is not applicable: {out.info.get('reason')}")
+    reduce = str((out.info.get("protocol") or {}).get("reduce", "none"))
+    if reduce != "none":
+        raise AssignError(
+            f"{clusters_dir / key}: clusters were made on cluster.reduce={reduce} vectors, which cannot be "
             "applied to new songs; re-run the pipeline with cluster.reduce: none to use assign"
         )
-    entry = (man.get("representations") or {}).get(key)
-    if entry is None:
-        raise AssignError(
-            f"{man_p}: model {key!r} was not clustered (have {', '.join(man.get('representations', {}))})"
-        )
-    return entry
+    return out
 
 
 def _song_run(
