@@ -216,7 +216,8 @@ def protocol_text(params: ClusterParams) -> dict[str, str]:
         }.get(str(params.k), f"fixed k = {params.k}"),
         "seeds": "model latents of seed s clustered with random_state s; baselines clustered once per seed",
         "silent_clips": "left out (is_silent)",
-        "spectral": f"skipped on levels with more than {params.spectral_max_units} units",
+        "large levels": f"agglomerative, hdbscan, spectral: above {params.fit_sample} units fit on a seeded "
+        "sample, the rest joining the nearest centroid (fit_on = sample)",
         "hdbscan": f"sklearn HDBSCAN, min_cluster_size = min_samples = {params.hdbscan_min_samples}; noise = -1",
         "reduce": f"{params.reduce} (to {params.reduce_dim} dims, fit on train clips)"
         if params.reduce != "none"

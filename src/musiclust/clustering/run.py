@@ -1,6 +1,6 @@
 """Cluster every representation with every algorithm under one protocol.
 
-Protocol (written into ``manifest.json`` so the numbers carry it):
+Protocol (written into each ``info.json`` so the numbers carry it):
 - levels: ``clip`` (cluster clip vectors), ``song_mean`` (cluster each song's
   mean clip vector) and ``song_vote`` (each song takes the majority cluster of
   its clips in a ``clip`` clustering; ties go to the smallest cluster id);
@@ -13,7 +13,8 @@ Protocol (written into ``manifest.json`` so the numbers carry it):
 - seeds: a model's latents of seed s are clustered with random_state s;
   baselines get every seed in ``seeds`` as random_state;
 - spectral clustering is skipped on levels with more than
-  ``cluster.spectral_max_units`` units (its cost grows fast); skips are listed.
+  Ward, HDBSCAN and spectral clustering are fit on a seeded sample of ``cluster.fit_sample`` units
+  when a level has more, the rest joining the nearest centroid (see ``algorithms``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from musiclust.clustering.algorithms import Clustering, WardTree, run_algorithm
+from musiclust.clustering.algorithms import Clustering, WardTree, fit_sample_index, run_algorithm
 from musiclust.clustering.representations import Representation, Units, song_means
 from musiclust.contracts.clusters import SEED_INDEPENDENT
 from musiclust.params import ClusterParams
@@ -162,18 +163,21 @@ def _skip(
 
 
 def _fit(
-    algorithm: str, units: Units, entry: dict[str, Any], seed: int, cfg: ClusterParams, ward: WardTree | None
+    algorithm: str,
+    units: Units,
+    entry: dict[str, Any],
+    seed: int,
+    cfg: ClusterParams,
+    ward: WardTree | None,
+    sample: np.ndarray | None,
 ) -> Clustering:
     """One clustering of ``units``: at the entry's k, or the best k of ``cluster.k_range`` (auto)."""
     train = units.split == "train"
+    kw = {"min_samples": cfg.hdbscan_min_samples, "ward": ward, "sample": sample}
     if entry["k_mode"] == "auto":
         k_range = (int(cfg.k_range[0]), int(cfg.k_range[-1]))
-        return _choose_k(
-            algorithm, units.x, train, k_range, seed, min_samples=cfg.hdbscan_min_samples, ward=ward
-        )
-    return run_algorithm(
-        algorithm, units.x, train, entry["k"], seed, min_samples=cfg.hdbscan_min_samples, ward=ward
-    )
+        return _choose_k(algorithm, units.x, train, k_range, seed, **kw)
+    return run_algorithm(algorithm, units.x, train, entry["k"], seed, **kw)
 
 
 def _cluster_level(
@@ -195,23 +199,15 @@ def _cluster_level(
             _skip(skipped, rep, algorithm, level, seed, f"not clustered: {degenerate}")
         return
     ward: WardTree | None = None
+    # Ward, HDBSCAN and spectral cost O(n^2): above cluster.fit_sample units they fit a seeded sample
+    sample = fit_sample_index(len(units), cfg.fit_sample, seed)
     for algorithm in cfg.algorithms:
-        if algorithm == "spectral" and len(units) > cfg.spectral_max_units:
-            _skip(
-                skipped,
-                rep,
-                algorithm,
-                level,
-                seed,
-                f"{len(units)} units > cluster.spectral_max_units={cfg.spectral_max_units}",
-            )
-            continue
         entries = [{"k": None, "k_mode": "algorithm", "for_labels": "*"}] if algorithm == "hdbscan" else plan
         for entry in entries:
             try:
                 if algorithm == "agglomerative" and ward is None:
-                    ward = WardTree(units.x)  # one linkage, cut at every k
-                c = _fit(algorithm, units, entry, seed, cfg, ward)
+                    ward = WardTree(units.x if sample is None else units.x[sample])  # one linkage, cut at every k
+                c = _fit(algorithm, units, entry, seed, cfg, ward, sample)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 # one failed fit (too few units, a singular covariance) must not end the whole stage
                 log.warning(
