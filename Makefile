@@ -31,6 +31,7 @@ test-fast: install
 
 lint: install
 	$(BIN)/ruff check src stages tests
+	$(BIN)/ruff format --check src stages tests
 
 # Rebuild .dvc/plots/offline.html (the `dvc plots show/diff` page with vega inlined) from npm.
 # Pin versions with e.g. `make plots-template VEGA=vega@5.33.1`.

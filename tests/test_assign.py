@@ -29,20 +29,38 @@ def _ckpt(params, sets=("mfcc_stats",), shape=None) -> dict:
 
 
 def _seg_report(params) -> dict:
-    return {"audio": {"sample_rate": params.audio.sample_rate, "loudness_normalize": params.audio.loudness_normalize},
-            "params": {"window_s": params.segment.window_s, "hop_s": params.segment.hop_s,
-                       "silence_db": params.segment.silence_db}}
+    return {
+        "audio": {
+            "sample_rate": params.audio.sample_rate,
+            "loudness_normalize": params.audio.loudness_normalize,
+        },
+        "params": {
+            "window_s": params.segment.window_s,
+            "hop_s": params.segment.hop_s,
+            "silence_db": params.segment.silence_db,
+        },
+    }
 
 
 def _scalers(params, sets=("mfcc_stats",)) -> dict:
     cfg = FeatureConfig.from_params(params.audio.sample_rate, dataclasses.replace(params.features, sets=sets))
-    return {s: {"columns": c, "mean": [0.0] * len(c), "scale": [1.0] * len(c)} for s, c in feature_columns(cfg).items()}
+    return {
+        s: {"columns": c, "mean": [0.0] * len(c), "scale": [1.0] * len(c)}
+        for s, c in feature_columns(cfg).items()
+    }
 
 
 def test_matching_settings_pass(params) -> None:
     assert check_compatibility(_ckpt(params), params, _seg_report(params), _scalers(params)) == []
-    assert check_compatibility(_ckpt(params, shape=[params.features.n_mels, params.features.logmel_frames]),
-                               params, _seg_report(params), None) == []
+    assert (
+        check_compatibility(
+            _ckpt(params, shape=[params.features.n_mels, params.features.logmel_frames]),
+            params,
+            _seg_report(params),
+            None,
+        )
+        == []
+    )
 
 
 def test_changed_n_mfcc_is_refused(params) -> None:
@@ -67,8 +85,15 @@ def test_changed_logmel_shape_is_refused(params) -> None:
 
 
 def test_cluster_space_nearest_centroid() -> None:
-    space = ClusterSpace(["z_00", "z_01"], np.array(["a", "b", "c"]), np.array([[0.0, 0], [0, 1], [5, 5]]),
-                         np.array([0, 0, 1]), np.array([0, 1]), np.array([[0.0, 0.5], [5, 5]]), "r")
+    space = ClusterSpace(
+        ["z_00", "z_01"],
+        np.array(["a", "b", "c"]),
+        np.array([[0.0, 0], [0, 1], [5, 5]]),
+        np.array([0, 0, 1]),
+        np.array([0, 1]),
+        np.array([[0.0, 0.5], [5, 5]]),
+        "r",
+    )
     assert space.nearest_centroid(np.array([4.0, 4.0]))[0] == 1
     assert space.nearest_centroid(np.array([0.2, 0.1]))[0] == 0
     assert [s for s, _ in space.neighbours(np.array([0.0, 0.9]), 2)] == ["b", "a"]
@@ -87,8 +112,17 @@ def test_cli_refuses_missing_checkpoint(tmp_path: Path, repo_root: Path, caplog)
     ap = argparse.ArgumentParser()
     add_arguments(ap)
     wav = tmp_path / "x.wav"
-    args = ap.parse_args([str(wav), "--model", "vae", "--pipeline-root", str(tmp_path),
-                          "--params", str(repo_root / "params.yaml")])
+    args = ap.parse_args(
+        [
+            str(wav),
+            "--model",
+            "vae",
+            "--pipeline-root",
+            str(tmp_path),
+            "--params",
+            str(repo_root / "params.yaml"),
+        ]
+    )
     assert run(args) == 2
     assert "no such checkpoint" in caplog.text
 
@@ -132,14 +166,53 @@ def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = root / "data"
     stages.download.main(["--out", str(d / "raw"), "--params", str(pp)])
     stages.segment.main(["--raw", str(d / "raw"), "--out", str(d / "segments"), "--params", str(pp)])
-    stages.featurize.main(["--segments", str(d / "segments"), "--out", str(d / "features"), "--params", str(pp)])
-    stages.embed_lyrics.main(["--raw", str(d / "raw"), "--segments", str(d / "segments"),
-                              "--out", str(d / "lyrics.parquet"), "--params", str(pp)])
-    stages.train.main(["--model", "vae", "--segments", str(d / "segments"), "--features", str(d / "features"),
-                       "--lyrics", str(d / "lyrics.parquet"), "--out", str(root / "models" / "vae"),
-                       "--timings", str(root / "logs" / "train" / "vae.json"), "--params", str(pp)])
-    stages.cluster.main(["--rep", "vae", "--segments", str(d / "segments"), "--model", str(root / "models" / "vae"),
-                         "--out", str(d / "clusters" / "vae"), "--params", str(pp)])
+    stages.featurize.main(
+        ["--segments", str(d / "segments"), "--out", str(d / "features"), "--params", str(pp)]
+    )
+    stages.embed_lyrics.main(
+        [
+            "--raw",
+            str(d / "raw"),
+            "--segments",
+            str(d / "segments"),
+            "--out",
+            str(d / "lyrics.parquet"),
+            "--params",
+            str(pp),
+        ]
+    )
+    stages.train.main(
+        [
+            "--model",
+            "vae",
+            "--segments",
+            str(d / "segments"),
+            "--features",
+            str(d / "features"),
+            "--lyrics",
+            str(d / "lyrics.parquet"),
+            "--out",
+            str(root / "models" / "vae"),
+            "--timings",
+            str(root / "logs" / "train" / "vae.json"),
+            "--params",
+            str(pp),
+        ]
+    )
+    stages.cluster.main(
+        [
+            "--rep",
+            "vae",
+            "--segments",
+            str(d / "segments"),
+            "--model",
+            str(root / "models" / "vae"),
+            "--out",
+            str(d / "clusters" / "vae"),
+            "--params",
+            str(pp),
+        ]
+    )
     return root
 
 
@@ -159,8 +232,9 @@ def test_assign_reproduces_the_pipeline_for_a_corpus_song(mini_pipeline: Path) -
     placed = place_songs(root, [audio, junk], "vae", 0, params, "kmeans", "genre")
     ok, bad = placed
     assert bad.status == "skipped" and "unsupported format" in bad.reason
-    assert ok.status == "ok" and ok.n_clips == int((pd.read_parquet(root / "data" / "segments" /
-                                                                    "segments.parquet")["song_id"] == test_song).sum())
+    assert ok.status == "ok" and ok.n_clips == int(
+        (pd.read_parquet(root / "data" / "segments" / "segments.parquet")["song_id"] == test_song).sum()
+    )
     # the nearest known song is the song itself, at (numerically) zero distance
     assert ok.neighbours[0]["song_id"] == test_song and ok.neighbours[0]["distance"] < 1e-3
     # and it joins the cluster the pipeline gave it (K-Means predicts the nearest centroid)

@@ -264,10 +264,17 @@ def test_info_describes_the_representation(clustered: dict[str, Path]) -> None:
     assert not info["raw"]["skipped_runs"]
     runs = pd.read_parquet(clustered["clusters"] / "raw" / "runs.parquet")
     clip = runs[runs["level"] == "clip"].set_index("algorithm")["fit_on"].groupby(level=0).first()
-    assert clip.to_dict() == {"agglomerative": "sample", "hdbscan": "sample", "spectral": "sample",
-                              "kmeans": "train", "gmm": "train"}
+    assert clip.to_dict() == {
+        "agglomerative": "sample",
+        "hdbscan": "sample",
+        "spectral": "sample",
+        "kmeans": "train",
+        "gmm": "train",
+    }
     song = runs[runs["level"] == "song_mean"]
-    assert set(song.loc[song["algorithm"].isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {"all"}
+    assert set(song.loc[song["algorithm"].isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {
+        "all"
+    }
     assert set(info["raw"]["protocol"]) >= {"fit", "levels", "k", "seeds", "maps"}
 
 
@@ -284,7 +291,10 @@ def test_runs_cover_algorithms_levels_and_seeds(clustered: dict[str, Path]) -> N
     # predictive algorithms fit on train, the others on all units
     assert set(raw.loc[raw.algorithm.isin(["kmeans", "gmm"]), "fit_on"]) == {"train"}
     # the others on all units, or (clip level, 159 clips > fit_sample = 60) on a seeded sample
-    assert set(raw.loc[raw.algorithm.isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {"all", "sample"}
+    assert set(raw.loc[raw.algorithm.isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {
+        "all",
+        "sample",
+    }
     pl = raw[raw.k_mode == "per_label"]
     assert set(pl["k"]) == {2, 4}
     assert set(pl.loc[pl.k == 2, "for_labels"]) == {"language"} and set(pl.loc[pl.k == 4, "for_labels"]) == {

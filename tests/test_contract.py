@@ -117,7 +117,9 @@ def test_stage_scripts_are_thin_and_have_main():
         script = REPO / re.search(r"python (stages/\w+\.py)", st["cmd"]).group(1)
         text = script.read_text()
         assert "def main(argv" in text, f"{script} needs main(argv=None)"
-        assert not re.search(r"import yaml|safe_load|json\.load", text), f"{script} must not parse params itself"
+        assert not re.search(r"import yaml|safe_load|json\.load", text), (
+            f"{script} must not parse params itself"
+        )
         assert len(text.splitlines()) < 80, f"{script} is not thin"
 
 
@@ -132,7 +134,9 @@ def test_declared_params_exist():
                 p = p.replace("${key}", str(key)).replace("${item.extra}", str(item.get("extra", "")))
                 node = params
                 for part in p.split("."):
-                    assert isinstance(node, dict) and part in node, f"{name}@{key}: param {p} not in params.yaml"
+                    assert isinstance(node, dict) and part in node, (
+                        f"{name}@{key}: param {p} not in params.yaml"
+                    )
                     node = node[part]
 
 
@@ -150,7 +154,9 @@ def test_models_agree_everywhere():
     # text models (and only they) depend on the lyrics table
     for key, item in foreach.items():
         reads_text = "text" in REGISTRY[key].needs
-        assert (item["inputs"] == "data/lyrics.parquet") == reads_text, f"train@{key}: inputs {item['inputs']}"
+        assert (item["inputs"] == "data/lyrics.parquet") == reads_text, (
+            f"train@{key}: inputs {item['inputs']}"
+        )
     # every model and every baseline has its own cluster@<key> stage reading exactly its input
     params_raw = yaml.safe_load((REPO / "params.yaml").read_text())
     clusters = _dvc()["stages"]["cluster"]["foreach"]
@@ -177,7 +183,9 @@ def test_only_headline_metrics_under_metrics():
     if not headline.exists():
         pytest.skip("metrics/headline.json not committed yet (run dvc repro)")
     flat = _flatten(json.loads(headline.read_text()))
-    assert all(isinstance(v, (int, float)) or v is None for v in flat.values()), "headline.json holds non-numbers"
+    assert all(isinstance(v, (int, float)) or v is None for v in flat.values()), (
+        "headline.json holds non-numbers"
+    )
     assert not [k for k in flat if re.search(r"second|time|elapsed|duration", k)], "timings in headline.json"
     assert len(flat) <= 200, f"{len(flat)} headline keys: dvc exp show becomes unreadable"
 
@@ -205,4 +213,6 @@ def test_readme_results_are_the_pipelines():
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     block = re.search(r"<!-- results:start -->\n(.*?)<!-- results:end -->", readme, re.S)
     assert block, "README.md lacks the <!-- results:start/end --> block"
-    assert block.group(1) == results.read_text(encoding="utf-8"), "README results differ from metrics/results.md"
+    assert block.group(1) == results.read_text(encoding="utf-8"), (
+        "README results differ from metrics/results.md"
+    )

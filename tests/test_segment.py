@@ -21,8 +21,22 @@ from musiclust.audio.shards import ShardReader, ShardWriter, from_pcm16, to_pcm1
 from musiclust.params import SegmentParams
 
 SR = 22050
-SEGMENT_COLUMNS = ["segment_id", "song_id", "clip_index", "start_s", "end_s", "split", "is_silent", "shard", "row",
-                   "title", "artist", "language", "genre", "has_lyrics"]
+SEGMENT_COLUMNS = [
+    "segment_id",
+    "song_id",
+    "clip_index",
+    "start_s",
+    "end_s",
+    "split",
+    "is_silent",
+    "shard",
+    "row",
+    "title",
+    "artist",
+    "language",
+    "genre",
+    "has_lyrics",
+]
 
 
 def tone(seconds: float, freq: float = 440.0, amp: float = 0.3, sr: int = SR) -> np.ndarray:
@@ -42,10 +56,22 @@ def make_raw(root: Path, songs: list[dict], sr: int = SR) -> Path:
         else:
             sf.write(root / rel, s["y"], sr, subtype="PCM_16")
             dur = len(s["y"]) / sr
-        rows.append({"song_id": s["song_id"], "title": f"title {s['song_id']}", "artist": "artist",
-                     "language": s.get("language"), "genre": s.get("genre"), "audio_path": rel,
-                     "duration_s": dur, "sample_rate": sr, "lyrics": "la la", "has_lyrics": True,
-                     "source": "test", "year": 2020})
+        rows.append(
+            {
+                "song_id": s["song_id"],
+                "title": f"title {s['song_id']}",
+                "artist": "artist",
+                "language": s.get("language"),
+                "genre": s.get("genre"),
+                "audio_path": rel,
+                "duration_s": dur,
+                "sample_rate": sr,
+                "lyrics": "la la",
+                "has_lyrics": True,
+                "source": "test",
+                "year": 2020,
+            }
+        )
     pd.DataFrame(rows).to_parquet(root / "songs.parquet", index=False)
     return root
 
@@ -69,12 +95,15 @@ def demo_songs(n_per_cell: int = 2, seconds: float = 7.5) -> list[dict]:
     for lang in ("en", "bn"):
         for g, genre in enumerate(("pop", "rock")):
             for i in range(n_per_cell):
-                y = tone(seconds, 220.0 * (g + 1) + 30 * i) + 0.02 * rng.standard_normal(int(seconds * SR)).astype(np.float32)
+                y = tone(seconds, 220.0 * (g + 1) + 30 * i) + 0.02 * rng.standard_normal(
+                    int(seconds * SR)
+                ).astype(np.float32)
                 songs.append({"song_id": f"{lang}_{genre}_{i}", "language": lang, "genre": genre, "y": y})
     return songs
 
 
 # --------------------------------------------------------------------------- units
+
 
 def test_window_starts_drop_and_pad():
     # 10 samples, window 4, hop 4: windows at 0, 4; tail of 2 samples (= half a window)
@@ -118,7 +147,7 @@ def test_cut_windows_flags_and_drops_silence():
     assert flagged.window_index.tolist() == [0, 1, 2]
     dropped = cut_windows(y, SR, SegmentParams(window_s=3.0, hop_s=3.0, silence="drop"))
     assert dropped.window_index.tolist() == [0, 2] and dropped.n_dropped_silent == 1
-    np.testing.assert_array_equal(dropped.audio[1], y[6 * SR:9 * SR])
+    np.testing.assert_array_equal(dropped.audio[1], y[6 * SR : 9 * SR])
 
 
 def test_shard_writer_round_trip(tmp_path):
@@ -136,14 +165,19 @@ def test_shard_writer_round_trip(tmp_path):
 
 # --------------------------------------------------------------------------- stage
 
+
 def test_segment_stage_outputs_and_skips(tmp_path, repo_root):
     songs = demo_songs()
     songs += [
         {"song_id": "short", "language": "en", "genre": "pop", "y": tone(2.0)},
         {"song_id": "silent", "language": "bn", "genre": "rock", "y": np.zeros(6 * SR, np.float32)},
         {"song_id": "broken", "language": "en", "genre": "rock", "raw": b"RIFF\x00\x00garbage" * 10},
-        {"song_id": "gap", "language": "bn", "genre": "pop",
-         "y": np.concatenate([tone(3.0), np.zeros(3 * SR, np.float32), tone(3.0)])},
+        {
+            "song_id": "gap",
+            "language": "bn",
+            "genre": "pop",
+            "y": np.concatenate([tone(3.0), np.zeros(3 * SR, np.float32), tone(3.0)]),
+        },
     ]
     raw = make_raw(tmp_path / "raw", songs)
     params = write_params(repo_root, tmp_path / "params.yaml", audio={"loudness_normalize": False})
@@ -174,14 +208,20 @@ def test_segment_stage_outputs_and_skips(tmp_path, repo_root):
     row = seg[seg["segment_id"] == "en_rock_1__0001"].iloc[0]
     clip = from_pcm16(reader.rows([row["shard"]], [row["row"]]))[0]
     original = next(s["y"] for s in songs if s["song_id"] == "en_rock_1")
-    expected = original[int(row["start_s"] * SR): int(row["start_s"] * SR) + 3 * SR]
+    expected = original[int(row["start_s"] * SR) : int(row["start_s"] * SR) + 3 * SR]
     np.testing.assert_allclose(clip, expected, atol=2 / 32768)
 
 
 def test_segment_stage_pad_drop_and_normalize(tmp_path, repo_root):
     songs = demo_songs(n_per_cell=1)
-    songs.append({"song_id": "gap", "language": "bn", "genre": "pop",
-                  "y": np.concatenate([tone(3.0, amp=0.01), np.zeros(3 * SR, np.float32), tone(3.0, amp=0.01)])})
+    songs.append(
+        {
+            "song_id": "gap",
+            "language": "bn",
+            "genre": "pop",
+            "y": np.concatenate([tone(3.0, amp=0.01), np.zeros(3 * SR, np.float32), tone(3.0, amp=0.01)]),
+        }
+    )
     raw = make_raw(tmp_path / "raw", songs)
     params = write_params(repo_root, tmp_path / "params.yaml", segment={"tail": "pad", "silence": "drop"})
     out = tmp_path / "segments"
@@ -195,7 +235,7 @@ def test_segment_stage_pad_drop_and_normalize(tmp_path, repo_root):
     assert seg[seg["song_id"] == "gap"]["clip_index"].tolist() == [0, 2]
     reader = ShardReader(out, "audio")
     clip = from_pcm16(reader.rows([tails["shard"].iloc[0]], [tails["row"].iloc[0]]))[0]
-    assert np.all(clip[int(1.5 * SR) + 1:] == 0)  # padding is digital silence
+    assert np.all(clip[int(1.5 * SR) + 1 :] == 0)  # padding is digital silence
     # the quiet gap song was normalized up to about -20 LUFS
     gap = seg[seg["song_id"] == "gap"].iloc[0]
     y = from_pcm16(reader.rows([gap["shard"]], [gap["row"]]))[0]
@@ -203,8 +243,13 @@ def test_segment_stage_pad_drop_and_normalize(tmp_path, repo_root):
 
 
 def test_segment_stage_survives_a_table_of_only_bad_songs(tmp_path, repo_root):
-    raw = make_raw(tmp_path / "raw", [{"song_id": "short", "language": "en", "genre": "pop", "y": tone(1.0)},
-                                      {"song_id": "bad", "language": "en", "genre": "pop", "raw": b"nope"}])
+    raw = make_raw(
+        tmp_path / "raw",
+        [
+            {"song_id": "short", "language": "en", "genre": "pop", "y": tone(1.0)},
+            {"song_id": "bad", "language": "en", "genre": "pop", "raw": b"nope"},
+        ],
+    )
     params = write_params(repo_root, tmp_path / "params.yaml")
     out = tmp_path / "segments"
     segment_stage.main(["--raw", str(raw), "--out", str(out), "--params", str(params)])
@@ -225,9 +270,21 @@ def test_gtzan_songs_segment(tmp_path, repo_root, shared_data):
         src = shared_data / "gtzan40" / r["path"]
         sid = Path(r["path"]).stem.replace(".", "_")
         (raw / "audio" / src.name).symlink_to(src)
-        rows.append({"song_id": sid, "title": sid, "artist": "", "language": None, "genre": r["genre"],
-                     "audio_path": f"audio/{src.name}", "duration_s": float(r["duration_s"]), "sample_rate": SR,
-                     "lyrics": None, "has_lyrics": False, "source": "gtzan40"})
+        rows.append(
+            {
+                "song_id": sid,
+                "title": sid,
+                "artist": "",
+                "language": None,
+                "genre": r["genre"],
+                "audio_path": f"audio/{src.name}",
+                "duration_s": float(r["duration_s"]),
+                "sample_rate": SR,
+                "lyrics": None,
+                "has_lyrics": False,
+                "source": "gtzan40",
+            }
+        )
     pd.DataFrame(rows).to_parquet(raw / "songs.parquet", index=False)
     params = write_params(repo_root, tmp_path / "params.yaml")
     out = tmp_path / "segments"

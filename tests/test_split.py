@@ -11,9 +11,15 @@ from musiclust.audio.split import assign_splits, split_summary, strata
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
-def songs_table(n_per_cell: int, languages=("en", "bn"), genres=("pop", "rock", "folk", "electronic")) -> pd.DataFrame:
-    rows = [{"song_id": f"{lang}-{g}-{i:02d}", "language": lang, "genre": g}
-            for lang in languages for g in genres for i in range(n_per_cell)]
+def songs_table(
+    n_per_cell: int, languages=("en", "bn"), genres=("pop", "rock", "folk", "electronic")
+) -> pd.DataFrame:
+    rows = [
+        {"song_id": f"{lang}-{g}-{i:02d}", "language": lang, "genre": g}
+        for lang in languages
+        for g in genres
+        for i in range(n_per_cell)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -42,8 +48,9 @@ def test_split_is_deterministic_and_ignores_row_order():
 @pytest.mark.parametrize("n", [3, 4, 5, 7, 10, 20])
 def test_singleton_strata_still_fill_every_split(n):
     # every song is its own stratum (1 song per language x genre cell)
-    songs = pd.DataFrame({"song_id": [f"s{i}" for i in range(n)], "language": ["en"] * n,
-                          "genre": [f"g{i}" for i in range(n)]})
+    songs = pd.DataFrame(
+        {"song_id": [f"s{i}" for i in range(n)], "language": ["en"] * n, "genre": [f"g{i}" for i in range(n)]}
+    )
     split = assign_splits(songs, ["language", "genre"], FRACTIONS, seed=0)
     counts = split.value_counts()
     assert set(counts.index) == {"train", "val", "test"}
@@ -74,7 +81,9 @@ def test_missing_and_null_label_columns():
     assert key.iloc[0] == "<unknown>|pop"
     split = assign_splits(songs.drop(columns=["language", "genre"]), ["language", "genre"], FRACTIONS, seed=0)
     assert split.value_counts().to_dict() == {"train": 22, "val": 5, "test": 5}
-    summary = split_summary(songs, assign_splits(songs, ["language", "genre"], FRACTIONS, 0), ["language", "genre"])
+    summary = split_summary(
+        songs, assign_splits(songs, ["language", "genre"], FRACTIONS, 0), ["language", "genre"]
+    )
     assert summary["label_columns"] == ["language", "genre"] and sum(summary["songs"].values()) == 32
 
 

@@ -39,8 +39,13 @@ def shared_lyrics(shared_data) -> tuple[pd.DataFrame, pd.Series, np.ndarray]:
     if not path.exists():
         pytest.skip(f"{path} is absent")
     df = pd.read_csv(path)
-    songs = pd.DataFrame({"song_id": [f"song{i:03d}" for i in range(len(df))],
-                          "lyrics": df["lyrics"], "has_lyrics": df["lyrics"].notna()})
+    songs = pd.DataFrame(
+        {
+            "song_id": [f"song{i:03d}" for i in range(len(df))],
+            "lyrics": df["lyrics"],
+            "has_lyrics": df["lyrics"].notna(),
+        }
+    )
     rng = np.random.default_rng(0)
     split = np.where(rng.random(len(df)) < 0.7, "train", "test")
     splits = pd.Series(split, index=songs["song_id"])
@@ -92,6 +97,7 @@ def test_kmeans_on_lyrics_embeddings_recovers_language(shared_embeddings, spec):
 
 def test_long_lyric_is_chunked_and_not_truncated(shared_lyrics, st_encoder):
     songs, _, lang = shared_lyrics
+
     # a real English lyric of 2-4 chunks whose chunks are most even in length (fast to encode,
     # and a later chunk weighs enough to move the mean; MiniLM maps all Bengali text close
     # together, so an English lyric is the sharper test of "not truncated")
@@ -140,13 +146,21 @@ def test_short_text_is_one_chunk_and_blank_text_none(st_encoder):
 
 
 def _toy_songs() -> tuple[pd.DataFrame, pd.Series]:
-    songs = pd.DataFrame({
-        "song_id": ["a", "b", "c", "d", "e", "f"],
-        "lyrics": ["the river runs to the sea\nthe train goes home", "আমার সোনার বাংলা\nআমি তোমায় ভালোবাসি",
-                   None, "   ", "love me tender love me true", "zqxj zqxj vowelless zqxj"],
-        "has_lyrics": [True, True, False, True, True, True],
-        "language": ["en", "bn", "en", "bn", "en", "en"],
-    })
+    songs = pd.DataFrame(
+        {
+            "song_id": ["a", "b", "c", "d", "e", "f"],
+            "lyrics": [
+                "the river runs to the sea\nthe train goes home",
+                "আমার সোনার বাংলা\nআমি তোমায় ভালোবাসি",
+                None,
+                "   ",
+                "love me tender love me true",
+                "zqxj zqxj vowelless zqxj",
+            ],
+            "has_lyrics": [True, True, False, True, True, True],
+            "language": ["en", "bn", "en", "bn", "en", "en"],
+        }
+    )
     splits = pd.Series(["train", "train", "train", "val", "train", "test"], index=songs["song_id"])
     return songs, splits
 
@@ -251,19 +265,55 @@ def test_unknown_encoder_spec_is_an_error():
 def _clip_features() -> tuple[pd.DataFrame, pd.DataFrame]:
     """Three songs x 3 clips; song 'x' is fast, loud, bright and punchy, 'z' the opposite."""
     rows, segs = [], []
-    spec = {"x": (150.0, 0.30, 0.24, 4000.0), "y": (110.0, 0.10, 0.03, 2000.0), "z": (70.0, 0.02, 0.002, 800.0)}
+    spec = {
+        "x": (150.0, 0.30, 0.24, 4000.0),
+        "y": (110.0, 0.10, 0.03, 2000.0),
+        "z": (70.0, 0.02, 0.002, 800.0),
+    }
     for song, (tempo, rms, rms_std, centroid) in spec.items():
         for k in range(3):
             sid = f"{song}__{k:04d}"
-            rows.append({"segment_id": sid, "tempo": tempo + k, "rms_mean": rms, "rms_std": rms_std,
-                         "centroid_mean": centroid, "zcr_mean": 0.1})
-            segs.append({"segment_id": sid, "song_id": song, "split": "train", "is_silent": False,
-                         "genre": "rock", "language": "en"})
+            rows.append(
+                {
+                    "segment_id": sid,
+                    "tempo": tempo + k,
+                    "rms_mean": rms,
+                    "rms_std": rms_std,
+                    "centroid_mean": centroid,
+                    "zcr_mean": 0.1,
+                }
+            )
+            segs.append(
+                {
+                    "segment_id": sid,
+                    "song_id": song,
+                    "split": "train",
+                    "is_silent": False,
+                    "genre": "rock",
+                    "language": "en",
+                }
+            )
     # a silent clip with absurd values must not move the medians
-    rows.append({"segment_id": "z__0003", "tempo": 999.0, "rms_mean": 1e-6, "rms_std": 0.0,
-                 "centroid_mean": 1e5, "zcr_mean": 0.0})
-    segs.append({"segment_id": "z__0003", "song_id": "z", "split": "train", "is_silent": True,
-                 "genre": "rock", "language": "en"})
+    rows.append(
+        {
+            "segment_id": "z__0003",
+            "tempo": 999.0,
+            "rms_mean": 1e-6,
+            "rms_std": 0.0,
+            "centroid_mean": 1e5,
+            "zcr_mean": 0.0,
+        }
+    )
+    segs.append(
+        {
+            "segment_id": "z__0003",
+            "song_id": "z",
+            "split": "train",
+            "is_silent": True,
+            "genre": "rock",
+            "language": "en",
+        }
+    )
     return pd.DataFrame(rows), pd.DataFrame(segs)
 
 
@@ -323,11 +373,15 @@ def test_a_corpus_without_any_lyrics_is_all_masked_not_an_error():
 
 
 def test_bfloat16_precision_keeps_song_vectors_within_cosine_0_99(st_encoder):
-    texts = ["I hear your name whispered on the wind\nit's a sound that makes me cry",
-             "Ich geh' die Straße lang und denk an dich, die Nacht ist kalt " * 40,  # several chunks
-             "ami tomake bhalobashi, ei raat shesh hobe na"]
+    texts = [
+        "I hear your name whispered on the wind\nit's a sound that makes me cry",
+        "Ich geh' die Straße lang und denk an dich, die Nacht ist kalt " * 40,  # several chunks
+        "ami tomake bhalobashi, ei raat shesh hobe na",
+    ]
     bf16 = build_encoder(ST_DEFAULT, show_progress=False, precision="bfloat16")
-    assert bf16.precision == "bfloat16" and bf16.model is not st_encoder.model  # the float32 model is untouched
+    assert (
+        bf16.precision == "bfloat16" and bf16.model is not st_encoder.model
+    )  # the float32 model is untouched
     a, b = st_encoder.encode(texts), bf16.encode(texts)
     assert a.dtype == b.dtype == np.float32 and st_encoder.n_encoded == bf16.n_encoded >= 4
     cos = (a * b).sum(axis=1)

@@ -217,8 +217,12 @@ class ComputeParams:
     ray_address: str | None = None
 
     def __post_init__(self) -> None:
-        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
-            raise ParamsError(f"compute.ray_address must be null or a Ray address string, got {self.ray_address!r}")
+        if self.ray_address is not None and (
+            not isinstance(self.ray_address, str) or not self.ray_address.strip()
+        ):
+            raise ParamsError(
+                f"compute.ray_address must be null or a Ray address string, got {self.ray_address!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -240,7 +244,9 @@ class TrainParams:
 
     def __post_init__(self) -> None:
         if self.threads < 1 or self.workers < 0:
-            raise ParamsError(f"train.threads must be >= 1 and train.workers >= 0, got {self.threads}, {self.workers}")
+            raise ParamsError(
+                f"train.threads must be >= 1 and train.workers >= 0, got {self.threads}, {self.workers}"
+            )
         _choice("train.optimizer", self.optimizer, ("adam", "adamw"))
         _choice("train.device", self.device, ("auto", "cpu", "cuda"))
         # max_epochs 0 used to cluster, score and report untrained models with Infinity/NaN metrics

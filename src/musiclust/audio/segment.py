@@ -89,7 +89,9 @@ def integrated_loudness(y: np.ndarray, sample_rate: int) -> float:
     return float(pyloudnorm.Meter(sample_rate, block_size=GATE_BLOCK_S).integrated_loudness(y))
 
 
-def normalize_loudness(y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
+def normalize_loudness(
+    y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS
+) -> tuple[np.ndarray, float]:
     """Scale ``y`` to ``target_lufs`` (peak kept under :data:`PEAK_CEILING_DB`); returns ``(y, gain_db)``.
 
     A signal with no measurable loudness is returned unchanged with gain 0.
@@ -105,6 +107,7 @@ def normalize_loudness(y: np.ndarray, sample_rate: int, target_lufs: float = TAR
 
 
 # --------------------------------------------------------------------------- windows
+
 
 def rms_db(x: np.ndarray) -> np.ndarray:
     """RMS level in dBFS over the last axis (``-inf`` for digital silence)."""
@@ -151,7 +154,9 @@ def cut_windows(y: np.ndarray, sample_rate: int, params: SegmentParams) -> Windo
     need = int(starts[-1]) + window
     padded = np.concatenate([y, np.zeros(need - n, np.float32)]) if need > n else y
     # windows as a strided view, copied once (a fancy index would build a huge index array)
-    audio = np.lib.stride_tricks.sliding_window_view(padded[:need], window)[starts].astype(np.float32, copy=False)
+    audio = np.lib.stride_tricks.sliding_window_view(padded[:need], window)[starts].astype(
+        np.float32, copy=False
+    )
     silent = rms_db(audio) < params.silence_db
     index = np.arange(len(starts))
     dropped = 0
@@ -166,7 +171,9 @@ def cut_windows(y: np.ndarray, sample_rate: int, params: SegmentParams) -> Windo
     return Windows(audio, index, start_s, end_s, silent, dropped, tail)
 
 
-def prepare_song(y: np.ndarray, sample_rate: int, audio: AudioParams, params: SegmentParams) -> tuple[Windows, float]:
+def prepare_song(
+    y: np.ndarray, sample_rate: int, audio: AudioParams, params: SegmentParams
+) -> tuple[Windows, float]:
     """Silence check, optional loudness normalization and windowing of one decoded song.
 
     Returns ``(windows, gain_db)``; raises :class:`SkipSong` (``silent``, ``too short``,
@@ -183,6 +190,7 @@ def prepare_song(y: np.ndarray, sample_rate: int, audio: AudioParams, params: Se
 
 # --------------------------------------------------------------------------- stage
 
+
 def _resolve_audio(raw_dir: Path, rel: object) -> Path:
     """``raw_dir / audio_path``, refusing paths that leave ``raw_dir``.
 
@@ -197,8 +205,9 @@ def _resolve_audio(raw_dir: Path, rel: object) -> Path:
     return raw_dir / norm
 
 
-def segment_song(song_id: str, audio_path: object, raw_dir: Path, audio: AudioParams,
-                 params: SegmentParams) -> tuple[dict, Windows | None, float, np.ndarray | None]:
+def segment_song(
+    song_id: str, audio_path: object, raw_dir: Path, audio: AudioParams, params: SegmentParams
+) -> tuple[dict, Windows | None, float, np.ndarray | None]:
     """Decode, check, normalize and cut one song; never raises.
 
     Returns ``(report entry, windows, gain_db, int16 clips)``; for a skipped song the
@@ -249,23 +258,29 @@ def _read_song_table(table: Path) -> pd.DataFrame:
         if col not in songs.columns:
             raise ValueError(f"{table}: column {col!r} is missing (see docs/pipeline.md)")
     if songs["song_id"].duplicated().any():
-        raise ValueError(f"{table}: duplicate song_id {songs.loc[songs['song_id'].duplicated(), 'song_id'].iloc[0]!r}")
+        raise ValueError(
+            f"{table}: duplicate song_id {songs.loc[songs['song_id'].duplicated(), 'song_id'].iloc[0]!r}"
+        )
     return songs
 
 
-def _clip_table(rows: list[dict], songs: pd.DataFrame, label_columns: Sequence[str], params: SegmentParams,
-                seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+def _clip_table(
+    rows: list[dict], songs: pd.DataFrame, label_columns: Sequence[str], params: SegmentParams, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
     """``segments.parquet`` from the clip rows: the song-level split and song metadata joined in.
 
     Returns ``(clips, done, split)``: ``done`` are the songs that yielded clips, ``split`` their split.
     """
-    clips = pd.DataFrame(rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s",
-                                        "is_silent", "shard", "row"])
+    clips = pd.DataFrame(
+        rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s", "is_silent", "shard", "row"]
+    )
     done = songs[songs["song_id"].astype(str).isin(set(clips["song_id"]))].copy()
     done["song_id"] = done["song_id"].astype(str)
     split = assign_splits(done, label_columns, {s: getattr(params.split, s) for s in SPLITS}, seed)
     done["split"] = split.astype(str) if len(done) else pd.Series(dtype=str)
-    meta_cols = ["song_id", "split"] + [c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}]
+    meta_cols = ["song_id", "split"] + [
+        c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}
+    ]
     clips = clips.merge(done[meta_cols], on="song_id", how="left", validate="many_to_one")
     clips["start_s"] = clips["start_s"].astype(np.float64)
     clips["end_s"] = clips["end_s"].astype(np.float64)
@@ -276,8 +291,9 @@ def _clip_table(rows: list[dict], songs: pd.DataFrame, label_columns: Sequence[s
     return clips, done, split
 
 
-def _collect_clips(results: Iterable[tuple[dict, Windows, float, np.ndarray]], n_jobs: int,
-                    writer: ShardWriter) -> tuple[list[dict], list[dict], dict[str, int]]:
+def _collect_clips(
+    results: Iterable[tuple[dict, Windows, float, np.ndarray]], n_jobs: int, writer: ShardWriter
+) -> tuple[list[dict], list[dict], dict[str, int]]:
     """Write each song's clips to the shards as results arrive; returns ``(clip rows, song rows, counts)``."""
     rows: list[dict] = []
     song_rows: list[dict] = []
@@ -290,16 +306,18 @@ def _collect_clips(results: Iterable[tuple[dict, Windows, float, np.ndarray]], n
             continue
         where = writer.add(pcm)
         for j, (shard, row) in enumerate(where):
-            rows.append({
-                "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
-                "song_id": sid,
-                "clip_index": int(w.window_index[j]),
-                "start_s": float(w.start_s[j]),
-                "end_s": float(w.end_s[j]),
-                "is_silent": bool(w.is_silent[j]),
-                "shard": shard,
-                "row": row,
-            })
+            rows.append(
+                {
+                    "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
+                    "song_id": sid,
+                    "clip_index": int(w.window_index[j]),
+                    "start_s": float(w.start_s[j]),
+                    "end_s": float(w.end_s[j]),
+                    "is_silent": bool(w.is_silent[j]),
+                    "shard": shard,
+                    "row": row,
+                }
+            )
         stats["silent_flagged"] += int(w.is_silent.sum())
         stats["silent_dropped"] += w.n_dropped_silent
         stats["tails_dropped"] += w.tail == "dropped"
@@ -341,9 +359,15 @@ def segment_corpus(
     writer = ShardWriter(out_dir, AUDIO_PREFIX, (window,), np.int16)
     jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
     # in song order, so clips land in the shards in the order of songs.parquet
-    results = map_ordered(_song_job, jobs, workers=params.workers, initializer=_init_song_worker,
-                          initargs=(raw_dir, audio, params), cleanup=_end_song_worker,
-                          ray_address=resolve_ray_address(compute))
+    results = map_ordered(
+        _song_job,
+        jobs,
+        workers=params.workers,
+        initializer=_init_song_worker,
+        initargs=(raw_dir, audio, params),
+        cleanup=_end_song_worker,
+        ray_address=resolve_ray_address(compute),
+    )
     rows, song_rows, stats = _collect_clips(results, len(jobs), writer)
     n_shards = writer.close()
 
@@ -364,16 +388,37 @@ def segment_corpus(
         "clips": len(clips),
         "silent_clips": {"flagged": stats["silent_flagged"], "dropped": stats["silent_dropped"]},
         "tails": {"dropped": stats["tails_dropped"], "padded": stats["tails_padded"]},
-        "audio": {"sample_rate": sr, "window_samples": window, "dtype": "int16", "scale": PCM_SCALE,
-                  "prefix": AUDIO_PREFIX, "shards": n_shards, "loudness_normalize": audio.loudness_normalize,
-                  "target_lufs": TARGET_LUFS if audio.loudness_normalize else None},
-        "params": {"window_s": params.window_s, "hop_s": params.hop_s, "tail": params.tail,
-                   "silence": params.silence, "silence_db": params.silence_db, "seed": seed},
+        "audio": {
+            "sample_rate": sr,
+            "window_samples": window,
+            "dtype": "int16",
+            "scale": PCM_SCALE,
+            "prefix": AUDIO_PREFIX,
+            "shards": n_shards,
+            "loudness_normalize": audio.loudness_normalize,
+            "target_lufs": TARGET_LUFS if audio.loudness_normalize else None,
+        },
+        "params": {
+            "window_s": params.window_s,
+            "hop_s": params.hop_s,
+            "tail": params.tail,
+            "silence": params.silence,
+            "silence_db": params.silence_db,
+            "seed": seed,
+        },
         "split": summary,
         "songs": song_rows,
     }
     assert report["songs_in"] == report["segmented"] + report["skipped"]
     write_json(out_dir / "report.json", report)
-    log.info("segmented %d/%d songs into %d clips (%d shards); skipped %d %s; splits %s",
-             len(done), len(songs), len(clips), n_shards, report["skipped"], reasons or "", summary["songs"])
+    log.info(
+        "segmented %d/%d songs into %d clips (%d shards); skipped %d %s; splits %s",
+        len(done),
+        len(songs),
+        len(clips),
+        n_shards,
+        report["skipped"],
+        reasons or "",
+        summary["songs"],
+    )
     return report

@@ -88,7 +88,9 @@ def fit_sample_index(n: int, fit_sample: int, seed: int) -> np.ndarray | None:
     return np.sort(np.random.default_rng(seed).choice(n, size=fit_sample, replace=False))
 
 
-def nearest_centroid(x: np.ndarray, fit_x: np.ndarray, fit_labels: np.ndarray, chunk: int = 8192) -> np.ndarray:
+def nearest_centroid(
+    x: np.ndarray, fit_x: np.ndarray, fit_labels: np.ndarray, chunk: int = 8192
+) -> np.ndarray:
     """Label of the nearest centroid of ``fit_x``'s clusters (noise ``-1`` excepted) for every row of ``x``."""
     ids = np.array(sorted(set(fit_labels.tolist()) - {NOISE}), dtype=np.int64)
     if len(ids) == 0:

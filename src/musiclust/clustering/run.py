@@ -206,7 +206,9 @@ def _cluster_level(
         for entry in entries:
             try:
                 if algorithm == "agglomerative" and ward is None:
-                    ward = WardTree(units.x if sample is None else units.x[sample])  # one linkage, cut at every k
+                    ward = WardTree(
+                        units.x if sample is None else units.x[sample]
+                    )  # one linkage, cut at every k
                 c = _fit(algorithm, units, entry, seed, cfg, ward, sample)
             except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
                 # one failed fit (too few units, a singular covariance) must not end the whole stage

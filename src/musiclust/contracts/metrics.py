@@ -293,8 +293,10 @@ def _skip_notes(outputs: Sequence[Any]) -> list[str]:
             names = reps.setdefault((sk.get("algorithm"), sk.get("level"), sk.get("reason")), [])
             if o.name not in names:
                 names.append(o.name)
-    return [f"{alg}/{level} not run ({why}): {', '.join(names)}" for (alg, level, why), names in sorted(
-        reps.items(), key=lambda kv: tuple(map(str, kv[0])))]
+    return [
+        f"{alg}/{level} not run ({why}): {', '.join(names)}"
+        for (alg, level, why), names in sorted(reps.items(), key=lambda kv: tuple(map(str, kv[0])))
+    ]
 
 
 def write(
