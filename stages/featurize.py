@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     p = load_params(args.params)
-    featurize_segments(args.segments, args.out, p.audio.sample_rate, p.features)
+    featurize_segments(args.segments, args.out, p.audio.sample_rate, p.features, p.compute)
     return 0
 
 

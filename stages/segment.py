@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     p = load_params(args.params)
-    segment_corpus(args.raw, args.out, p.audio, p.segment, p.data.label_columns, p.seed)
+    segment_corpus(args.raw, args.out, p.audio, p.segment, p.data.label_columns, p.seed, p.compute)
     return 0
 
 

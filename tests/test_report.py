@@ -142,6 +142,25 @@ def summary_json() -> dict:
             ],
         },
         "training": {"vae": {"best_val_loss": 1.2345}},
+        "disentanglement": {
+            "vae": {
+                "language": {
+                    "mig": 0.4321,
+                    "mig_min": 0.4,
+                    "mig_max": 0.46,
+                    "n_seeds": 2,
+                    "conditioned": False,
+                },
+                "genre": {
+                    "mig": 0.0123,
+                    "mig_min": 0.01,
+                    "mig_max": 0.015,
+                    "n_seeds": 2,
+                    "conditioned": False,
+                },
+            }
+        },
+        "disentanglement_method": "MIG (Chen et al., 2018) of each model's latents, test clips.",
         "label_notes": ["language: 2 classes"],
         "notes": [],
     }
@@ -190,6 +209,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
             "skipped": 1,
             "reasons": {"corrupt": 1},
             "rows": [],
+            "label_notes": ["language: spellings merged into 'en': 'EN', 'en'"],
         },
     )
     seg_dir = root / "data" / "segments"
@@ -471,6 +491,11 @@ def test_training_and_leakage_show_what_was_written(built) -> None:
     text, _ = built
     t = _section(text, "training")
     assert "<td>vae</td><td>mfcc_stats</td>" in t and "1.2345" in t
+    assert "Labels merged by normalization (case, surrounding spaces): language: spellings merged" in _section(
+        text, "dataset"
+    )
+    mig = _section(text, "disentanglement")
+    assert "0.432 (0.400&ndash;0.460)" in mig and "Chen et al., 2018" in mig
     leak = _section(text, "leakage")
     assert "spectral_centroid" in leak and "0.970" in leak and "0.950" in leak
 

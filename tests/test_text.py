@@ -10,7 +10,7 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
-from musiclust.params import LyricsParams
+from musiclust.params import LyricsParams, ParamsError, parse_params
 from musiclust.text.chunking import chunk_text, token_counter
 from musiclust.text.embed import emb_columns, embed_songs, song_splits
 from musiclust.text.encoders import SentenceTransformerEncoder, TfidfCharEncoder, build_encoder
@@ -320,3 +320,19 @@ def test_a_corpus_without_any_lyrics_is_all_masked_not_an_error():
     assert len(table) == 3 and not table["has_lyrics"].any()
     assert (table[emb_columns(5)].to_numpy() == 0).all()
     assert summary.n_without_lyrics == 3 and "no song has lyrics" in summary.notes[0]
+
+
+def test_bfloat16_precision_keeps_song_vectors_within_cosine_0_99(st_encoder):
+    texts = ["I hear your name whispered on the wind\nit's a sound that makes me cry",
+             "Ich geh' die Straße lang und denk an dich, die Nacht ist kalt " * 40,  # several chunks
+             "ami tomake bhalobashi, ei raat shesh hobe na"]
+    bf16 = build_encoder(ST_DEFAULT, show_progress=False, precision="bfloat16")
+    assert bf16.precision == "bfloat16" and bf16.model is not st_encoder.model  # the float32 model is untouched
+    a, b = st_encoder.encode(texts), bf16.encode(texts)
+    assert a.dtype == b.dtype == np.float32 and st_encoder.n_encoded == bf16.n_encoded >= 4
+    cos = (a * b).sum(axis=1)
+    assert cos.min() > 0.99 and not np.array_equal(a, b)
+    with pytest.raises(ValueError, match="lyrics.precision"):
+        build_encoder(ST_DEFAULT, precision="int4")
+    with pytest.raises(ParamsError, match="lyrics.precision"):
+        parse_params({"lyrics": {"precision": "float16"}})

@@ -1,6 +1,9 @@
 """The ``musiclust`` command: utilities beside the DVC pipeline.
 
 musiclust bench featurize [--clips N]   speed of the featurizer against plain librosa
+musiclust bench pipeline [--songs N] [--manifest CSV | --folder DIR]
+                                        per-stage time, realtime factor and memory of
+                                        download, segment, featurize, embed_lyrics
 musiclust assign FILE...                place new songs among the learned clusters
 musiclust compare [REV...]              table and HTML page comparing DVC experiments
 musiclust plots-template TGZ TGZ TGZ    offline HTML template for `dvc plots show/diff`
@@ -23,9 +26,13 @@ def main(argv: list[str] | None = None) -> int:
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="what", required=True)
     bf = bench_sub.add_parser("featurize", help="featurizer speed vs a plain librosa loop")
-    from musiclust.features import bench as _bench  # light import: no heavy deps at module level
+    # light imports: no heavy deps at module level
+    from musiclust.bench import featurize as _bench
+    from musiclust.bench import pipeline as _bench_pipeline
 
     _bench.add_arguments(bf)
+    bp = bench_sub.add_parser("pipeline", help="per-stage speed and memory of the per-song stages on N songs")
+    _bench_pipeline.add_arguments(bp)
 
     asg = sub.add_parser("assign", help="place audio files among a trained model's clusters")
     from musiclust import assign as _assign
@@ -42,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging()
     if args.command == "bench":
-        return int(_bench.run(args) or 0)
+        return int((_bench if args.what == "featurize" else _bench_pipeline).run(args) or 0)
     if args.command == "assign":
         return int(_assign.run(args) or 0)
     if args.command == "compare":

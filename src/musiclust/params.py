@@ -28,9 +28,25 @@ VECTOR_FEATURE_SETS = ("mfcc_stats", "spectral", "rhythm")
 #: Clustering algorithms (keys of ``cluster.algorithms``).
 ALGORITHMS = ("kmeans", "agglomerative", "gmm", "hdbscan", "spectral")
 #: Baseline representations clustered beside the models.
-BASELINES = ("raw", "pca", "spectral_features", "lyrics")
+BASELINES = ("raw", "pca", "spectral_features", "lyrics", "metadata")
 #: 2-D projections of the latent maps (keys of ``cluster.maps``).
 MAP_METHODS = ("pca", "tsne", "umap")
+#: how a ``cluster.metadata_columns`` entry ``name[:encoding]`` is encoded
+METADATA_ENCODINGS = ("category", "text", "numeric")
+#: label columns the metadata baseline may never read, whatever ``data.label_columns`` says
+ALWAYS_LABELS = ("language", "genre")
+#: per-clip bookkeeping of segments.parquet: not song metadata
+NOT_METADATA = (
+    "segment_id",
+    "song_id",
+    "split",
+    "is_silent",
+    "shard",
+    "row",
+    "clip_index",
+    "start_s",
+    "end_s",
+)
 
 
 class ParamsError(ValueError, UserInputError):
@@ -186,10 +202,25 @@ class LyricsParams:
     normalize: bool = True
     batch_size: int = 32
     describe_audio: bool = False
+    #: sentence-transformers weights and activations: float32, or bfloat16 (about 1.6x the chunks per CPU
+    #: second on CPUs with native bf16 such as AVX512-BF16/AMX; chunk vectors within cosine 0.998)
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
+        _choice("lyrics.precision", self.precision, ("float32", "bfloat16"))
         _at_least("lyrics.dim", self.dim, 1)
         _at_least("lyrics.batch_size", self.batch_size, 1)
+
+
+@dataclass(frozen=True)
+class ComputeParams:
+    """Where per-song work runs (``musiclust.compute``): local processes unless a Ray address is set."""
+
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.ray_address is not None and (not isinstance(self.ray_address, str) or not self.ray_address.strip()):
+            raise ParamsError(f"compute.ray_address must be null or a Ray address string, got {self.ray_address!r}")
 
 
 @dataclass(frozen=True)
@@ -244,6 +275,9 @@ class ClusterParams:
     pca_dim: int = 8  # components of the pca baseline (the models' usual latent size)
     #: 2-D maps of song vectors for the report; umap adds ~40 s of numba warm-up per stage
     maps: tuple[str, ...] = ("pca", "tsne")
+    #: song metadata columns of segments.parquet the ``metadata`` baseline is built from,
+    #: each ``name`` or ``name:encoding`` (METADATA_ENCODINGS); empty: the baseline is not applicable
+    metadata_columns: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _non_empty("cluster.algorithms", self.algorithms)
@@ -267,6 +301,30 @@ class ClusterParams:
             raise ParamsError(
                 "cluster.reduce_dim must be >= 1, hdbscan_min_samples and spectral_max_units >= 2"
             )
+        names = [metadata_column_spec(c)[0] for c in self.metadata_columns]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ParamsError(f"cluster.metadata_columns names {dup} twice")
+        for n in names:
+            if n.lower() in NOT_METADATA:
+                raise ParamsError(
+                    f"cluster.metadata_columns: {n!r} is per-clip bookkeeping of segments.parquet, "
+                    "not song metadata"
+                )
+
+
+def metadata_column_spec(spec: str) -> tuple[str, str | None]:
+    """``(name, encoding)`` of a ``cluster.metadata_columns`` entry ``name`` or ``name:encoding``
+    (encoding None: chosen from the column, see musiclust.clustering.metadata)."""
+    name, sep, enc = str(spec).partition(":")
+    name, enc = name.strip(), enc.strip()
+    if not name:
+        raise ParamsError(f"cluster.metadata_columns: entry {spec!r} has no column name")
+    if sep and enc not in METADATA_ENCODINGS:
+        raise ParamsError(
+            f"cluster.metadata_columns: {spec!r}: encoding {enc!r} is not one of {', '.join(METADATA_ENCODINGS)}"
+        )
+    return name, (enc if sep else None)
 
 
 @dataclass(frozen=True)
@@ -308,6 +366,7 @@ class Params:
     segment: SegmentParams = field(default_factory=SegmentParams)
     features: FeatureParams = field(default_factory=FeatureParams)
     lyrics: LyricsParams = field(default_factory=LyricsParams)
+    compute: ComputeParams = field(default_factory=ComputeParams)
     train: TrainParams = field(default_factory=TrainParams)
     #: model key -> that model's constructor settings (validated by the model registry)
     models: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -411,6 +470,14 @@ def validate(p: Params) -> None:
     for key, cfg in p.models.items():
         if not isinstance(cfg, Mapping):
             raise ParamsError(f"models.{key} must be a mapping of settings, got {cfg!r}")
+    labels = {c.strip().lower() for c in (*p.data.label_columns, *ALWAYS_LABELS)}
+    for spec in p.cluster.metadata_columns:
+        name = metadata_column_spec(spec)[0]
+        if name.lower() in labels:
+            raise ParamsError(
+                f"cluster.metadata_columns: {name!r} is a label column (data.label_columns, language, genre): "
+                "a representation built from it would score the label against itself; remove it"
+            )
 
 
 def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_val: int) -> None:

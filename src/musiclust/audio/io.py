@@ -52,7 +52,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         raise AudioDecodeError(path, _reason_for(path), str(exc)) from None
     if data.shape[0] == 0:
         raise AudioDecodeError(path, "empty", "no audio frames")
-    y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+    y = downmix(data)
     if not np.all(np.isfinite(y)):
         raise AudioDecodeError(path, "corrupt", "non-finite samples")
     if sr != sample_rate:
@@ -60,6 +60,23 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 
         y = soxr.resample(y, sr, sample_rate, quality="HQ").astype(np.float32, copy=False)
     return np.ascontiguousarray(y, dtype=np.float32)
+
+
+def downmix(data: np.ndarray) -> np.ndarray:
+    """Mono mix of ``(frames, channels)`` float32: the channel mean, as ``data.mean(axis=1)``.
+
+    For stereo, ``(left + right) / 2`` gives the same float32 values as ``mean(axis=1)``
+    (a two-element float32 sum halved) at a fraction of its cost: numpy's reduction over a
+    length-2 axis runs a strided inner loop per frame, which cost a third of the segment
+    stage's time on 44.1 kHz stereo MP3. Other channel counts use the mean itself.
+    """
+    if data.shape[1] == 1:
+        return data[:, 0]
+    if data.shape[1] == 2 and data.dtype == np.float32:
+        y = np.add(data[:, 0], data[:, 1])
+        y *= np.float32(0.5)  # exact: halving a float32 is the same as dividing it by 2
+        return y
+    return data.mean(axis=1)
 
 
 def _check_file(path: Path) -> None:

@@ -22,12 +22,9 @@ amplify noise).
 from __future__ import annotations
 
 import dataclasses
-import gc
 import logging
-import multiprocessing as mp
 import os
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,8 +36,9 @@ from tqdm.auto import tqdm
 from musiclust.audio.io import AudioDecodeError, load_audio
 from musiclust.audio.shards import PCM_SCALE, ShardWriter, remove_shards, to_pcm16
 from musiclust.audio.split import SPLITS, assign_splits, split_summary
+from musiclust.compute import map_ordered, resolve_ray_address
 from musiclust.fileio import write_json, write_parquet
-from musiclust.params import AudioParams, SegmentParams
+from musiclust.params import AudioParams, ComputeParams, SegmentParams
 
 log = logging.getLogger(__name__)
 
@@ -66,17 +64,12 @@ class SkipSong(Exception):
 
 # --------------------------------------------------------------------------- loudness
 
-
 def _biquad_high_shelf(fs: float, fc: float = 1500.0, gain_db: float = 4.0, q: float = 1 / np.sqrt(2)):
     a = 10 ** (gain_db / 40.0)
     w0 = 2 * np.pi * fc / fs
     alpha = np.sin(w0) / (2 * q)
     cw, sa = np.cos(w0), 2 * np.sqrt(a) * alpha
-    b = [
-        a * ((a + 1) + (a - 1) * cw + sa),
-        -2 * a * ((a - 1) + (a + 1) * cw),
-        a * ((a + 1) + (a - 1) * cw - sa),
-    ]
+    b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
     den = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
     return np.array(b) / den[0], np.array(den) / den[0]
 
@@ -127,9 +120,7 @@ def integrated_loudness(y: np.ndarray, sample_rate: int) -> float:
     return float(-0.691 + 10 * np.log10(z.mean()))
 
 
-def normalize_loudness(
-    y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS
-) -> tuple[np.ndarray, float]:
+def normalize_loudness(y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
     """Scale ``y`` to ``target_lufs`` (peak kept under :data:`PEAK_CEILING_DB`); returns ``(y, gain_db)``.
 
     A signal with no measurable loudness is returned unchanged with gain 0.
@@ -145,7 +136,6 @@ def normalize_loudness(
 
 
 # --------------------------------------------------------------------------- windows
-
 
 def rms_db(x: np.ndarray) -> np.ndarray:
     """RMS level in dBFS over the last axis (``-inf`` for digital silence)."""
@@ -192,9 +182,7 @@ def cut_windows(y: np.ndarray, sample_rate: int, params: SegmentParams) -> Windo
     need = int(starts[-1]) + window
     padded = np.concatenate([y, np.zeros(need - n, np.float32)]) if need > n else y
     # windows as a strided view, copied once (a fancy index would build a huge index array)
-    audio = np.lib.stride_tricks.sliding_window_view(padded[:need], window)[starts].astype(
-        np.float32, copy=False
-    )
+    audio = np.lib.stride_tricks.sliding_window_view(padded[:need], window)[starts].astype(np.float32, copy=False)
     silent = rms_db(audio) < params.silence_db
     index = np.arange(len(starts))
     dropped = 0
@@ -209,9 +197,7 @@ def cut_windows(y: np.ndarray, sample_rate: int, params: SegmentParams) -> Windo
     return Windows(audio, index, start_s, end_s, silent, dropped, tail)
 
 
-def prepare_song(
-    y: np.ndarray, sample_rate: int, audio: AudioParams, params: SegmentParams
-) -> tuple[Windows, float]:
+def prepare_song(y: np.ndarray, sample_rate: int, audio: AudioParams, params: SegmentParams) -> tuple[Windows, float]:
     """Silence check, optional loudness normalization and windowing of one decoded song.
 
     Returns ``(windows, gain_db)``; raises :class:`SkipSong` (``silent``, ``too short``,
@@ -228,7 +214,6 @@ def prepare_song(
 
 # --------------------------------------------------------------------------- stage
 
-
 def _resolve_audio(raw_dir: Path, rel: object) -> Path:
     """``raw_dir / audio_path``, refusing paths that leave ``raw_dir``.
 
@@ -243,9 +228,8 @@ def _resolve_audio(raw_dir: Path, rel: object) -> Path:
     return raw_dir / norm
 
 
-def segment_song(
-    song_id: str, audio_path: object, raw_dir: Path, audio: AudioParams, params: SegmentParams
-) -> tuple[dict, Windows | None, float, np.ndarray | None]:
+def segment_song(song_id: str, audio_path: object, raw_dir: Path, audio: AudioParams,
+                 params: SegmentParams) -> tuple[dict, Windows | None, float, np.ndarray | None]:
     """Decode, check, normalize and cut one song; never raises.
 
     Returns ``(report entry, windows, gain_db, int16 clips)``; for a skipped song the
@@ -277,28 +261,14 @@ def _init_song_worker(raw_dir: Path, audio: AudioParams, params: SegmentParams) 
     _JOB.update(raw_dir=raw_dir, audio=audio, params=params, limits=threadpool_limits(1))
 
 
+def _end_song_worker() -> None:
+    """Undo :func:`_init_song_worker` when the songs ran in this process."""
+    _JOB.pop("limits").restore_original_limits()
+    _JOB.clear()
+
+
 def _song_job(job: tuple[str, object]) -> tuple[dict, Windows | None, float, np.ndarray | None]:
     return segment_song(job[0], job[1], _JOB["raw_dir"], _JOB["audio"], _JOB["params"])
-
-
-def _map_songs(
-    jobs: list[tuple[str, object]], raw_dir: Path, audio: AudioParams, params: SegmentParams, workers: int
-) -> Iterator[tuple[dict, Windows | None, float, np.ndarray | None]]:
-    """:func:`segment_song` over ``jobs`` in order, with ``workers`` processes (0: one per core)."""
-    workers = int(workers) if workers > 0 else (os.cpu_count() or 1)
-    workers = max(1, min(workers, len(jobs)))
-    if workers == 1:
-        for sid, rel in jobs:
-            yield segment_song(sid, rel, raw_dir, audio, params)
-        return
-    ctx = mp.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    gc.freeze()  # keep pages shared with the forked workers (see musiclust.features.pipeline)
-    try:
-        with ctx.Pool(workers, initializer=_init_song_worker, initargs=(raw_dir, audio, params)) as pool:
-            # imap keeps song order, so clips land in the shards in the order of songs.parquet
-            yield from pool.imap(_song_job, jobs, chunksize=1)
-    finally:
-        gc.unfreeze()
 
 
 def segment_corpus(
@@ -308,12 +278,16 @@ def segment_corpus(
     params: SegmentParams,
     label_columns: Sequence[str],
     seed: int,
+    compute: ComputeParams | None = None,
 ) -> dict:
     """Segment every song of ``<raw_dir>/songs.parquet`` into ``out_dir``; returns the report.
 
     Writes ``segments.parquet`` (one row per clip, in shard order), ``audio-NNNNN.npy``
     int16 shards (rows of ``window_samples``) and ``report.json``. Songs that yield no
-    clips are listed in the report with their reason.
+    clips are listed in the report with their reason. Songs are decoded by
+    ``segment.workers`` local processes, or as Ray tasks when ``compute`` (or
+    ``$RAY_ADDRESS``) names a Ray address (:mod:`musiclust.compute`); results arrive in
+    song order either way, so the outputs are the same bytes.
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     table = raw_dir / "songs.parquet"
@@ -324,9 +298,7 @@ def segment_corpus(
         if col not in songs.columns:
             raise ValueError(f"{table}: column {col!r} is missing (see docs/pipeline.md)")
     if songs["song_id"].duplicated().any():
-        raise ValueError(
-            f"{table}: duplicate song_id {songs.loc[songs['song_id'].duplicated(), 'song_id'].iloc[0]!r}"
-        )
+        raise ValueError(f"{table}: duplicate song_id {songs.loc[songs['song_id'].duplicated(), 'song_id'].iloc[0]!r}")
 
     out_dir.mkdir(parents=True, exist_ok=True)
     remove_shards(out_dir, AUDIO_PREFIX)
@@ -340,7 +312,10 @@ def segment_corpus(
     stats = {"silent_flagged": 0, "silent_dropped": 0, "tails_dropped": 0, "tails_padded": 0}
     writer = ShardWriter(out_dir, AUDIO_PREFIX, (window,), np.int16)
     jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
-    results = _map_songs(jobs, raw_dir, audio, params, params.workers)
+    # in song order, so clips land in the shards in the order of songs.parquet
+    results = map_ordered(_song_job, jobs, workers=params.workers, initializer=_init_song_worker,
+                          initargs=(raw_dir, audio, params), cleanup=_end_song_worker,
+                          ray_address=resolve_ray_address(compute))
     for entry, w, gain, pcm in tqdm(results, total=len(jobs), desc="segment", unit="song", mininterval=1.0):
         sid = entry["song_id"]
         if entry["status"] == "skipped":
@@ -349,18 +324,16 @@ def segment_corpus(
             continue
         where = writer.add(pcm)
         for j, (shard, row) in enumerate(where):
-            rows.append(
-                {
-                    "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
-                    "song_id": sid,
-                    "clip_index": int(w.window_index[j]),
-                    "start_s": float(w.start_s[j]),
-                    "end_s": float(w.end_s[j]),
-                    "is_silent": bool(w.is_silent[j]),
-                    "shard": shard,
-                    "row": row,
-                }
-            )
+            rows.append({
+                "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
+                "song_id": sid,
+                "clip_index": int(w.window_index[j]),
+                "start_s": float(w.start_s[j]),
+                "end_s": float(w.end_s[j]),
+                "is_silent": bool(w.is_silent[j]),
+                "shard": shard,
+                "row": row,
+            })
         stats["silent_flagged"] += int(w.is_silent.sum())
         stats["silent_dropped"] += w.n_dropped_silent
         stats["tails_dropped"] += w.tail == "dropped"
@@ -369,16 +342,13 @@ def segment_corpus(
         song_rows.append(entry)
     n_shards = writer.close()
 
-    clips = pd.DataFrame(
-        rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s", "is_silent", "shard", "row"]
-    )
+    clips = pd.DataFrame(rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s",
+                                        "is_silent", "shard", "row"])
     done = songs[songs["song_id"].astype(str).isin(set(clips["song_id"]))].copy()
     done["song_id"] = done["song_id"].astype(str)
     split = assign_splits(done, label_columns, {s: getattr(params.split, s) for s in SPLITS}, seed)
     done["split"] = split.astype(str) if len(done) else pd.Series(dtype=str)
-    meta_cols = ["song_id", "split"] + [
-        c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}
-    ]
+    meta_cols = ["song_id", "split"] + [c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}]
     clips = clips.merge(done[meta_cols], on="song_id", how="left", validate="many_to_one")
     clips["start_s"] = clips["start_s"].astype(np.float64)
     clips["end_s"] = clips["end_s"].astype(np.float64)
@@ -402,37 +372,16 @@ def segment_corpus(
         "clips": len(clips),
         "silent_clips": {"flagged": stats["silent_flagged"], "dropped": stats["silent_dropped"]},
         "tails": {"dropped": stats["tails_dropped"], "padded": stats["tails_padded"]},
-        "audio": {
-            "sample_rate": sr,
-            "window_samples": window,
-            "dtype": "int16",
-            "scale": PCM_SCALE,
-            "prefix": AUDIO_PREFIX,
-            "shards": n_shards,
-            "loudness_normalize": audio.loudness_normalize,
-            "target_lufs": TARGET_LUFS if audio.loudness_normalize else None,
-        },
-        "params": {
-            "window_s": params.window_s,
-            "hop_s": params.hop_s,
-            "tail": params.tail,
-            "silence": params.silence,
-            "silence_db": params.silence_db,
-            "seed": seed,
-        },
+        "audio": {"sample_rate": sr, "window_samples": window, "dtype": "int16", "scale": PCM_SCALE,
+                  "prefix": AUDIO_PREFIX, "shards": n_shards, "loudness_normalize": audio.loudness_normalize,
+                  "target_lufs": TARGET_LUFS if audio.loudness_normalize else None},
+        "params": {"window_s": params.window_s, "hop_s": params.hop_s, "tail": params.tail,
+                   "silence": params.silence, "silence_db": params.silence_db, "seed": seed},
         "split": summary,
         "songs": song_rows,
     }
     assert report["songs_in"] == report["segmented"] + report["skipped"]
     write_json(out_dir / "report.json", report)
-    log.info(
-        "segmented %d/%d songs into %d clips (%d shards); skipped %d %s; splits %s",
-        len(done),
-        len(songs),
-        len(clips),
-        n_shards,
-        report["skipped"],
-        reasons or "",
-        summary["songs"],
-    )
+    log.info("segmented %d/%d songs into %d clips (%d shards); skipped %d %s; splits %s",
+             len(done), len(songs), len(clips), n_shards, report["skipped"], reasons or "", summary["songs"])
     return report

@@ -17,6 +17,7 @@ from threadpoolctl import threadpool_limits
 
 from musiclust.clustering import run as run_mod
 from musiclust.clustering.maps import song_maps
+from musiclust.clustering.metadata import NoMetadata, metadata_vectors
 from musiclust.clustering.representations import (
     Representation,
     baseline_representation,
@@ -24,6 +25,7 @@ from musiclust.clustering.representations import (
     model_representation,
     pca_representation,
     reduce_representation,
+    song_level_representation,
     usable_clips,
 )
 from musiclust.contracts import clusters as contract
@@ -80,8 +82,10 @@ def baseline_input(
     lyrics_path: str | Path | None,
     raw_sets: Sequence[str],
     pca_dim: int,
+    metadata_columns: Sequence[str] = (),
 ) -> Representation:
-    """Baseline ``name`` (see :mod:`musiclust.clustering.representations`)."""
+    """Baseline ``name`` (see :mod:`musiclust.clustering.representations`; ``metadata``:
+    :mod:`musiclust.clustering.metadata`, from the song metadata columns of ``clips``)."""
     if name in ("raw", "pca"):
         ids, x, cols = load_vectors(features_dir, list(raw_sets), standardize=True)
         raw = baseline_representation(
@@ -105,6 +109,12 @@ def baseline_input(
         if len(rep.units(contract.SEED_INDEPENDENT)) == 0:
             raise NotApplicable("no song has lyrics")
         return rep
+    if name == "metadata":
+        try:
+            songs, x, cols, description = metadata_vectors(clips, metadata_columns)
+        except NoMetadata as exc:
+            raise NotApplicable(str(exc)) from None
+        return song_level_representation(name, clips, songs["song_id"], x, cols, description, "metadata")
     raise ValueError(f"unknown baseline {name!r} (have {', '.join(BASELINES)})")
 
 
@@ -146,7 +156,9 @@ def cluster_representation(
         if model_dir is not None:
             rep, info["training"] = model_input(Path(model_dir), clips)
         else:
-            rep = baseline_input(name, clips, features_dir, lyrics_path, raw_sets, params.pca_dim)
+            rep = baseline_input(
+                name, clips, features_dir, lyrics_path, raw_sets, params.pca_dim, params.metadata_columns
+            )
     except NotApplicable as exc:
         log.warning("%s: not applicable: %s (not clustered, never ranked)", name, exc)
         info.update(applicable=False, reason=str(exc))
@@ -177,7 +189,11 @@ def cluster_representation(
         len(result.skipped),
         ", ".join(sorted(set(maps["method"]))) or "none",
     )
-    return contract.ClusterOutput(info, assignments, result.runs, run_mod.representation_table(fed), maps)
+    output = contract.ClusterOutput(info, assignments, result.runs, run_mod.representation_table(fed), maps)
+    if kind == "model":  # the latent axes themselves (before cluster.reduce), for the disentanglement score
+        table = run_mod.representation_table(rep)
+        output.latents = table[table["level"] == "clip"].reset_index(drop=True)
+    return output
 
 
 def protocol_text(params: ClusterParams) -> dict[str, str]:

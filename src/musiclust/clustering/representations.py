@@ -12,7 +12,9 @@ Baselines (``cluster.baselines``):
   models' latent dimension;
 - ``spectral_features``: the standardized hand-crafted ``spectral`` set;
 - ``lyrics``: the song's lyrics embedding, given to each of its clips; songs
-  without lyrics are left out of this representation (and counted).
+  without lyrics are left out of this representation (and counted);
+- ``metadata``: the song metadata columns named in ``cluster.metadata_columns``
+  (:mod:`musiclust.clustering.metadata`), given to each of the song's clips.
 
 Baselines do not depend on a training seed; their seeds only vary the
 clustering algorithm's random state.
@@ -237,6 +239,36 @@ def lyrics_representation(clips: pd.DataFrame, lyrics: pd.DataFrame) -> Represen
         {SEED_INDEPENDENT: units},
         counts=counts,
         modality="lyrics",
+    )
+
+
+def song_level_representation(
+    name: str,
+    clips: pd.DataFrame,
+    song_ids: pd.Series,
+    x: np.ndarray,
+    columns: Sequence[str],
+    description: str,
+    modality: str,
+) -> Representation:
+    """A seed-independent baseline from one vector per song (rows of ``x`` keyed by ``song_ids``),
+    given to each of the song's clips."""
+    pos = pd.Series(np.arange(len(song_ids)), index=pd.Index(song_ids.astype(str)))
+    if pos.index.has_duplicates:
+        raise ValueError(f"{name}: duplicate song_id rows in the input")
+    idx = pos.reindex(clips["song_id"].astype(str)).to_numpy()
+    have = ~pd.isna(idx)
+    sub = clips[have]
+    units, counts = _align(name, sub, sub["segment_id"], x[idx[have].astype(int)], columns)
+    counts["clips_of_songs_without_vector"] = int((~have).sum())
+    return Representation(
+        name,
+        "baseline",
+        description,
+        list(columns),
+        {SEED_INDEPENDENT: units},
+        counts=counts,
+        modality=modality,
     )
 
 

@@ -13,7 +13,9 @@ re-clusters (and re-maps) only that model:
 - ``boot.parquet``: per test-scope score row, the metric under each shared bootstrap resample of
   the test songs (:data:`BOOT_COLUMNS`; ``values`` is a list of ``evaluate.bootstrap`` floats, NaN
   where a resample holds a single class of the label);
-- ``leakage.parquet``: the single-column leakage audit of the clustered columns (:data:`LEAKAGE_COLUMNS`).
+- ``leakage.parquet``: the single-column leakage audit of the clustered columns (:data:`LEAKAGE_COLUMNS`);
+- ``disentanglement.parquet``: a model's Mutual Information Gap against each label, per seed
+  (:data:`DISENTANGLEMENT_COLUMNS`, by :mod:`musiclust.evaluation.disentanglement`; empty for baselines).
 
 Scoring lives beside the clustering so that an experiment that changes one model re-scores only
 that model; the ``evaluate`` stage only aggregates, ranks and writes the metrics.
@@ -111,7 +113,20 @@ SCORE_COLUMNS = [
 ]
 BOOT_COLUMNS = ["representation", "algorithm", "level", "k_mode", "k", "label", "seed", "metric", "values"]
 LEAKAGE_COLUMNS = ["representation", "seed", "label", "column", "balanced_accuracy"]
-TABLES = ("assignments", "runs", "vectors", "maps", "scores", "boot", "leakage")
+DISENTANGLEMENT_COLUMNS = [
+    "representation",
+    "seed",
+    "label",
+    "mig",
+    "top_dim",
+    "second_dim",
+    "top_mi",
+    "second_mi",
+    "label_entropy",
+    "n_units",
+    "n_bins",
+]
+TABLES = ("assignments", "runs", "vectors", "maps", "scores", "boot", "leakage", "disentanglement")
 INFO_KEYS = (
     "representation",
     "kind",
@@ -145,6 +160,10 @@ class ClusterOutput:
     scores: pd.DataFrame | None = None
     boot: pd.DataFrame | None = None
     leakage: pd.DataFrame | None = None
+    disentanglement: pd.DataFrame | None = None
+    #: a model's clip latents before ``cluster.reduce`` (VECTOR_META + latent columns), kept in
+    #: memory for the disentanglement score and never written; None for baselines
+    latents: pd.DataFrame | None = None
 
     @property
     def name(self) -> str:
@@ -165,6 +184,7 @@ def empty_tables() -> dict[str, pd.DataFrame]:
         "scores": pd.DataFrame(columns=SCORE_COLUMNS),
         "boot": pd.DataFrame(columns=BOOT_COLUMNS),
         "leakage": pd.DataFrame(columns=LEAKAGE_COLUMNS),
+        "disentanglement": pd.DataFrame(columns=DISENTANGLEMENT_COLUMNS),
     }
 
 
@@ -175,6 +195,7 @@ COLUMNS = {
     "scores": SCORE_COLUMNS,
     "boot": BOOT_COLUMNS,
     "leakage": LEAKAGE_COLUMNS,
+    "disentanglement": DISENTANGLEMENT_COLUMNS,
 }
 
 

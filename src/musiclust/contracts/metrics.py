@@ -1,12 +1,14 @@
 """What the ``evaluate`` stage writes, and the one writer of it.
 
 - ``metrics/headline.json`` (the only DVC ``metrics:`` file): numbers only, a few per
-  representation: ``{rep: {label: {nmi, nmi_low, nmi_high, ami}, silhouette, best_val_loss}}``
-  under the headline protocol (summary.json says which). Not-applicable representations are absent.
+  representation: ``{rep: {label: {nmi, nmi_low, nmi_high, ami[, mig]}, silhouette, best_val_loss}}``
+  under the headline protocol (summary.json says which); ``mig`` (models only) is the mean over
+  seeds of the Mutual Information Gap of the latents. Not-applicable representations are absent.
 - ``metrics/means.csv``: one row per representation x algorithm x level x k x label x scope
   (:data:`MEANS_COLUMNS`); ``metrics/all.csv``: the per-seed rows (:data:`SCORE_COLUMNS`);
 - ``metrics/summary.json``: the ranking and winner per label, intervals, not-applicable and
-  conditioned representations, the leakage audit, the protocol in words (:data:`SUMMARY_KEYS`);
+  conditioned representations, the leakage audit, the protocol in words, and ``disentanglement``:
+  ``{rep: {label: {mig, mig_min, mig_max, n_seeds, conditioned}}}`` for models (:data:`SUMMARY_KEYS`);
 - ``metrics/results.md``: the README's results table; ``plots/metrics/<label>_nmi.csv``: bar data.
 """
 
@@ -40,6 +42,8 @@ MEANS_COLUMNS = [
     "nmi_low",
     "nmi_high",
     "ami",
+    "ami_low",
+    "ami_high",
     "ari",
     "v_measure",
     "homogeneity",
@@ -97,6 +101,9 @@ SUMMARY_KEYS = (
     "conditioned",
     "leakage",
     "training",
+    "disentanglement",
+    "disentanglement_method",
+    "label_notes",
     "notes",
 )
 RANK_KEYS = (
@@ -139,9 +146,14 @@ class Evaluation:
 
 
 def build_headline(
-    ranking: Mapping[str, Sequence[Mapping[str, Any]]], outputs: Sequence[Any]
+    ranking: Mapping[str, Sequence[Mapping[str, Any]]],
+    outputs: Sequence[Any],
+    disentanglement: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
-    """The headline numbers per representation (see module doc); conditioned labels are left out."""
+    """The headline numbers per representation (see module doc); conditioned labels are left out.
+
+    ``disentanglement``: :func:`musiclust.evaluation.disentanglement.summarize` (models' MIG).
+    """
     out: dict[str, Any] = {}
     for label, entries in ranking.items():
         for e in entries:
@@ -160,6 +172,10 @@ def build_headline(
         loss = (o.info.get("training") or {}).get("best_val_loss_mean")
         if o.applicable and loss is not None and o.name in out:
             out[o.name]["best_val_loss"] = num(loss)
+    for rep, by_label in (disentanglement or {}).items():
+        for label, d in by_label.items():
+            if rep in out and label in out[rep] and isinstance(out[rep][label], dict):
+                out[rep][label]["mig"] = num(d["mig"])
     return {rep: out[rep] for rep in sorted(out)}
 
 
@@ -174,8 +190,11 @@ def build_summary(
     algorithm: str,
     level: str,
     n_test_clips: int,
+    disentanglement: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    disentanglement_method: str = "",
 ) -> dict[str, Any]:
-    """summary.json (keys :data:`SUMMARY_KEYS`)."""
+    """summary.json (keys :data:`SUMMARY_KEYS`); ``disentanglement`` as
+    :func:`musiclust.evaluation.disentanglement.summarize` returns it."""
     rank_out = {
         lab: [{k: (num(e[k]) if isinstance(e[k], float) else e[k]) for k in RANK_KEYS} for e in entries]
         for lab, entries in ranking.items()
@@ -252,6 +271,15 @@ def build_summary(
             for o in outputs
             if o.info.get("kind") == "model" and o.applicable
         },
+        "disentanglement": {
+            rep: {
+                label: {k: (num(v) if k.startswith("mig") else v) for k, v in d.items()}
+                for label, d in by_label.items()
+            }
+            for rep, by_label in sorted((disentanglement or {}).items())
+        },
+        "disentanglement_method": disentanglement_method,
+        "label_notes": label_notes(labels),
         "notes": [
             f"{o.name}: {s['reason']}" for o in outputs for s in _unique_skips(o.info.get("skipped_runs", []))
         ],
@@ -318,6 +346,15 @@ def _cell(v: float | None, lo: float | None = None, hi: float | None = None) -> 
     return f"{v:.3f}" + (f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else "")
 
 
+def _mig_cell(d: Mapping[str, Any] | None) -> str:
+    """A model's MIG against the label: mean over seeds (min-max over seeds); "—" for baselines."""
+    if not d or d.get("mig") is None:
+        return "—"
+    if d["n_seeds"] > 1 and d["mig_min"] is not None and d["mig_max"] is not None:
+        return f"{d['mig']:.3f} ({d['mig_min']:.3f}–{d['mig_max']:.3f})"
+    return f"{d['mig']:.3f}"
+
+
 def results_markdown(summary: Mapping[str, Any]) -> str:
     """The README results table: the ranking per label with intervals, from summary.json alone."""
     n = summary["n_test_songs"]
@@ -328,14 +365,20 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
         "",
         f"Ranking rule: {summary['ranking_rule']}",
     ]
+    mig = summary.get("disentanglement") or {}
+    if mig:
+        lines += [
+            "",
+            f"MIG (models only, mean over seeds, min–max over seeds): {summary['disentanglement_method']}",
+        ]
     for label, entries in summary["ranking"].items():
         win = summary["winner"].get(label, {}).get("representation", "none")
         lines += [
             "",
             f"**{label}** (winner: {win}; {n} test songs)",
             "",
-            "| rank | representation | modality | test songs | NMI [95% CI] | AMI [95% CI] | silhouette |",
-            "|---|---|---|---|---|---|---|",
+            "| rank | representation | modality | test songs | NMI [95% CI] | AMI [95% CI] | silhouette | MIG |",
+            "|---|---|---|---|---|---|---|---|",
         ]
         for e in entries:
             rank = "—" if e["rank"] is None else str(e["rank"])
@@ -344,7 +387,8 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
             lines.append(
                 f"| {rank} | {name}{mark} | {e['modality']} | {e['n_songs']} "
                 f"| {_cell(e['nmi'], e['nmi_low'], e['nmi_high'])}"
-                f" | {_cell(e['ami'], e['ami_low'], e['ami_high'])} | {_cell(e['silhouette'])} |"
+                f" | {_cell(e['ami'], e['ami_low'], e['ami_high'])} | {_cell(e['silhouette'])}"
+                f" | {_mig_cell(mig.get(e['representation'], {}).get(label))} |"
             )
     if summary["not_applicable"]:
         lines += [

@@ -203,10 +203,9 @@ def acquire(
 
     songs, label_notes = _songs_frame(results, data.label_columns)
     report = build_report(data.source, input_ref, results, ignored)
-    if label_notes:
-        report["label_notes"] = label_notes
-        for note in label_notes:
-            log.warning("labels: %s", note)
+    report["label_notes"] = label_notes  # spellings that normalization merged (empty: none)
+    for note in label_notes:
+        log.warning("labels: %s", note)
     write_parquet(songs, build / SONGS_FILE)
     write_json(build / REPORT_FILE, report)
     skipped = [r for r in report["rows"] if r["status"] == "skipped"]

@@ -9,7 +9,9 @@ statistic the project reports is computed in this package (the report only displ
   label x scope;
 - intervals: percentile bootstrap over the test songs with the seed drawn per resample
   (:mod:`musiclust.evaluation.stats`), for NMI everywhere and for AMI on the headline protocol;
-- the ranking (:data:`RANKING_RULE`): one rule, stated once, that names the winner everywhere.
+- the ranking (:data:`RANKING_RULE`): one rule, stated once, that names the winner everywhere;
+- disentanglement: each model's MIG per label, mean and min/max over seeds
+  (:func:`musiclust.evaluation.disentanglement.summarize`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pandas as pd
 
 from musiclust.contracts import clusters as cluster_contract
 from musiclust.contracts import metrics as contract
+from musiclust.evaluation import disentanglement
 from musiclust.evaluation.metrics import EXTERNAL
 from musiclust.evaluation.scores import GROUP, Labels, RepScores, make_labels
 from musiclust.evaluation.stats import ResamplePlan, percentile_interval, resample_plan, separable
@@ -232,6 +235,16 @@ def evaluate(
             params.leakage_threshold,
             label,
         )
+    mig_rows = [
+        o.disentanglement
+        for o in outputs
+        if o.applicable and o.disentanglement is not None and not o.disentanglement.empty
+    ]
+    mig = disentanglement.summarize(
+        pd.concat(mig_rows, ignore_index=True) if mig_rows else pd.DataFrame(),
+        {o.name: list(o.info.get("conditioned_on") or []) for o in outputs},
+    )
+    mig = {rep: {lab: d for lab, d in by.items() if lab in labels.classes} for rep, by in mig.items()}
     summary = contract.build_summary(
         outputs=outputs,
         ranking=ranking,
@@ -242,9 +255,11 @@ def evaluate(
         algorithm=algorithm,
         level=HEADLINE_LEVEL,
         n_test_clips=int((segments["split"].astype(str) == "test").sum()),
+        disentanglement=mig,
+        disentanglement_method=disentanglement.METHOD,
     )
     return contract.Evaluation(
-        scores=scores, means=means, summary=summary, headline=contract.build_headline(ranking, outputs)
+        scores=scores, means=means, summary=summary, headline=contract.build_headline(ranking, outputs, mig)
     )
 
 
@@ -261,6 +276,8 @@ def run_evaluate_step(
     if segments_path.is_dir():
         segments_path = segments_path / "segments.parquet"
     segments = pd.read_parquet(segments_path)
-    outputs = cluster_contract.read_all(clusters_dir, representations, tables=("scores", "boot", "leakage"))
+    outputs = cluster_contract.read_all(
+        clusters_dir, representations, tables=("scores", "boot", "leakage", "disentanglement")
+    )
     log.info("representations: %s", ", ".join(o.name if o.applicable else f"{o.name} (n/a)" for o in outputs))
     return evaluate(outputs, segments, label_columns, params, algorithms)

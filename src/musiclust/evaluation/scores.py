@@ -3,8 +3,9 @@
 Point estimates (every external and internal score) for the ``test`` and ``all`` scopes, and,
 for the test scope, the bootstrap distribution of NMI (and of AMI on song-level runs at the
 label's k) over the shared resamples of test songs (:mod:`musiclust.evaluation.stats`), kept per
-run so that ``evaluate`` can draw seeds with the songs and pair representations. Runs inside the
-``cluster@<rep>`` stage, so only a representation that changed is scored again.
+run so that ``evaluate`` can draw seeds with the songs and pair representations. For models, the
+Mutual Information Gap of the latents against each label (:mod:`musiclust.evaluation.disentanglement`).
+Runs inside the ``cluster@<rep>`` stage, so only a representation that changed is scored again.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from threadpoolctl import threadpool_limits
 
 from musiclust.contracts.clusters import (
     BOOT_COLUMNS,
+    DISENTANGLEMENT_COLUMNS,
     LEAKAGE_COLUMNS,
     SCORE_COLUMNS,
     SEED_INDEPENDENT,
     VECTOR_META,
     ClusterOutput,
 )
+from musiclust.evaluation.disentanglement import disentanglement_rows
 from musiclust.evaluation.leakage import single_column_scores
 from musiclust.evaluation.metrics import (
     EXTERNAL,
@@ -272,7 +275,8 @@ def leakage_rows(out: ClusterOutput, segments: pd.DataFrame, labels: Labels) -> 
 def score_output(
     out: ClusterOutput, segments: pd.DataFrame, label_columns: Sequence[str], params: EvaluateParams
 ) -> ClusterOutput:
-    """``out`` with its ``scores``, ``boot`` and ``leakage`` tables filled in (see the contract)."""
+    """``out`` with its ``scores``, ``boot``, ``leakage`` and (models) ``disentanglement`` tables filled in
+    (see the contract)."""
     labels = make_labels(segments, label_columns)
     keep = [c for c, v in labels.classes.items() if len(v) >= 2]
     labels.clip = {k: labels.clip[k] for k in keep}
@@ -292,4 +296,9 @@ def score_output(
     out.scores = pd.DataFrame(res.rows).reindex(columns=SCORE_COLUMNS)
     out.boot = pd.DataFrame(boot, columns=BOOT_COLUMNS)
     out.leakage = leak
+    out.disentanglement = (
+        disentanglement_rows(out.name, out.latents, labels.clip)
+        if out.applicable and out.latents is not None
+        else pd.DataFrame(columns=DISENTANGLEMENT_COLUMNS)
+    )
     return out

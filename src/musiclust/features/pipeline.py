@@ -11,9 +11,7 @@ maps of the int16 shards, or the files), so no audio crosses process boundaries.
 
 from __future__ import annotations
 
-import gc
 import logging
-import multiprocessing as mp
 import os
 import shutil
 import sys
@@ -27,6 +25,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from musiclust.audio.shards import ShardWriter, from_pcm16, shard_path
+from musiclust.compute import map_ordered, resolve_ray_address
 from musiclust.features.extract import (
     TENSOR_SETS,
     VECTOR_SETS,
@@ -110,18 +109,17 @@ def _load(task: ShardTask | FileTask, sample_rate: int) -> np.ndarray:
         try:
             shard = np.load(task.path, mmap_mode="r")
         except (OSError, ValueError) as exc:
-            raise RuntimeError(
-                f"{task.path}: cannot read clip shard ({exc}); re-run the segment stage"
-            ) from None
-        return from_pcm16(shard[task.start : task.stop])
+            raise RuntimeError(f"{task.path}: cannot read clip shard ({exc}); re-run the segment stage") from None
+        return from_pcm16(shard[task.start:task.stop])
     import soundfile as sf
+
+    from musiclust.audio.io import downmix, load_audio
 
     out = np.zeros((len(task.paths), task.n_samples), np.float32)
     for i, p in enumerate(task.paths):
         data, sr = sf.read(p, dtype="float32", always_2d=True, frames=task.n_samples)
-        y = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
+        y = downmix(data)
         if sr != sample_rate:
-            from musiclust.audio.io import load_audio
 
             y = load_audio(p, sample_rate)[: task.n_samples]
         out[i, : len(y)] = y
@@ -140,36 +138,19 @@ def _run_task(task: ShardTask | FileTask) -> tuple[dict[str, np.ndarray], int]:
     return outputs, bad
 
 
+def _end_worker() -> None:
+    """Undo :func:`_init_worker` when the batches ran in this process."""
+    _WORKER.pop("limits").restore_original_limits()
+    _WORKER.clear()
+
+
 def iter_features(
-    tasks: Sequence[ShardTask | FileTask], featurizer: Featurizer, sample_rate: int, workers: int
+    tasks: Sequence[ShardTask | FileTask], featurizer: Featurizer, sample_rate: int, workers: int,
+    ray_address: str | None = None,
 ) -> Iterator[tuple[dict[str, np.ndarray], int]]:
-    """Featurize ``tasks`` with ``workers`` processes, yielding results in task order."""
-    workers = max(1, min(int(workers) if workers > 0 else (os.cpu_count() or 1), len(tasks) or 1))
-    if workers == 1:
-        saved = dict(_WORKER)
-        _init_worker(featurizer, sample_rate)
-        try:
-            for t in tasks:
-                yield _run_task(t)
-        finally:
-            _WORKER["limits"].restore_original_limits()
-            _WORKER.clear()
-            _WORKER.update(saved)
-        return
-    # fork: workers start in milliseconds and share the filterbanks copy-on-write;
-    # elsewhere spawn (macOS/Windows) pickles the featurizer once per worker
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    ctx = mp.get_context(method)
-    # Objects that exist at fork time are shared copy-on-write; the cyclic garbage collector
-    # writes to every object it scans, which slowly turns those shared pages into private
-    # copies in each process (memory then grows with run time). Freezing them first keeps
-    # them out of the collector's reach for the life of the pool.
-    gc.freeze()
-    try:
-        with ctx.Pool(workers, initializer=_init_worker, initargs=(featurizer, sample_rate)) as pool:
-            yield from pool.imap(_run_task, tasks, chunksize=1)
-    finally:
-        gc.unfreeze()
+    """Featurize ``tasks`` with ``workers`` processes (or Ray tasks), yielding results in task order."""
+    yield from map_ordered(_run_task, tasks, workers=workers, initializer=_init_worker,
+                           initargs=(featurizer, sample_rate), cleanup=_end_worker, ray_address=ray_address)
 
 
 def batch_clips(cfg: FeatureConfig, n_samples: int) -> int:
@@ -179,7 +160,6 @@ def batch_clips(cfg: FeatureConfig, n_samples: int) -> int:
 
 
 # --------------------------------------------------------------------------- output
-
 
 class FeatureSink:
     """Collects batches in order: vectors in memory (small), tensors streamed to shards."""
@@ -233,12 +213,13 @@ def _clean_outputs(out_dir: Path) -> None:
         (out_dir / f).unlink(missing_ok=True)
 
 
-def featurize_segments(
-    segments_dir: str | Path, out_dir: str | Path, sample_rate: int, features: object
-) -> dict:
+def featurize_segments(segments_dir: str | Path, out_dir: str | Path, sample_rate: int, features: object,
+                       compute: object | None = None) -> dict:
     """Featurize every clip of ``segments_dir`` into ``out_dir`` (layout: docs/pipeline.md).
 
-    ``features`` is ``params.features``. Writes ``<set>.parquet`` for vector sets (rows in
+    ``features`` is ``params.features``; ``compute`` (``params.compute``, or ``$RAY_ADDRESS``)
+    may send the batches to Ray instead of ``features.workers`` local processes
+    (:mod:`musiclust.compute`), with the same outputs. Writes ``<set>.parquet`` for vector sets (rows in
     the order of ``segments.parquet``), ``<set>/index.parquet`` + ``<set>/shard-*.npy`` for
     tensor sets, ``scalers.json`` (fit on the train split only) and ``report.json``.
     Returns the report.
@@ -252,10 +233,8 @@ def featurize_segments(
     seg_report = segments_dir / "report.json"
     audio_meta = read_json(seg_report).get("audio", {}) if seg_report.exists() else {}
     if audio_meta.get("sample_rate") not in (None, sample_rate):
-        raise ValueError(
-            f"{segments_dir}: clips were cut at {audio_meta['sample_rate']} Hz but audio.sample_rate is "
-            f"{sample_rate}; re-run the segment stage"
-        )
+        raise ValueError(f"{segments_dir}: clips were cut at {audio_meta['sample_rate']} Hz but audio.sample_rate is "
+                         f"{sample_rate}; re-run the segment stage")
     prefix = audio_meta.get("prefix", "audio")
     cfg = FeatureConfig.from_params(sample_rate, features)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -264,13 +243,9 @@ def featurize_segments(
     tasks: list[ShardTask] = []
     n_samples = 0
     if len(seg):
-        if not (
-            seg["shard"].is_monotonic_increasing and (seg.groupby("shard")["row"].diff().dropna() == 1).all()
-        ):
+        if not (seg["shard"].is_monotonic_increasing and (seg.groupby("shard")["row"].diff().dropna() == 1).all()):
             raise ValueError(f"{table}: rows are not in shard order; re-run the segment stage")
-        n_samples = int(
-            np.load(shard_path(segments_dir, prefix, int(seg["shard"].iloc[0])), mmap_mode="r").shape[1]
-        )
+        n_samples = int(np.load(shard_path(segments_dir, prefix, int(seg["shard"].iloc[0])), mmap_mode="r").shape[1])
         per = batch_clips(cfg, n_samples)
         for s, grp in seg.groupby("shard", sort=True):
             path = str(shard_path(segments_dir, prefix, int(s)))
@@ -280,7 +255,8 @@ def featurize_segments(
     featurizer = Featurizer(cfg)
     sink = FeatureSink(out_dir, cfg)
     with tqdm(total=len(seg), desc="featurize", unit="clip", mininterval=1.0) as bar:
-        for outputs, bad in iter_features(tasks, featurizer, sample_rate, features.workers):
+        for outputs, bad in iter_features(tasks, featurizer, sample_rate, features.workers,
+                                          ray_address=resolve_ray_address(compute)):
             bar.update(sink.add(outputs, bad))
     sink.close()
     if sink.n != len(seg):
@@ -301,9 +277,7 @@ def featurize_segments(
         if len(x):
             scalers[name] = Scaler.fit(cols, x[train].astype(np.float64)).to_dict()
     for name, where in sink.where.items():
-        index = pd.DataFrame(
-            {"segment_id": ids, "shard": [w[0] for w in where], "row": [w[1] for w in where]}
-        )
+        index = pd.DataFrame({"segment_id": ids, "shard": [w[0] for w in where], "row": [w[1] for w in where]})
         write_parquet(index.astype({"shard": np.int64, "row": np.int64}), out_dir / name / "index.parquet")
     write_json(out_dir / "scalers.json", scalers)
 
@@ -317,28 +291,17 @@ def featurize_segments(
         "scalers_fit_on": scaler_rows,
         "nonfinite_replaced": sink.nonfinite,
         "workers": features.workers,
-        "seconds": round(elapsed, 2),
         "audio_seconds": round(audio_s, 1),
-        "realtime_factor": round(audio_s / elapsed, 1) if elapsed > 0 else None,
     }
     write_json(out_dir / "report.json", report)
-    log.info(
-        "featurized %d clips (%s) in %.1f s, %.0fx realtime%s",
-        len(seg),
-        ", ".join(cfg.sets),
-        elapsed,
-        report["realtime_factor"] or 0,
-        f"; {sink.nonfinite} non-finite values replaced" if sink.nonfinite else "",
-    )
+    # timings go to the log only: report.json is a cached output and must not change run to run
+    log.info("featurized %d clips (%s) in %.1f s, %.0fx realtime%s", len(seg), ", ".join(cfg.sets), elapsed,
+             audio_s / elapsed if elapsed > 0 else 0, f"; {sink.nonfinite} non-finite values replaced" if sink.nonfinite else "")
     return report
 
 
 def featurize_files(
-    paths: Iterable[str | Path],
-    cfg: FeatureConfig,
-    n_samples: int,
-    workers: int,
-    out_dir: str | Path | None = None,
+    paths: Iterable[str | Path], cfg: FeatureConfig, n_samples: int, workers: int, out_dir: str | Path | None = None
 ) -> FeatureSink:
     """Featurize audio files (each cut/padded to ``n_samples``) the way the stage does shards.
 
@@ -346,19 +309,13 @@ def featurize_files(
     """
     paths = [str(p) for p in paths]
     per = batch_clips(cfg, n_samples)
-    tasks = [FileTask(tuple(paths[i : i + per]), n_samples) for i in range(0, len(paths), per)]
+    tasks = [FileTask(tuple(paths[i:i + per]), n_samples) for i in range(0, len(paths), per)]
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="musiclust-feat-") as tmp:
         sink = FeatureSink(out_dir or tmp, cfg)
-        for outputs, bad in tqdm(
-            iter_features(tasks, Featurizer(cfg), cfg.sample_rate, workers),
-            total=len(tasks),
-            desc="featurize",
-            unit="batch",
-            mininterval=1.0,
-            disable=None,
-        ):
+        for outputs, bad in tqdm(iter_features(tasks, Featurizer(cfg), cfg.sample_rate, workers), total=len(tasks),
+                                 desc="featurize", unit="batch", mininterval=1.0, disable=None):
             sink.add(outputs, bad)
         sink.close()
     return sink

@@ -110,6 +110,8 @@ def dataset(ctx: Ctx) -> dict[str, Any]:
             "skipped": dl["skipped"],
             "reasons": sorted(dl["reasons"].items()),
         },
+        # label spellings the download stage merged (case, spaces): classes the user may not expect
+        "label_notes": list(dl["label_notes"]),
     }
 
 
@@ -184,6 +186,17 @@ def leakage(ctx: Ctx) -> dict[str, Any]:
     """Label columns a linear probe could read off a representation (the evaluation's audit)."""
     leak = ctx.inp.summary["leakage"]
     return {"threshold": leak["threshold"], "flagged": list(leak["flagged"])}
+
+
+def disentanglement(ctx: Ctx) -> dict[str, Any]:
+    """MIG of every model's latents per label, as the evaluation wrote it (summary.json)."""
+    s = ctx.inp.summary
+    labels = list(s["labels"])
+    rows = [
+        {"representation": rep, "cells": [per_label.get(lab) for lab in labels]}
+        for rep, per_label in sorted(s["disentanglement"].items())
+    ]
+    return {"labels": labels, "rows": rows, "method": s["disentanglement_method"]}
 
 
 def maps(ctx: Ctx) -> dict[str, Any]:
@@ -330,6 +343,7 @@ SECTIONS: Sequence[tuple[str, str, Callable[[Ctx], dict[str, Any]]]] = (
     ("ranking", "Ranking", ranking),
     ("detail", "All clusterings", detail),
     ("leakage", "Leakage audit", leakage),
+    ("disentanglement", "Disentanglement", disentanglement),
     ("maps", "Latent maps", maps),
     ("listen", "Listen", listen),
     ("training", "Training", training),

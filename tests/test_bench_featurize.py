@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from musiclust.features import bench
+from musiclust.bench import featurize as bench
+from musiclust.bench import synth
 
 LINE = re.compile(r"^featurize: (\d+)x realtime, (\d+\.\d)x the plain librosa loop, peak (\d+) MiB$")
 
@@ -21,7 +22,9 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 def test_bench_prints_the_summary_line_last(capsys, tmp_path):
-    args = _args("--clips", "12", "--baseline-clips", "3", "--workers", "2", "--params", str(tmp_path / "none.yaml"))
+    args = _args(
+        "--clips", "12", "--baseline-clips", "3", "--workers", "2", "--params", str(tmp_path / "none.yaml")
+    )
     assert bench.run(args) == 0
     out = capsys.readouterr().out.strip().splitlines()
     m = LINE.match(out[-1])
@@ -31,14 +34,16 @@ def test_bench_prints_the_summary_line_last(capsys, tmp_path):
 
 def test_bench_rejects_unknown_sets(tmp_path):
     with pytest.raises(SystemExit, match="not one of"):
-        bench.run(_args("--clips", "2", "--sets", "mfcc_stats,bogus", "--params", str(tmp_path / "none.yaml")))
+        bench.run(
+            _args("--clips", "2", "--sets", "mfcc_stats,bogus", "--params", str(tmp_path / "none.yaml"))
+        )
 
 
 def test_synthetic_clips_are_deterministic_wavs(tmp_path):
-    a = bench.write_clips(tmp_path, 2, 1.0, seed=5)
+    a = synth.write_clips(tmp_path, 2, 1.0, seed=5)
     y, sr = sf.read(a[1], dtype="float32")
     assert sr == 22050 and y.shape == (22050,) and sf.info(a[1]).subtype == "PCM_16"
-    again = bench.synth_clip(np.random.default_rng([5, 0]), 22050)
+    again = synth.synth_clip(np.random.default_rng([5, 0]), 22050)
     first, _ = sf.read(a[0], dtype="float32")
     np.testing.assert_allclose(first, again, atol=1 / 32768 + 1e-6)
     assert 0.1 < np.abs(y).max() <= 0.5 + 1e-3
@@ -48,6 +53,21 @@ def test_cli_dispatches_to_the_bench(capsys, tmp_path):
     pytest.importorskip("musiclust.assign")  # the CLI also wires `assign`
     from musiclust.cli import main
 
-    assert main(["bench", "featurize", "--clips", "4", "--baseline-clips", "2", "--workers", "1",
-                 "--params", str(tmp_path / "none.yaml")]) == 0
+    assert (
+        main(
+            [
+                "bench",
+                "featurize",
+                "--clips",
+                "4",
+                "--baseline-clips",
+                "2",
+                "--workers",
+                "1",
+                "--params",
+                str(tmp_path / "none.yaml"),
+            ]
+        )
+        == 0
+    )
     assert LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
