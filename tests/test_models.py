@@ -42,7 +42,7 @@ CFG = {
     "multimodal": {"latent_dim": 3, "hidden": [16, 8], "text_hidden": [8]},
     "hybrid": {"latent_dim": 3, "hidden": [16, 8]},
     "shared_private": {
-        "latent_dim": 1,
+        "latent_dim": 3,
         "audio_private_dim": 1,
         "text_private_dim": 1,
         "hidden": [16, 8],
@@ -458,7 +458,7 @@ def test_shared_private_keeps_what_each_modality_alone_knows():
     torch.manual_seed(0)
     model = build_model(
         "shared_private",
-        {"latent_dim": 2, "audio_private_dim": 4, "text_private_dim": 2, "hidden": [32], "text_hidden": [16]},
+        {"latent_dim": 8, "audio_private_dim": 4, "text_private_dim": 2, "hidden": [32], "text_hidden": [16]},
         {"audio_dim": 12, "text_dim": 10},
     )
     model.fit_input_stats(data)
@@ -498,3 +498,8 @@ def test_beta_vae_free_bits_floor_each_dimension():
     assert float(floored.mu_head.weight.grad.abs().sum()) > 0  # the reconstruction still trains the encoder
     with pytest.raises(ModelConfigError, match="free_bits must be >= 0"):
         build_model("beta_vae", {**CFG["beta_vae"], "free_bits": -1.0}, DIMS)
+
+
+def test_shared_private_needs_a_shared_dimension():
+    with pytest.raises(ModelConfigError, match="must exceed audio_private_dim"):
+        build_model("shared_private", {**CFG["shared_private"], "latent_dim": 2}, DIMS)

@@ -32,16 +32,16 @@ class SharedPrivateVAE(TextInputs, LatentModel):
     audio, and the few dimensions left cannot hold what only the audio knows (genre). Here each
     encoder also has its own private Gaussian latent, which only its own decoder reads:
 
-    - ``z_s`` (``latent_dim``): product of the audio expert, the text expert (left out for a
-      song without lyrics) and the N(0, I) prior;
+    - ``z_s`` (``latent_dim - audio_private_dim - text_private_dim`` dimensions): product of the
+      audio expert, the text expert (left out for a song without lyrics) and the N(0, I) prior;
     - ``z_a`` (``audio_private_dim``) from the audio alone, ``z_t`` (``text_private_dim``) from
       the lyrics alone (the prior, i.e. zero mean, for a song without lyrics);
     - the audio decoder reads ``[z_s, z_a]``, the text decoder ``[z_s, z_t]``.
 
     Training uses the sub-sampled objective of the multimodal VAE on the shared part (joint,
     audio-only and text-only ELBOs) with the private latents in every term of their own
-    modality. The representation is ``[mu_s, mu_a, mu_t]``, each part on the prior's unit
-    scale, so no modality swamps the other in a distance.
+    modality. The representation is ``[mu_s, mu_a, mu_t]`` (``latent_dim`` wide, like every
+    model's), each part on the prior's unit scale, so no modality swamps the other in a distance.
     """
 
     key = "shared_private"
@@ -51,7 +51,7 @@ class SharedPrivateVAE(TextInputs, LatentModel):
         self,
         audio_dim: int,
         text_dim: int,
-        latent_dim: int = 4,
+        latent_dim: int = 14,
         audio_private_dim: int = 8,
         text_private_dim: int = 2,
         hidden: list[int] | tuple[int, ...] = (128, 64),
@@ -66,14 +66,16 @@ class SharedPrivateVAE(TextInputs, LatentModel):
             hidden=list(hidden),
             text_hidden=list(text_hidden),
         )
-        if min(audio_private_dim, text_private_dim) < 0 or not hidden or not text_hidden:
+        shared = int(latent_dim) - int(audio_private_dim) - int(text_private_dim)
+        if min(audio_private_dim, text_private_dim) < 0 or shared < 1 or not hidden or not text_hidden:
             raise ModelConfigError(
-                f"models.{self.key}: private dims must be >= 0 and hidden, text_hidden non-empty"
+                f"models.{self.key}: latent_dim ({latent_dim}) must exceed audio_private_dim + text_private_dim "
+                f"({audio_private_dim} + {text_private_dim}) by at least one shared dimension, private dims "
+                "must be >= 0, hidden and text_hidden non-empty"
             )
         hidden, text_hidden = list(hidden), list(text_hidden)
-        self.dims = (int(latent_dim), int(audio_private_dim), int(text_private_dim))
-        s, pa, pt = self.dims
-        self.latent_dim = s + pa + pt  # the representation is [z_s, z_a, z_t]
+        self.dims = (shared, int(audio_private_dim), int(text_private_dim))
+        s, pa, pt = self.dims  # the representation is [z_s, z_a, z_t], latent_dim wide
         self.text_norm = Standardizer(text_dim)
         self.audio_encoder = mlp([audio_dim, *hidden], final_activation=True)
         self.audio_heads = nn.Linear(hidden[-1], 2 * (s + pa))
