@@ -138,9 +138,8 @@ def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     stages.train.main(["--model", "vae", "--segments", str(d / "segments"), "--features", str(d / "features"),
                        "--lyrics", str(d / "lyrics.parquet"), "--out", str(root / "models" / "vae"),
                        "--timings", str(root / "logs" / "train" / "vae.json"), "--params", str(pp)])
-    stages.cluster.main(["--segments", str(d / "segments"), "--features", str(d / "features"),
-                         "--lyrics", str(d / "lyrics.parquet"), "--models", str(root / "models"),
-                         "--out", str(d / "clusters"), "--params", str(pp)])
+    stages.cluster.main(["--rep", "vae", "--segments", str(d / "segments"), "--model", str(root / "models" / "vae"),
+                         "--out", str(d / "clusters" / "vae"), "--params", str(pp)])
     return root
 
 

@@ -204,7 +204,7 @@ def clustered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tmp = tmp_path_factory.mktemp("cluster")
     repo = Path(__file__).resolve().parents[1]
     paths = make_inputs(tmp / "in", models={"vae": 6, "vade": 6})
-    params = write_params(tmp / "params.yaml", repo, spectral_max_units=60, maps=["pca", "tsne"])
+    params = write_params(tmp / "params.yaml", repo, fit_sample=60, maps=["pca", "tsne"])
     for rep in ("vae", "vade", "raw", "pca", "spectral_features", "lyrics"):
         run_cluster(paths, rep, params, tmp / "clusters")
     return {**paths, "clusters": tmp / "clusters", "params": params}
@@ -260,8 +260,14 @@ def test_info_describes_the_representation(clustered: dict[str, Path]) -> None:
         {"k": 2, "k_mode": "per_label", "for_labels": "language"},
         {"k": 4, "k_mode": "per_label", "for_labels": "genre"},
     ]
-    # spectral: 159 clips > spectral_max_units = 60 -> skipped at clip level, run on the 40 songs
-    assert any(s["algorithm"] == "spectral" and s["level"] == "clip" for s in info["raw"]["skipped_runs"])
+    # 159 clips > fit_sample = 60: Ward, HDBSCAN, spectral fit a sample at clip level, all 40 songs at song level
+    assert not info["raw"]["skipped_runs"]
+    runs = pd.read_parquet(clustered["clusters"] / "raw" / "runs.parquet")
+    clip = runs[runs["level"] == "clip"].set_index("algorithm")["fit_on"].groupby(level=0).first()
+    assert clip.to_dict() == {"agglomerative": "sample", "hdbscan": "sample", "spectral": "sample",
+                              "kmeans": "train", "gmm": "train"}
+    song = runs[runs["level"] == "song_mean"]
+    assert set(song.loc[song["algorithm"].isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {"all"}
     assert set(info["raw"]["protocol"]) >= {"fit", "levels", "k", "seeds", "maps"}
 
 
@@ -273,12 +279,12 @@ def test_runs_cover_algorithms_levels_and_seeds(clustered: dict[str, Path]) -> N
     raw = runs["raw"]
     assert set(raw["algorithm"]) == {"kmeans", "agglomerative", "gmm", "hdbscan", "spectral"}
     assert set(raw["level"]) == {"clip", "song_mean", "song_vote"}
-    assert set(raw.loc[raw.algorithm == "spectral", "level"]) == {"song_mean"}
-    for algo in ("kmeans", "gmm", "agglomerative"):
+    for algo in ("kmeans", "gmm", "agglomerative", "spectral"):
         assert set(raw.loc[raw.algorithm == algo, "level"]) == {"clip", "song_mean", "song_vote"}, algo
     # predictive algorithms fit on train, the others on all units
     assert set(raw.loc[raw.algorithm.isin(["kmeans", "gmm"]), "fit_on"]) == {"train"}
-    assert set(raw.loc[raw.algorithm.isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {"all"}
+    # the others on all units, or (clip level, 159 clips > fit_sample = 60) on a seeded sample
+    assert set(raw.loc[raw.algorithm.isin(["agglomerative", "hdbscan", "spectral"]), "fit_on"]) == {"all", "sample"}
     pl = raw[raw.k_mode == "per_label"]
     assert set(pl["k"]) == {2, 4}
     assert set(pl.loc[pl.k == 2, "for_labels"]) == {"language"} and set(pl.loc[pl.k == 4, "for_labels"]) == {
@@ -461,3 +467,26 @@ def test_reduce_umap(tmp_path: Path, repo_root: Path) -> None:
     # UMAP keeps the four planted genre blobs apart: K-Means at k=4 still recovers them
     s = pd.read_parquet(d / "scores.parquet")
     assert (_nmi(s, algorithm="kmeans", level="clip", k=4, label="genre", scope="all") > 0.8).all()
+
+
+def test_fit_sample_plan_bounds_the_quadratic_algorithms() -> None:
+    """Above cluster.fit_sample units, Ward/HDBSCAN/spectral fit a seeded sample; the rest join the nearest
+    centroid, so planted blobs are still recovered and the result does not depend on anything but the seed."""
+    from sklearn.metrics import normalized_mutual_info_score
+
+    from musiclust.clustering.algorithms import WardTree, fit_sample_index, run_algorithm
+
+    rng = np.random.default_rng(0)
+    truth = np.repeat(np.arange(3), 400)
+    x = rng.normal(size=(1200, 4)) * 0.3 + np.eye(4)[truth] * 4
+    train = np.ones(len(x), bool)
+    assert fit_sample_index(1200, 5000, seed=0) is None
+    sample = fit_sample_index(1200, 150, seed=0)
+    assert len(sample) == 150 and np.array_equal(sample, fit_sample_index(1200, 150, seed=0))
+    for algorithm in ("agglomerative", "hdbscan", "spectral"):
+        ward = WardTree(x[sample]) if algorithm == "agglomerative" else None
+        c = run_algorithm(algorithm, x, train, 3, 0, min_samples=5, ward=ward, sample=sample)
+        assert c.fit_on == "sample" and len(c.labels) == 1200 and c.info["fit_sample"] == 150
+        assert normalized_mutual_info_score(truth, c.labels) > 0.95, algorithm
+        again = run_algorithm(algorithm, x, train, 3, 0, min_samples=5, ward=ward, sample=sample)
+        assert np.array_equal(c.labels, again.labels)

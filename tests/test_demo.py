@@ -12,9 +12,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from musiclust.data import demo, synth
-from musiclust.data.demo import SONG_COLUMNS, bangla_phones, generate_demo_corpus, load_wordlist
 from musiclust.params import DemoParams
+from musiclust.synth import corpus, lyrics, voice
+from musiclust.synth.corpus import SONG_COLUMNS, generate_demo_corpus
+from musiclust.synth.lyrics import bangla_phones, load_wordlist
 
 SR = 16000
 TINY = DemoParams(n_songs=16, min_duration_s=4.0, max_duration_s=6.0)
@@ -64,11 +65,11 @@ def test_cells_are_balanced_and_shuffled(tiny):
     assert len(counts) == len(TINY.languages) * len(TINY.genres)
     assert counts.max() - counts.min() <= 1
     # uneven sizes stay balanced too
-    specs = demo.plan_corpus(DemoParams(n_songs=13), seed=0)
+    specs = corpus.plan_corpus(DemoParams(n_songs=13), seed=0)
     sizes = pd.Series([(s.language, s.genre) for s in specs]).value_counts()
     assert sizes.max() - sizes.min() <= 1 and len(sizes) == 8
     # the id order carries no label: cells do not repeat with a fixed period
-    cells = [(s.language, s.genre) for s in demo.plan_corpus(DemoParams(n_songs=120), seed=0)]
+    cells = [(s.language, s.genre) for s in corpus.plan_corpus(DemoParams(n_songs=120), seed=0)]
     assert cells[:8] != cells[8:16]
 
 
@@ -85,7 +86,7 @@ def test_nothing_names_a_label(tiny):
 def test_lyrics_script_markers_and_flags(tiny):
     out, df = tiny
     assert (df["has_lyrics"] == df["lyrics"].notna()).all()
-    assert (~df["has_lyrics"]).sum() == round(demo.NO_LYRICS_FRACTION * TINY.n_songs)
+    assert (~df["has_lyrics"]).sum() == round(corpus.NO_LYRICS_FRACTION * TINY.n_songs)
     for r in df[df["has_lyrics"]].itertuples():
         assert "[" not in r.lyrics and len(r.lyrics.splitlines()) >= 6
         assert bool(BENGALI.search(r.lyrics)) == (r.language == "bn")
@@ -93,7 +94,7 @@ def test_lyrics_script_markers_and_flags(tiny):
             assert r.lyrics.isascii()
         raw = (out / "lyrics" / f"{r.song_id}.txt").read_text(encoding="utf-8")
         assert "[Chorus]" in raw and "[Verse 1]" in raw
-        assert demo.strip_section_markers(raw) == r.lyrics
+        assert lyrics.strip_section_markers(raw) == r.lyrics
         # the chorus is repeated, as the lyrics of a song are
         blocks = r.lyrics.strip().split("\n\n")
         assert len(blocks) > len(set(blocks))
@@ -113,12 +114,12 @@ def test_lyrics_are_built_from_the_word_lists_by_template(tiny):
             tags = " ".join(vocab[w] for w in words)
             templates = {" ".join("p" if t.startswith("=") and vocab.get(t[1:].split("|")[0]) == "p" else
                                   vocab.get(t[1:].split("|")[0], t) if t.startswith("=") else t for t in tpl.split())
-                         for tpl in demo.LINE_TEMPLATES[r.language]}
+                         for tpl in lyrics.LINE_TEMPLATES[r.language]}
             assert tags in templates, (line, tags)
 
 
 def test_loudness_and_duration_do_not_mark_cells():
-    specs = demo.plan_corpus(DemoParams(n_songs=240), seed=1)
+    specs = corpus.plan_corpus(DemoParams(n_songs=240), seed=1)
     frame = pd.DataFrame([s.__dict__ for s in specs])
     by_lang = frame.groupby("language")[["duration_s", "loudness_db"]].mean()
     assert (by_lang.max() - by_lang.min()).lt([4.0, 1.0]).all()
@@ -130,9 +131,9 @@ def test_unknown_genre_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match=r"no recipe for \['polka'\].*known genres"):
         generate_demo_corpus(DemoParams(n_songs=4, genres=("pop", "polka")), SR, 0, tmp_path)
     with pytest.raises(ValueError, match="languages"):
-        demo.plan_corpus(DemoParams(n_songs=4, languages=("en", "fr")), 0)
+        corpus.plan_corpus(DemoParams(n_songs=4, languages=("en", "fr")), 0)
     with pytest.raises(ValueError, match="min_duration_s"):
-        demo.plan_corpus(DemoParams(n_songs=4, min_duration_s=10, max_duration_s=5), 0)
+        corpus.plan_corpus(DemoParams(n_songs=4, min_duration_s=10, max_duration_s=5), 0)
 
 
 def test_a_subset_of_genres_works(tmp_path):
@@ -162,7 +163,7 @@ def test_word_lists_load_and_differ_in_phonology():
 
     def stats(words):
         sylls = [s for w in words for s in w.syllables]
-        open_ = np.mean([synth.PHONES[s[-1]].kind == "vowel" for s in sylls])
+        open_ = np.mean([voice.PHONES[s[-1]].kind == "vowel" for s in sylls])
         nasal = np.mean([p in ("ĩ", "ẽ", "æ̃", "ã", "ɔ̃", "õ", "ũ") for s in sylls for p in s])
         return open_, nasal
 
@@ -179,14 +180,14 @@ def _band_db(y, lo, hi):
 
 def test_singer_vowels_have_their_formants():
     rng = np.random.default_rng(0)
-    v = synth.Voice(vibrato_semitones=0.0, breathiness=0.0)
-    sung = {p: synth.sing([synth.SungSyllable((p,), 0.0, 0.6, 45.0)], SR, rng, v)[2000:8000] for p in ("i", "ɑ", "u")}
+    v = voice.Voice(vibrato_semitones=0.0, breathiness=0.0)
+    sung = {p: voice.sing([voice.SungSyllable((p,), 0.0, 0.6, 45.0)], SR, rng, v)[2000:8000] for p in ("i", "ɑ", "u")}
     # /ɑ/ is open (high F1), /i/ front (high F2), /u/ back and close (low F1 and F2)
     assert _band_db(sung["ɑ"], 600, 900) > _band_db(sung["i"], 600, 900) + 6
     assert _band_db(sung["i"], 1900, 2700) > _band_db(sung["ɑ"], 1900, 2700) + 6
     assert _band_db(sung["u"], 1900, 2700) < _band_db(sung["i"], 1900, 2700) - 10
     # an /s/ is high-frequency noise, an /m/ is a quiet low murmur
-    s = synth.sing([synth.SungSyllable(("s", "ɑ"), 0.0, 0.6, 45.0)], SR, rng, v)[:1200]
+    s = voice.sing([voice.SungSyllable(("s", "ɑ"), 0.0, 0.6, 45.0)], SR, rng, v)[:1200]
     assert _band_db(s, 4000, 8000) > _band_db(s, 100, 1000)
 
 
@@ -212,11 +213,11 @@ def listening():
         m = librosa.feature.mfcc(y=np.asarray(y, dtype=np.float32), sr=SR, n_mfcc=20)
         return np.r_[m.mean(axis=1), m.std(axis=1)]
 
-    specs = demo.plan_corpus(DemoParams(n_songs=48, min_duration_s=8.0, max_duration_s=9.0), seed=3)
+    specs = corpus.plan_corpus(DemoParams(n_songs=48, min_duration_s=8.0, max_duration_s=9.0), seed=3)
     mix, vocal = [], []
     for i, spec in enumerate(specs):
         stems: dict[str, np.ndarray] = {}
-        y, _ = demo.render_song(spec, SR, demo.song_rng(3, i), stems)
+        y, _ = corpus.render_song(spec, SR, corpus.song_rng(3, i), stems)
         mix.append(stats(y))
         vocal.append(stats(stems["vocal"]))
     labels = pd.DataFrame([(s.language, s.genre) for s in specs], columns=["language", "genre"])

@@ -406,7 +406,7 @@ def test_folder_layouts_labels_csv_and_ignored_files(tmp_path):
 
 
 def test_switching_to_demo_leaves_no_stale_songs_and_is_deterministic(tmp_path):
-    pytest.importorskip("musiclust.data.demo")
+    pytest.importorskip("musiclust.synth.corpus")
     out = tmp_path / "raw"
     m = _file_urls(tmp_path, 2)
     run_stage(tmp_path, m, out)

@@ -90,10 +90,17 @@ def test_window_starts_drop_and_pad():
 
 
 def test_loudness_of_a_full_scale_997hz_sine():
-    # BS.1770: a 0 dBFS 997 Hz sine reads -3.01 LUFS; the biquad K-weighting designed per
-    # sample rate (instead of the standard's 48 kHz coefficients) is within about 0.06 dB
+    # BS.1770: a 0 dBFS 997 Hz sine reads -3.01 LUFS; the K-weighting filters redesigned for
+    # the sample rate (instead of the standard's 48 kHz coefficients) are within about 0.06 dB
     assert integrated_loudness(tone(5.0, 997.0, 1.0), SR) == pytest.approx(-3.01, abs=0.1)
     assert integrated_loudness(np.zeros(SR * 2, np.float32), SR) == float("-inf")
+
+
+def test_a_signal_shorter_than_one_gating_block_has_no_loudness_and_keeps_its_level():
+    short = tone(0.3, 997.0, 0.5)  # under the 400 ms BS.1770 block
+    assert integrated_loudness(short, SR) == float("-inf")
+    y, gain = normalize_loudness(short, SR)
+    assert gain == 0.0 and np.array_equal(y, short)
 
 
 def test_normalize_loudness_reaches_target_and_respects_peak():

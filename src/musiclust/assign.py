@@ -30,11 +30,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from musiclust.contracts import clusters as cluster_contract
 from musiclust.fileio import read_json, safe_id
 
 log = logging.getLogger(__name__)
 
 _META = ("seed", "level", "unit_id", "song_id", "split")
+#: columns of the new songs' segment table
+_SEGMENT_COLUMNS = (
+    "segment_id",
+    "song_id",
+    "clip_index",
+    "start_s",
+    "end_s",
+    "split",
+    "is_silent",
+    "shard",
+    "row",
+)
 
 
 class AssignError(RuntimeError):
@@ -93,55 +106,16 @@ def check_compatibility(
     ``segment_report`` is ``data/segments/report.json`` (what the training clips were cut
     with); ``scalers`` is ``data/features/scalers.json``.
     """
-    from musiclust.features.extract import FeatureConfig, feature_columns
-
     problems: list[str] = []
     inputs = ckpt.get("inputs") or {}
     sr = int(params.audio.sample_rate)
     if segment_report:
-        audio = segment_report.get("audio") or {}
-        if audio.get("sample_rate") not in (None, sr):
-            problems.append(
-                f"the model's clips were cut at {audio['sample_rate']} Hz but audio.sample_rate is {sr}"
-            )
-        if audio.get("loudness_normalize") not in (None, params.audio.loudness_normalize):
-            problems.append(
-                f"the model's clips used audio.loudness_normalize={audio['loudness_normalize']}, "
-                f"params say {params.audio.loudness_normalize}"
-            )
-        seg = segment_report.get("params") or {}
-        for key in ("window_s", "hop_s", "silence_db"):
-            if key in seg and float(seg[key]) != float(getattr(params.segment, key)):
-                problems.append(
-                    f"the model's clips used segment.{key}={seg[key]}, params say "
-                    f"{getattr(params.segment, key)}"
-                )
+        problems += _clip_problems(segment_report, params, sr)
     sets = list(inputs.get("feature_sets") or [])
     if not sets:
         problems.append("the checkpoint does not record its feature sets (inputs.feature_sets); retrain it")
         return problems
-    cfg = FeatureConfig.from_params(sr, dataclasses.replace(params.features, sets=tuple(sets)))
-    if inputs.get("x_kind") == "vector" or inputs.get("columns"):
-        cols = feature_columns(cfg)
-        expected = [c for s in sets for c in cols.get(s, [])]
-        have = list(inputs.get("columns") or [])
-        if have != expected:
-            diff = next(
-                (f"{a!r} vs {b!r}" for a, b in zip(have, expected) if a != b),
-                f"{len(have)} vs {len(expected)} columns",
-            )
-            problems.append(
-                f"feature columns differ between the checkpoint and the current features params "
-                f"(features.n_mfcc={params.features.n_mfcc}, ...): {diff}"
-            )
-        if scalers is not None:
-            for s in sets:
-                if s not in scalers:
-                    problems.append(f"data/features/scalers.json has no scaler for {s!r}")
-                elif list(scalers[s].get("columns", [])) != cols.get(s, []):
-                    problems.append(
-                        f"data/features/scalers.json columns of {s!r} do not match the current params"
-                    )
+    problems += _column_problems(inputs, sets, params, sr, scalers)
     if inputs.get("shape") is not None and "logmel" in sets:
         want = [int(params.features.n_mels), int(params.features.logmel_frames)]
         if [int(v) for v in inputs["shape"]] != want:
@@ -149,6 +123,61 @@ def check_compatibility(
                 f"the checkpoint expects logmel patches of {inputs['shape']}, params give {want} "
                 "(features.n_mels, features.logmel_frames)"
             )
+    return problems
+
+
+def _clip_problems(segment_report: dict[str, Any], params: Any, sr: int) -> list[str]:
+    """How the training clips were cut (segment report) differs from ``params.audio``/``params.segment``."""
+    problems: list[str] = []
+    audio = segment_report.get("audio") or {}
+    if audio.get("sample_rate") not in (None, sr):
+        problems.append(
+            f"the model's clips were cut at {audio['sample_rate']} Hz but audio.sample_rate is {sr}"
+        )
+    if audio.get("loudness_normalize") not in (None, params.audio.loudness_normalize):
+        problems.append(
+            f"the model's clips used audio.loudness_normalize={audio['loudness_normalize']}, "
+            f"params say {params.audio.loudness_normalize}"
+        )
+    seg = segment_report.get("params") or {}
+    for key in ("window_s", "hop_s", "silence_db"):
+        if key in seg and float(seg[key]) != float(getattr(params.segment, key)):
+            problems.append(
+                f"the model's clips used segment.{key}={seg[key]}, params say {getattr(params.segment, key)}"
+            )
+    return problems
+
+
+def _column_problems(
+    inputs: dict[str, Any], sets: list[str], params: Any, sr: int, scalers: dict[str, Any] | None
+) -> list[str]:
+    """How the checkpoint's feature columns (and the scalers') differ from what ``params`` computes."""
+    from musiclust.features.extract import FeatureConfig, feature_columns
+
+    cfg = FeatureConfig.from_params(sr, dataclasses.replace(params.features, sets=tuple(sets)))
+    if not (inputs.get("x_kind") == "vector" or inputs.get("columns")):
+        return []
+    problems: list[str] = []
+    cols = feature_columns(cfg)
+    expected = [c for s in sets for c in cols.get(s, [])]
+    have = list(inputs.get("columns") or [])
+    if have != expected:
+        diff = next(
+            (f"{a!r} vs {b!r}" for a, b in zip(have, expected) if a != b),
+            f"{len(have)} vs {len(expected)} columns",
+        )
+        problems.append(
+            f"feature columns differ between the checkpoint and the current features params "
+            f"(features.n_mfcc={params.features.n_mfcc}, ...): {diff}"
+        )
+    if scalers is not None:
+        for s in sets:
+            if s not in scalers:
+                problems.append(f"data/features/scalers.json has no scaler for {s!r}")
+            elif list(scalers[s].get("columns", [])) != cols.get(s, []):
+                problems.append(
+                    f"data/features/scalers.json columns of {s!r} do not match the current params"
+                )
     return problems
 
 
@@ -190,37 +219,29 @@ def segment_files(
                 continue
             where = writer.add(to_pcm16(w.audio))
             p.n_clips = len(where)
-            for j, (shard, row) in enumerate(where):
-                rows.append(
-                    {
-                        "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
-                        "song_id": sid,
-                        "clip_index": int(w.window_index[j]),
-                        "start_s": float(w.start_s[j]),
-                        "end_s": float(w.end_s[j]),
-                        "split": "new",
-                        "is_silent": bool(w.is_silent[j]),
-                        "shard": int(shard),
-                        "row": int(row),
-                    }
-                )
-    seg = pd.DataFrame(
-        rows,
-        columns=[
-            "segment_id",
-            "song_id",
-            "clip_index",
-            "start_s",
-            "end_s",
-            "split",
-            "is_silent",
-            "shard",
-            "row",
-        ],
-    )
+            rows += _clip_rows(sid, w, where)
+    seg = pd.DataFrame(rows, columns=list(_SEGMENT_COLUMNS))
     write_parquet(seg, out_dir / "segments.parquet")
     write_json(out_dir / "report.json", {"audio": {"sample_rate": sr, "prefix": "audio"}})
     return seg, placements
+
+
+def _clip_rows(song_id: str, w: Any, where: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """Segment-table rows of one song's windows ``w`` (from ``prepare_song``) stored at ``where`` (shard, row)."""
+    return [
+        {
+            "segment_id": f"{song_id}__{int(w.window_index[j]):04d}",
+            "song_id": song_id,
+            "clip_index": int(w.window_index[j]),
+            "start_s": float(w.start_s[j]),
+            "end_s": float(w.end_s[j]),
+            "split": "new",
+            "is_silent": bool(w.is_silent[j]),
+            "shard": int(shard),
+            "row": int(row),
+        }
+        for j, (shard, row) in enumerate(where)
+    ]
 
 
 def featurize_new(
@@ -278,48 +299,18 @@ def load_cluster_space(
 ) -> ClusterSpace:
     """The model's song-level (``song_mean``) clustering at ``seed`` with ``algorithm``.
 
-    Among runs with several k (``cluster.k: per_label``), the one chosen for ``label`` is used.
+    Reads ``data/clusters/<key>/`` through :mod:`musiclust.contracts.clusters`. Among runs with
+    several k (``cluster.k: per_label``), the one chosen for ``label`` is used.
     """
-    man_p = clusters_dir / "manifest.json"
-    if not man_p.exists():
-        raise AssignError(f"{man_p}: missing; run the pipeline (dvc repro) before assigning songs")
-    man = read_json(man_p)
-    reduce = (man.get("reduce") or {}).get("method", "none")
-    if reduce not in (None, "none"):
-        raise AssignError(
-            f"{clusters_dir}: clusters were made on cluster.reduce={reduce} vectors, which cannot be "
-            "applied to new songs; re-run the pipeline with cluster.reduce: none to use assign"
-        )
-    entry = (man.get("representations") or {}).get(key)
-    if entry is None:
-        raise AssignError(
-            f"{man_p}: model {key!r} was not clustered (have {', '.join(man.get('representations', {}))})"
-        )
-    vec = pd.read_parquet(clusters_dir / entry["file"])
-    runs = pd.read_parquet(clusters_dir / "runs.parquet")
-    sel = runs[
-        (runs["representation"] == key)
-        & (runs["algorithm"] == algorithm)
-        & (runs["level"] == "song_mean")
-        & (runs["seed"] == seed)
-    ]
-    if sel.empty:
-        have = runs.loc[runs["representation"] == key, ["algorithm", "level", "seed"]].drop_duplicates()
-        raise AssignError(
-            f"no {algorithm} song_mean clustering of {key} at seed {seed} in {clusters_dir} "
-            f"(have: {have.to_dict('records')[:6]}); pass --algorithm/--seed"
-        )
-    if label is not None and "for_labels" in sel.columns:
-        serves = sel["for_labels"].astype(str).map(lambda f: f == "*" or label in f.split(","))
-        if serves.any():
-            sel = sel[serves]
-    run = sel.sort_values("k").iloc[-1]
-    assign = pd.read_parquet(clusters_dir / "assignments.parquet", filters=[("run_id", "==", run["run_id"])])
+    out = _cluster_output(clusters_dir, key)
+    vec = out.vectors
+    run = _song_run(out.runs, clusters_dir, key, seed, algorithm, label)
+    assign = out.assignments[out.assignments["run_id"] == run["run_id"]]
     songs = vec[(vec["level"] == "song_mean") & (vec["seed"] == seed)]
     cols = [c for c in vec.columns if c not in _META]
     songs = songs.merge(assign[["unit_id", "cluster"]], on="unit_id", how="inner")
     if songs.empty:
-        raise AssignError(f"{clusters_dir}: run {run['run_id']} has no song vectors to compare with")
+        raise AssignError(f"{clusters_dir / key}: run {run['run_id']} has no song vectors to compare with")
     x = songs[cols].to_numpy(np.float64)
     clusters = songs["cluster"].to_numpy(np.int64)
     # centroids of the training songs: K-Means was fit on them (fit_on == train)
@@ -340,6 +331,49 @@ def load_cluster_space(
     )
 
 
+def _cluster_output(clusters_dir: Path, key: str) -> cluster_contract.ClusterOutput:
+    """``data/clusters/<key>/`` as the cluster stage wrote it; refused when not usable for new songs."""
+    if not (clusters_dir / key / "info.json").exists():
+        have = sorted(p.name for p in clusters_dir.iterdir() if p.is_dir()) if clusters_dir.is_dir() else []
+        raise AssignError(
+            f"{clusters_dir / key}: model {key!r} was not clustered (have: {', '.join(have) or 'none'}); "
+            "run the pipeline (dvc repro) before assigning songs"
+        )
+    out = cluster_contract.read(clusters_dir / key, tables=("assignments", "runs", "vectors"))
+    if not out.applicable:
+        raise AssignError(f"{clusters_dir / key}: model {key!r} is not applicable: {out.info.get('reason')}")
+    reduce = str((out.info.get("protocol") or {}).get("reduce", "none"))
+    if reduce != "none":
+        raise AssignError(
+            f"{clusters_dir / key}: clusters were made on cluster.reduce={reduce} vectors, which cannot be "
+            "applied to new songs; re-run the pipeline with cluster.reduce: none to use assign"
+        )
+    return out
+
+
+def _song_run(
+    runs: pd.DataFrame, clusters_dir: Path, key: str, seed: int, algorithm: str, label: str | None
+) -> pd.Series:
+    """The ``song_mean`` run of ``key`` to join: the largest k among those serving ``label``."""
+    sel = runs[
+        (runs["representation"] == key)
+        & (runs["algorithm"] == algorithm)
+        & (runs["level"] == "song_mean")
+        & (runs["seed"] == seed)
+    ]
+    if sel.empty:
+        have = runs.loc[runs["representation"] == key, ["algorithm", "level", "seed"]].drop_duplicates()
+        raise AssignError(
+            f"no {algorithm} song_mean clustering of {key} at seed {seed} in {clusters_dir} "
+            f"(have: {have.to_dict('records')[:6]}); pass --algorithm/--seed"
+        )
+    if label is not None and "for_labels" in sel.columns:
+        serves = sel["for_labels"].astype(str).map(lambda f: f == "*" or label in f.split(","))
+        if serves.any():
+            sel = sel[serves]
+    return sel.sort_values("k").iloc[-1]
+
+
 def place_songs(
     root: Path,
     files: Sequence[Path],
@@ -353,37 +387,11 @@ def place_songs(
     n_neighbours: int = 3,
 ) -> list[SongPlacement]:
     """Run the whole assign path for ``files`` against the pipeline under ``root``."""
-    from musiclust.models.checkpoint import CheckpointError, load_model
     from musiclust.training.encode import encode_clips
 
-    ckpt_path = root / "models" / key / f"seed_{seed}.pt"
-    try:
-        model, ckpt = load_model(ckpt_path)
-    except CheckpointError as exc:
-        raise AssignError(str(exc)) from None
-    seg_report_p = root / "data" / "segments" / "report.json"
-    scalers_p = root / "data" / "features" / "scalers.json"
-    problems = check_compatibility(
-        ckpt,
-        params,
-        read_json(seg_report_p) if seg_report_p.exists() else None,
-        read_json(scalers_p) if scalers_p.exists() else None,
-    )
-    if not scalers_p.exists():
-        problems.append(f"{scalers_p}: missing (the train-split scalers); run the featurize stage")
-    if problems:
-        raise AssignError(
-            f"model {key} (seed {seed}) does not match the current settings:\n  - "
-            + "\n  - ".join(problems)
-            + "\nRe-run the pipeline (dvc repro) so the model is trained with these params, or "
-            "restore the params it was trained with."
-        )
+    model, ckpt = _checked_model(root, key, seed, params, condition)
     needs = set(type(model).needs)
-    cond_col = ((ckpt.get("inputs") or {}).get("condition") or {}).get("column")
-    if "cond" in needs and condition is None:
-        raise AssignError(
-            f"model {key} is conditioned on {cond_col!r}: pass --condition VALUE for the new songs"
-        )
+    cond_col = _condition_column(ckpt)
     space = load_cluster_space(root / "data" / "clusters", key, seed, algorithm, label)
     if len(space.columns) != getattr(model, "latent_dim", len(space.columns)):
         raise AssignError(
@@ -418,25 +426,79 @@ def place_songs(
             continue
         loud = mine[~mine["is_silent"].fillna(False).astype(bool)]
         z = (loud if len(loud) else mine)[zc].to_numpy(np.float64).mean(axis=0)
-        p.cluster, p.distance = space.nearest_centroid(z)
-        members = space.song_ids[space.clusters == p.cluster]
-        p.cluster_size = len(members)
-        for lab in params.data.label_columns:
-            if meta is not None and lab in meta.columns:
-                vc = meta.reindex(members)[lab].fillna("unknown").astype(str).value_counts(normalize=True)
-                p.makeup[lab] = {k: round(float(v), 3) for k, v in vc.items()}
-        for sid, d in space.neighbours(z, n_neighbours):
-            row = meta.loc[sid] if meta is not None and sid in meta.index else pd.Series(dtype=object)
-            p.neighbours.append(
-                {
-                    "song_id": sid,
-                    "distance": round(d, 3),
-                    "title": row.get("title"),
-                    "artist": row.get("artist"),
-                    **{lab: row.get(lab) for lab in params.data.label_columns},
-                }
-            )
+        _describe_placement(p, z, space, meta, params.data.label_columns, n_neighbours)
     return placements
+
+
+def _checked_model(root: Path, key: str, seed: int, params: Any, condition: str | None) -> tuple[Any, dict]:
+    """``(model, checkpoint)`` of ``key`` at ``seed``, checked against the pipeline's outputs and ``params``.
+
+    Raises :class:`AssignError` listing every mismatch, or when a conditioned model gets no ``condition``.
+    """
+    from musiclust.models.checkpoint import CheckpointError, load_model
+
+    ckpt_path = root / "models" / key / f"seed_{seed}.pt"
+    try:
+        model, ckpt = load_model(ckpt_path)
+    except CheckpointError as exc:
+        raise AssignError(str(exc)) from None
+    seg_report_p = root / "data" / "segments" / "report.json"
+    scalers_p = root / "data" / "features" / "scalers.json"
+    problems = check_compatibility(
+        ckpt,
+        params,
+        read_json(seg_report_p) if seg_report_p.exists() else None,
+        read_json(scalers_p) if scalers_p.exists() else None,
+    )
+    if not scalers_p.exists():
+        problems.append(f"{scalers_p}: missing (the train-split scalers); run the featurize stage")
+    if problems:
+        raise AssignError(
+            f"model {key} (seed {seed}) does not match the current settings:\n  - "
+            + "\n  - ".join(problems)
+            + "\nRe-run the pipeline (dvc repro) so the model is trained with these params, or "
+            "restore the params it was trained with."
+        )
+    cond_col = _condition_column(ckpt)
+    if "cond" in set(type(model).needs) and condition is None:
+        raise AssignError(
+            f"model {key} is conditioned on {cond_col!r}: pass --condition VALUE for the new songs"
+        )
+    return model, ckpt
+
+
+def _condition_column(ckpt: dict) -> str | None:
+    """The song-table column a conditional model is conditioned on (None: not conditional)."""
+    return ((ckpt.get("inputs") or {}).get("condition") or {}).get("column")
+
+
+def _describe_placement(
+    p: SongPlacement,
+    z: np.ndarray,
+    space: ClusterSpace,
+    meta: pd.DataFrame | None,
+    label_columns: Sequence[str],
+    n_neighbours: int,
+) -> None:
+    """Fill ``p`` for the song latent ``z`` (d,): nearest cluster, its make-up by label, nearest songs."""
+    p.cluster, p.distance = space.nearest_centroid(z)
+    members = space.song_ids[space.clusters == p.cluster]
+    p.cluster_size = len(members)
+    for lab in label_columns:
+        if meta is not None and lab in meta.columns:
+            vc = meta.reindex(members)[lab].fillna("unknown").astype(str).value_counts(normalize=True)
+            p.makeup[lab] = {k: round(float(v), 3) for k, v in vc.items()}
+    for sid, d in space.neighbours(z, n_neighbours):
+        row = meta.loc[sid] if meta is not None and sid in meta.index else pd.Series(dtype=object)
+        p.neighbours.append(
+            {
+                "song_id": sid,
+                "distance": round(d, 3),
+                "title": row.get("title"),
+                "artist": row.get("artist"),
+                **{lab: row.get(lab) for lab in label_columns},
+            }
+        )
 
 
 def _song_meta(root: Path) -> pd.DataFrame | None:

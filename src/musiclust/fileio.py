@@ -59,6 +59,30 @@ def check_input_file(path: str | Path, roots: tuple[Path, ...]) -> Path:
     ``permission denied``.
     """
     path = Path(path)
+    real = _resolve_existing(path)
+    if not any(real.is_relative_to(r) for r in roots):
+        listed = ", ".join(str(r) for r in roots) or "none"
+        raise InputFileError(
+            path,
+            OUTSIDE_ROOTS,
+            f"resolves to {real}, outside the input's folder and data.allowed_roots ({listed}); "
+            "add its folder to data.allowed_roots to use it",
+        )
+    mode = os.stat(real).st_mode
+    if not stat.S_ISREG(mode):
+        raise InputFileError(path, NOT_REGULAR, f"{_file_kind(mode)}, not a regular file")
+    try:
+        with open(real, "rb"):
+            pass
+    except PermissionError as exc:
+        raise InputFileError(
+            path, PERMISSION_DENIED, exc.strerror or "cannot be opened for reading"
+        ) from None
+    return real
+
+
+def _resolve_existing(path: Path) -> Path:
+    """``path`` with symlinks followed; :class:`InputFileError` if it, or what it links to, is missing."""
     try:
         os.lstat(path)
     except FileNotFoundError:
@@ -83,36 +107,20 @@ def check_input_file(path: str | Path, roots: tuple[Path, ...]) -> Path:
         if isinstance(exc, PermissionError):
             raise InputFileError(path, PERMISSION_DENIED, exc.strerror or str(exc)) from None
         raise InputFileError(path, BROKEN_LINK, exc.strerror or str(exc)) from None
-    if not any(real.is_relative_to(r) for r in roots):
-        listed = ", ".join(str(r) for r in roots) or "none"
-        raise InputFileError(
-            path,
-            OUTSIDE_ROOTS,
-            f"resolves to {real}, outside the input's folder and data.allowed_roots ({listed}); "
-            "add its folder to data.allowed_roots to use it",
-        )
-    mode = os.stat(real).st_mode
-    if not stat.S_ISREG(mode):
-        kind = (
-            "a folder"
-            if stat.S_ISDIR(mode)
-            else "a named pipe"
-            if stat.S_ISFIFO(mode)
-            else "a device"
-            if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
-            else "a socket"
-            if stat.S_ISSOCK(mode)
-            else "not a plain file"
-        )
-        raise InputFileError(path, NOT_REGULAR, f"{kind}, not a regular file")
-    try:
-        with open(real, "rb"):
-            pass
-    except PermissionError as exc:
-        raise InputFileError(
-            path, PERMISSION_DENIED, exc.strerror or "cannot be opened for reading"
-        ) from None
     return real
+
+
+def _file_kind(mode: int) -> str:
+    """What a non-regular file is, in words, from its ``st_mode``."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a plain file"
 
 
 def read_bounded(path: str | Path, max_bytes: int) -> tuple[bytes, bool]:
@@ -158,6 +166,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
+        os.chmod(tmp, 0o644)  # mkstemp makes it 0600: an output (a report, say) is for others to read too
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

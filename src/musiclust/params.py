@@ -271,7 +271,7 @@ class ClusterParams:
     reduce: str = "none"
     reduce_dim: int = 8
     hdbscan_min_samples: int = 5
-    spectral_max_units: int = 1000
+    fit_sample: int = 5000  # Ward/HDBSCAN/spectral fit a seeded sample of this many units above it (O(n^2))
     pca_dim: int = 8  # components of the pca baseline (the models' usual latent size)
     #: 2-D maps of song vectors for the report; umap adds ~40 s of numba warm-up per stage
     maps: tuple[str, ...] = ("pca", "tsne")
@@ -297,10 +297,9 @@ class ClusterParams:
             raise ParamsError(
                 f"cluster.k_range must be [low, high] with 2 <= low <= high, got {list(self.k_range)}"
             )
-        if self.reduce_dim < 1 or self.hdbscan_min_samples < 2 or self.spectral_max_units < 2:
-            raise ParamsError(
-                "cluster.reduce_dim must be >= 1, hdbscan_min_samples and spectral_max_units >= 2"
-            )
+        if self.reduce_dim < 1 or self.hdbscan_min_samples < 2:
+            raise ParamsError("cluster.reduce_dim must be >= 1, hdbscan_min_samples >= 2")
+        _at_least("cluster.fit_sample", self.fit_sample, 50)
         names = [metadata_column_spec(c)[0] for c in self.metadata_columns]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:

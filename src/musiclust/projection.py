@@ -122,34 +122,43 @@ def project_2d(
     if method == "pca":
         return done(_pca(x, seed))
     if method == "tsne":
-        # t-SNE needs more points than 3 x perplexity; ~n/4 keeps small sets from collapsing into a ring
-        perplexity = float(max(2.0, min(MAX_PERPLEXITY, (n - 1) / 4)))
-        if n <= 3 * perplexity or distinct <= 3 * perplexity:
-            who = f"{distinct} distinct points" if distinct < n else f"{n} points"
-            return done(
-                _pca(x, seed), f"{who} are too few for t-SNE (perplexity {perplexity:g}): PCA used instead"
-            )
-        from sklearn.manifold import TSNE
+        return done(*_tsne(x, distinct, seed, max_iter))
+    return done(*_umap(x, distinct, seed))
 
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            coords = TSNE(
-                n_components=2, perplexity=perplexity, init="pca", random_state=seed, max_iter=max_iter
-            ).fit_transform(x)
-        if not np.isfinite(coords).all():
-            return done(_pca(x, seed), "t-SNE gave non-finite coordinates: PCA used instead")
-        return done(coords)
-    # umap
+
+def _tsne(x: np.ndarray, distinct: int, seed: int, max_iter: int) -> tuple[np.ndarray, str | None]:
+    """t-SNE coordinates of ``x`` (n, d), or PCA's and the reason when there are too few points for it."""
+    n = x.shape[0]
+    # t-SNE needs more points than 3 x perplexity; ~n/4 keeps small sets from collapsing into a ring
+    perplexity = float(max(2.0, min(MAX_PERPLEXITY, (n - 1) / 4)))
+    if n <= 3 * perplexity or distinct <= 3 * perplexity:
+        who = f"{distinct} distinct points" if distinct < n else f"{n} points"
+        return _pca(x, seed), f"{who} are too few for t-SNE (perplexity {perplexity:g}): PCA used instead"
+    from sklearn.manifold import TSNE
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        coords = TSNE(
+            n_components=2, perplexity=perplexity, init="pca", random_state=seed, max_iter=max_iter
+        ).fit_transform(x)
+    if not np.isfinite(coords).all():
+        return _pca(x, seed), "t-SNE gave non-finite coordinates: PCA used instead"
+    return coords, None
+
+
+def _umap(x: np.ndarray, distinct: int, seed: int) -> tuple[np.ndarray, str | None]:
+    """UMAP coordinates of ``x`` (n, d), or PCA's and the reason when UMAP is missing or cannot serve."""
+    n = x.shape[0]
     if not umap_available():
-        return done(_pca(x, seed), "umap-learn is not installed: PCA used instead")
+        return _pca(x, seed), "umap-learn is not installed: PCA used instead"
     n_neighbors = min(15, n - 1)
     if distinct <= n_neighbors or n < 5:
-        return done(_pca(x, seed), f"{distinct} distinct points are too few for UMAP: PCA used instead")
+        return _pca(x, seed), f"{distinct} distinct points are too few for UMAP: PCA used instead"
     import umap
 
     with warnings.catch_warnings():  # "n_jobs overridden by random_state": intended, for determinism
         warnings.simplefilter("ignore")
         coords = umap.UMAP(n_components=2, n_neighbors=n_neighbors, random_state=seed).fit_transform(x)
     if not np.isfinite(coords).all():
-        return done(_pca(x, seed), "UMAP gave non-finite coordinates: PCA used instead")
-    return done(coords)
+        return _pca(x, seed), "UMAP gave non-finite coordinates: PCA used instead"
+    return coords, None

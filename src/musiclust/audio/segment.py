@@ -24,13 +24,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import scipy.signal
+import pyloudnorm
 from tqdm.auto import tqdm
 
 from musiclust.audio.io import AudioDecodeError, load_audio
@@ -64,60 +64,29 @@ class SkipSong(Exception):
 
 # --------------------------------------------------------------------------- loudness
 
-def _biquad_high_shelf(fs: float, fc: float = 1500.0, gain_db: float = 4.0, q: float = 1 / np.sqrt(2)):
-    a = 10 ** (gain_db / 40.0)
-    w0 = 2 * np.pi * fc / fs
-    alpha = np.sin(w0) / (2 * q)
-    cw, sa = np.cos(w0), 2 * np.sqrt(a) * alpha
-    b = [a * ((a + 1) + (a - 1) * cw + sa), -2 * a * ((a - 1) + (a + 1) * cw), a * ((a + 1) + (a - 1) * cw - sa)]
-    den = [(a + 1) - (a - 1) * cw + sa, 2 * ((a - 1) - (a + 1) * cw), (a + 1) - (a - 1) * cw - sa]
-    return np.array(b) / den[0], np.array(den) / den[0]
+# Integrated loudness comes from pyloudnorm (Steinmetz & Reiss 2021, an implementation of
+# ITU-R BS.1770-4) instead of our own K-weighting and gating. Measured before the switch at
+# 22,050 Hz on sines (1 kHz, 100 Hz, 10 kHz at -20 dBFS; 997 Hz at 0 dBFS), white and pink
+# noise, a gated tone and 16 real songs (8 gtzan40, 8 songs_en_de_400, decoded as here): the
+# two agreed within 0.0035 LU (exactly, to 1e-4 LU, whenever the length is a whole number of
+# 100 ms steps; pyloudnorm counts one partial last block otherwise), and pyloudnorm took a
+# median 25 ms per 30 s song against 16 ms for ours (1.6x, negligible beside decoding).
 
-
-def _biquad_high_pass(fs: float, fc: float = 38.0, q: float = 0.5):
-    w0 = 2 * np.pi * fc / fs
-    alpha = np.sin(w0) / (2 * q)
-    cw = np.cos(w0)
-    b = [(1 + cw) / 2, -(1 + cw), (1 + cw) / 2]
-    den = [1 + alpha, -2 * cw, 1 - alpha]
-    return np.array(b) / den[0], np.array(den) / den[0]
+#: BS.1770 gating block (s): a signal shorter than one block has no integrated loudness.
+GATE_BLOCK_S = 0.4
 
 
 def integrated_loudness(y: np.ndarray, sample_rate: int) -> float:
-    """Integrated loudness of a mono signal in LUFS (ITU-R BS.1770-4), ``-inf`` if silent.
+    """Integrated loudness of a mono signal in LUFS (ITU-R BS.1770-4, via pyloudnorm).
 
-    K-weighting (a +4 dB high shelf near 1.5 kHz and a 38 Hz high-pass, as biquads
-    designed for ``sample_rate``), mean square over 400 ms blocks with 75 % overlap,
-    then the absolute (-70 LUFS) and relative (-10 LU) gates. A 997 Hz full-scale
-    sine measures -3.01 LUFS.
+    ``-inf`` when the signal is silent (below the -70 LUFS absolute gate) or shorter than
+    one 400 ms gating block. A 997 Hz full-scale sine measures -3.01 LUFS (-3.07 at
+    22,050 Hz, where the K-weighting filters are redesigned for the rate).
     """
     y = np.asarray(y, np.float64)
-    if y.size == 0:
+    if len(y) < GATE_BLOCK_S * sample_rate:
         return float("-inf")
-    b1, a1 = _biquad_high_shelf(sample_rate)
-    b2, a2 = _biquad_high_pass(sample_rate)
-    k = scipy.signal.lfilter(b2, a2, scipy.signal.lfilter(b1, a1, y))
-    block = int(round(0.4 * sample_rate))
-    step = int(round(0.1 * sample_rate))
-    if len(k) <= block:  # shorter than one gating block: one block of what there is
-        z = np.array([np.mean(k * k)])
-    elif block == 4 * step:  # 400 ms blocks = four 100 ms steps (any rate divisible by 10)
-        n_steps = len(k) // step
-        e = np.einsum("ij,ij->i", *(k[: n_steps * step].reshape(n_steps, step),) * 2)
-        z = (e[:-3] + e[1:-2] + e[2:-1] + e[3:]) / block
-    else:
-        c = np.concatenate([[0.0], np.cumsum(k * k)])
-        starts = np.arange(0, len(k) - block + 1, step)
-        z = (c[starts + block] - c[starts]) / block
-    with np.errstate(divide="ignore"):
-        lk = -0.691 + 10 * np.log10(z)
-    z = z[lk > -70.0]
-    if z.size == 0:
-        return float("-inf")
-    rel = -0.691 + 10 * np.log10(z.mean()) - 10.0
-    with np.errstate(divide="ignore"):
-        z = z[-0.691 + 10 * np.log10(z) > rel]
-    return float(-0.691 + 10 * np.log10(z.mean()))
+    return float(pyloudnorm.Meter(sample_rate, block_size=GATE_BLOCK_S).integrated_loudness(y))
 
 
 def normalize_loudness(y: np.ndarray, sample_rate: int, target_lufs: float = TARGET_LUFS) -> tuple[np.ndarray, float]:
@@ -271,26 +240,8 @@ def _song_job(job: tuple[str, object]) -> tuple[dict, Windows | None, float, np.
     return segment_song(job[0], job[1], _JOB["raw_dir"], _JOB["audio"], _JOB["params"])
 
 
-def segment_corpus(
-    raw_dir: str | Path,
-    out_dir: str | Path,
-    audio: AudioParams,
-    params: SegmentParams,
-    label_columns: Sequence[str],
-    seed: int,
-    compute: ComputeParams | None = None,
-) -> dict:
-    """Segment every song of ``<raw_dir>/songs.parquet`` into ``out_dir``; returns the report.
-
-    Writes ``segments.parquet`` (one row per clip, in shard order), ``audio-NNNNN.npy``
-    int16 shards (rows of ``window_samples``) and ``report.json``. Songs that yield no
-    clips are listed in the report with their reason. Songs are decoded by
-    ``segment.workers`` local processes, or as Ray tasks when ``compute`` (or
-    ``$RAY_ADDRESS``) names a Ray address (:mod:`musiclust.compute`); results arrive in
-    song order either way, so the outputs are the same bytes.
-    """
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    table = raw_dir / "songs.parquet"
+def _read_song_table(table: Path) -> pd.DataFrame:
+    """The download stage's ``songs.parquet``, checked for the columns segment needs and unique ids."""
     if not table.exists():
         raise FileNotFoundError(f"{table}: no song table; run the download stage first")
     songs = pd.read_parquet(table)
@@ -299,24 +250,39 @@ def segment_corpus(
             raise ValueError(f"{table}: column {col!r} is missing (see docs/pipeline.md)")
     if songs["song_id"].duplicated().any():
         raise ValueError(f"{table}: duplicate song_id {songs.loc[songs['song_id'].duplicated(), 'song_id'].iloc[0]!r}")
+    return songs
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_shards(out_dir, AUDIO_PREFIX)
-    for stale in ("segments.parquet", "report.json"):
-        (out_dir / stale).unlink(missing_ok=True)
 
-    sr = int(audio.sample_rate)
-    window = int(round(params.window_s * sr))
+def _clip_table(rows: list[dict], songs: pd.DataFrame, label_columns: Sequence[str], params: SegmentParams,
+                seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
+    """``segments.parquet`` from the clip rows: the song-level split and song metadata joined in.
+
+    Returns ``(clips, done, split)``: ``done`` are the songs that yielded clips, ``split`` their split.
+    """
+    clips = pd.DataFrame(rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s",
+                                        "is_silent", "shard", "row"])
+    done = songs[songs["song_id"].astype(str).isin(set(clips["song_id"]))].copy()
+    done["song_id"] = done["song_id"].astype(str)
+    split = assign_splits(done, label_columns, {s: getattr(params.split, s) for s in SPLITS}, seed)
+    done["split"] = split.astype(str) if len(done) else pd.Series(dtype=str)
+    meta_cols = ["song_id", "split"] + [c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}]
+    clips = clips.merge(done[meta_cols], on="song_id", how="left", validate="many_to_one")
+    clips["start_s"] = clips["start_s"].astype(np.float64)
+    clips["end_s"] = clips["end_s"].astype(np.float64)
+    clips["is_silent"] = clips["is_silent"].astype(bool)
+    clips[["clip_index", "shard", "row"]] = clips[["clip_index", "shard", "row"]].astype(np.int64)
+    lead = ["segment_id", "song_id", "clip_index", "start_s", "end_s", "split", "is_silent", "shard", "row"]
+    clips = clips[lead + [c for c in clips.columns if c not in lead]]
+    return clips, done, split
+
+
+def _collect_clips(results: Iterable[tuple[dict, Windows, float, np.ndarray]], n_jobs: int,
+                    writer: ShardWriter) -> tuple[list[dict], list[dict], dict[str, int]]:
+    """Write each song's clips to the shards as results arrive; returns ``(clip rows, song rows, counts)``."""
     rows: list[dict] = []
     song_rows: list[dict] = []
     stats = {"silent_flagged": 0, "silent_dropped": 0, "tails_dropped": 0, "tails_padded": 0}
-    writer = ShardWriter(out_dir, AUDIO_PREFIX, (window,), np.int16)
-    jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
-    # in song order, so clips land in the shards in the order of songs.parquet
-    results = map_ordered(_song_job, jobs, workers=params.workers, initializer=_init_song_worker,
-                          initargs=(raw_dir, audio, params), cleanup=_end_song_worker,
-                          ray_address=resolve_ray_address(compute))
-    for entry, w, gain, pcm in tqdm(results, total=len(jobs), desc="segment", unit="song", mininterval=1.0):
+    for entry, w, gain, pcm in tqdm(results, total=n_jobs, desc="segment", unit="song", mininterval=1.0):
         sid = entry["song_id"]
         if entry["status"] == "skipped":
             log.warning("skipped %s: %s (%s)", sid, entry["reason"], entry["detail"])
@@ -340,22 +306,48 @@ def segment_corpus(
         stats["tails_padded"] += w.tail == "padded"
         entry.update(clips=len(where), gain_db=round(gain, 2))
         song_rows.append(entry)
+    return rows, song_rows, stats
+
+
+def segment_corpus(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    audio: AudioParams,
+    params: SegmentParams,
+    label_columns: Sequence[str],
+    seed: int,
+    compute: ComputeParams | None = None,
+) -> dict:
+    """Segment every song of ``<raw_dir>/songs.parquet`` into ``out_dir``; returns the report.
+
+    Writes ``segments.parquet`` (one row per clip, in shard order), ``audio-NNNNN.npy``
+    int16 shards (rows of ``window_samples``) and ``report.json``. Songs that yield no
+    clips are listed in the report with their reason. Songs are decoded by
+    ``segment.workers`` local processes, or as Ray tasks when ``compute`` (or
+    ``$RAY_ADDRESS``) names a Ray address (:mod:`musiclust.compute`); results arrive in
+    song order either way, so the outputs are the same bytes.
+    """
+    # over 60 lines only by the report.json literal at the end, kept whole so it reads as the file does
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    songs = _read_song_table(raw_dir / "songs.parquet")
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    remove_shards(out_dir, AUDIO_PREFIX)
+    for stale in ("segments.parquet", "report.json"):
+        (out_dir / stale).unlink(missing_ok=True)
+
+    sr = int(audio.sample_rate)
+    window = int(round(params.window_s * sr))
+    writer = ShardWriter(out_dir, AUDIO_PREFIX, (window,), np.int16)
+    jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
+    # in song order, so clips land in the shards in the order of songs.parquet
+    results = map_ordered(_song_job, jobs, workers=params.workers, initializer=_init_song_worker,
+                          initargs=(raw_dir, audio, params), cleanup=_end_song_worker,
+                          ray_address=resolve_ray_address(compute))
+    rows, song_rows, stats = _collect_clips(results, len(jobs), writer)
     n_shards = writer.close()
 
-    clips = pd.DataFrame(rows, columns=["segment_id", "song_id", "clip_index", "start_s", "end_s",
-                                        "is_silent", "shard", "row"])
-    done = songs[songs["song_id"].astype(str).isin(set(clips["song_id"]))].copy()
-    done["song_id"] = done["song_id"].astype(str)
-    split = assign_splits(done, label_columns, {s: getattr(params.split, s) for s in SPLITS}, seed)
-    done["split"] = split.astype(str) if len(done) else pd.Series(dtype=str)
-    meta_cols = ["song_id", "split"] + [c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}]
-    clips = clips.merge(done[meta_cols], on="song_id", how="left", validate="many_to_one")
-    clips["start_s"] = clips["start_s"].astype(np.float64)
-    clips["end_s"] = clips["end_s"].astype(np.float64)
-    clips["is_silent"] = clips["is_silent"].astype(bool)
-    clips[["clip_index", "shard", "row"]] = clips[["clip_index", "shard", "row"]].astype(np.int64)
-    lead = ["segment_id", "song_id", "clip_index", "start_s", "end_s", "split", "is_silent", "shard", "row"]
-    clips = clips[lead + [c for c in clips.columns if c not in lead]]
+    clips, done, split = _clip_table(rows, songs, label_columns, params, seed)
     write_parquet(clips, out_dir / "segments.parquet")
 
     reasons: dict[str, int] = {}

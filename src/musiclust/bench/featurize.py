@@ -34,9 +34,13 @@ import os
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from musiclust.bench.memory import PeakMemory, cpu_seconds
 from musiclust.bench.synth import SAMPLE_RATE, write_clips
+
+if TYPE_CHECKING:
+    from musiclust.features.extract import FeatureConfig
 
 log = logging.getLogger(__name__)
 
@@ -70,25 +74,7 @@ def run(args: argparse.Namespace) -> int:
     """Run the benchmark; prints the summary line last. Returns 0."""
     import librosa  # imported up front: both contenders start with it loaded
 
-    from musiclust.features.extract import FeatureConfig
-    from musiclust.features.pipeline import featurize_files
-    from musiclust.params import FEATURE_SETS, FeatureParams, load_params
-
-    fp = load_params(args.params).features if Path(args.params).exists() else FeatureParams()
-    sets = tuple(s.strip() for s in args.sets.split(",") if s.strip()) if args.sets else tuple(fp.sets)
-    for s in sets:
-        if s not in FEATURE_SETS:
-            raise SystemExit(f"--sets: {s!r} is not one of {', '.join(FEATURE_SETS)}")
-    workers = args.workers if args.workers is not None else fp.workers
-    cfg = FeatureConfig(
-        sample_rate=SAMPLE_RATE,
-        sets=sets,
-        n_mfcc=fp.n_mfcc,
-        n_fft=fp.n_fft,
-        hop_length=fp.hop_length,
-        n_mels=fp.n_mels,
-        logmel_frames=fp.logmel_frames,
-    )
+    cfg, workers = _feature_config(args)
     n_samples = int(round(args.seconds * SAMPLE_RATE))
     audio_s = args.clips * n_samples / SAMPLE_RATE
     n_base = min(args.clips, args.baseline_clips or 200)
@@ -116,27 +102,7 @@ def run(args: argparse.Namespace) -> int:
         # warm-up before either is timed: librosa loads its submodules lazily on first use, and
         # the featurizer builds its filterbanks with librosa, so whoever ran first would pay for both
         plain(paths[0])
-
-        cpu0 = cpu_seconds()
-        with PeakMemory() as mem:
-            t = time.perf_counter()
-            sink = featurize_files(paths, cfg, n_samples, workers, out_dir=tmp / "features")
-            ours = time.perf_counter() - t
-        cpu = cpu_seconds() - cpu0
-        assert sink.n == args.clips
-        # CPU time says what the wall clock cannot on a shared machine: how much work a clip costs
-        log.info(
-            "ours: %d clips, sets %s, %d workers: %.2f s wall (%.2f ms/clip), %.2f ms CPU/clip, "
-            "peak %.0f MiB, load average %.1f",
-            args.clips,
-            ",".join(sets),
-            workers,
-            ours,
-            1000 * ours / args.clips,
-            1000 * cpu / args.clips,
-            mem.peak_mib,
-            os.getloadavg()[0],
-        )
+        ours, peak_mib = _time_featurizer(paths, cfg, n_samples, workers, tmp / "features")
 
         t = time.perf_counter()
         for p in paths[:n_base]:
@@ -147,6 +113,58 @@ def run(args: argparse.Namespace) -> int:
     realtime = audio_s / ours
     ratio = base / (ours / args.clips)
     print(
-        f"featurize: {realtime:.0f}x realtime, {ratio:.1f}x the plain librosa loop, peak {mem.peak_mib:.0f} MiB"
+        f"featurize: {realtime:.0f}x realtime, {ratio:.1f}x the plain librosa loop, peak {peak_mib:.0f} MiB"
     )
     return 0
+
+
+def _feature_config(args: argparse.Namespace) -> tuple[FeatureConfig, int]:
+    """``(FeatureConfig, workers)``: the sets and settings of ``--sets``/``--workers`` or ``--params``."""
+    from musiclust.features.extract import FeatureConfig
+    from musiclust.params import FEATURE_SETS, FeatureParams, load_params
+
+    fp = load_params(args.params).features if Path(args.params).exists() else FeatureParams()
+    sets = tuple(s.strip() for s in args.sets.split(",") if s.strip()) if args.sets else tuple(fp.sets)
+    for s in sets:
+        if s not in FEATURE_SETS:
+            raise SystemExit(f"--sets: {s!r} is not one of {', '.join(FEATURE_SETS)}")
+    workers = args.workers if args.workers is not None else fp.workers
+    cfg = FeatureConfig(
+        sample_rate=SAMPLE_RATE,
+        sets=sets,
+        n_mfcc=fp.n_mfcc,
+        n_fft=fp.n_fft,
+        hop_length=fp.hop_length,
+        n_mels=fp.n_mels,
+        logmel_frames=fp.logmel_frames,
+    )
+    return cfg, workers
+
+
+def _time_featurizer(
+    paths: list[Path], cfg: FeatureConfig, n_samples: int, workers: int, out_dir: Path
+) -> tuple[float, float]:
+    """``(wall seconds, peak MiB)`` of the project's featurizer over ``paths``; logs CPU time per clip."""
+    from musiclust.features.pipeline import featurize_files
+
+    cpu0 = cpu_seconds()
+    with PeakMemory() as mem:
+        t = time.perf_counter()
+        sink = featurize_files(paths, cfg, n_samples, workers, out_dir=out_dir)
+        ours = time.perf_counter() - t
+    cpu = cpu_seconds() - cpu0
+    assert sink.n == len(paths)
+    # CPU time says what the wall clock cannot on a shared machine: how much work a clip costs
+    log.info(
+        "ours: %d clips, sets %s, %d workers: %.2f s wall (%.2f ms/clip), %.2f ms CPU/clip, "
+        "peak %.0f MiB, load average %.1f",
+        len(paths),
+        ",".join(cfg.sets),
+        workers,
+        ours,
+        1000 * ours / len(paths),
+        1000 * cpu / len(paths),
+        mem.peak_mib,
+        os.getloadavg()[0],
+    )
+    return ours, mem.peak_mib

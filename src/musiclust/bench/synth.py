@@ -107,7 +107,7 @@ def write_songs(
     import csv
     import multiprocessing as mp
 
-    from musiclust.data.demo import make_lyrics
+    from musiclust.synth.lyrics import make_lyrics
 
     if fmt not in SONG_FORMATS:
         raise ValueError(f"song format {fmt!r} is not one of {', '.join(SONG_FORMATS)}")

@@ -7,6 +7,19 @@ cannot predict and are fit on all units; :class:`Clustering` records which.
 
 ``hdbscan`` is scikit-learn's HDBSCAN (no ``eps`` to tune); its noise points
 keep the label ``-1`` and are scored as a group of their own.
+
+Cost in the number of units n (dimension d, k clusters), and the plan above ``cluster.fit_sample``:
+
+- ``kmeans``: O(n k d) per iteration, memory O(n d): fit on the training units, predicts the rest;
+- ``gmm``: O(n k d^2) per EM step (full covariance up to d = 16, diagonal above): the same;
+- ``agglomerative`` (Ward): O(n^2) time and memory (100k clips would need ~40 GB of distances);
+- ``hdbscan``: between O(n log n) and O(n^2) time, O(n) to O(n^2) memory;
+- ``spectral``: a k-NN graph and an eigensolver, ~O(n^2) in practice.
+
+The last three cannot predict new points. Up to ``cluster.fit_sample`` units they are fit on all of
+them; above it, on a seeded random sample of that many units (``fit_on == "sample"``), and every
+other unit joins the nearest centroid of the sample's clusters (noise excepted), so their cost stops
+growing with the collection.
 """
 
 from __future__ import annotations
@@ -68,6 +81,26 @@ def _gmm(k: int, d: int, seed: int) -> GaussianMixture:
     return GaussianMixture(n_components=k, covariance_type=cov, reg_covar=1e-4, n_init=2, random_state=seed)
 
 
+def fit_sample_index(n: int, fit_sample: int, seed: int) -> np.ndarray | None:
+    """The units a non-predictive algorithm is fit on when there are more than ``fit_sample`` (else None)."""
+    if n <= fit_sample:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, size=fit_sample, replace=False))
+
+
+def nearest_centroid(x: np.ndarray, fit_x: np.ndarray, fit_labels: np.ndarray, chunk: int = 8192) -> np.ndarray:
+    """Label of the nearest centroid of ``fit_x``'s clusters (noise ``-1`` excepted) for every row of ``x``."""
+    ids = np.array(sorted(set(fit_labels.tolist()) - {NOISE}), dtype=np.int64)
+    if len(ids) == 0:
+        return np.full(len(x), NOISE, np.int64)
+    cents = np.stack([fit_x[fit_labels == c].mean(axis=0) for c in ids])
+    out = np.empty(len(x), np.int64)
+    for i in range(0, len(x), chunk):  # bounded memory: (chunk, k) distances at a time
+        d = ((x[i : i + chunk, None, :] - cents[None]) ** 2).sum(axis=2)
+        out[i : i + chunk] = ids[d.argmin(axis=1)]
+    return out
+
+
 def run_algorithm(
     algorithm: str,
     x: np.ndarray,
@@ -76,13 +109,23 @@ def run_algorithm(
     seed: int,
     min_samples: int = 5,
     ward: WardTree | None = None,
+    sample: np.ndarray | None = None,
 ) -> Clustering:
     """Cluster the rows of ``x`` with ``algorithm`` into ``k`` groups.
 
     ``train_mask`` marks the units a predictive algorithm is fit on. ``ward``
-    reuses a precomputed linkage of the same ``x``. ``k`` is ignored by
-    ``hdbscan``, which finds its own number of clusters.
+    reuses a precomputed linkage of the same units the algorithm is fit on. ``k`` is ignored by
+    ``hdbscan``, which finds its own number of clusters. ``sample`` (indices, from
+    :func:`fit_sample_index`): a non-predictive algorithm is fit on those units only and the
+    others join the nearest centroid.
     """
+    if sample is not None and algorithm in FIT_ALL:
+        x = np.asarray(x, dtype=np.float64)
+        fit = run_algorithm(algorithm, x[sample], train_mask[sample], k, seed, min_samples, ward)
+        labels = nearest_centroid(x, x[sample], fit.labels)
+        labels[sample] = fit.labels  # the sampled units keep their own clusters (noise included)
+        info = {**fit.info, "fit_sample": len(sample), "rest": "nearest centroid of the sample's clusters"}
+        return Clustering(labels, "sample", fit.k, info)
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     train_mask = np.asarray(train_mask, bool)

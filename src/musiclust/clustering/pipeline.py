@@ -133,25 +133,7 @@ def cluster_representation(
     clips, clip_counts = usable_clips(segments)
     classes = run_mod.label_classes(segments, label_columns)
     kind = "model" if model_dir is not None else "baseline"
-    info: dict[str, Any] = {
-        "representation": name,
-        "kind": kind,
-        "modality": None,
-        "applicable": True,
-        "reason": None,
-        "description": "",
-        "columns": [],
-        "dim": 0,
-        "seeds": [],
-        "conditioned_on": [],
-        "has_own_clusters": False,
-        "counts": clip_counts,
-        "label_classes": classes,
-        "k_plan": run_mod.k_plan(params.k, classes),
-        "skipped_runs": [],
-        "protocol": protocol_text(params),
-        "training": {},
-    }
+    info = _base_info(name, kind, clip_counts, classes, params)
     try:
         if model_dir is not None:
             rep, info["training"] = model_input(Path(model_dir), clips)
@@ -196,6 +178,31 @@ def cluster_representation(
     return output
 
 
+def _base_info(
+    name: str, kind: str, clip_counts: dict[str, int], classes: dict[str, list[str]], params: ClusterParams
+) -> dict[str, Any]:
+    """info.json before the representation is built (what a not-applicable one keeps)."""
+    return {
+        "representation": name,
+        "kind": kind,
+        "modality": None,
+        "applicable": True,
+        "reason": None,
+        "description": "",
+        "columns": [],
+        "dim": 0,
+        "seeds": [],
+        "conditioned_on": [],
+        "has_own_clusters": False,
+        "counts": clip_counts,
+        "label_classes": classes,
+        "k_plan": run_mod.k_plan(params.k, classes),
+        "skipped_runs": [],
+        "protocol": protocol_text(params),
+        "training": {},
+    }
+
+
 def protocol_text(params: ClusterParams) -> dict[str, str]:
     """The clustering protocol in words (written into every info.json, shown by the report)."""
     return {
@@ -209,7 +216,8 @@ def protocol_text(params: ClusterParams) -> dict[str, str]:
         }.get(str(params.k), f"fixed k = {params.k}"),
         "seeds": "model latents of seed s clustered with random_state s; baselines clustered once per seed",
         "silent_clips": "left out (is_silent)",
-        "spectral": f"skipped on levels with more than {params.spectral_max_units} units",
+        "large levels": f"agglomerative, hdbscan, spectral: above {params.fit_sample} units fit on a seeded "
+        "sample, the rest joining the nearest centroid (fit_on = sample)",
         "hdbscan": f"sklearn HDBSCAN, min_cluster_size = min_samples = {params.hdbscan_min_samples}; noise = -1",
         "reduce": f"{params.reduce} (to {params.reduce_dim} dims, fit on train clips)"
         if params.reduce != "none"

@@ -1,6 +1,6 @@
 """Cluster every representation with every algorithm under one protocol.
 
-Protocol (written into ``manifest.json`` so the numbers carry it):
+Protocol (written into each ``info.json`` so the numbers carry it):
 - levels: ``clip`` (cluster clip vectors), ``song_mean`` (cluster each song's
   mean clip vector) and ``song_vote`` (each song takes the majority cluster of
   its clips in a ``clip`` clustering; ties go to the smallest cluster id);
@@ -13,7 +13,8 @@ Protocol (written into ``manifest.json`` so the numbers carry it):
 - seeds: a model's latents of seed s are clustered with random_state s;
   baselines get every seed in ``seeds`` as random_state;
 - spectral clustering is skipped on levels with more than
-  ``cluster.spectral_max_units`` units (its cost grows fast); skips are listed.
+  Ward, HDBSCAN and spectral clustering are fit on a seeded sample of ``cluster.fit_sample`` units
+  when a level has more, the rest joining the nearest centroid (see ``algorithms``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from sklearn.metrics import silhouette_score
 from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
-from musiclust.clustering.algorithms import Clustering, WardTree, run_algorithm
+from musiclust.clustering.algorithms import Clustering, WardTree, fit_sample_index, run_algorithm
 from musiclust.clustering.representations import Representation, Units, song_means
 from musiclust.contracts.clusters import SEED_INDEPENDENT
 from musiclust.params import ClusterParams
@@ -147,6 +148,123 @@ def _level_units(rep: Representation, seed: int) -> dict[str, Units]:
     return {"clip": clips, "song_mean": song_means(clips)}
 
 
+def _skip(
+    skipped: list[dict[str, Any]], rep: Representation, algorithm: str, level: str, seed: int, reason: str
+) -> None:
+    skipped.append(
+        {
+            "representation": rep.name,
+            "algorithm": algorithm,
+            "level": level,
+            "seed": int(seed),
+            "reason": reason,
+        }
+    )
+
+
+def _fit(
+    algorithm: str,
+    units: Units,
+    entry: dict[str, Any],
+    seed: int,
+    cfg: ClusterParams,
+    ward: WardTree | None,
+    sample: np.ndarray | None,
+) -> Clustering:
+    """One clustering of ``units``: at the entry's k, or the best k of ``cluster.k_range`` (auto)."""
+    train = units.split == "train"
+    kw = {"min_samples": cfg.hdbscan_min_samples, "ward": ward, "sample": sample}
+    if entry["k_mode"] == "auto":
+        k_range = (int(cfg.k_range[0]), int(cfg.k_range[-1]))
+        return _choose_k(algorithm, units.x, train, k_range, seed, **kw)
+    return run_algorithm(algorithm, units.x, train, entry["k"], seed, **kw)
+
+
+def _cluster_level(
+    rep: Representation,
+    seed: int,
+    level: str,
+    units: Units,
+    songs: Units,
+    plan: list[dict[str, Any]],
+    cfg: ClusterParams,
+    record: Callable[..., str],
+    skipped: list[dict[str, Any]],
+) -> None:
+    """Every algorithm and k of ``plan`` on one level; a clip-level run also gives a song vote."""
+    degenerate = degenerate_reason(units.x, min_points=3)
+    if degenerate:
+        # identical rows or too few points: no algorithm can say anything (and some crash on it)
+        for algorithm in cfg.algorithms:
+            _skip(skipped, rep, algorithm, level, seed, f"not clustered: {degenerate}")
+        return
+    ward: WardTree | None = None
+    # Ward, HDBSCAN and spectral cost O(n^2): above cluster.fit_sample units they fit a seeded sample
+    sample = fit_sample_index(len(units), cfg.fit_sample, seed)
+    for algorithm in cfg.algorithms:
+        entries = [{"k": None, "k_mode": "algorithm", "for_labels": "*"}] if algorithm == "hdbscan" else plan
+        for entry in entries:
+            try:
+                if algorithm == "agglomerative" and ward is None:
+                    ward = WardTree(units.x if sample is None else units.x[sample])  # one linkage, cut at every k
+                c = _fit(algorithm, units, entry, seed, cfg, ward, sample)
+            except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
+                # one failed fit (too few units, a singular covariance) must not end the whole stage
+                log.warning(
+                    "%s/%s/%s seed %s k=%s skipped: %s", rep.name, algorithm, level, seed, entry["k"], exc
+                )
+                _skip(skipped, rep, algorithm, level, seed, str(exc))
+                continue
+            record(rep, seed, level, algorithm, units, c, entry)
+            if level == "clip":
+                vote = majority_vote(units.song_id, c.labels, songs.unit_id)
+                record(
+                    rep,
+                    seed,
+                    "song_vote",
+                    algorithm,
+                    songs,
+                    Clustering(vote, c.fit_on, c.k, {"from": "majority vote of clip clusters"}),
+                    entry,
+                )
+
+
+def _own_clusters(rep: Representation, seed: int, clips: Units, record: Callable[..., str]) -> None:
+    """A model's own mixture assignments (VaDE) recorded as algorithm ``own``, at clip level and by song vote."""
+    own = np.asarray(rep.own_clusters[seed])
+    ok = ~pd.isna(own)
+    if (~ok).any():
+        log.warning(
+            "%s seed %s: %d clip(s) without an own cluster label (left out of `own`)",
+            rep.name,
+            seed,
+            int((~ok).sum()),
+        )
+    units = clips.subset(ok)
+    labels = own[ok].astype(np.int64)
+    # the model was trained on training songs only, so its assignment of test clips is a prediction
+    entry = {"k": None, "k_mode": "model", "for_labels": "*"}
+    record(
+        rep,
+        seed,
+        "clip",
+        "own",
+        units,
+        Clustering(labels, "train", None, {"from": f"{rep.name}'s own mixture assignments"}),
+        entry,
+    )
+    songs = pd.unique(units.song_id)
+    vote = Clustering(
+        majority_vote(units.song_id, labels, songs),
+        "train",
+        None,
+        {"from": "majority vote of own clip clusters", "k_found_clips": int(len(np.unique(labels)))},
+    )
+    split = pd.Series(units.split, index=units.song_id).groupby(level=0).first().reindex(songs).to_numpy()
+    song_units = Units(songs, songs.copy(), split, np.zeros((len(songs), 0), np.float32))
+    record(rep, seed, "song_vote", "own", song_units, vote, entry)
+
+
 def _cluster_one(
     rep: Representation,
     seed: int,
@@ -157,129 +275,72 @@ def _cluster_one(
 ) -> None:
     """Every algorithm and k of ``plan`` on one representation and seed, at clip and song_mean level."""
     levels = _level_units(rep, seed)
-    songs_of_vote = levels["song_mean"]
     for level in ("clip", "song_mean"):
-        units = levels[level]
-        train = units.split == "train"
-        ward: WardTree | None = None
-        degenerate = degenerate_reason(units.x, min_points=3)
-        if degenerate:
-            # identical rows or too few points: no algorithm can say anything (and some crash on it)
-            for algorithm in cfg.algorithms:
-                skipped.append(
-                    {
-                        "representation": rep.name,
-                        "algorithm": algorithm,
-                        "level": level,
-                        "seed": int(seed),
-                        "reason": f"not clustered: {degenerate}",
-                    }
-                )
-            continue
-        for algorithm in cfg.algorithms:
-            if algorithm == "spectral" and len(units) > cfg.spectral_max_units:
-                skipped.append(
-                    {
-                        "representation": rep.name,
-                        "algorithm": algorithm,
-                        "level": level,
-                        "seed": int(seed),
-                        "reason": f"{len(units)} units > cluster.spectral_max_units={cfg.spectral_max_units}",
-                    }
-                )
-                continue
-            entries = (
-                [{"k": None, "k_mode": "algorithm", "for_labels": "*"}] if algorithm == "hdbscan" else plan
-            )
-            for entry in entries:
-                try:
-                    if algorithm == "agglomerative" and ward is None:
-                        ward = WardTree(units.x)  # one linkage, cut at every k
-                    if entry["k_mode"] == "auto":
-                        c = _choose_k(
-                            algorithm,
-                            units.x,
-                            train,
-                            (int(cfg.k_range[0]), int(cfg.k_range[-1])),
-                            seed,
-                            min_samples=cfg.hdbscan_min_samples,
-                            ward=ward,
-                        )
-                    else:
-                        c = run_algorithm(
-                            algorithm,
-                            units.x,
-                            train,
-                            entry["k"],
-                            seed,
-                            min_samples=cfg.hdbscan_min_samples,
-                            ward=ward,
-                        )
-                except (ValueError, ArithmeticError, np.linalg.LinAlgError) as exc:
-                    # one failed fit (too few units, a singular covariance) must not end the whole stage
-                    log.warning(
-                        "%s/%s/%s seed %s k=%s skipped: %s", rep.name, algorithm, level, seed, entry["k"], exc
-                    )
-                    skipped.append(
-                        {
-                            "representation": rep.name,
-                            "algorithm": algorithm,
-                            "level": level,
-                            "seed": int(seed),
-                            "reason": str(exc),
-                        }
-                    )
-                    continue
-                record(rep, seed, level, algorithm, units, c, entry)
-                if level == "clip":
-                    vote = Clustering(
-                        majority_vote(units.song_id, c.labels, songs_of_vote.unit_id),
-                        c.fit_on,
-                        c.k,
-                        {"from": "majority vote of clip clusters"},
-                    )
-                    record(rep, seed, "song_vote", algorithm, songs_of_vote, vote, entry)
+        _cluster_level(rep, seed, level, levels[level], levels["song_mean"], plan, cfg, record, skipped)
     if seed in rep.own_clusters:
-        units = levels["clip"]
-        own = np.asarray(rep.own_clusters[seed])
-        ok = ~pd.isna(own)
-        if (~ok).any():
-            log.warning(
-                "%s seed %s: %d clip(s) without an own cluster label (left out of `own`)",
-                rep.name,
-                seed,
-                int((~ok).sum()),
+        _own_clusters(rep, seed, levels["clip"], record)
+
+
+class _Recorder:
+    """Collects runs and assignments as plain arrays; one frame at the end (a frame per run costs more
+    than the clustering)."""
+
+    def __init__(self) -> None:
+        self.runs: list[dict[str, Any]] = []
+        self.assign: list[tuple] = []
+
+    def __call__(
+        self,
+        rep: Representation,
+        seed: int,
+        level: str,
+        algorithm: str,
+        units: Units,
+        c: Clustering,
+        entry: dict[str, Any],
+    ) -> str:
+        k_mode = entry["k_mode"]
+        k_tag = entry["k"] if k_mode in ("per_label", "fixed") else k_mode
+        run_id = f"{rep.name}|{algorithm}|{level}|k={k_tag}|seed={seed}"
+        self.runs.append(
+            {
+                "run_id": run_id,
+                "representation": rep.name,
+                "kind": rep.kind,
+                "algorithm": algorithm,
+                "seed": int(seed),
+                "level": level,
+                "fit_on": c.fit_on,
+                "k_mode": k_mode,
+                "k": -1 if c.k is None else int(c.k),
+                "for_labels": entry["for_labels"],
+                "n_units": len(units),
+                "n_fit": int((units.split == "train").sum()) if c.fit_on == "train" else len(units),
+                "n_clusters": c.n_clusters,
+                "noise_fraction": c.noise_fraction,
+                "info": _info_str(c.info),
+            }
+        )
+        self.assign.append((run_id, units.unit_id, units.song_id, units.split, c.labels.astype(np.int64)))
+        return run_id
+
+    def frames(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        runs = pd.DataFrame(self.runs)
+        if not runs.empty and runs["run_id"].duplicated().any():
+            raise RuntimeError(
+                "duplicate run ids: " + ", ".join(runs.loc[runs["run_id"].duplicated(), "run_id"][:5])
             )
-        units_ok = units.subset(ok)
-        labels = own[ok].astype(np.int64)
-        k_own = int(len(np.unique(labels)))
-        # the model was trained on training songs only, so its assignment of test clips is a prediction
-        c = Clustering(labels, "train", None, {"from": f"{rep.name}'s own mixture assignments"})
-        own_entry = {"k": None, "k_mode": "model", "for_labels": "*"}
-        record(rep, seed, "clip", "own", units_ok, c, own_entry)
-        songs = pd.unique(units_ok.song_id)
-        vote = Clustering(
-            majority_vote(units_ok.song_id, labels, songs),
-            "train",
-            None,
-            {"from": "majority vote of own clip clusters", "k_found_clips": k_own},
+        a = self.assign
+        assignments = pd.DataFrame(
+            {
+                "run_id": np.repeat([x[0] for x in a], [len(x[4]) for x in a]),
+                "unit_id": np.concatenate([x[1] for x in a]) if a else np.array([], object),
+                "song_id": np.concatenate([x[2] for x in a]) if a else np.array([], object),
+                "split": np.concatenate([x[3] for x in a]) if a else np.array([], object),
+                "cluster": np.concatenate([x[4] for x in a]) if a else np.array([], np.int64),
+            }
         )
-        split_of_song = (
-            pd.Series(units_ok.split, index=units_ok.song_id)
-            .groupby(level=0)
-            .first()
-            .reindex(songs)
-            .to_numpy()
-        )
-        record(
-            rep,
-            seed,
-            "song_vote",
-            "own",
-            Units(songs, songs.copy(), split_of_song, np.zeros((len(songs), 0), np.float32)),
-            vote,
-            own_entry,
-        )
+        return runs, assignments
 
 
 def cluster_representations(
@@ -292,45 +353,7 @@ def cluster_representations(
             "no k to cluster with: cluster.k is per_label but no label column has two or more classes; "
             "set cluster.k to auto or an integer"
         )
-    runs: list[dict[str, Any]] = []
-    assign: list[tuple] = []
-    skipped: list[dict[str, Any]] = []
-
-    def record(
-        rep: Representation,
-        seed: int,
-        level: str,
-        algorithm: str,
-        units: Units,
-        c: Clustering,
-        entry: dict[str, Any],
-    ) -> str:
-        k_mode, for_labels = entry["k_mode"], entry["for_labels"]
-        k_tag = entry["k"] if k_mode in ("per_label", "fixed") else k_mode
-        run_id = f"{rep.name}|{algorithm}|{level}|k={k_tag}|seed={seed}"
-        runs.append(
-            {
-                "run_id": run_id,
-                "representation": rep.name,
-                "kind": rep.kind,
-                "algorithm": algorithm,
-                "seed": int(seed),
-                "level": level,
-                "fit_on": c.fit_on,
-                "k_mode": k_mode,
-                "k": -1 if c.k is None else int(c.k),
-                "for_labels": for_labels,
-                "n_units": len(units),
-                "n_fit": int((units.split == "train").sum()) if c.fit_on == "train" else len(units),
-                "n_clusters": c.n_clusters,
-                "noise_fraction": c.noise_fraction,
-                "info": _info_str(c.info),
-            }
-        )
-        # plain arrays, one frame at the end: a frame per run costs more than the clustering
-        assign.append((run_id, units.unit_id, units.song_id, units.split, c.labels.astype(np.int64)))
-        return run_id
-
+    record, skipped = _Recorder(), []
     jobs = [(rep, s) for rep in reps for s in (seeds if rep.seed_independent else sorted(rep.clips))]
     # hundreds of small problems: BLAS/OpenMP threads only contend (4x slower measured on 2 busy cores)
     with threadpool_limits(limits=1):
@@ -338,22 +361,8 @@ def cluster_representations(
             jobs, desc=f"cluster {reps[0].name if reps else ''}", unit="seed", disable=None
         ):
             _cluster_one(rep, seed, plan, cfg, record, skipped)
-
-    runs_df = pd.DataFrame(runs)
-    assignments = pd.DataFrame(
-        {
-            "run_id": np.repeat([a[0] for a in assign], [len(a[4]) for a in assign]),
-            "unit_id": np.concatenate([a[1] for a in assign]) if assign else np.array([], object),
-            "song_id": np.concatenate([a[2] for a in assign]) if assign else np.array([], object),
-            "split": np.concatenate([a[3] for a in assign]) if assign else np.array([], object),
-            "cluster": np.concatenate([a[4] for a in assign]) if assign else np.array([], np.int64),
-        }
-    )
-    if not runs_df.empty and runs_df["run_id"].duplicated().any():
-        raise RuntimeError(
-            "duplicate run ids: " + ", ".join(runs_df.loc[runs_df["run_id"].duplicated(), "run_id"][:5])
-        )
-    return ClusterResult(runs_df, assignments, skipped, plan)
+    runs, assignments = record.frames()
+    return ClusterResult(runs, assignments, skipped, plan)
 
 
 def _info_str(info: dict[str, Any]) -> str:

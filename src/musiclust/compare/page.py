@@ -95,7 +95,36 @@ def render_page(
     changed = frames.changed_params(params)
     summary = frames.format_table(frames.summary_table(params, headline, table_reps))
 
-    reps = curve_representations(headline, representations)
+    curves = _curves(params, headline, changed, labels, curve_representations(headline, representations))
+    if not changed:
+        curves_note = "No param differs between the experiments."
+    else:
+        curves_note = "No representation's NMI differs between the experiments."
+    map_figs, map_notes = _maps(maps)
+    rankings, losses = _rankings(headline, labels, names)
+
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True)
+    return env.get_template("compare.html.j2").render(
+        experiments=names,
+        notes=list(notes),
+        summary=table_context(summary),
+        curves=curves,
+        curves_note=curves_note,
+        maps=map_figs,
+        maps_notes=map_notes,
+        rankings=rankings,
+        losses=losses,
+    )
+
+
+def _curves(
+    params: pd.DataFrame,
+    headline: pd.DataFrame,
+    changed: Sequence[str],
+    labels: Sequence[str],
+    reps: Sequence[str],
+) -> list[dict]:
+    """One curve figure (NMI of ``reps`` against the param) per changed param and label with data."""
     curves = []
     for param in changed:
         for label in labels:
@@ -115,11 +144,11 @@ def render_page(
                     "png": _b64(figures.curve_figure(data, param, label)),
                 }
             )
-    if not changed:
-        curves_note = "No param differs between the experiments."
-    else:
-        curves_note = "No representation's NMI differs between the experiments."
+    return curves
 
+
+def _maps(maps: Maps | None) -> tuple[list[dict], list[str]]:
+    """The latent-map figure (at most one: a grid of representations by experiments) and notes."""
     map_figs, map_notes = [], list(maps.notes) if maps else ["Latent maps were not requested."]
     if maps and maps.frames:
         method = choose_method(maps.frames, maps.method)
@@ -136,7 +165,13 @@ def render_page(
             )
         else:
             map_notes.append("No experiment has a readable maps.parquet for the chosen representations.")
+    return map_figs, map_notes
 
+
+def _rankings(
+    headline: pd.DataFrame, labels: Sequence[str], names: Sequence[str]
+) -> tuple[list[dict], list[dict]]:
+    """Per label: the ranking of experiments (table and figure) and, where known, loss against NMI."""
     rankings, losses = [], []
     for label in labels:
         ranking = frames.ranking_frame(headline, label, names)
@@ -157,16 +192,4 @@ def render_page(
                     "table": table_context(lv),
                 }
             )
-
-    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, keep_trailing_newline=True)
-    return env.get_template("compare.html.j2").render(
-        experiments=names,
-        notes=list(notes),
-        summary=table_context(summary),
-        curves=curves,
-        curves_note=curves_note,
-        maps=map_figs,
-        maps_notes=map_notes,
-        rankings=rankings,
-        losses=losses,
-    )
+    return rankings, losses

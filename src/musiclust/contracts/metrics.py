@@ -199,34 +199,8 @@ def build_summary(
         lab: [{k: (num(e[k]) if isinstance(e[k], float) else e[k]) for k in RANK_KEYS} for e in entries]
         for lab, entries in ranking.items()
     }
-    winner, by_modality = {}, {}
-    for lab, entries in rank_out.items():
-        ranked = [e for e in entries if e["rank"] is not None]
-        if ranked:
-            w = ranked[0]
-            winner[lab] = {
-                **{
-                    k: w[k]
-                    for k in (
-                        "representation",
-                        "nmi",
-                        "nmi_low",
-                        "nmi_high",
-                        "ami",
-                        "ami_low",
-                        "ami_high",
-                        "n_songs",
-                    )
-                },
-                "not_separable_from": [
-                    e["representation"] for e in ranked[1:] if not e["separable_from_winner"]
-                ],
-            }
-        for e in ranked:
-            by_modality.setdefault(lab, {}).setdefault(e["modality"], e["representation"])
-    flagged = leak[leak["flagged"]].sort_values(
-        ["representation", "label", "balanced_accuracy"], ascending=[True, True, False]
-    )
+    winner, by_modality = _winners(rank_out)
+    # one literal dict, key by key as SUMMARY_KEYS lists them: longer than 60 lines, clearer whole
     return {
         "labels": list(labels.classes),
         "n_test_songs": len(labels.test_songs),
@@ -234,9 +208,10 @@ def build_summary(
         "interval": {
             "ci": params.ci,
             "bootstrap": params.bootstrap,
-            "method": f"{params.ci:.0%} percentile bootstrap over the {len(labels.test_songs)} test songs "
+            "method": f"percentile bootstrap over the {len(labels.test_songs)} test songs "
             f"({params.bootstrap} resamples, the same for every method: paired), one training "
-            "seed drawn per resample, so the interval covers song sampling and seed variation",
+            "seed drawn per resample, so the interval covers song sampling and seed variation; widened to "
+            "contain the estimate where resampling (repeated songs) shifts a score",
         },
         "headline_protocol": {
             "algorithm": algorithm,
@@ -254,18 +229,7 @@ def build_summary(
         "conditioned": {
             o.name: list(o.info.get("conditioned_on") or []) for o in outputs if o.info.get("conditioned_on")
         },
-        "leakage": {
-            "threshold": params.leakage_threshold,
-            "flagged": [
-                {
-                    "representation": r.representation,
-                    "label": r.label,
-                    "column": r.column,
-                    "balanced_accuracy": num(r.balanced_accuracy),
-                }
-                for r in flagged.drop_duplicates(["representation", "label", "column"]).head(50).itertuples()
-            ],
-        },
+        "leakage": {"threshold": params.leakage_threshold, "flagged": _flagged(leak)},
         "training": {
             o.name: {"best_val_loss": num((o.info.get("training") or {}).get("best_val_loss_mean"))}
             for o in outputs
@@ -280,10 +244,40 @@ def build_summary(
         },
         "disentanglement_method": disentanglement_method,
         "label_notes": label_notes(labels),
-        "notes": [
-            f"{o.name}: {s['reason']}" for o in outputs for s in _unique_skips(o.info.get("skipped_runs", []))
-        ],
+        "notes": _skip_notes(outputs),
     }
+
+
+def _winners(rank_out: Mapping[str, list[dict[str, Any]]]) -> tuple[dict, dict]:
+    """The winner per label (with the ranked methods it cannot be told from) and the best per modality."""
+    winner: dict[str, Any] = {}
+    by_modality: dict[str, dict[str, str]] = {}
+    keys = ("representation", "nmi", "nmi_low", "nmi_high", "ami", "ami_low", "ami_high", "n_songs")
+    for lab, entries in rank_out.items():
+        ranked = [e for e in entries if e["rank"] is not None]
+        if ranked:
+            tied = [e["representation"] for e in ranked[1:] if not e["separable_from_winner"]]
+            winner[lab] = {**{k: ranked[0][k] for k in keys}, "not_separable_from": tied}
+        for e in ranked:
+            by_modality.setdefault(lab, {}).setdefault(e["modality"], e["representation"])
+    return winner, by_modality
+
+
+def _flagged(leak: pd.DataFrame) -> list[dict[str, Any]]:
+    """Flagged leakage-audit columns, strongest first per representation and label (at most 50)."""
+    flagged = leak[leak["flagged"]].sort_values(
+        ["representation", "label", "balanced_accuracy"], ascending=[True, True, False]
+    )
+    flagged = flagged.drop_duplicates(["representation", "label", "column"]).head(50)
+    return [
+        {
+            "representation": r.representation,
+            "label": r.label,
+            "column": r.column,
+            "balanced_accuracy": num(r.balanced_accuracy),
+        }
+        for r in flagged.itertuples()
+    ]
 
 
 def label_notes(labels: Any) -> list[str]:
@@ -291,14 +285,16 @@ def label_notes(labels: Any) -> list[str]:
     return [f"{lab}: {len(v)} classes ({', '.join(v)})" for lab, v in labels.classes.items()]
 
 
-def _unique_skips(skips: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    seen, out = set(), []
-    for s in skips:
-        key = (s.get("algorithm"), s.get("level"), s.get("reason"))
-        if key not in seen:
-            seen.add(key)
-            out.append({"reason": f"{s.get('algorithm')}/{s.get('level')} skipped: {s.get('reason')}"})
-    return out
+def _skip_notes(outputs: Sequence[Any]) -> list[str]:
+    """Skipped clustering runs, one line per (algorithm, level, reason) naming the representations."""
+    reps: dict[tuple, list[str]] = {}
+    for o in outputs:
+        for sk in o.info.get("skipped_runs", []):
+            names = reps.setdefault((sk.get("algorithm"), sk.get("level"), sk.get("reason")), [])
+            if o.name not in names:
+                names.append(o.name)
+    return [f"{alg}/{level} not run ({why}): {', '.join(names)}" for (alg, level, why), names in sorted(
+        reps.items(), key=lambda kv: tuple(map(str, kv[0])))]
 
 
 def write(
@@ -360,7 +356,7 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
     n = summary["n_test_songs"]
     lines = [
         f"Headline: {summary['headline_protocol']['text']}; {n} test songs. "
-        f"Intervals: {summary['interval']['method']}. `≈` marks a method that cannot be separated from the "
+        f"Intervals: {summary['interval']['ci']:.0%} {summary['interval']['method']}. `≈` marks a method that cannot be separated from the "
         "winner (paired difference interval contains 0). Written by the `evaluate` stage to `metrics/results.md`.",
         "",
         f"Ranking rule: {summary['ranking_rule']}",

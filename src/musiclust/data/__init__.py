@@ -1,4 +1,4 @@
-"""musiclust.data: acquire a song collection (demo corpus, manifest of URLs/files, or a folder).
+"""musiclust.data: acquire a song collection (demo corpus from musiclust.synth, manifest of URLs/files, or a folder).
 
 Entry point: :func:`musiclust.data.acquire.acquire`. Sub-modules: ``manifest``
 and ``folder`` turn the input into song requests, ``ytdl`` fetches URLs with

@@ -165,42 +165,81 @@ def acquire(
         results = _acquire_demo(data, audio, seed, build)
         input_ref = "demo"
     else:
-        if data.source == "manifest":
-            path = Path(manifest or data.manifest)
-            requests = read_manifest(path, data.label_columns)
-            input_ref = str(path)
-            base = path.resolve().parent
-        else:
-            root = Path(folder or data.folder).expanduser()
-            requests, ignored = scan_folder(root, data.folder_layout, data.label_columns)
-            input_ref = str(root)
-            base = root.resolve()
+        requests, ignored, input_ref, base = _read_requests(data, manifest, folder)
         log.info("%s: %d row(s) from %s", data.source, len(requests), input_ref)
-        settings = YtdlSettings(
-            audio_format=download.audio_format,
-            max_duration_s=download.max_duration_s,
-            socket_timeout_s=download.timeout_s,
-            retries=download.retries,
-            backoff_s=download.backoff_s,
-        )
-        cache = Path(cache_dir if cache_dir is not None else download.cache_dir).expanduser().absolute()
-        if cache.is_relative_to(out_dir) or out_dir.is_relative_to(cache):
-            raise AcquisitionError(
-                f"download.cache_dir ({cache}) must be outside the output folder {out_dir} and not contain it: "
-                "the output is replaced on every run"
-            )
-        cache.mkdir(parents=True, exist_ok=True)
-        _remove_partials(cache)
-        partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=cache))
-        roots = (base, *resolve_roots(data.allowed_roots))
-        ctx = _Context(
-            build, cache, partial, download, settings, NetworkBreaker(), roots, data.max_lyrics_bytes
-        )
-        try:
-            results = _acquire_requests(requests, ctx)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+        cache = _download_cache(cache_dir if cache_dir is not None else download.cache_dir, out_dir)
+        results = _fetch_into(build, cache, base, requests, data, download)
 
+    songs, report = _write_collection(build, data, input_ref, results, ignored)
+    try:
+        check_success(report, download.min_success_fraction, build / REPORT_FILE)
+    except AcquisitionError as exc:
+        kept = f"; the previous collection in {out_dir} is unchanged" if out_dir.exists() else ""
+        raise AcquisitionError(f"{exc}{kept}") from None
+    _swap_in(build, out_dir)
+    songs_path, report_path = out_dir / SONGS_FILE, out_dir / REPORT_FILE
+    log.info("%s; report: %s", summary_line(report), report_path)
+    return AcquireResult(songs, report, songs_path, report_path)
+
+
+def _read_requests(
+    data: DataParams, manifest: str | Path | None, folder: str | Path | None
+) -> tuple[list[TrackRequest], list[str] | None, str, Path]:
+    """``(requests, ignored, input_ref, base)`` for a manifest or folder source.
+
+    ``ignored`` lists a folder's non-audio files (None for a manifest);
+    ``base`` is the folder input files may always come from.
+    """
+    if data.source == "manifest":
+        path = Path(manifest or data.manifest)
+        return read_manifest(path, data.label_columns), None, str(path), path.resolve().parent
+    root = Path(folder or data.folder).expanduser()
+    requests, ignored = scan_folder(root, data.folder_layout, data.label_columns)
+    return requests, ignored, str(root), root.resolve()
+
+
+def _download_cache(cache_dir: str | Path, out_dir: Path) -> Path:
+    """The download cache folder, created; refused when it and the output folder overlap."""
+    cache = Path(cache_dir).expanduser().absolute()
+    if cache.is_relative_to(out_dir) or out_dir.is_relative_to(cache):
+        raise AcquisitionError(
+            f"download.cache_dir ({cache}) must be outside the output folder {out_dir} and not contain it: "
+            "the output is replaced on every run"
+        )
+    cache.mkdir(parents=True, exist_ok=True)
+    return cache
+
+
+def _fetch_into(
+    build: Path,
+    cache: Path,
+    base: Path,
+    requests: list[TrackRequest],
+    data: DataParams,
+    download: DownloadParams,
+) -> list[RowResult]:
+    """Acquire every request into ``build`` through ``cache``, in a temporary download folder."""
+    settings = YtdlSettings(
+        audio_format=download.audio_format,
+        max_duration_s=download.max_duration_s,
+        socket_timeout_s=download.timeout_s,
+        retries=download.retries,
+        backoff_s=download.backoff_s,
+    )
+    _remove_partials(cache)
+    partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=cache))
+    roots = (base, *resolve_roots(data.allowed_roots))
+    ctx = _Context(build, cache, partial, download, settings, NetworkBreaker(), roots, data.max_lyrics_bytes)
+    try:
+        return _acquire_requests(requests, ctx)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _write_collection(
+    build: Path, data: DataParams, input_ref: str, results: list[RowResult], ignored: list[str] | None
+) -> tuple[pd.DataFrame, dict]:
+    """Write ``songs.parquet`` and ``report.json`` into ``build``, log what was skipped; returns both."""
     songs, label_notes = _songs_frame(results, data.label_columns)
     report = build_report(data.source, input_ref, results, ignored)
     report["label_notes"] = label_notes  # spellings that normalization merged (empty: none)
@@ -215,15 +254,7 @@ def acquire(
         log.warning(
             "... and %d more skipped rows, all listed in %s", len(skipped) - _MAX_LOGGED, build / REPORT_FILE
         )
-    try:
-        check_success(report, download.min_success_fraction, build / REPORT_FILE)
-    except AcquisitionError as exc:
-        kept = f"; the previous collection in {out_dir} is unchanged" if out_dir.exists() else ""
-        raise AcquisitionError(f"{exc}{kept}") from None
-    _swap_in(build, out_dir)
-    songs_path, report_path = out_dir / SONGS_FILE, out_dir / REPORT_FILE
-    log.info("%s; report: %s", summary_line(report), report_path)
-    return AcquireResult(songs, report, songs_path, report_path)
+    return songs, report
 
 
 #: what a previous run (this version or an older one) leaves in the output folder
@@ -281,7 +312,7 @@ def check_success(report: dict, min_fraction: float, report_path: str | Path) ->
 
 def _acquire_demo(data: DataParams, audio: AudioParams, seed: int, out_dir: Path) -> list[RowResult]:
     # imported here: the demo generator is only needed for this source
-    from musiclust.data.demo import generate_demo_corpus
+    from musiclust.synth.corpus import generate_demo_corpus
 
     df = generate_demo_corpus(data.demo, audio.sample_rate, seed, out_dir)
     results = []

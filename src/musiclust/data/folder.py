@@ -66,31 +66,14 @@ def scan_folder(
     table = _labels_table(root)
     stems = Counter(f.stem.lower() for f in files)
     requests: list[TrackRequest] = []
-    listed = set()
     for rel in files:
-        key = rel.as_posix()
-        listed.add(key)
         # the file stem is a readable id; two albums with "01 Intro.mp3" fall back to the path
         track_id = rel.stem if stems[rel.stem.lower()] == 1 else rel.with_suffix("").as_posix()
-        labels = {c: None for c in label_columns}
-        parents = rel.parts[:-1]
-        # top-level folders name the labels; deeper ones (artist/album) are just organisation
-        if len(parents) >= depth:
-            named = dict(zip(("genre",) if depth == 1 else ("language", "genre"), parents))
-            labels.update({k: v for k, v in named.items() if k in labels})
-        req = TrackRequest(
-            row=len(requests),
-            source=key,
-            kind="local",
-            track_id=track_id,
-            title=rel.stem,
-            local_path=root / rel,
-            labels=labels,
-            where=f"{root.name}/{key}",
-        )
-        if key in table:
-            _apply_labels_row(req, table[key], root, label_columns)
+        req = _file_request(root, rel, len(requests), track_id, depth, label_columns)
+        if rel.as_posix() in table:
+            _apply_labels_row(req, table[rel.as_posix()], root, label_columns)
         requests.append(req)
+    listed = {rel.as_posix() for rel in files}
     for key, rec in table.items():  # listed in labels.csv but not on disk
         if key in listed:
             continue
@@ -109,6 +92,28 @@ def scan_folder(
     if ignored:
         log.info("%s: ignoring %d non-audio file(s), e.g. %s", root, len(ignored), ignored[0].as_posix())
     return requests, [i.as_posix() for i in ignored]
+
+
+def _file_request(
+    root: Path, rel: Path, row: int, track_id: str, depth: int, label_columns: tuple[str, ...] | list[str]
+) -> TrackRequest:
+    """The request for the audio file ``root/rel``, labelled by its top ``depth`` folders."""
+    labels = {c: None for c in label_columns}
+    parents = rel.parts[:-1]
+    # top-level folders name the labels; deeper ones (artist/album) are just organisation
+    if len(parents) >= depth:
+        named = dict(zip(("genre",) if depth == 1 else ("language", "genre"), parents))
+        labels.update({k: v for k, v in named.items() if k in labels})
+    return TrackRequest(
+        row=row,
+        source=rel.as_posix(),
+        kind="local",
+        track_id=track_id,
+        title=rel.stem,
+        local_path=root / rel,
+        labels=labels,
+        where=f"{root.name}/{rel.as_posix()}",
+    )
 
 
 def _walk(root: Path) -> list[tuple[Path, bool]]:

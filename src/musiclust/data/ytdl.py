@@ -170,17 +170,9 @@ def _ffmpeg_exe() -> str:
     return imageio_ffmpeg.get_ffmpeg_exe()
 
 
-def fetch_once(source: str, work_dir: Path, stem: str, settings: YtdlSettings) -> tuple[Path, dict]:
-    """One attempt: download ``source`` as best audio into ``work_dir/<stem>.<audio_format>``.
-
-    Returns the produced file and a small info dict (title, uploader, duration,
-    webpage_url). Raises :class:`DownloadFailure`. ``work_dir`` is a private
-    temporary folder; the caller renames the result into place when verified.
-    """
-    import yt_dlp
-
-    work_dir.mkdir(parents=True, exist_ok=True)
-    opts = {
+def _options(work_dir: Path, stem: str, settings: YtdlSettings) -> dict:
+    """yt-dlp options for one quiet, single-item attempt writing ``work_dir/<stem>.<audio_format>``."""
+    return {
         "format": "bestaudio/best",
         "outtmpl": {"default": str(work_dir / f"{stem}.%(ext)s")},
         "paths": {"home": str(work_dir), "temp": str(work_dir)},
@@ -201,6 +193,19 @@ def fetch_once(source: str, work_dir: Path, stem: str, settings: YtdlSettings) -
         "ffmpeg_location": _ffmpeg_exe(),
         "postprocessors": [{"key": "FFmpegExtractAudio", "preferredcodec": settings.audio_format}],
     }
+
+
+def fetch_once(source: str, work_dir: Path, stem: str, settings: YtdlSettings) -> tuple[Path, dict]:
+    """One attempt: download ``source`` as best audio into ``work_dir/<stem>.<audio_format>``.
+
+    Returns the produced file and a small info dict (title, uploader, duration,
+    webpage_url). Raises :class:`DownloadFailure`. ``work_dir`` is a private
+    temporary folder; the caller renames the result into place when verified.
+    """
+    import yt_dlp
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    opts = _options(work_dir, stem, settings)
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
             # resolve first (a search becomes one video) so the duration limit is checked before downloading

@@ -105,6 +105,62 @@ def aggregate(
     return pd.DataFrame(rows), group_boot
 
 
+ENTRY_KEYS = (
+    "representation",
+    "kind",
+    "modality",
+    "nmi",
+    "nmi_low",
+    "nmi_high",
+    "ami",
+    "ami_low",
+    "ami_high",
+    "silhouette",
+    "n_songs",
+    "n_seeds",
+)
+
+
+def _headline_entries(
+    means: pd.DataFrame, group_boot: dict[tuple, dict[str, np.ndarray]], algorithm: str, label: str, k: int
+) -> list[dict[str, Any]]:
+    """The headline rows of ``label`` (one per representation), with their bootstrap NMI under ``_boot``."""
+    head = means[
+        (means["algorithm"] == algorithm)
+        & (means["level"] == HEADLINE_LEVEL)
+        & (means["k_mode"] == "per_label")
+        & (means["k"] == k)
+        & (means["label"] == label)
+        & (means["scope"] == "test")
+        & np.isfinite(means["nmi"])
+    ]
+    entries = []
+    for r in head.to_dict("records"):
+        key = (r["representation"], algorithm, HEADLINE_LEVEL, "per_label", k, label)
+        entries.append(
+            {
+                **{k_: r[k_] for k_ in ENTRY_KEYS},
+                "conditioned": bool(r["conditioned"]),
+                "_boot": group_boot.get(key, {}).get("nmi"),
+            }
+        )
+    return entries
+
+
+def _compare_to_winner(ranked: list[dict[str, Any]], ci: float) -> None:
+    """Rank, and the paired bootstrap difference of each ranked entry from the winner (in place)."""
+    winner = ranked[0] if ranked else None
+    for i, e in enumerate(ranked, start=1):
+        e["rank"] = i
+        e["diff_low"] = e["diff_high"] = float("nan")
+        e["separable_from_winner"] = False
+        if e is not winner and e["_boot"] is not None and winner["_boot"] is not None:
+            e["diff_low"], e["diff_high"] = percentile_interval(
+                e["_boot"] - winner["_boot"], ci, estimate=e["nmi"] - winner["nmi"]
+            )
+            e["separable_from_winner"] = separable(e["diff_low"], e["diff_high"])
+
+
 def rank(
     means: pd.DataFrame,
     group_boot: dict[tuple, dict[str, np.ndarray]],
@@ -115,63 +171,19 @@ def rank(
     """The ranking per label under :data:`RANKING_RULE`, with paired differences from the winner."""
     ranking: dict[str, list[dict[str, Any]]] = {}
     for label, classes in labels.classes.items():
-        k = len(classes)
-        if k < 2:
+        if len(classes) < 2:
             continue
-        head = means[
-            (means["algorithm"] == algorithm)
-            & (means["level"] == HEADLINE_LEVEL)
-            & (means["k_mode"] == "per_label")
-            & (means["k"] == k)
-            & (means["label"] == label)
-            & (means["scope"] == "test")
-            & np.isfinite(means["nmi"])
-        ]
-        entries = []
-        for r in head.itertuples(index=False):
-            key = (r.representation, algorithm, HEADLINE_LEVEL, "per_label", k, label)
-            entries.append(
-                {
-                    "representation": r.representation,
-                    "kind": r.kind,
-                    "modality": r.modality,
-                    "conditioned": bool(r.conditioned),
-                    "nmi": r.nmi,
-                    "nmi_low": r.nmi_low,
-                    "nmi_high": r.nmi_high,
-                    "ami": r.ami,
-                    "ami_low": r.ami_low,
-                    "ami_high": r.ami_high,
-                    "silhouette": r.silhouette,
-                    "n_songs": r.n_songs,
-                    "n_seeds": r.n_seeds,
-                    "_boot": group_boot.get(key, {}).get("nmi"),
-                }
-            )
+        entries = _headline_entries(means, group_boot, algorithm, label, len(classes))
         ranked = sorted(
             (e for e in entries if not e["conditioned"]), key=lambda e: (-e["nmi"], e["representation"])
         )
-        winner = ranked[0] if ranked else None
-        for i, e in enumerate(ranked, start=1):
-            e["rank"] = i
-            if e is winner or e["_boot"] is None or winner["_boot"] is None:
-                e["diff_low"] = e["diff_high"] = float("nan")
-                e["separable_from_winner"] = False
-            else:
-                e["diff_low"], e["diff_high"] = percentile_interval(
-                    e["_boot"] - winner["_boot"], ci, estimate=e["nmi"] - winner["nmi"]
-                )
-                e["separable_from_winner"] = separable(e["diff_low"], e["diff_high"])
+        _compare_to_winner(ranked, ci)
+        seen = sorted((e for e in entries if e["conditioned"]), key=lambda e: e["representation"])
+        for e in seen:  # a model that saw the label: listed, never ranked
+            e.update(rank=None, diff_low=float("nan"), diff_high=float("nan"), separable_from_winner=False)
         for e in entries:
             e.pop("_boot")
-            if e["conditioned"]:
-                e.update(
-                    rank=None, diff_low=float("nan"), diff_high=float("nan"), separable_from_winner=False
-                )
-        ranking[label] = [
-            *ranked,
-            *sorted((e for e in entries if e["conditioned"]), key=lambda e: e["representation"]),
-        ]
+        ranking[label] = [*ranked, *seen]
     return ranking
 
 
@@ -189,6 +201,51 @@ def _boot_dicts(outputs: Sequence[cluster_contract.ClusterOutput]) -> RepScores:
     return merged
 
 
+def _scores(outputs: Sequence[cluster_contract.ClusterOutput], n_boot: int) -> pd.DataFrame:
+    """Every representation's per-seed score rows, checked to come from ``n_boot`` resamples."""
+    frames = [o.scores for o in outputs if o.scores is not None and not o.scores.empty]
+    if not frames:
+        raise RuntimeError("no clustering run was scored: every representation is not applicable")
+    found = {len(v) for o in outputs if o.boot is not None for v in o.boot["values"]}
+    if found != {n_boot}:
+        raise ValueError(
+            f"cluster outputs hold {sorted(found)} bootstrap resamples, evaluate.bootstrap is "
+            f"{n_boot}: re-run the cluster stages (`dvc repro`)"
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _leakage(outputs: Sequence[cluster_contract.ClusterOutput], threshold: float) -> pd.DataFrame:
+    """The representations' audits in one table, flagged at ``threshold`` (and said in the log)."""
+    leak = pd.concat([o.leakage for o in outputs if o.leakage is not None], ignore_index=True)
+    leak["flagged"] = leak["balanced_accuracy"].astype(float) >= threshold
+    for (rep, label), g in leak[leak["flagged"]].groupby(["representation", "label"]):
+        log.warning(
+            "LEAKAGE AUDIT: %s: %d column(s) alone predict %r with balanced accuracy >= %.2f: its %s "
+            "scores may reflect leakage or a trivially readable label",
+            rep,
+            g["column"].nunique(),
+            label,
+            threshold,
+            label,
+        )
+    return leak
+
+
+def _mig(outputs: Sequence[cluster_contract.ClusterOutput], labels: Labels) -> dict[str, dict[str, Any]]:
+    """MIG per model and scored label (mean, min and max over seeds)."""
+    rows = [
+        o.disentanglement
+        for o in outputs
+        if o.applicable and o.disentanglement is not None and not o.disentanglement.empty
+    ]
+    mig = disentanglement.summarize(
+        pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(),
+        {o.name: list(o.info.get("conditioned_on") or []) for o in outputs},
+    )
+    return {rep: {lab: d for lab, d in by.items() if lab in labels.classes} for rep, by in mig.items()}
+
+
 def evaluate(
     outputs: Sequence[cluster_contract.ClusterOutput],
     segments: pd.DataFrame,
@@ -198,57 +255,21 @@ def evaluate(
 ) -> contract.Evaluation:
     """Aggregate the representations' scores, rank them and audit; returns every table (nothing written)."""
     labels = make_labels(segments, label_columns)
-    scorable = [c for c, v in labels.classes.items() if len(v) >= 2]
-    if not scorable:
+    labels.classes = {k: v for k, v in labels.classes.items() if len(v) >= 2}
+    if not labels.classes:
         raise ValueError(f"no label column of {list(label_columns)} has two or more classes to score against")
-    labels.classes = {k: v for k, v in labels.classes.items() if k in scorable}
-    scores = (
-        pd.concat(
-            [o.scores for o in outputs if o.scores is not None and not o.scores.empty], ignore_index=True
-        )
-        if any(o.scores is not None and not o.scores.empty for o in outputs)
-        else pd.DataFrame()
-    )
-    if scores.empty:
-        raise RuntimeError("no clustering run was scored: every representation is not applicable")
-    n_boot = {len(v) for o in outputs if o.boot is not None for v in o.boot["values"]}
-    if n_boot != {params.bootstrap}:
-        raise ValueError(
-            f"cluster outputs hold {sorted(n_boot)} bootstrap resamples, evaluate.bootstrap is "
-            f"{params.bootstrap}: re-run the cluster stages (`dvc repro`)"
-        )
-    plan = resample_plan(len(labels.test_songs), params.bootstrap, seed=0)
-    means, group_boot = aggregate(scores, _boot_dicts(outputs), plan, params.ci)
     algorithm = headline_algorithm(algorithms)
     if algorithm is None:
         raise ValueError(f"cluster.algorithms has none of {HEADLINE_ALGORITHMS}: no headline clustering")
+    scores = _scores(outputs, params.bootstrap)
+    plan = resample_plan(len(labels.test_songs), params.bootstrap, seed=0)
+    means, group_boot = aggregate(scores, _boot_dicts(outputs), plan, params.ci)
     ranking = rank(means, group_boot, labels, algorithm, params.ci)
-    leak = pd.concat([o.leakage for o in outputs if o.leakage is not None], ignore_index=True)
-    leak["flagged"] = leak["balanced_accuracy"].astype(float) >= params.leakage_threshold
-    for (rep, label), g in leak[leak["flagged"]].groupby(["representation", "label"]):
-        log.warning(
-            "LEAKAGE AUDIT: %s: %d column(s) alone predict %r with balanced accuracy >= %.2f: its %s "
-            "scores may reflect leakage or a trivially readable label",
-            rep,
-            g["column"].nunique(),
-            label,
-            params.leakage_threshold,
-            label,
-        )
-    mig_rows = [
-        o.disentanglement
-        for o in outputs
-        if o.applicable and o.disentanglement is not None and not o.disentanglement.empty
-    ]
-    mig = disentanglement.summarize(
-        pd.concat(mig_rows, ignore_index=True) if mig_rows else pd.DataFrame(),
-        {o.name: list(o.info.get("conditioned_on") or []) for o in outputs},
-    )
-    mig = {rep: {lab: d for lab, d in by.items() if lab in labels.classes} for rep, by in mig.items()}
+    mig = _mig(outputs, labels)
     summary = contract.build_summary(
         outputs=outputs,
         ranking=ranking,
-        leak=leak,
+        leak=_leakage(outputs, params.leakage_threshold),
         labels=labels,
         params=params,
         rule=RANKING_RULE.format(algorithm=algorithm),
@@ -258,9 +279,8 @@ def evaluate(
         disentanglement=mig,
         disentanglement_method=disentanglement.METHOD,
     )
-    return contract.Evaluation(
-        scores=scores, means=means, summary=summary, headline=contract.build_headline(ranking, outputs, mig)
-    )
+    headline = contract.build_headline(ranking, outputs, mig)
+    return contract.Evaluation(scores=scores, means=means, summary=summary, headline=headline)
 
 
 def run_evaluate_step(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -124,97 +125,126 @@ def _boot_ami(tables: np.ndarray) -> np.ndarray:
     return np.array([ami_from_contingency(t) if (t.sum(axis=1) > 0).sum() > 1 else np.nan for t in tables])
 
 
-def score_representation(
-    out: ClusterOutput, labels: Labels, plan: ResamplePlan, silhouette_sample: int
-) -> RepScores:
-    """Every run of ``out`` scored against every label it serves, in both scopes."""
-    res = RepScores()
-    if not out.applicable or out.runs.empty:
-        return res
-    blocks = _vector_blocks(out.vectors)
-    seed_independent = out.info.get("seeds") == "all"
-    weights = plan.weights
-    test_pos = pd.Series(np.arange(len(labels.test_songs)), index=labels.test_songs)
-    groups = {rid: g for rid, g in out.assignments.groupby("run_id", observed=True, sort=False)}
-    dist_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-    conditioned = set(out.info.get("conditioned_on") or [])
-    for run in out.runs.sort_values("run_id").itertuples(index=False):
-        g = groups.get(run.run_id)
-        if g is None or g.empty:
-            log.warning("run %s has no assignments; not scored", run.run_id)
-            continue
-        unit_ids = g["unit_id"].astype(str).to_numpy()
-        clusters = g["cluster"].to_numpy(np.int64)
-        split = g["split"].astype(str).to_numpy()
-        song_ids = g["song_id"].astype(str).to_numpy()
-        vec_level = "clip" if run.level == "clip" else "song_mean"
-        vec_seed = SEED_INDEPENDENT if seed_independent else int(run.seed)
-        x, index = blocks[(vec_seed, vec_level)]
-        pos = index.get_indexer(unit_ids)
+@dataclass(frozen=True)
+class _Run:
+    """One clustering run's units, as arrays."""
+
+    meta: Any  # the runs.parquet row
+    unit_ids: np.ndarray
+    song_ids: np.ndarray
+    split: np.ndarray
+    clusters: np.ndarray
+
+
+class _Scorer:
+    """Scores the runs of one representation; shares vector blocks and silhouette samples between them."""
+
+    def __init__(
+        self, out: ClusterOutput, labels: Labels, plan: ResamplePlan, silhouette_sample: int
+    ) -> None:
+        self.out, self.labels, self.plan, self.sample = out, labels, plan, silhouette_sample
+        self.blocks = _vector_blocks(out.vectors)
+        self.seed_independent = out.info.get("seeds") == "all"
+        self.weights = plan.weights
+        self.test_pos = pd.Series(np.arange(len(labels.test_songs)), index=labels.test_songs)
+        self.conditioned = set(out.info.get("conditioned_on") or [])
+        self.dist_cache: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self.res = RepScores()
+
+    def run(self, r: _Run) -> None:
+        """Every scope and label of one run."""
+        meta = r.meta
+        vec_level = "clip" if meta.level == "clip" else "song_mean"
+        vec_seed = SEED_INDEPENDENT if self.seed_independent else int(meta.seed)
+        x, index = self.blocks[(vec_seed, vec_level)]
+        pos = index.get_indexer(r.unit_ids)
         for scope in SCOPES:
-            in_scope = (split == "test") if scope == "test" else np.ones(len(split), bool)
+            in_scope = (r.split == "test") if scope == "test" else np.ones(len(r.split), bool)
             if not in_scope.any():
                 continue
             inner = _internal(
                 x,
                 pos,
-                clusters,
+                r.clusters,
                 in_scope & (pos >= 0),
-                silhouette_sample,
-                dist_cache,
+                self.sample,
+                self.dist_cache,
                 (vec_seed, vec_level, scope),
             )
-            c_scope = clusters[in_scope]
+            c_scope = r.clusters[in_scope]
             base = {
-                "representation": out.name,
-                "kind": out.info["kind"],
-                "modality": out.info["modality"],
-                "algorithm": run.algorithm,
-                "level": run.level,
+                "representation": self.out.name,
+                "kind": self.out.info["kind"],
+                "modality": self.out.info["modality"],
+                "algorithm": meta.algorithm,
+                "level": meta.level,
                 "scope": scope,
-                "k_mode": run.k_mode,
-                "k": int(run.k),
-                "seed": int(run.seed),
+                "k_mode": meta.k_mode,
+                "k": int(meta.k),
+                "seed": int(meta.seed),
                 "n_clusters": int(len(np.unique(c_scope[c_scope >= 0]))),
                 "noise_fraction": float(np.mean(c_scope < 0)),
                 **inner,
-                "run_id": run.run_id,
+                "run_id": meta.run_id,
             }
-            for label, codes in labels.level(run.level).items():
-                if run.for_labels != "*" and label not in str(run.for_labels).split(","):
-                    continue
-                y = codes.reindex(unit_ids).fillna(-1).to_numpy(np.int64)
-                ok = in_scope & (y >= 0)
-                row = dict(
-                    base,
-                    label=label,
-                    conditioned=label in conditioned,
-                    n_units=int(ok.sum()),
-                    n_songs=int(len(np.unique(song_ids[ok]))),
-                )
-                if ok.sum() == 0 or len(np.unique(y[ok])) < 2:
-                    row.update({m: float("nan") for m in EXTERNAL}, note="fewer than two classes in scope")
-                else:
-                    row.update(external_scores(y[ok], clusters[ok]), note="")
-                    if scope == "test":
-                        sp = test_pos.reindex(song_ids[ok]).to_numpy()
-                        key = (
-                            out.name,
-                            run.algorithm,
-                            run.level,
-                            run.k_mode,
-                            int(run.k),
-                            label,
-                            int(run.seed),
-                        )
-                        tables = _boot_tables(
-                            y[ok], clusters[ok], sp.astype(np.int64), weights, len(labels.test_songs)
-                        )
-                        res.boot[key] = _boot_nmi(tables)
-                        if run.level == "song_mean" and run.k_mode == "per_label":  # the headline kind of run
-                            res.boot_ami[key] = _boot_ami(tables)
-                res.rows.append(row)
-    return res
+            for label, codes in self.labels.level(meta.level).items():
+                if meta.for_labels == "*" or label in str(meta.for_labels).split(","):
+                    self.label(r, scope, in_scope, label, codes, base)
+
+    def label(
+        self, r: _Run, scope: str, in_scope: np.ndarray, label: str, codes: pd.Series, base: dict
+    ) -> None:
+        """The scores of one run against one label in one scope (and its bootstrap on test songs)."""
+        y = codes.reindex(r.unit_ids).fillna(-1).to_numpy(np.int64)
+        ok = in_scope & (y >= 0)
+        row = dict(
+            base,
+            label=label,
+            conditioned=label in self.conditioned,
+            n_units=int(ok.sum()),
+            n_songs=int(len(np.unique(r.song_ids[ok]))),
+        )
+        if ok.sum() == 0 or len(np.unique(y[ok])) < 2:
+            row.update({m: float("nan") for m in EXTERNAL}, note="fewer than two classes in scope")
+        else:
+            row.update(external_scores(y[ok], r.clusters[ok]), note="")
+            if scope == "test":
+                self.bootstrap(r, label, y[ok], r.clusters[ok], r.song_ids[ok])
+        self.res.rows.append(row)
+
+    def bootstrap(self, r: _Run, label: str, y: np.ndarray, c: np.ndarray, song_ids: np.ndarray) -> None:
+        meta = r.meta
+        key = (self.out.name, meta.algorithm, meta.level, meta.k_mode, int(meta.k), label, int(meta.seed))
+        song_pos = self.test_pos.reindex(song_ids).to_numpy().astype(np.int64)
+        tables = _boot_tables(y, c, song_pos, self.weights, len(self.labels.test_songs))
+        self.res.boot[key] = _boot_nmi(tables)
+        if meta.level == "song_mean" and meta.k_mode == "per_label":  # the headline kind of run
+            self.res.boot_ami[key] = _boot_ami(tables)
+
+
+def score_representation(
+    out: ClusterOutput, labels: Labels, plan: ResamplePlan, silhouette_sample: int
+) -> RepScores:
+    """Every run of ``out`` scored against every label it serves, in both scopes."""
+    if not out.applicable or out.runs.empty:
+        return RepScores()
+    scorer = _Scorer(out, labels, plan, silhouette_sample)
+    groups = {rid: g for rid, g in out.assignments.groupby("run_id", observed=True, sort=False)}
+    for meta in out.runs.sort_values("run_id").itertuples(index=False):
+        g = groups.get(meta.run_id)
+        if g is None or g.empty:
+            log.warning("run %s has no assignments; not scored", meta.run_id)
+            continue
+        scorer.run(
+            _Run(
+                meta,
+                g["unit_id"].astype(str).to_numpy(),
+                g["song_id"].astype(str).to_numpy(),
+                g["split"].astype(str).to_numpy(),
+                g["cluster"].to_numpy(np.int64),
+            )
+        )
+    return scorer.res
 
 
 def _internal(

@@ -58,8 +58,10 @@ def song_splits(segments: pd.DataFrame) -> pd.Series:
     per_song = segments.groupby("song_id", sort=False)["split"].agg(lambda s: sorted(set(s)))
     mixed = per_song[per_song.map(len) > 1]
     if len(mixed):
-        raise ValueError(f"{len(mixed)} song(s) have clips in several splits (e.g. {mixed.index[0]!r}); "
-                         "the split must be song-level: re-run the segment stage")
+        raise ValueError(
+            f"{len(mixed)} song(s) have clips in several splits (e.g. {mixed.index[0]!r}); "
+            "the split must be song-level: re-run the segment stage"
+        )
     return per_song.map(lambda s: s[0])
 
 
@@ -71,15 +73,22 @@ def lyrics_mask(songs: pd.DataFrame) -> pd.Series:
         declared = songs["has_lyrics"].fillna(False).astype(bool)
         blank = declared & ~present
         if blank.any():
-            log.warning("%d song(s) are marked has_lyrics but their lyrics are blank; they are masked "
-                        "(e.g. %s)", int(blank.sum()), songs.loc[blank, "song_id"].iloc[0])
+            log.warning(
+                "%d song(s) are marked has_lyrics but their lyrics are blank; they are masked (e.g. %s)",
+                int(blank.sum()),
+                songs.loc[blank, "song_id"].iloc[0],
+            )
         return declared & present
     return present
 
 
-def embed_songs(songs: pd.DataFrame, splits: pd.Series, params: LyricsParams,
-                descriptions: pd.Series | None = None,
-                encoder: LyricsEncoder | None = None) -> tuple[pd.DataFrame, LyricsSummary]:
+def embed_songs(
+    songs: pd.DataFrame,
+    splits: pd.Series,
+    params: LyricsParams,
+    descriptions: pd.Series | None = None,
+    encoder: LyricsEncoder | None = None,
+) -> tuple[pd.DataFrame, LyricsSummary]:
     """Embed each song's lyrics.
 
     ``songs``: ``song_id``, ``lyrics`` (str or null), ``has_lyrics``; ``splits``:
@@ -92,14 +101,59 @@ def embed_songs(songs: pd.DataFrame, splits: pd.Series, params: LyricsParams,
     where ``text_source == "none"``).
     """
     t0 = time.perf_counter()
+    _check_song_ids(songs)
+    songs = songs.reset_index(drop=True)
+    has = lyrics_mask(songs).to_numpy()
+    texts, source = _texts(songs, has, descriptions)
+
+    enc = encoder or build_encoder(
+        params.encoder,
+        dim=params.dim,
+        normalize=params.normalize,
+        batch_size=params.batch_size,
+        precision=params.precision,
+    )
+    split = songs["song_id"].map(splits)
+    summary = LyricsSummary(
+        encoder=params.encoder if encoder is None else enc.name,
+        dim=enc.dim,
+        n_songs=len(songs),
+        n_with_lyrics=int(has.sum()),
+        n_without_lyrics=int((~has).sum()),
+        n_described=int((source == SOURCE_AUDIO).sum()),
+        n_without_split=int(split.isna().sum()),
+    )
+    if summary.n_without_split:
+        summary.notes.append(
+            f"{summary.n_without_split} song(s) have no clips in the segments table "
+            "(no split); they are embedded but never used for fitting"
+        )
+    x = _fit_and_encode(enc, texts, split, songs["song_id"], summary)
+
+    table = pd.DataFrame(
+        {
+            "song_id": songs["song_id"].astype(str),
+            "has_lyrics": has.astype(bool),
+            "encoder": summary.encoder,
+            "text_source": source.astype(str),
+        }
+    )
+    table = pd.concat([table, pd.DataFrame(x, columns=emb_columns(enc.dim))], axis=1)
+    summary.seconds = time.perf_counter() - t0
+    return table, summary
+
+
+def _check_song_ids(songs: pd.DataFrame) -> None:
+    """Every song has one distinct ``song_id``; ValueError otherwise."""
     if "song_id" not in songs.columns:
         raise ValueError("songs table lacks the song_id column")
     dup = songs["song_id"][songs["song_id"].duplicated()]
     if len(dup):
         raise ValueError(f"song_id {dup.iloc[0]!r} appears more than once in the songs table")
-    songs = songs.reset_index(drop=True)
-    has = lyrics_mask(songs).to_numpy()
 
+
+def _texts(songs: pd.DataFrame, has: np.ndarray, descriptions: pd.Series | None) -> tuple[list, np.ndarray]:
+    """The text to embed per song (None: masked) and where it came from (``text_source``)."""
     texts: list[str | None] = [songs.at[i, "lyrics"] if has[i] else None for i in range(len(songs))]
     source = np.where(has, SOURCE_LYRICS, SOURCE_NONE).astype(object)
     if descriptions is not None:
@@ -107,50 +161,46 @@ def embed_songs(songs: pd.DataFrame, splits: pd.Series, params: LyricsParams,
             desc = descriptions.get(songs.at[i, "song_id"])
             if isinstance(desc, str) and desc.strip():
                 texts[i], source[i] = desc, SOURCE_AUDIO
+    return texts, source
 
-    enc = encoder or build_encoder(params.encoder, dim=params.dim, normalize=params.normalize,
-                                   batch_size=params.batch_size, precision=params.precision)
-    split = songs["song_id"].map(splits)
-    summary = LyricsSummary(encoder=params.encoder if encoder is None else enc.name, dim=enc.dim,
-                            n_songs=len(songs), n_with_lyrics=int(has.sum()), n_without_lyrics=int((~has).sum()),
-                            n_described=int((source == SOURCE_AUDIO).sum()),
-                            n_without_split=int(split.isna().sum()))
-    if summary.n_without_split:
-        summary.notes.append(f"{summary.n_without_split} song(s) have no clips in the segments table "
-                             "(no split); they are embedded but never used for fitting")
 
+def _fit_and_encode(
+    enc: LyricsEncoder, texts: list[str | None], split: pd.Series, song_ids: pd.Series, summary: LyricsSummary
+) -> np.ndarray:
+    """``(n_songs, dim)`` float32 vectors, zero where the text is None; fits ``enc`` on training texts first.
+
+    Raises :class:`FloatingPointError` naming a song whose vector is not finite.
+    """
     if not any(t is not None for t in texts):
         # e.g. a folder of audio files: nothing to fit or encode, every row stays masked
         summary.notes.append("no song has lyrics: every row is masked with a zero vector")
     elif enc.needs_fit:
         # fit on training songs only: the encoder must not see val/test text
-        fit_idx = [i for i in range(len(songs)) if texts[i] is not None and split.iat[i] == "train"]
+        fit_idx = [i for i in range(len(texts)) if texts[i] is not None and split.iat[i] == "train"]
         summary.n_fit = len(fit_idx)
         enc.fit([texts[i] for i in fit_idx])
 
     idx = [i for i, t in enumerate(texts) if t is not None]
-    x = np.zeros((len(songs), enc.dim), np.float32)
+    x = np.zeros((len(texts), enc.dim), np.float32)
     if idx:
         x[idx] = enc.encode([texts[i] for i in idx])
         summary.n_chunks = int(getattr(enc, "n_encoded", len(idx)))
     bad = ~np.isfinite(x).all(axis=1)
     if bad.any():  # a non-finite vector would poison every downstream model
-        raise FloatingPointError(f"encoder {enc.name} produced non-finite vectors for {int(bad.sum())} song(s), "
-                                 f"e.g. {songs.at[int(np.flatnonzero(bad)[0]), 'song_id']!r}")
-
-    table = pd.DataFrame({
-        "song_id": songs["song_id"].astype(str),
-        "has_lyrics": has.astype(bool),
-        "encoder": summary.encoder,
-        "text_source": source.astype(str),
-    })
-    table = pd.concat([table, pd.DataFrame(x, columns=emb_columns(enc.dim))], axis=1)
-    summary.seconds = time.perf_counter() - t0
-    return table, summary
+        raise FloatingPointError(
+            f"encoder {enc.name} produced non-finite vectors for {int(bad.sum())} song(s), "
+            f"e.g. {song_ids.iat[int(np.flatnonzero(bad)[0])]!r}"
+        )
+    return x
 
 
-def run(raw_dir: str | Path, segments_dir: str | Path, out_path: str | Path, params: LyricsParams,
-        features_dir: str | Path | None = None) -> LyricsSummary:
+def run(
+    raw_dir: str | Path,
+    segments_dir: str | Path,
+    out_path: str | Path,
+    params: LyricsParams,
+    features_dir: str | Path | None = None,
+) -> LyricsSummary:
     """Read ``<raw>/songs.parquet`` and ``<segments>/segments.parquet``, write ``out_path``.
 
     ``features_dir`` is needed only with ``lyrics.describe_audio``.
@@ -171,11 +221,18 @@ def run(raw_dir: str | Path, segments_dir: str | Path, out_path: str | Path, par
         descriptions = describe_songs_from_features(features_dir, segments)
     table, summary = embed_songs(songs, song_splits(segments), params, descriptions=descriptions)
     write_parquet(table, out_path)
-    log.info("lyrics: %d songs, %d with lyrics, %d without (masked%s); encoder %s, dim %d%s; %.1f s -> %s",
-             summary.n_songs, summary.n_with_lyrics, summary.n_without_lyrics,
-             f"; {summary.n_described} of them described from audio" if params.describe_audio else "",
-             summary.encoder, summary.dim,
-             f", fit on {summary.n_fit} training songs" if summary.n_fit else "", summary.seconds, out_path)
+    log.info(
+        "lyrics: %d songs, %d with lyrics, %d without (masked%s); encoder %s, dim %d%s; %.1f s -> %s",
+        summary.n_songs,
+        summary.n_with_lyrics,
+        summary.n_without_lyrics,
+        f"; {summary.n_described} of them described from audio" if params.describe_audio else "",
+        summary.encoder,
+        summary.dim,
+        f", fit on {summary.n_fit} training songs" if summary.n_fit else "",
+        summary.seconds,
+        out_path,
+    )
     for note in summary.notes:
         log.warning("lyrics: %s", note)
     return summary

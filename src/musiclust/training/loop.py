@@ -126,6 +126,8 @@ def fit(
     the validation clips, and patience only counts once the warm-up is over, so a rising KL
     weight is not mistaken for overfitting. ``label`` names the model in logs and errors.
     """
+    # one piece on purpose: the epoch loop reads top to bottom; its parts are already _Stepper,
+    # _train_epoch, _BestEpoch and _history_row, and what is left is the order they run in
     max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
     warmup = cfg.kl_warmup_epochs if kl_warmup_epochs is None else kl_warmup_epochs
     model.to(device)
