@@ -132,7 +132,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     lyrics_run = _run([dvc, "repro"], work, env)
     ran = set(re.findall(r"Running stage '([^']+)'", lyrics_run))
     text_models = sorted(k for k, spec in REGISTRY.items() if "text" in spec.needs)
-    assert text_models == ["attention_mm", "hybrid", "multimodal"]
+    assert text_models == ["attention_mm", "hybrid", "multimodal", "shared_private"]
     expected = {"embed_lyrics", "evaluate", "report", "cluster@lyrics"}
     expected |= {f"train@{k}" for k in text_models} | {f"cluster@{k}" for k in text_models}
     assert ran == expected, ran

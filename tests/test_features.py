@@ -12,11 +12,17 @@ from stages import segment as segment_stage
 from tests.test_segment import SR, demo_songs, make_raw, tone, write_params
 
 from musiclust.audio.shards import ShardReader, from_pcm16
-from musiclust.features.extract import BandedMatrix, FeatureConfig, Featurizer, feature_columns
+from musiclust.features.extract import (
+    RHYTHM_BPM_EDGES,
+    BandedMatrix,
+    FeatureConfig,
+    Featurizer,
+    feature_columns,
+)
 from musiclust.features.pipeline import featurize_files
 from musiclust.features.store import load_scalers, load_tensors, load_vectors
 
-ALL_SETS = ("mfcc_stats", "spectral", "logmel", "mfcc_seq")
+ALL_SETS = ("mfcc_stats", "spectral", "rhythm", "logmel", "mfcc_seq")
 
 
 def music_like(seconds: float, seed: int) -> np.ndarray:
@@ -243,3 +249,48 @@ def test_featurize_stage_with_no_clips_and_wrong_rate(tmp_path, repo_root):
     other = write_params(repo_root, tmp_path / "p16k.yaml", audio={"sample_rate": 16000})
     with pytest.raises(ValueError, match="re-run the segment stage"):
         featurize_stage.main(["--segments", str(seg_dir), "--out", str(feat), "--params", str(other)])
+
+
+def _clicks(seconds: float, period_s: float) -> np.ndarray:
+    y = np.zeros(int(seconds * SR), np.float32)
+    for k in range(int(seconds / period_s)):
+        s = int(k * period_s * SR)
+        y[s : s + 200] = np.hanning(200)
+    return y
+
+
+def test_rhythm_envelopes_match_librosa(clips):
+    cfg = FeatureConfig(sets=("rhythm",))
+    ours = dict(zip(feature_columns(cfg)["rhythm"], Featurizer(cfg)(clips[:1])["rhythm"][0]))
+    kw = {"sr": SR, "n_fft": cfg.n_fft, "hop_length": cfg.hop_length}
+    env = librosa.onset.onset_strength(y=clips[0], **kw)
+    multi = librosa.onset.onset_strength_multi(y=clips[0], channels=[0, 32, 64, 96, 128], **kw)
+    assert ours["onset_mean"] == pytest.approx(env.mean(), rel=1e-3)
+    assert ours["onset_std"] == pytest.approx(env.std(), rel=1e-3)
+    for i, band in enumerate(multi):
+        assert ours[f"onset_band{i}_mean"] == pytest.approx(band.mean(), rel=1e-3, abs=1e-4)
+        assert ours[f"onset_band{i}_std"] == pytest.approx(band.std(), rel=1e-3, abs=1e-4)
+
+
+def test_rhythm_finds_the_beat_of_a_click_track():
+    cfg = FeatureConfig(sets=("rhythm",))
+    cols = feature_columns(cfg)["rhythm"]
+    out = Featurizer(cfg)(np.stack([_clicks(3.0, 0.5), _clicks(3.0, 0.25)]))  # 120 and 240 BPM
+    slow, fast = (dict(zip(cols, row)) for row in out["rhythm"])
+    # the autocorrelation is high in the tempo band of the beat (and of its sub-multiples, as an
+    # autocorrelation is) and low in a band that holds no multiple of the period (150-190 BPM)
+    edges = np.asarray(RHYTHM_BPM_EDGES)
+    ac = [c for c in cols if c.startswith("onset_ac_")]
+    band = {bpm: ac[int(np.searchsorted(edges, bpm, side="right") - 1)] for bpm in (120.0, 170.0, 240.0)}
+    assert slow[band[120.0]] > 0.7 and fast[band[240.0]] > 0.8 and slow["pulse_clarity"] > 0.8
+    assert slow[band[170.0]] < 0.2 and fast[band[170.0]] < 0.2
+    assert slow["onset_rate"] == pytest.approx(2.0, abs=0.5) and fast["onset_rate"] == pytest.approx(
+        4.0, abs=0.7
+    )
+    # noise has no beat: a low pulse clarity, and silence is all zeros, finite
+    rng = np.random.default_rng(0)
+    noise, silent = Featurizer(cfg)(
+        np.stack([0.1 * rng.standard_normal(3 * SR), np.zeros(3 * SR)]).astype(np.float32)
+    )["rhythm"]
+    assert dict(zip(cols, noise))["pulse_clarity"] < 0.5
+    assert np.isfinite(silent).all() and not silent.any()

@@ -41,6 +41,13 @@ CFG = {
     "vade": {"latent_dim": 3, "hidden": [16, 8], "n_components": 3, "pretrain_epochs": 1},
     "multimodal": {"latent_dim": 3, "hidden": [16, 8], "text_hidden": [8]},
     "hybrid": {"latent_dim": 3, "hidden": [16, 8]},
+    "shared_private": {
+        "latent_dim": 3,
+        "audio_private_dim": 1,
+        "text_private_dim": 1,
+        "hidden": [16, 8],
+        "text_hidden": [8],
+    },
     "attention_mm": {
         "latent_dim": 3,
         "channels": [4, 8],
@@ -125,7 +132,7 @@ def test_shapes_loss_and_gradients(key):
         assert out["recon"]["x"].shape == (B, 1, MELS // 2, FRAMES // 2)
     if key == "conv1d_vae":
         assert out["recon"]["x"].shape == (B, MFCC, SEQ // 2)  # pool 2
-    if key in ("multimodal", "attention_mm"):
+    if key in ("multimodal", "attention_mm", "shared_private"):
         assert out["recon"]["text"].shape == (B, E)
     parts = model.loss(batch)
     assert set(parts) == {"recon", "kl", "total"}
@@ -397,3 +404,102 @@ def test_attention_mm_settings_are_checked():
         build_model("attention_mm", {**CFG["attention_mm"], "fusion": "sum"}, DIMS)
     with pytest.raises(ModelConfigError, match="divisible"):
         build_model("conv1d_vae", {"latent_dim": 3, "channels": [4, 8, 16], "pool": 4}, DIMS)
+
+
+def test_conv_vae_sorted_target_ignores_where_events_fall_in_the_window():
+    model = build_model("conv_vae", {**CFG["conv_vae"], "target": "sorted"}, DIMS)
+    batch = _batch("conv_vae")
+    model.fit_input_stats({"x": batch["x"].numpy()})
+    target = model.targets(batch)["x"]  # (B, 1, MELS / 2, FRAMES / 2)
+    assert target.shape == (B, 1, MELS // 2, FRAMES // 2)
+    assert bool((target[..., 1:] >= target[..., :-1]).all())  # each band sorted over time
+    shifted = {"x": torch.roll(batch["x"], shifts=6, dims=-1)}  # whole pooling cells move in time
+    torch.testing.assert_close(model.targets(shifted)["x"], target)
+    # the patch target does depend on the position, and an unknown target is named
+    patch = build_model("conv_vae", CFG["conv_vae"], DIMS)
+    patch.fit_input_stats({"x": batch["x"].numpy()})
+    assert not torch.allclose(patch.targets(shifted)["x"], patch.targets(batch)["x"])
+    with pytest.raises(ModelConfigError, match="models.conv_vae.target must be one of"):
+        build_model("conv_vae", {**CFG["conv_vae"], "target": "mean"}, DIMS)
+
+
+def test_shared_private_without_lyrics_is_audio_alone():
+    model = _model("shared_private").eval()
+    batch = _batch("shared_private")
+    model.fit_input_stats({k: v.numpy() for k, v in batch.items()})
+    none = {**batch, "has_text": torch.zeros(B)}
+    mu, logvar = model.encode(none)
+    p = model.posteriors(none)
+    zs, za, zt = model.split(mu)
+    # shared = audio expert x prior; audio private as encoded; text private = the prior
+    torch.testing.assert_close(zs, p["audio"][0] / (1 + torch.exp(p["audio"][1])))
+    torch.testing.assert_close(za, p["z_a"][0])
+    assert torch.equal(zt, torch.zeros_like(zt)) and torch.equal(model.split(logvar)[2], torch.zeros_like(zt))
+    # the lyrics change the text part of songs that have them, never the audio-private part
+    other = {**batch, "text": batch["text"] + 3.0}
+    a, b = model.split(model.encode(batch)[0]), model.split(model.encode(other)[0])
+    torch.testing.assert_close(a[1], b[1])
+    assert not torch.allclose(a[2][batch["has_text"] > 0], b[2][batch["has_text"] > 0])
+
+
+def test_shared_private_keeps_what_each_modality_alone_knows():
+    """Audio holds one grouping ("genre"), lyrics an independent one ("language"): K-Means on the
+    latent must find both (on this data, measured: multimodal 1.0 / 0.72, hybrid 1.0 / 0.58 NMI)."""
+    from sklearn.cluster import KMeans
+
+    rng = np.random.default_rng(0)
+    n = 400
+    genre, lang = rng.integers(0, 4, n), rng.integers(0, 2, n)
+    audio, _ = _blobs(n_per=1, k=4, dim=12, seed=1)
+    text, _ = _blobs(n_per=1, k=2, dim=10, seed=2)
+    x = (audio[genre] + rng.normal(0, 0.3, (n, 12))).astype(np.float32)
+    t = (text[lang] + rng.normal(0, 0.3, (n, 10))).astype(np.float32)
+    data = {"x": x, "text": t, "has_text": np.ones(n, np.float32)}
+    torch.manual_seed(0)
+    model = build_model(
+        "shared_private",
+        {"latent_dim": 8, "audio_private_dim": 4, "text_private_dim": 2, "hidden": [32], "text_hidden": [16]},
+        {"audio_dim": 12, "text_dim": 10},
+    )
+    model.fit_input_stats(data)
+    cfg = TrainParams(max_epochs=30, patience=10, kl_warmup_epochs=5, batch_size=32, lr=3e-3, device="cpu")
+    tr = {k: v[:300] for k, v in data.items()}
+    va = {k: v[300:] for k, v in data.items()}
+    fit(model, tr, va, cfg, seed=0, label="shared_private", device=torch.device("cpu"))
+    z = model.latent({k: torch.as_tensor(v) for k, v in data.items()}).numpy()
+    for labels, k in ((lang, 2), (genre, 4)):
+        pred = KMeans(k, n_init=10, random_state=0).fit_predict(z)
+        assert normalized_mutual_info_score(labels, pred) > 0.9, (
+            k,
+            normalized_mutual_info_score(labels, pred),
+        )
+    # and each part carries its own modality's grouping
+    _, za, zt = (p.numpy() for p in model.split(torch.as_tensor(z)))
+    assert normalized_mutual_info_score(genre, KMeans(4, n_init=10, random_state=0).fit_predict(za)) > 0.8
+    assert normalized_mutual_info_score(lang, KMeans(2, n_init=10, random_state=0).fit_predict(zt)) > 0.8
+
+
+def test_beta_vae_free_bits_floor_each_dimension():
+    """With free bits, a dimension below the floor is charged the floor (no gradient pushes it
+    further toward the prior); without, the objective is the plain beta-VAE one."""
+    torch.manual_seed(0)
+    plain = build_model("beta_vae", CFG["beta_vae"], DIMS).eval()
+    floored = build_model("beta_vae", {**CFG["beta_vae"], "free_bits": 100.0}, DIMS).eval()
+    floored.load_state_dict(plain.state_dict())
+    batch = _batch("beta_vae")
+    a, b = plain.loss(batch), floored.loss(batch)
+    torch.testing.assert_close(a["recon"], b["recon"])
+    torch.testing.assert_close(a["kl"], b["kl"])  # the reported KL is the true one
+    # every dimension is far below 100 nats: the KL part of the total is beta * 3 * 100, a constant
+    torch.testing.assert_close(b["total"] - b["recon"], torch.tensor(4.0 * 3 * 100.0))
+    floored.train()
+    floored.zero_grad()
+    floored.loss(batch)["total"].backward()
+    assert float(floored.mu_head.weight.grad.abs().sum()) > 0  # the reconstruction still trains the encoder
+    with pytest.raises(ModelConfigError, match="free_bits must be >= 0"):
+        build_model("beta_vae", {**CFG["beta_vae"], "free_bits": -1.0}, DIMS)
+
+
+def test_shared_private_needs_a_shared_dimension():
+    with pytest.raises(ModelConfigError, match="must exceed audio_private_dim"):
+        build_model("shared_private", {**CFG["shared_private"], "latent_dim": 2}, DIMS)

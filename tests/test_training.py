@@ -20,6 +20,7 @@ from musiclust.features.store import Scaler
 from musiclust.models import build_model, load_model
 from musiclust.params import TrainParams
 from musiclust.training.data import load_clip_data
+from musiclust.training.diagnostics import ACTIVE_THRESHOLD, latent_usage
 from musiclust.training.encode import encode_clips, song_latents
 from musiclust.training.loop import TrainingError, fit, kl_weight_at, resolve_device
 from musiclust.training.outputs import HISTORY_COLUMNS
@@ -268,6 +269,10 @@ def test_train_model_outputs_and_reencoding(dataset, tmp_path):
     assert set(result.timings["per_seed"]) == {"0", "1"} and result.timings["seconds_total"] > 0
     info = json.loads((out / "info.json").read_text())
     assert info["conditioned_on"] == ["language"] and info["seeds"] == [0, 1] and info["applicable"]
+    usage = info["per_seed"]["1"]["latent_usage"]
+    assert usage["clips"] == info["clips"]["val"] and 0 <= usage["active_units"] <= 3
+    assert len(usage["kl_per_dim"]) == len(usage["latent_var"]) == 3 and min(usage["kl_per_dim"]) >= 0
+    assert usage["active_units"] == sum(v > ACTIVE_THRESHOLD for v in usage["latent_var"])
     lat = pd.read_parquet(out / "latents.parquet")
     assert len(lat) == 2 * 48 and set(lat["seed"]) == {0, 1}
     # re-encoding the same clips with the saved checkpoint reproduces the stored latents
@@ -417,3 +422,22 @@ def test_sequence_model_reencodes_from_mfcc_seq(dataset, tmp_path):
     np.testing.assert_allclose(
         again[["z_00", "z_01"]].to_numpy(), stored[["z_00", "z_01"]].to_numpy(), atol=1e-5
     )
+
+
+def test_latent_usage_finds_a_collapsed_dimension():
+    """A dimension whose posterior is the prior (mean 0, variance 1) for every clip is inactive
+    with zero KL; one whose mean follows the input is active with positive KL."""
+
+    class Fixed(torch.nn.Module):
+        def encode(self, batch):
+            x = batch["x"]
+            mu = torch.stack([x[:, 0], torch.zeros(len(x))], dim=1)
+            return mu, torch.zeros_like(mu)
+
+    x = np.random.default_rng(0).standard_normal((300, 4)).astype(np.float32)
+    usage = latent_usage(Fixed(), {"x": x}, torch.device("cpu"))
+    assert usage["active_units"] == 1 and usage["clips"] == 300
+    assert usage["kl_per_dim"][1] == 0.0 and usage["kl_per_dim"][0] == pytest.approx(
+        0.5 * np.mean(x[:, 0] ** 2), rel=1e-4
+    )
+    assert usage["latent_var"][0] == pytest.approx(x[:, 0].var(), rel=1e-4)

@@ -22,7 +22,9 @@ import yaml
 from musiclust.fileio import UserInputError
 
 #: Feature sets the featurizer knows (keys of ``features.sets``).
-FEATURE_SETS = ("mfcc_stats", "spectral", "logmel", "mfcc_seq")
+FEATURE_SETS = ("mfcc_stats", "spectral", "rhythm", "logmel", "mfcc_seq")
+#: The vector sets among them (what ``train.features`` may list: the input of the vector models).
+VECTOR_FEATURE_SETS = ("mfcc_stats", "spectral", "rhythm")
 #: Clustering algorithms (keys of ``cluster.algorithms``).
 ALGORITHMS = ("kmeans", "agglomerative", "gmm", "hdbscan", "spectral")
 #: Baseline representations clustered beside the models.
@@ -263,7 +265,7 @@ class TrainParams:
         _at_least("train.threads", self.threads, 1)
         _non_empty("train.features", self.features)
         for s in self.features:
-            _choice("train.features", s, ("mfcc_stats", "spectral"))
+            _choice("train.features", s, VECTOR_FEATURE_SETS)
 
 
 @dataclass(frozen=True)

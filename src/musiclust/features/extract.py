@@ -27,6 +27,11 @@ spectral       ``spectral_centroid``, ``spectral_bandwidth``, ``spectral_rolloff
                pitch classes) and ``librosa.feature.tempo`` (one value)
 logmel         ``power_to_db(melspectrogram(n_mels))``, ``logmel_frames`` central frames, float16
 mfcc_seq       the MFCC matrix (n_mfcc x ``logmel_frames`` central frames), float32
+rhythm         ``librosa.onset.onset_strength`` (mean/std, and the rate of its peaks) and
+               ``onset_strength_multi`` over 4 equal groups of the 128 mel bands (mean/std
+               each); the onset pattern: the unbiased autocorrelation of the envelope, its
+               maximum in each of 8 log-spaced tempo bands from 40 to 320 BPM, and the overall
+               maximum (pulse clarity)
 =============  ====================================================================
 
 Chroma uses ``tuning=0.0`` (A440): librosa's default per-clip tuning estimate runs a pitch
@@ -42,7 +47,7 @@ import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
-VECTOR_SETS = ("mfcc_stats", "spectral")
+VECTOR_SETS = ("mfcc_stats", "spectral", "rhythm")
 TENSOR_SETS = ("logmel", "mfcc_seq")
 
 #: Mel bands under the MFCCs and the onset envelope (librosa's default for both).
@@ -51,6 +56,10 @@ STATS = ("mean", "std", "min", "max")
 SPECTRAL_FRAMEWISE = ("centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms")
 N_CONTRAST = 7  # librosa default: 6 octave bands + the residual band above
 N_CHROMA = 12
+#: rhythm: onset envelopes of this many equal groups of the 128 mel bands (low to high)
+N_ONSET_BANDS = 4
+#: rhythm: edges (BPM) of the log-spaced tempo bands of the onset autocorrelation
+RHYTHM_BPM_EDGES = tuple(float(x) for x in 40.0 * 2.0 ** (np.arange(9) * 3.0 / 8.0))  # 40 .. 320
 _AMIN = 1e-10
 _TOP_DB = 80.0
 _TINY32 = np.finfo(np.float32).tiny
@@ -95,6 +104,12 @@ def feature_columns(cfg: FeatureConfig) -> dict[str, list[str]]:
         names += [f"chroma_{i:02d}_{s}" for i in range(N_CHROMA) for s in ("mean", "std")]
         names.append("tempo")
         cols["spectral"] = names
+    if "rhythm" in cfg.sets:
+        names = ["onset_mean", "onset_std", "onset_rate"]
+        names += [f"onset_band{i}_{s}" for i in range(N_ONSET_BANDS) for s in ("mean", "std")]
+        names += [f"onset_ac_{i:02d}" for i in range(len(RHYTHM_BPM_EDGES) - 1)]
+        names.append("pulse_clarity")
+        cols["rhythm"] = names
     return cols
 
 
@@ -220,7 +235,9 @@ class Featurizer:
             raise ValueError(f"features.n_mfcc must be between 1 and {MFCC_N_MELS}, got {c.n_mfcc}")
         self.window = _hann(n_fft).astype(np.float32)
         self.freq = np.fft.rfftfreq(n_fft, 1.0 / sr)  # == librosa.fft_frequencies
-        self.need_mfcc = bool({"mfcc_stats", "mfcc_seq", "spectral"} & set(c.sets))  # tempo needs the dB mel
+        self.need_mfcc = bool(
+            {"mfcc_stats", "mfcc_seq", "spectral", "rhythm"} & set(c.sets)
+        )  # onsets need the dB mel
         # (n_fft//2+1, n_mels) so that a (..., frames, bins) power spectrum times it is the mel spectrum
         self.mel128 = BandedMatrix(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=MFCC_N_MELS).T)
         self.mel_small = BandedMatrix(librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=c.n_mels).T)
@@ -303,6 +320,8 @@ class Featurizer:
             out["mfcc_stats"] = self._mfcc_stats(mfcc)
         if "spectral" in sets:
             out["spectral"] = self._spectral(y, mag, power, db128)
+        if "rhythm" in sets:
+            out["rhythm"] = self._rhythm(db128)
         if "logmel" in sets:
             logmel = _power_to_db(power @ self.mel_small, axes=(1, 2))  # (B, T, n_mels)
             out["logmel"] = _centre_crop(logmel.transpose(0, 2, 1), c.logmel_frames).astype(np.float16)
@@ -461,3 +480,46 @@ class Featurizer:
         tg = scipy.fft.irfft(mean_spec, n=n_pad, axis=-1)[:, :w]  # (B, w)
         best = np.argmax(np.log1p(1e6 * tg) + self.logprior, axis=-1)
         return self.bpms[best]
+
+    def _rhythm(self, db128: np.ndarray) -> np.ndarray:
+        """Onset-envelope statistics and the onset pattern (see the module table) -> (B, 20).
+
+        The envelopes are ``librosa.onset.onset_strength`` (whole spectrum) and
+        ``onset_strength_multi`` (``N_ONSET_BANDS`` groups of mel bands): positive first
+        difference of the dB mel spectrogram over time, mean over bands, shifted right by
+        ``1 + n_fft // (2 hop)`` frames. The pattern is the autocorrelation of the mean-removed
+        envelope divided by the number of overlapping frames at each lag (unbiased) and by its
+        lag-0 value, so it is 1 at lag 0 and compares across clips of any loudness.
+        """
+        b, t, nb = db128.shape
+        hop, n_fft, sr = self.cfg.hop_length, self.cfg.n_fft, self.cfg.sample_rate
+        lag_pad = 1 + n_fft // (2 * hop)
+        diff = np.maximum(0.0, db128[:, 1:] - db128[:, :-1])  # (B, T-1, 128)
+        groups = diff.reshape(b, t - 1, N_ONSET_BANDS, nb // N_ONSET_BANDS).mean(axis=-1)  # (B, T-1, G)
+        env = np.concatenate([diff.mean(axis=-1, keepdims=True), groups], axis=-1)  # (B, T-1, 1 + G)
+        env = np.pad(env, ((0, 0), (lag_pad, 0), (0, 0)))[:, :t]  # (B, T, 1 + G), librosa's alignment
+        onset = env[..., 0]
+        stats = np.stack([env.mean(axis=1), env.std(axis=1)], axis=-1)  # (B, 1 + G, 2)
+        # onset rate: local maxima above the clip's mean + one std, per second of envelope
+        thr = (onset.mean(axis=1) + onset.std(axis=1))[:, None]
+        mid = onset[:, 1:-1]
+        peaks = (mid > onset[:, :-2]) & (mid >= onset[:, 2:]) & (mid > thr)
+        rate = peaks.sum(axis=1) / (t * hop / sr)
+        # onset pattern: unbiased, lag-0-normalized autocorrelation, max per tempo band
+        x = onset - onset.mean(axis=1, keepdims=True)
+        n = scipy.fft.next_fast_len(2 * t - 1, real=True)
+        ac = scipy.fft.irfft(np.abs(scipy.fft.rfft(x, n=n, axis=1)) ** 2, n=n, axis=1)[:, :t]
+        ac = ac / (t - np.arange(t))  # unbiased: each lag averages over the frames that overlap
+        ac0 = ac[:, :1]
+        ac = np.where(ac0 > _TINY32, ac / np.where(ac0 > _TINY32, ac0, 1.0), 0.0)  # a flat envelope: 0
+        with np.errstate(divide="ignore"):
+            lag_bpm = 60.0 * sr / (hop * np.arange(t, dtype=np.float64))  # lag 0: inf
+        bands = []
+        for lo, hi in zip(RHYTHM_BPM_EDGES[:-1], RHYTHM_BPM_EDGES[1:]):
+            sel = (lag_bpm >= lo) & (lag_bpm < hi)
+            bands.append(ac[:, sel].max(axis=1) if sel.any() else np.zeros(b))
+        pattern = np.stack(bands, axis=1)  # (B, 8), slow to fast
+        clarity = pattern.max(axis=1, keepdims=True)
+        return np.concatenate(
+            [stats[:, 0], rate[:, None], stats[:, 1:].reshape(b, -1), pattern, clarity], axis=1
+        ).astype(np.float32)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from musiclust.models.base import ModelConfigError
+import torch
+
+from musiclust.models.base import Batch, ModelConfigError, sse
 from musiclust.models.vae import VAE
 
 
@@ -15,10 +17,17 @@ class BetaVAE(VAE):
     ``beta`` (> 1 pushes toward a factorised, more disentangled latent).
 
     ``beta`` comes from the top-level ``beta`` param (``dvc exp run -S beta=8``).
+
+    ``free_bits`` (nats, 0 = off) is the KL floor per latent dimension of Kingma et al.,
+    "Improved Variational Inference with Inverse Autoregressive Flow", NeurIPS 2016: the
+    objective charges each dimension ``max(free_bits, batch-mean KL)``, so a dimension may carry
+    that much information for free. With ``beta`` > 1 the KL term otherwise switches most
+    dimensions off (measured: on songs_en_de_400 two or three of eight dimensions kept more
+    than 0.1 nats, on gtzan40 none did).
     """
 
     key = "beta_vae"
-    config_keys = frozenset({"latent_dim", "hidden", "beta"})
+    config_keys = frozenset({"latent_dim", "hidden", "beta", "free_bits"})
 
     def __init__(
         self,
@@ -26,9 +35,12 @@ class BetaVAE(VAE):
         latent_dim: int = 8,
         hidden: list[int] | tuple[int, ...] = (128, 64),
         beta: float = 4.0,
+        free_bits: float = 0.0,
     ) -> None:
         if beta <= 0:
             raise ModelConfigError(f"beta must be positive, got {beta}")
+        if free_bits < 0:
+            raise ModelConfigError(f"models.beta_vae.free_bits must be >= 0, got {free_bits}")
         super().__init__(
             in_dim,
             latent_dim,
@@ -38,9 +50,27 @@ class BetaVAE(VAE):
                 "latent_dim": latent_dim,
                 "hidden": list(hidden),
                 "beta": float(beta),
+                "free_bits": float(free_bits),
             },
         )
         self.beta = float(beta)
+        self.free_bits = float(free_bits)
+
+    def loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """The beta-VAE objective; with ``free_bits`` each dimension's KL is floored (see class doc).
+
+        ``recon`` and ``kl`` are reported as always (the KL without the floor); ``total`` is
+        what is optimised.
+        """
+        if self.free_bits <= 0:
+            return super().loss(batch, kl_weight)
+        out = self.forward(batch)
+        recon = sse(out["recon"]["x"], self.targets(batch)["x"]).mean()
+        mu, logvar = out["mu"].float(), out["logvar"].float()
+        kl_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
+        charged = torch.clamp(kl_dim.mean(dim=0), min=self.free_bits).sum()
+        total = recon + kl_weight * self.beta * charged
+        return {"recon": recon, "kl": kl_dim.sum(dim=1).mean(), "total": total}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> BetaVAE:

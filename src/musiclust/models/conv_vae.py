@@ -28,12 +28,20 @@ class ConvVAE(LatentModel):
 
     The raw patch ``(B, n_mels, frames)`` (dB) is standardized per mel band with train-split
     statistics held as buffers, then average-pooled by ``pool`` to keep it small enough to
-    train on two CPU cores; the decoder reconstructs the pooled, standardized patch.
+    train on two CPU cores. With ``target: patch`` the decoder reconstructs that pooled,
+    standardized patch. With ``target: sorted`` it reconstructs each band's values sorted over
+    time (the band's quantile function: its level, spread and dynamics, but not *when* anything
+    happens in the window). A 3-second window starts at an arbitrary point of the song, so
+    where an onset falls inside it says nothing about the song; reconstructing the patch as it
+    is spends the latent on exactly that (measured on real songs: genre NMI of the song means
+    fell as the patch reconstruction improved), the sorted target makes the code shift-invariant
+    while the encoder still sees the whole patch.
     """
 
     key = "conv_vae"
     x_kind = "logmel"
-    config_keys = frozenset({"latent_dim", "channels", "pool"})
+    config_keys = frozenset({"latent_dim", "channels", "pool", "target"})
+    TARGETS = ("patch", "sorted")
 
     def __init__(
         self,
@@ -42,11 +50,20 @@ class ConvVAE(LatentModel):
         latent_dim: int = 16,
         channels: list[int] | tuple[int, ...] = (16, 32, 64),
         pool: list[int] | tuple[int, ...] = (2, 2),
+        target: str = "patch",
     ) -> None:
         super().__init__(
-            n_mels=n_mels, frames=frames, latent_dim=latent_dim, channels=list(channels), pool=list(pool)
+            n_mels=n_mels,
+            frames=frames,
+            latent_dim=latent_dim,
+            channels=list(channels),
+            pool=list(pool),
+            target=target,
         )
         channels, pool = list(channels), list(pool)
+        if target not in self.TARGETS:
+            raise ModelConfigError(f"models.conv_vae.target must be one of {self.TARGETS}, got {target!r}")
+        self.target = target
         if len(pool) != 2 or min(pool) < 1 or not channels:
             raise ModelConfigError("models.conv_vae: pool must be two positive ints and channels non-empty")
         h, w = n_mels // pool[0], frames // pool[1]
@@ -106,8 +123,12 @@ class ConvVAE(LatentModel):
         x = (x.float().transpose(1, 2) - self.norm.mean) / self.norm.std
         return self.pool(x.transpose(1, 2).unsqueeze(1))
 
+    def _target(self, x: torch.Tensor) -> torch.Tensor:
+        # (B, 1, h, w): the prepared patch itself, or each band sorted along time
+        return x if self.target == "patch" else torch.sort(x, dim=-1).values
+
     def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"x": self._prepare(batch["x"])}
+        return {"x": self._target(self._prepare(batch["x"]))}
 
     def loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """The base objective, with the standardized, pooled patch computed once (the encoder
@@ -116,7 +137,7 @@ class ConvVAE(LatentModel):
         h = self.encoder(x)
         mu, logvar = self.mu_head(h), clamp_logvar(self.logvar_head(h))
         z = reparameterize(mu, logvar) if self.training else mu
-        recon = sse(self.decode(z, batch)["x"], x)
+        recon = sse(self.decode(z, batch)["x"], self._target(x))
         kl = gaussian_kl(mu, logvar)
         total = self.objective(recon, kl, kl_weight)
         return {"recon": recon.mean(), "kl": kl.mean(), "total": total.mean()}

@@ -22,6 +22,7 @@ from musiclust.models.conv_vae import ConvVAE
 from musiclust.models.cvae import CVAE
 from musiclust.models.hybrid import HybridVAE
 from musiclust.models.multimodal import MultimodalVAE
+from musiclust.models.shared_private import SharedPrivateVAE
 from musiclust.models.vade import VaDE
 from musiclust.models.vae import VAE
 
@@ -70,7 +71,7 @@ REGISTRY: dict[str, ModelSpec] = _entries(
     *(ModelSpec(c.key, c) for c in (AutoEncoder, VAE, BetaVAE, ConvVAE, Conv1dVAE, VaDE)),
     ModelSpec("cvae_language", CVAE, {"condition": "language"}),
     ModelSpec("cvae_genre", CVAE, {"condition": "genre"}),
-    *(ModelSpec(c.key, c) for c in (MultimodalVAE, HybridVAE, AttentionMultimodalVAE)),
+    *(ModelSpec(c.key, c) for c in (MultimodalVAE, HybridVAE, AttentionMultimodalVAE, SharedPrivateVAE)),
 )
 
 

@@ -35,6 +35,7 @@ from musiclust.training.data import (
     read_segments,
 )
 from musiclust.training.determinism import deterministic, seed_everything
+from musiclust.training.diagnostics import latent_usage
 from musiclust.training.encode import encode_arrays, latents_frame, song_latents
 from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors
 from musiclust.training.outputs import (
@@ -260,6 +261,7 @@ def _train_seed(
     seconds["seconds"] = round(res.seconds, 3)
     save_checkpoint(out_dir / f"seed_{seed}.pt", _checkpoint(model, res, ckpt_extra))
     mu, cluster = encode_arrays(model, data.arrays, device, train_cfg.workers)
+    usage = latent_usage(model, val if len(val["x"]) else train, device, train_cfg.workers)
     log.info(
         "%s seed %s: val loss %.4g (epoch 0) -> %.4g (best, epoch %d of %d) in %.1f s",
         key, seed, res.first_val_loss, res.best_val_loss, res.best_epoch, res.epochs, res.seconds,
@@ -271,6 +273,7 @@ def _train_seed(
         "epochs": res.epochs,
         "stopped_early": res.stopped_early,
         **extra,
+        "latent_usage": usage,
     }
     return _SeedRun(summary, res.history, latents_frame(data.clips, mu, cluster, seed), seconds, model)
 
