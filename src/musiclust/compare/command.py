@@ -63,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_maps:
         if not reps:
             maps = page.Maps(
-                notes=["No representation's NMI differs between the experiments; no maps to compare."]
+                notes=[
+                    "No representation's headline numbers differ between the experiments; no maps to compare."
+                ]
             )
         else:
             maps = _load_maps(experiments, reps, headline, args)

@@ -99,7 +99,7 @@ def render_page(
     if not changed:
         curves_note = "No param differs between the experiments."
     else:
-        curves_note = "No representation's NMI differs between the experiments."
+        curves_note = "No representation's headline numbers differ between the experiments."
     map_figs, map_notes = _maps(maps)
     rankings, losses = _rankings(headline, labels, names)
 
