@@ -22,6 +22,7 @@ from typing import Any
 
 import pandas as pd
 
+from musiclust.contracts.clusters import SCORE_COLUMNS  # the per-seed rows are the cluster stages' scores
 from musiclust.fileio import atomic_write_bytes, write_json
 
 MEANS_COLUMNS = [
@@ -55,37 +56,6 @@ MEANS_COLUMNS = [
     "davies_bouldin",
     "noise_fraction",
     "n_clusters",
-]
-SCORE_COLUMNS = [
-    "representation",
-    "kind",
-    "modality",
-    "conditioned",
-    "algorithm",
-    "level",
-    "scope",
-    "k_mode",
-    "k",
-    "label",
-    "seed",
-    "n_songs",
-    "n_units",
-    "n_clusters",
-    "noise_fraction",
-    "nmi",
-    "ami",
-    "ari",
-    "v_measure",
-    "homogeneity",
-    "completeness",
-    "purity",
-    "accuracy",
-    "silhouette",
-    "silhouette_n",
-    "calinski_harabasz",
-    "davies_bouldin",
-    "note",
-    "run_id",
 ]
 SUMMARY_KEYS = (
     "labels",
