@@ -244,3 +244,22 @@ def test_bootstrap_count_mismatch_says_to_recluster(
         stages.evaluate.main(
             evaluate_argv(evaluated["clusters"], evaluated["segments"], tmp_path / "m", params)
         )
+
+
+def test_every_flagged_pair_is_listed_with_its_count() -> None:
+    """A representation with many flagged columns does not crowd the others out of the list."""
+    from musiclust.contracts.metrics import MAX_FLAGGED_PER_PAIR, _flagged
+
+    rows = [("lyrics", "language", f"emb_{i:03d}", 0.99 - i / 1000) for i in range(60)]
+    rows += [("multimodal", "language", "z_00", 0.97), ("shared_private", "language", "z_03", 0.96)]
+    leak = pd.DataFrame(rows, columns=["representation", "label", "column", "balanced_accuracy"])
+    leak["flagged"] = True
+    out = _flagged(leak)
+    assert {(f["representation"], f["label"]) for f in out} == {
+        ("lyrics", "language"),
+        ("multimodal", "language"),
+        ("shared_private", "language"),
+    }
+    lyrics = [f for f in out if f["representation"] == "lyrics"]
+    assert len(lyrics) == MAX_FLAGGED_PER_PAIR and lyrics[0]["column"] == "emb_000"
+    assert all(f["columns_flagged"] == 60 for f in lyrics)

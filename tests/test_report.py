@@ -138,6 +138,7 @@ def summary_json() -> dict:
                     "label": "genre",
                     "column": "spectral_centroid",
                     "balanced_accuracy": 0.97,
+                    "columns_flagged": 1,
                 }
             ],
         },

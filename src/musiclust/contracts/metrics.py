@@ -233,18 +233,26 @@ def _winners(rank_out: Mapping[str, list[dict[str, Any]]]) -> tuple[dict, dict]:
     return winner, by_modality
 
 
+#: flagged columns listed per representation and label (the strongest; the count says how many in all)
+MAX_FLAGGED_PER_PAIR = 5
+
+
 def _flagged(leak: pd.DataFrame) -> list[dict[str, Any]]:
-    """Flagged leakage-audit columns, strongest first per representation and label (at most 50)."""
+    """Flagged leakage-audit columns: every flagged representation/label pair, with its strongest
+    columns (at most MAX_FLAGGED_PER_PAIR) and how many of its columns were flagged in all."""
     flagged = leak[leak["flagged"]].sort_values(
         ["representation", "label", "balanced_accuracy"], ascending=[True, True, False]
     )
-    flagged = flagged.drop_duplicates(["representation", "label", "column"]).head(50)
+    flagged = flagged.drop_duplicates(["representation", "label", "column"])
+    n_pair = flagged.groupby(["representation", "label"])["column"].transform("size")
+    flagged = flagged.assign(n_flagged=n_pair).groupby(["representation", "label"]).head(MAX_FLAGGED_PER_PAIR)
     return [
         {
             "representation": r.representation,
             "label": r.label,
             "column": r.column,
             "balanced_accuracy": num(r.balanced_accuracy),
+            "columns_flagged": int(r.n_flagged),
         }
         for r in flagged.itertuples()
     ]

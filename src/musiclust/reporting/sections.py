@@ -78,7 +78,8 @@ def summary(ctx: Ctx) -> dict[str, Any]:
         "winners": [{"label": lab, **s["winner"][lab]} for lab in labels],
         "not_applicable": sorted(s["not_applicable"].items()),
         "conditioned": sorted(s["conditioned"].items()),
-        "n_leakage_flagged": len(s["leakage"]["flagged"]),
+        # representation/label pairs with a flagged column (the evaluation lists each pair's strongest)
+        "n_leakage_flagged": len({(f["representation"], f["label"]) for f in s["leakage"]["flagged"]}),
         "label_notes": list(s["label_notes"]),
         "notes": list(s["notes"]),
     }
