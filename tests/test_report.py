@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from musiclust.audio.shards import ShardWriter, to_pcm16
+from musiclust.contracts.clusters import ASSIGNMENT_COLUMNS
 from musiclust.fileio import write_json, write_parquet
 from musiclust.reporting.build import ReportError
 from musiclust.reporting.excerpts import central_songs, encode_ogg, song_excerpt
@@ -326,21 +327,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
         write_parquet(
             pd.DataFrame(
                 asg_rows,
-                columns=[
-                    "run_id",
-                    "representation",
-                    "algorithm",
-                    "seed",
-                    "level",
-                    "fit_on",
-                    "k_mode",
-                    "k",
-                    "for_labels",
-                    "unit_id",
-                    "song_id",
-                    "split",
-                    "cluster",
-                ],
+                columns=ASSIGNMENT_COLUMNS,
             ),
             folder / "assignments.parquet",
         )

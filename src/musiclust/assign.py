@@ -35,7 +35,6 @@ from musiclust.fileio import read_json, safe_id
 
 log = logging.getLogger(__name__)
 
-_META = ("seed", "level", "unit_id", "song_id", "split")
 #: columns of the new songs' segment table
 _SEGMENT_COLUMNS = (
     "segment_id",
@@ -307,7 +306,7 @@ def load_cluster_space(
     run = _song_run(out.runs, clusters_dir, key, seed, algorithm, label)
     assign = out.assignments[out.assignments["run_id"] == run["run_id"]]
     songs = vec[(vec["level"] == "song_mean") & (vec["seed"] == seed)]
-    cols = [c for c in vec.columns if c not in _META]
+    cols = [c for c in vec.columns if c not in cluster_contract.VECTOR_META]
     songs = songs.merge(assign[["unit_id", "cluster"]], on="unit_id", how="inner")
     if songs.empty:
         raise AssignError(f"{clusters_dir / key}: run {run['run_id']} has no song vectors to compare with")
