@@ -18,7 +18,7 @@ import yaml
 
 from musiclust.clustering.representations import lyrics_representation, reduce_representation
 from musiclust.contracts import clusters as contract
-from musiclust.features.store import Scaler
+from musiclust.contracts.features import Scaler
 from musiclust.fileio import read_json, write_json, write_parquet
 
 LANGS = ("en", "bn")

@@ -89,7 +89,7 @@ def _closure(script: Path) -> set[str]:
 
 
 def _dep_path(mod: str) -> str | None:
-    """musiclust.features.store -> src/musiclust/features; musiclust.params -> src/musiclust/params.py."""
+    """musiclust.contracts.features -> src/musiclust/features; musiclust.params -> src/musiclust/params.py."""
     parts = mod.split(".")
     if len(parts) == 1:
         return None  # the package __init__ holds only a docstring and __version__

@@ -14,7 +14,7 @@ import yaml
 from tests.test_training import make_dataset
 
 from musiclust.models import REGISTRY, load_model
-from musiclust.training.outputs import HISTORY_COLUMNS
+from musiclust.contracts.models import HISTORY_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import torch
 
-from musiclust.features.store import Scaler
+from musiclust.contracts.features import Scaler
 from musiclust.models import build_model, load_model
 from musiclust.params import TrainParams
 from musiclust.training.data import load_clip_data
 from musiclust.training.diagnostics import ACTIVE_THRESHOLD, latent_usage
 from musiclust.training.encode import encode_clips, song_latents
 from musiclust.training.loop import TrainingError, fit, kl_weight_at, resolve_device
-from musiclust.training.outputs import HISTORY_COLUMNS
+from musiclust.contracts.models import HISTORY_COLUMNS
 from musiclust.training.run import train_model
 
 GENRES = ("pop", "rock", "folk", "electronic")

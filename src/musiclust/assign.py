@@ -193,7 +193,7 @@ def segment_files(
     """
     from musiclust.audio.io import AudioDecodeError, load_audio
     from musiclust.audio.segment import SkipSong, prepare_song
-    from musiclust.audio.shards import ShardWriter, to_pcm16
+    from musiclust.contracts.shards import ShardWriter, to_pcm16
     from musiclust.fileio import write_json, write_parquet
 
     sr = int(params.audio.sample_rate)

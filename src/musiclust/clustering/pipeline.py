@@ -29,7 +29,7 @@ from musiclust.clustering.representations import (
     usable_clips,
 )
 from musiclust.contracts import clusters as contract
-from musiclust.features.store import load_vectors
+from musiclust.contracts.features import load_vectors
 from musiclust.fileio import read_json
 from musiclust.params import BASELINES, ClusterParams
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from musiclust.audio.shards import ShardReader, from_pcm16
+from musiclust.contracts.shards import ShardReader, from_pcm16
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ class ExcerptError(Exception):
 def clip_audio(reader: ShardReader, shard: int, row: int) -> np.ndarray:
     """One clip's samples as float32 in [-1, 1), memory-mapped so nothing else is read.
 
-    Shards hold int16 PCM (see :mod:`musiclust.audio.shards`); float shards pass through.
+    Shards hold int16 PCM (see :mod:`musiclust.contracts.shards`); float shards pass through.
     """
     try:
         arr = reader.shard(int(shard))

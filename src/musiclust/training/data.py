@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musiclust.features.store import load_vectors
+from musiclust.contracts.features import load_vectors
 from musiclust.training.streaming import ShardedArray, chunks, open_tensor_set, subset
 
 log = logging.getLogger(__name__)

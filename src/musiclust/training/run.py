@@ -38,7 +38,7 @@ from musiclust.training.determinism import deterministic, seed_everything
 from musiclust.training.diagnostics import latent_usage
 from musiclust.training.encode import encode_arrays, latents_frame, song_latents
 from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors
-from musiclust.training.outputs import (
+from musiclust.contracts.models import (
     clear_outputs,
     clip_counts,
     info_record,
