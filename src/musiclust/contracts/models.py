@@ -1,4 +1,12 @@
-"""The files of ``models/<key>/`` that are not checkpoints or latents: history, metrics, info.
+"""``models/<key>/``: the output of one ``train@<key>`` stage, its file names, columns and writers.
+
+- ``info.json`` (:data:`INFO_KEYS`, :func:`info_record`): what was trained on what;
+- ``metrics.json`` (:func:`metrics_record`): ``applicable``, ``reason``, clip counts and per-seed
+  values of :data:`SEED_METRICS` with their means;
+- ``history.csv`` (:data:`HISTORY_COLUMNS`): one row per seed and epoch;
+- when applicable only: ``seed_<s>.pt`` checkpoints (and ``pretrain_seed_<s>.pt`` for a model with a
+  pretraining stage; :func:`checkpoint_path`), ``latents.parquet`` (:data:`LATENT_META` + ``z_..``
+  (:func:`latent_columns`), + ``cluster`` for a model with its own assignments) and ``recon.npz``.
 
 Everything here is a function of the run's inputs and params only (no wall-clock time, no
 absolute path, no host name), so the folder is byte-identical across re-runs and DVC's
@@ -16,7 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musiclust.fileio import atomic_write_bytes
+from musiclust.fileio import atomic_write_bytes, read_json, write_json, write_parquet
+
+INFO_FILE = "info.json"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+LATENTS_FILE = "latents.parquet"
+RECON_FILE = "recon.npz"
 
 #: columns of ``history.csv``: one row per seed and epoch of the main training stage
 HISTORY_COLUMNS = [
@@ -34,8 +48,45 @@ HISTORY_COLUMNS = [
 #: per-seed values that metrics.json lists per seed and as a mean over seeds
 SEED_METRICS = ("best_val_loss", "first_val_loss", "best_epoch", "epochs")
 #: files a run writes besides history.csv, metrics.json and info.json (removed before a run)
-MODEL_FILES = ("latents.parquet", "song_latents.parquet", "recon.npz")
+MODEL_FILES = (LATENTS_FILE, RECON_FILE)
 CHECKPOINT_GLOBS = ("seed_*.pt", "pretrain_seed_*.pt")
+#: the columns of latents.parquet before the latent columns ``z_..``
+LATENT_META = ["segment_id", "song_id", "split", "seed"]
+#: the keys of info.json, in order
+INFO_KEYS = (
+    "model_key",
+    "applicable",
+    "reason",
+    "conditioned_on",
+    "inputs",
+    "latent_dim",
+    "seeds",
+    "clips",
+    "device",
+    "per_seed",
+)
+
+
+def latent_columns(latent_dim: int) -> list[str]:
+    """``z_00``, ``z_01``, ... (the column names of every latents table)."""
+    return [f"z_{i:02d}" for i in range(latent_dim)]
+
+
+def checkpoint_path(model_dir: str | Path, seed: int, stage: str = "train") -> Path:
+    """``seed_<s>.pt`` (``stage="train"``) or ``pretrain_seed_<s>.pt`` (``stage="pretrain"``)."""
+    prefix = {"train": "", "pretrain": "pretrain_"}[stage]
+    return Path(model_dir) / f"{prefix}seed_{int(seed)}.pt"
+
+
+def latents_frame(clips: pd.DataFrame, mu: np.ndarray, cluster: np.ndarray | None, seed: int) -> pd.DataFrame:
+    """Per-clip latents table: ``segment_id, song_id, split, seed, z_..`` (+ ``cluster`` when the
+    model assigns its own clusters, e.g. VaDE)."""
+    df = clips[["segment_id", "song_id", "split"]].reset_index(drop=True).copy()
+    df["seed"] = int(seed)
+    df = pd.concat([df, pd.DataFrame(mu, columns=latent_columns(mu.shape[1]))], axis=1)
+    if cluster is not None:
+        df["cluster"] = cluster.astype(np.int64)
+    return df
 
 
 def clear_outputs(out_dir: Path) -> None:
@@ -123,3 +174,71 @@ def info_record(
         "device": device,
         "per_seed": {str(s): dict(v) for s, v in per_seed.items()},
     }
+
+
+# --------------------------------------------------------------------------- writer
+
+
+def write_latents(out_dir: Path, latents: pd.DataFrame) -> None:
+    """``latents.parquet`` (every seed; built by :func:`latents_frame`)."""
+    write_parquet(latents, out_dir / LATENTS_FILE)
+
+
+def write_recon(out_dir: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``recon.npz`` (a few test clips and their reconstructions)."""
+    write_npz(out_dir / RECON_FILE, arrays)
+
+
+def write_records(
+    out_dir: Path, history: Iterable[Mapping[str, Any]], metrics: Mapping[str, Any], info: Mapping[str, Any]
+) -> None:
+    """``history.csv``, ``metrics.json`` and ``info.json`` (written for an applicable model or not)."""
+    write_history(out_dir / HISTORY_FILE, history)
+    write_json(out_dir / METRICS_FILE, metrics)
+    write_json(out_dir / INFO_FILE, info)
+
+
+# --------------------------------------------------------------------------- reader
+
+
+def read_info(model_dir: str | Path) -> dict[str, Any]:
+    """``info.json`` (``FileNotFoundError`` naming it and the stage to run when absent)."""
+    path = Path(model_dir) / INFO_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro train@{Path(model_dir).name}`")
+    return read_json(path)
+
+
+def read_metrics(model_dir: str | Path) -> dict[str, Any]:
+    """``metrics.json``, or an empty mapping when the folder has none."""
+    path = Path(model_dir) / METRICS_FILE
+    return read_json(path) if path.is_file() else {}
+
+
+def read_latents(model_dir: str | Path) -> pd.DataFrame:
+    """``latents.parquet``, checked for ``segment_id`` and ``seed``."""
+    path = Path(model_dir) / LATENTS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro train@{Path(model_dir).name}`")
+    latents = pd.read_parquet(path)
+    missing = {"segment_id", "seed"} - set(latents.columns)
+    if missing:
+        raise ValueError(f"{path} lacks column(s) {sorted(missing)} (see docs/pipeline.md)")
+    return latents
+
+
+def read_history(model_dir: str | Path) -> pd.DataFrame:
+    """``history.csv``."""
+    path = Path(model_dir) / HISTORY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro train@{Path(model_dir).name}`")
+    return pd.read_csv(path)
+
+
+def read_recon(model_dir: str | Path) -> dict[str, np.ndarray] | None:
+    """All arrays of ``recon.npz`` (no pickles), or ``None`` when training wrote none."""
+    path = Path(model_dir) / RECON_FILE
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
