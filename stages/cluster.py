@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from musiclust.clustering.pipeline import cluster_representation, read_segments
+from musiclust.clustering.pipeline import cluster_representation
 from musiclust.contracts import clusters as contract
+from musiclust.contracts.segments import read_segments
 from musiclust.evaluation.scores import score_output
 from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params

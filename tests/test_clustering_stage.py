@@ -16,9 +16,15 @@ import pytest
 import stages.cluster
 import yaml
 
-from musiclust.clustering.representations import lyrics_representation, reduce_representation
+from musiclust.clustering.representations import (
+    lyrics_representation,
+    model_representation,
+    reduce_representation,
+    song_means,
+    usable_clips,
+)
 from musiclust.contracts import clusters as contract
-from musiclust.features.store import Scaler
+from musiclust.contracts.features import Scaler
 from musiclust.fileio import read_json, write_json, write_parquet
 
 LANGS = ("en", "bn")
@@ -399,6 +405,25 @@ def test_missing_model_info_names_the_train_stage(tmp_path: Path, repo_root: Pat
     params = write_params(tmp_path / "params.yaml", repo_root, algorithms=["kmeans"])
     with pytest.raises(FileNotFoundError, match=r"dvc repro train@vae"):
         stages.cluster.main(cluster_argv(paths, "vae", tmp_path / "out", params))
+
+
+def test_song_mean_leaves_out_silent_clips() -> None:
+    """The one per-song mean (every representation's ``song_mean`` level) never averages in a
+    silent clip: a quiet intro does not pull a song toward silence, and a song whose every clip
+    is silent has no song vector at all."""
+    segments = pd.DataFrame(
+        {
+            "segment_id": list("abcde"),
+            "song_id": ["s", "s", "s", "t", "u"],
+            "split": "train",
+            "is_silent": [False, False, True, True, False],
+        }
+    )
+    clips, counts = usable_clips(segments)
+    assert counts["dropped_silent"] == 2 and list(clips["segment_id"]) == ["a", "b", "e"]
+    latents = pd.DataFrame({"segment_id": list("abcde"), "seed": 0, "z_00": [1.0, 3.0, 100.0, 7.0, 5.0]})
+    songs = song_means(model_representation("m", clips, latents).units(0))
+    assert dict(zip(songs.unit_id, songs.x[:, 0].tolist())) == {"s": 2.0, "u": 5.0}
 
 
 def test_two_runs_write_byte_identical_files(tmp_path: Path, repo_root: Path) -> None:

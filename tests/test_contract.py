@@ -19,6 +19,8 @@ from musiclust.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src"
+#: the one subpackage whose modules are deps one file at a time (see _dep_path)
+CONTRACTS = "contracts"
 
 
 def _dvc() -> dict:
@@ -89,10 +91,18 @@ def _closure(script: Path) -> set[str]:
 
 
 def _dep_path(mod: str) -> str | None:
-    """musiclust.features.store -> src/musiclust/features; musiclust.params -> src/musiclust/params.py."""
+    """musiclust.features.store -> src/musiclust/features; musiclust.params -> src/musiclust/params.py;
+    musiclust.contracts.segments -> src/musiclust/contracts/segments.py.
+
+    A contract is one file per stage output, and a stage depends on the contract files it imports
+    (not the folder): editing the metrics contract must not re-run download or segment.
+    """
     parts = mod.split(".")
     if len(parts) == 1:
         return None  # the package __init__ holds only a docstring and __version__
+    if parts[1] == CONTRACTS:
+        # contracts/__init__ holds only a docstring (test_contracts_init_is_only_a_docstring)
+        return f"src/musiclust/{CONTRACTS}/{parts[2]}.py" if len(parts) > 2 else None
     if (SRC / "musiclust" / parts[1]).is_dir():
         return f"src/musiclust/{parts[1]}"
     return f"src/musiclust/{parts[1]}.py"
@@ -109,6 +119,16 @@ def test_code_deps_are_exactly_the_imports(stage):
     declared_code = {d for d in declared if d.startswith(("src/", "stages/"))}
     assert declared_code == expected, (
         f"{stage}: missing {sorted(expected - declared_code)}, not imported {sorted(declared_code - expected)}"
+    )
+
+
+def test_contracts_init_is_only_a_docstring():
+    """Stages list contract files, not the folder, so its __init__ (which every one of them runs)
+    must hold nothing that could change what a stage does."""
+    tree = ast.parse((SRC / "musiclust" / CONTRACTS / "__init__.py").read_text(encoding="utf-8"))
+    body = tree.body
+    assert len(body) == 1 and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant), (
+        "src/musiclust/contracts/__init__.py must hold only its docstring"
     )
 
 

@@ -11,7 +11,8 @@ from stages import featurize as featurize_stage
 from stages import segment as segment_stage
 from tests.test_segment import SR, demo_songs, make_raw, tone, write_params
 
-from musiclust.audio.shards import ShardReader, from_pcm16
+from musiclust.contracts.features import load_scalers, load_tensors, load_vectors
+from musiclust.contracts.shards import ShardReader, from_pcm16
 from musiclust.features.extract import (
     RHYTHM_BPM_EDGES,
     BandedMatrix,
@@ -20,7 +21,6 @@ from musiclust.features.extract import (
     feature_columns,
 )
 from musiclust.features.pipeline import featurize_files
-from musiclust.features.store import load_scalers, load_tensors, load_vectors
 
 ALL_SETS = ("mfcc_stats", "spectral", "rhythm", "logmel", "mfcc_seq")
 

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from musiclust.audio.shards import ShardWriter, to_pcm16
 from musiclust.contracts.clusters import ASSIGNMENT_COLUMNS
+from musiclust.contracts.shards import ShardWriter, to_pcm16
 from musiclust.fileio import write_json, write_parquet
 from musiclust.reporting.build import ReportError
 from musiclust.reporting.excerpts import central_songs, encode_ogg, song_excerpt

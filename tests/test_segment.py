@@ -17,7 +17,7 @@ from musiclust.audio.segment import (
     normalize_loudness,
     window_starts,
 )
-from musiclust.audio.shards import ShardReader, ShardWriter, from_pcm16, to_pcm16
+from musiclust.contracts.shards import ShardReader, ShardWriter, from_pcm16, to_pcm16
 from musiclust.params import SegmentParams
 
 SR = 22050

@@ -10,9 +10,10 @@ import pytest
 from sklearn.cluster import KMeans
 from sklearn.metrics import normalized_mutual_info_score
 
+from musiclust.contracts.lyrics import emb_columns
 from musiclust.params import LyricsParams, ParamsError, parse_params
 from musiclust.text.chunking import chunk_text, token_counter
-from musiclust.text.embed import emb_columns, embed_songs, song_splits
+from musiclust.text.embed import embed_songs, song_splits
 from musiclust.text.encoders import SentenceTransformerEncoder, TfidfCharEncoder, build_encoder
 from musiclust.text.models import BUNDLED_MODEL, ModelUnavailableError, hub_reachable, resolve_model
 

@@ -16,14 +16,14 @@ import pandas as pd
 import pytest
 import torch
 
-from musiclust.features.store import Scaler
+from musiclust.contracts.features import Scaler
+from musiclust.contracts.models import HISTORY_COLUMNS
 from musiclust.models import build_model, load_model
 from musiclust.params import TrainParams
 from musiclust.training.data import load_clip_data
 from musiclust.training.diagnostics import ACTIVE_THRESHOLD, latent_usage
-from musiclust.training.encode import encode_clips, song_latents
+from musiclust.training.encode import encode_clips
 from musiclust.training.loop import TrainingError, fit, kl_weight_at, resolve_device
-from musiclust.training.outputs import HISTORY_COLUMNS
 from musiclust.training.run import train_model
 
 GENRES = ("pop", "rock", "folk", "electronic")
@@ -238,21 +238,6 @@ def test_resolve_device():
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def test_song_latents_mean_skips_silent_clips():
-    lat = pd.DataFrame(
-        {
-            "segment_id": list("abcd"),
-            "song_id": ["s", "s", "s", "t"],
-            "split": "train",
-            "seed": 0,
-            "z_00": [1.0, 3.0, 100.0, 5.0],
-        }
-    )
-    out = song_latents(lat, np.array([False, False, True, True]))
-    assert out.set_index("song_id")["z_00"].to_dict() == {"s": 2.0, "t": 5.0}  # t: all silent -> kept
-    assert list(out.columns) == ["song_id", "split", "seed", "z_00"]
-
-
 def _train(key, cfg, dataset, out, seeds=(0, 1), train_cfg=FAST):
     return train_model(
         key, cfg, train_cfg, list(seeds), dataset["segments"], dataset["features"], dataset["lyrics"], out
@@ -305,7 +290,7 @@ def test_same_inputs_give_byte_identical_outputs(key, cfg, dataset, tmp_path):
     _train(key, cfg, dataset, a, seeds=[0], train_cfg=fast)
     _train(key, cfg, dataset, b, seeds=[0], train_cfg=fast)
     names = sorted(p.name for p in a.iterdir())
-    expected = {"latents.parquet", "song_latents.parquet", "metrics.json", "history.csv", "info.json"}
+    expected = {"latents.parquet", "metrics.json", "history.csv", "info.json"}
     assert expected | {"seed_0.pt", "recon.npz"} <= set(names)
     assert names == sorted(p.name for p in b.iterdir())
     differ = [n for n in names if (a / n).read_bytes() != (b / n).read_bytes()]

@@ -31,22 +31,14 @@ import numpy as np
 import pandas as pd
 
 from musiclust.contracts import clusters as cluster_contract
+from musiclust.contracts.features import scalers_path
+from musiclust.contracts.models import checkpoint_path
+from musiclust.contracts.raw import read_songs
+from musiclust.contracts.segments import read_report as read_segment_report
+from musiclust.contracts.segments import read_segments, segment_id
 from musiclust.fileio import read_json, safe_id
 
 log = logging.getLogger(__name__)
-
-#: columns of the new songs' segment table
-_SEGMENT_COLUMNS = (
-    "segment_id",
-    "song_id",
-    "clip_index",
-    "start_s",
-    "end_s",
-    "split",
-    "is_silent",
-    "shard",
-    "row",
-)
 
 
 class AssignError(RuntimeError):
@@ -193,13 +185,13 @@ def segment_files(
     """
     from musiclust.audio.io import AudioDecodeError, load_audio
     from musiclust.audio.segment import SkipSong, prepare_song
-    from musiclust.audio.shards import ShardWriter, to_pcm16
-    from musiclust.fileio import write_json, write_parquet
+    from musiclust.contracts import segments as segments_contract
+    from musiclust.contracts.shards import ShardWriter, to_pcm16
 
     sr = int(params.audio.sample_rate)
     window = int(round(params.segment.window_s * sr))
     rows, placements, used = [], [], set()
-    with ShardWriter(out_dir, "audio", (window,), np.int16) as writer:
+    with ShardWriter(out_dir, segments_contract.AUDIO_PREFIX, (window,), np.int16) as writer:
         for f in files:
             sid = safe_id(Path(f).stem)
             while sid in used:  # two files with one stem: keep both
@@ -219,9 +211,9 @@ def segment_files(
             where = writer.add(to_pcm16(w.audio))
             p.n_clips = len(where)
             rows += _clip_rows(sid, w, where)
-    seg = pd.DataFrame(rows, columns=list(_SEGMENT_COLUMNS))
-    write_parquet(seg, out_dir / "segments.parquet")
-    write_json(out_dir / "report.json", {"audio": {"sample_rate": sr, "prefix": "audio"}})
+    seg = pd.DataFrame(rows, columns=segments_contract.CLIP_COLUMNS)
+    report = {"audio": {"sample_rate": sr, "prefix": segments_contract.AUDIO_PREFIX}}
+    segments_contract.write(out_dir, seg, report)
     return seg, placements
 
 
@@ -229,7 +221,7 @@ def _clip_rows(song_id: str, w: Any, where: list[tuple[int, int]]) -> list[dict[
     """Segment-table rows of one song's windows ``w`` (from ``prepare_song``) stored at ``where`` (shard, row)."""
     return [
         {
-            "segment_id": f"{song_id}__{int(w.window_index[j]):04d}",
+            "segment_id": segment_id(song_id, w.window_index[j]),
             "song_id": song_id,
             "clip_index": int(w.window_index[j]),
             "start_s": float(w.start_s[j]),
@@ -260,7 +252,7 @@ def featurize_new(
     finally:
         flog.setLevel(level)
     # featurize_segments fits scalers on the new clips; the model was trained with the corpus's
-    shutil.copyfile(pipeline_features / "scalers.json", feat_dir / "scalers.json")
+    shutil.copyfile(scalers_path(pipeline_features), scalers_path(feat_dir))
 
 
 def embed_new_lyrics(
@@ -274,10 +266,8 @@ def embed_new_lyrics(
     """
     from musiclust.text.embed import embed_songs
 
-    known = pd.read_parquet(
-        root / "data" / "raw" / "songs.parquet", columns=["song_id", "lyrics", "has_lyrics"]
-    )
-    seg = pd.read_parquet(root / "data" / "segments" / "segments.parquet", columns=["song_id", "split"])
+    known = read_songs(root / "data" / "raw", columns=["song_id", "lyrics", "has_lyrics"])
+    seg = read_segments(root / "data" / "segments", columns=["song_id", "split"], require=())
     splits = seg.drop_duplicates("song_id").set_index("song_id")["split"]
     new_rows = []
     for p, lf in zip(placements, lyrics_files):
@@ -436,17 +426,16 @@ def _checked_model(root: Path, key: str, seed: int, params: Any, condition: str 
     """
     from musiclust.models.checkpoint import CheckpointError, load_model
 
-    ckpt_path = root / "models" / key / f"seed_{seed}.pt"
+    ckpt_path = checkpoint_path(root / "models" / key, seed)
     try:
         model, ckpt = load_model(ckpt_path)
     except CheckpointError as exc:
         raise AssignError(str(exc)) from None
-    seg_report_p = root / "data" / "segments" / "report.json"
-    scalers_p = root / "data" / "features" / "scalers.json"
+    scalers_p = scalers_path(root / "data" / "features")
     problems = check_compatibility(
         ckpt,
         params,
-        read_json(seg_report_p) if seg_report_p.exists() else None,
+        read_segment_report(root / "data" / "segments"),
         read_json(scalers_p) if scalers_p.exists() else None,
     )
     if not scalers_p.exists():
@@ -501,10 +490,11 @@ def _describe_placement(
 
 
 def _song_meta(root: Path) -> pd.DataFrame | None:
-    p = root / "data" / "raw" / "songs.parquet"
-    if not p.exists():
+    try:
+        songs = read_songs(root / "data" / "raw")
+    except FileNotFoundError:
         return None
-    return pd.read_parquet(p).drop_duplicates("song_id").set_index("song_id")
+    return songs.drop_duplicates("song_id").set_index("song_id")
 
 
 def format_placement(p: SongPlacement) -> str:

@@ -34,10 +34,11 @@ import pyloudnorm
 from tqdm.auto import tqdm
 
 from musiclust.audio.io import AudioDecodeError, load_audio
-from musiclust.audio.shards import PCM_SCALE, ShardWriter, remove_shards, to_pcm16
 from musiclust.audio.split import SPLITS, assign_splits, split_summary
 from musiclust.compute import map_ordered, resolve_ray_address
-from musiclust.fileio import write_json, write_parquet
+from musiclust.contracts import raw as raw_contract
+from musiclust.contracts import segments as contract
+from musiclust.contracts.shards import PCM_SCALE, ShardWriter, to_pcm16
 from musiclust.params import AudioParams, ComputeParams, SegmentParams
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,6 @@ log = logging.getLogger(__name__)
 TARGET_LUFS = -20.0
 #: Peak ceiling after normalization (dBFS); the gain is lowered if a peak would exceed it.
 PEAK_CEILING_DB = -1.0
-#: Shard name prefix of clip audio (``audio-00000.npy``).
-AUDIO_PREFIX = "audio"
-#: Song columns that do not travel into segments.parquet (long text, file locations, raw-audio facts).
-_NOT_METADATA = {"audio_path", "lyrics", "duration_s", "sample_rate"}
 
 
 class SkipSong(Exception):
@@ -249,21 +246,6 @@ def _song_job(job: tuple[str, object]) -> tuple[dict, Windows | None, float, np.
     return segment_song(job[0], job[1], _JOB["raw_dir"], _JOB["audio"], _JOB["params"])
 
 
-def _read_song_table(table: Path) -> pd.DataFrame:
-    """The download stage's ``songs.parquet``, checked for the columns segment needs and unique ids."""
-    if not table.exists():
-        raise FileNotFoundError(f"{table}: no song table; run the download stage first")
-    songs = pd.read_parquet(table)
-    for col in ("song_id", "audio_path"):
-        if col not in songs.columns:
-            raise ValueError(f"{table}: column {col!r} is missing (see docs/pipeline.md)")
-    if songs["song_id"].duplicated().any():
-        raise ValueError(
-            f"{table}: duplicate song_id {songs.loc[songs['song_id'].duplicated(), 'song_id'].iloc[0]!r}"
-        )
-    return songs
-
-
 def _clip_table(
     rows: list[dict], songs: pd.DataFrame, label_columns: Sequence[str], params: SegmentParams, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series]:
@@ -279,14 +261,14 @@ def _clip_table(
     split = assign_splits(done, label_columns, {s: getattr(params.split, s) for s in SPLITS}, seed)
     done["split"] = split.astype(str) if len(done) else pd.Series(dtype=str)
     meta_cols = ["song_id", "split"] + [
-        c for c in songs.columns if c not in _NOT_METADATA | {"song_id", "split"}
+        c for c in songs.columns if c not in contract.NOT_METADATA | {"song_id", "split"}
     ]
     clips = clips.merge(done[meta_cols], on="song_id", how="left", validate="many_to_one")
     clips["start_s"] = clips["start_s"].astype(np.float64)
     clips["end_s"] = clips["end_s"].astype(np.float64)
     clips["is_silent"] = clips["is_silent"].astype(bool)
     clips[["clip_index", "shard", "row"]] = clips[["clip_index", "shard", "row"]].astype(np.int64)
-    lead = ["segment_id", "song_id", "clip_index", "start_s", "end_s", "split", "is_silent", "shard", "row"]
+    lead = contract.CLIP_COLUMNS
     clips = clips[lead + [c for c in clips.columns if c not in lead]]
     return clips, done, split
 
@@ -308,7 +290,7 @@ def _collect_clips(
         for j, (shard, row) in enumerate(where):
             rows.append(
                 {
-                    "segment_id": f"{sid}__{int(w.window_index[j]):04d}",
+                    "segment_id": contract.segment_id(sid, w.window_index[j]),
                     "song_id": sid,
                     "clip_index": int(w.window_index[j]),
                     "start_s": float(w.start_s[j]),
@@ -347,16 +329,12 @@ def segment_corpus(
     """
     # over 60 lines only by the report.json literal at the end, kept whole so it reads as the file does
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    songs = _read_song_table(raw_dir / "songs.parquet")
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    remove_shards(out_dir, AUDIO_PREFIX)
-    for stale in ("segments.parquet", "report.json"):
-        (out_dir / stale).unlink(missing_ok=True)
+    songs = raw_contract.read_songs(raw_dir, require=("song_id", "audio_path"), unique_ids=True)
+    contract.clear(out_dir)
 
     sr = int(audio.sample_rate)
     window = int(round(params.window_s * sr))
-    writer = ShardWriter(out_dir, AUDIO_PREFIX, (window,), np.int16)
+    writer = ShardWriter(out_dir, contract.AUDIO_PREFIX, (window,), np.int16)
     jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
     # in song order, so clips land in the shards in the order of songs.parquet
     results = map_ordered(
@@ -372,7 +350,6 @@ def segment_corpus(
     n_shards = writer.close()
 
     clips, done, split = _clip_table(rows, songs, label_columns, params, seed)
-    write_parquet(clips, out_dir / "segments.parquet")
 
     reasons: dict[str, int] = {}
     for e in song_rows:
@@ -393,7 +370,7 @@ def segment_corpus(
             "window_samples": window,
             "dtype": "int16",
             "scale": PCM_SCALE,
-            "prefix": AUDIO_PREFIX,
+            "prefix": contract.AUDIO_PREFIX,
             "shards": n_shards,
             "loudness_normalize": audio.loudness_normalize,
             "target_lufs": TARGET_LUFS if audio.loudness_normalize else None,
@@ -410,7 +387,7 @@ def segment_corpus(
         "songs": song_rows,
     }
     assert report["songs_in"] == report["segmented"] + report["skipped"]
-    write_json(out_dir / "report.json", report)
+    contract.write(out_dir, clips, report)
     log.info(
         "segmented %d/%d songs into %d clips (%d shards); skipped %d %s; splits %s",
         len(done),

@@ -192,6 +192,7 @@ def run_pipeline(
     ``data.source`` for the download stage. Returns one timing per stage run.
     """
     from musiclust.audio.segment import segment_corpus
+    from musiclust.contracts.raw import read_songs
     from musiclust.data.acquire import acquire
     from musiclust.features.pipeline import featurize_segments
     from musiclust.text.embed import run as embed_lyrics
@@ -208,7 +209,7 @@ def run_pipeline(
         p = dataclasses.replace(p, data=data)
 
     def song_audio() -> float:
-        return float(pd.read_parquet(raw / "songs.parquet", columns=["duration_s"])["duration_s"].sum())
+        return float(read_songs(raw, columns=["duration_s"], require=())["duration_s"].sum())
 
     def download() -> tuple[float, int, str]:
         res = acquire(p.data, p.download, p.audio, p.seed, raw, manifest=manifest, folder=folder)

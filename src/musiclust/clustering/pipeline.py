@@ -29,8 +29,9 @@ from musiclust.clustering.representations import (
     usable_clips,
 )
 from musiclust.contracts import clusters as contract
-from musiclust.features.store import load_vectors
-from musiclust.fileio import read_json
+from musiclust.contracts import lyrics as lyrics_contract
+from musiclust.contracts import models as models_contract
+from musiclust.contracts.features import load_vectors
 from musiclust.params import BASELINES, ClusterParams
 
 log = logging.getLogger(__name__)
@@ -40,38 +41,17 @@ class NotApplicable(Exception):
     """The representation's inputs are absent (reported with its reason, never clustered or ranked)."""
 
 
-def read_segments(segments_path: str | Path) -> pd.DataFrame:
-    """``segments.parquet`` (given the file or its folder), checked for the columns clustering needs."""
-    path = Path(segments_path)
-    if path.is_dir():
-        path = path / "segments.parquet"
-    segments = pd.read_parquet(path)
-    need = {"segment_id", "song_id", "split"} - set(segments.columns)
-    if need:
-        raise ValueError(f"{path}: missing column(s) {sorted(need)} (see docs/pipeline.md)")
-    return segments
-
-
 def model_input(model_dir: Path, clips: pd.DataFrame) -> tuple[Representation, dict[str, Any]]:
     """A trained model's latents as a representation, plus its training summary.
 
     Raises :class:`NotApplicable` when the train stage recorded that the model's inputs are absent.
     """
-    info_path = model_dir / "info.json"
-    if not info_path.is_file():
-        raise FileNotFoundError(f"{info_path}: missing; run `dvc repro train@{model_dir.name}`")
-    info = read_json(info_path)
+    info = models_contract.read_info(model_dir)
     if info.get("applicable") is False:
         raise NotApplicable(str(info.get("reason") or "the train stage marked it not applicable"))
-    metrics_path = model_dir / "metrics.json"
-    metrics = read_json(metrics_path) if metrics_path.is_file() else {}
+    metrics = models_contract.read_metrics(model_dir)
     training = {k: metrics[k] for k in ("best_val_loss_mean",) if k in metrics}
-    latents = pd.read_parquet(model_dir / "latents.parquet")
-    missing = {"segment_id", "seed"} - set(latents.columns)
-    if missing:
-        raise ValueError(
-            f"{model_dir}/latents.parquet lacks column(s) {sorted(missing)} (see docs/pipeline.md)"
-        )
+    latents = models_contract.read_latents(model_dir)
     return model_representation(model_dir.name, clips, latents, info), training
 
 
@@ -103,9 +83,9 @@ def baseline_input(
             name, clips, ids, x, cols, f"standardized spectral set ({len(cols)} columns)"
         )
     if name == "lyrics":
-        if lyrics_path is None or not Path(lyrics_path).is_file():
-            raise FileNotFoundError(f"{lyrics_path}: no lyrics table; run `dvc repro embed_lyrics`")
-        rep = lyrics_representation(clips, pd.read_parquet(lyrics_path))
+        if lyrics_path is None:
+            raise FileNotFoundError("no lyrics table given; run `dvc repro embed_lyrics` and pass --lyrics")
+        rep = lyrics_representation(clips, lyrics_contract.read(lyrics_path))
         if len(rep.units(contract.SEED_INDEPENDENT)) == 0:
             raise NotApplicable("no song has lyrics")
         return rep

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from sklearn.decomposition import PCA
 
+from musiclust.contracts import lyrics as lyrics_contract
 from musiclust.contracts.clusters import SEED_INDEPENDENT
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ def pca_representation(raw: Representation, n_components: int) -> Representation
 
 def lyrics_representation(clips: pd.DataFrame, lyrics: pd.DataFrame) -> Representation:
     """Each clip gets its song's lyrics embedding; songs without lyrics are left out."""
-    emb = sorted(c for c in lyrics.columns if c.startswith("emb_"))
+    emb = sorted(lyrics_contract.embedding_columns(lyrics))
     if not emb:
         raise ValueError("lyrics table has no emb_* columns")
     has = (

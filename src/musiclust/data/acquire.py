@@ -43,6 +43,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from musiclust.audio.io import AUDIO_EXTENSIONS, AudioDecodeError, probe
+from musiclust.contracts import raw as contract
 from musiclust.data.folder import scan_folder
 from musiclust.data.lyrics import resolve_lyrics
 from musiclust.data.manifest import TrackRequest, read_manifest
@@ -58,20 +59,13 @@ from musiclust.fileio import (
     resolve_roots,
     safe_id,
     write_json,
-    write_parquet,
 )
 from musiclust.params import AudioParams, DataParams, DownloadParams
 
 log = logging.getLogger(__name__)
 
-SONGS_FILE = "songs.parquet"
-REPORT_FILE = "report.json"
-AUDIO_DIR = "audio"
 PARTIAL_PREFIX = ".partial-"
-#: songs.parquet columns every source provides (label columns go after ``artist``)
-BASE_COLUMNS = ("song_id", "title", "artist")
 _MAX_LOGGED = 20  # skipped rows named one by one in the log; the report has all
-TAIL_COLUMNS = ("audio_path", "duration_s", "sample_rate", "lyrics", "has_lyrics", "source", "track_id")
 
 
 class AcquisitionError(RuntimeError, UserInputError):
@@ -101,7 +95,7 @@ class _Context:
 
     @property
     def audio_dir(self) -> Path:
-        return self.out_dir / AUDIO_DIR
+        return self.out_dir / contract.AUDIO_DIR
 
 
 def assign_song_ids(requests: list[TrackRequest]) -> dict[int, str]:
@@ -159,7 +153,7 @@ def acquire(
     _check_replaceable(out_dir)
     build = out_dir.with_name(f".{out_dir.name}.new")
     shutil.rmtree(build, ignore_errors=True)
-    (build / AUDIO_DIR).mkdir(parents=True)
+    (build / contract.AUDIO_DIR).mkdir(parents=True)
     ignored: list[str] | None = None
     if data.source == "demo":
         results = _acquire_demo(data, audio, seed, build)
@@ -172,12 +166,12 @@ def acquire(
 
     songs, report = _write_collection(build, data, input_ref, results, ignored)
     try:
-        check_success(report, download.min_success_fraction, build / REPORT_FILE)
+        check_success(report, download.min_success_fraction, build / contract.REPORT_FILE)
     except AcquisitionError as exc:
         kept = f"; the previous collection in {out_dir} is unchanged" if out_dir.exists() else ""
         raise AcquisitionError(f"{exc}{kept}") from None
     _swap_in(build, out_dir)
-    songs_path, report_path = out_dir / SONGS_FILE, out_dir / REPORT_FILE
+    songs_path, report_path = out_dir / contract.SONGS_FILE, out_dir / contract.REPORT_FILE
     log.info("%s; report: %s", summary_line(report), report_path)
     return AcquireResult(songs, report, songs_path, report_path)
 
@@ -245,20 +239,21 @@ def _write_collection(
     report["label_notes"] = label_notes  # spellings that normalization merged (empty: none)
     for note in label_notes:
         log.warning("labels: %s", note)
-    write_parquet(songs, build / SONGS_FILE)
-    write_json(build / REPORT_FILE, report)
+    contract.write(build, songs, report)
     skipped = [r for r in report["rows"] if r["status"] == "skipped"]
     for r in skipped[:_MAX_LOGGED]:
         log.warning("skipped row %d (%s): %s - %s", r["row"], r["source"][:80], r["reason"], r["detail"])
     if len(skipped) > _MAX_LOGGED:
         log.warning(
-            "... and %d more skipped rows, all listed in %s", len(skipped) - _MAX_LOGGED, build / REPORT_FILE
+            "... and %d more skipped rows, all listed in %s",
+            len(skipped) - _MAX_LOGGED,
+            build / contract.REPORT_FILE,
         )
     return songs, report
 
 
 #: what a previous run (this version or an older one) leaves in the output folder
-_OWN_ENTRIES = {AUDIO_DIR, SONGS_FILE, REPORT_FILE, "lyrics", "state", ".partial"}
+_OWN_ENTRIES = {contract.AUDIO_DIR, contract.SONGS_FILE, contract.REPORT_FILE, "lyrics", "state", ".partial"}
 
 
 def _check_replaceable(out_dir: Path) -> None:
@@ -603,7 +598,7 @@ def _ok(
         "title": title,
         "artist": artist if artist is not None else req.artist,
         **req.labels,
-        "audio_path": f"{AUDIO_DIR}/{name}",
+        "audio_path": f"{contract.AUDIO_DIR}/{name}",
         "duration_s": float(state["duration_s"]),
         "sample_rate": int(state["sample_rate"]),
         "lyrics": lyr.text,
@@ -666,20 +661,7 @@ def normalize_labels(records: list[dict], label_columns: tuple[str, ...]) -> lis
 def _songs_frame(results: list[RowResult], label_columns: tuple[str, ...]) -> tuple[pd.DataFrame, list[str]]:
     records = [r.record for r in sorted(results, key=lambda r: r.row) if r.status == "ok" and r.record]
     notes = normalize_labels(records, label_columns)
-    head = list(BASE_COLUMNS) + [c for c in label_columns if c not in BASE_COLUMNS + TAIL_COLUMNS]
-    df = pd.DataFrame.from_records(records) if records else pd.DataFrame()
-    for c in head + list(TAIL_COLUMNS):
-        if c not in df.columns:
-            df[c] = pd.Series(dtype="object")
-    extra = [c for c in df.columns if c not in head and c not in TAIL_COLUMNS]
-    df = df[head + list(TAIL_COLUMNS) + extra]
-    df["duration_s"] = df["duration_s"].astype("float64")
-    df["sample_rate"] = df["sample_rate"].astype("int64")
-    df["has_lyrics"] = df["has_lyrics"].astype(bool)
-    for c in head + ["lyrics", "source", "track_id"] + extra:
-        if df[c].dtype == object or df[c].isna().all():
-            df[c] = df[c].astype("object").where(df[c].notna(), None)
-    return df.reset_index(drop=True), notes
+    return contract.songs_table(records, label_columns), notes
 
 
 def _remove_partials(cache_dir: Path) -> None:

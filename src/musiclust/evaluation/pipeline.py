@@ -26,6 +26,7 @@ import pandas as pd
 
 from musiclust.contracts import clusters as cluster_contract
 from musiclust.contracts import metrics as contract
+from musiclust.contracts.segments import read_segments
 from musiclust.evaluation import disentanglement
 from musiclust.evaluation.metrics import EXTERNAL
 from musiclust.evaluation.scores import GROUP, Labels, RepScores, make_labels
@@ -284,10 +285,7 @@ def run_evaluate_step(
     algorithms: Sequence[str],
 ) -> contract.Evaluation:
     """Read the ``representations``' scores and the labels, and evaluate (the stage writes the result)."""
-    segments_path = Path(segments_path)
-    if segments_path.is_dir():
-        segments_path = segments_path / "segments.parquet"
-    segments = pd.read_parquet(segments_path)
+    segments = read_segments(segments_path, require=())
     outputs = cluster_contract.read_all(
         clusters_dir, representations, tables=("scores", "boot", "leakage", "disentanglement")
     )

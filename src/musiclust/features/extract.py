@@ -47,8 +47,7 @@ import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
-VECTOR_SETS = ("mfcc_stats", "spectral", "rhythm")
-TENSOR_SETS = ("logmel", "mfcc_seq")
+from musiclust.contracts.features import TENSOR_SETS, VECTOR_SETS
 
 #: Mel bands under the MFCCs and the onset envelope (librosa's default for both).
 MFCC_N_MELS = 128

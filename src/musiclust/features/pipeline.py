@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -21,21 +20,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
-from musiclust.audio.shards import ShardWriter, from_pcm16, shard_path
 from musiclust.compute import map_ordered, resolve_ray_address
+from musiclust.contracts import features as contract
+from musiclust.contracts import segments as segments_contract
+from musiclust.contracts.shards import ShardWriter, from_pcm16, shard_path
 from musiclust.features.extract import (
-    TENSOR_SETS,
-    VECTOR_SETS,
     FeatureConfig,
     Featurizer,
     feature_columns,
     tensor_shapes,
 )
-from musiclust.features.store import Scaler
-from musiclust.fileio import read_json, write_json, write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -184,9 +180,7 @@ class FeatureSink:
         self.writers: dict[str, ShardWriter] = {}
         self.where: dict[str, list[tuple[int, int]]] = {}
         for name, (shape, dtype) in tensor_shapes(cfg).items():
-            d = self.out_dir / name
-            shutil.rmtree(d, ignore_errors=True)
-            self.writers[name] = ShardWriter(d, "shard", shape, dtype)
+            self.writers[name] = contract.tensor_writer(self.out_dir, name, shape, dtype)
             self.where[name] = []
         self.n = 0
         self.nonfinite = 0
@@ -215,16 +209,6 @@ class FeatureSink:
         return np.concatenate(blocks) if blocks else np.zeros((0, len(self.columns[name])), np.float32)
 
 
-def _clean_outputs(out_dir: Path) -> None:
-    """Remove what an earlier run wrote (every output is rewritten whole)."""
-    for name in VECTOR_SETS:
-        (out_dir / f"{name}.parquet").unlink(missing_ok=True)
-    for name in TENSOR_SETS:
-        shutil.rmtree(out_dir / name, ignore_errors=True)
-    for f in ("scalers.json", "report.json"):
-        (out_dir / f).unlink(missing_ok=True)
-
-
 def featurize_segments(
     segments_dir: str | Path,
     out_dir: str | Path,
@@ -243,21 +227,21 @@ def featurize_segments(
     """
     t0 = time.perf_counter()
     segments_dir, out_dir = Path(segments_dir), Path(out_dir)
-    table = segments_dir / "segments.parquet"
-    if not table.exists():
-        raise FileNotFoundError(f"{table}: no segments table; run the segment stage first")
-    seg = pd.read_parquet(table, columns=["segment_id", "split", "shard", "row"])
-    seg_report = segments_dir / "report.json"
-    audio_meta = read_json(seg_report).get("audio", {}) if seg_report.exists() else {}
+    table = segments_contract.table_path(segments_dir)
+    seg = segments_contract.read_segments(
+        segments_dir, columns=["segment_id", "split", "shard", "row"], require=("segment_id", "split")
+    )
+    seg_report = segments_contract.read_report(segments_dir)
+    audio_meta = (seg_report or {}).get("audio", {})
     if audio_meta.get("sample_rate") not in (None, sample_rate):
         raise ValueError(
             f"{segments_dir}: clips were cut at {audio_meta['sample_rate']} Hz but audio.sample_rate is "
             f"{sample_rate}; re-run the segment stage"
         )
-    prefix = audio_meta.get("prefix", "audio")
+    prefix = segments_contract.audio_prefix(seg_report)
     cfg = FeatureConfig.from_params(sample_rate, features)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clean_outputs(out_dir)
+    contract.clear(out_dir)
 
     tasks: list[ShardTask] = []
     n_samples = 0
@@ -295,17 +279,12 @@ def featurize_segments(
     scalers = {}
     for name, cols in sink.columns.items():
         x = sink.vector(name)
-        df = pd.DataFrame(x, columns=cols)
-        df.insert(0, "segment_id", ids)
-        write_parquet(df, out_dir / f"{name}.parquet")
+        contract.write_vector_set(out_dir, name, ids, x, cols)
         if len(x):
-            scalers[name] = Scaler.fit(cols, x[train].astype(np.float64)).to_dict()
+            scalers[name] = contract.Scaler.fit(cols, x[train].astype(np.float64))
     for name, where in sink.where.items():
-        index = pd.DataFrame(
-            {"segment_id": ids, "shard": [w[0] for w in where], "row": [w[1] for w in where]}
-        )
-        write_parquet(index.astype({"shard": np.int64, "row": np.int64}), out_dir / name / "index.parquet")
-    write_json(out_dir / "scalers.json", scalers)
+        contract.write_tensor_index(out_dir, name, ids, where)
+    contract.write_scalers(out_dir, scalers)
 
     elapsed = time.perf_counter() - t0
     audio_s = len(seg) * n_samples / sample_rate
@@ -319,7 +298,7 @@ def featurize_segments(
         "workers": features.workers,
         "audio_seconds": round(audio_s, 1),
     }
-    write_json(out_dir / "report.json", report)
+    contract.write_report(out_dir, report)
     # timings go to the log only: report.json is a cached output and must not change run to run
     log.info(
         "featurized %d clips (%s) in %.1f s, %.0fx realtime%s",

@@ -16,12 +16,12 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from musiclust.audio.shards import ShardReader, from_pcm16
+from musiclust.contracts import segments as segments_contract
+from musiclust.contracts.shards import ShardReader, from_pcm16
 
 log = logging.getLogger(__name__)
 
 _FADE_S = 0.03  # short fades so excerpts start and stop without a click
-AUDIO_PREFIX = "audio"  # data/segments/audio-NNNNN.npy
 
 
 class ExcerptError(Exception):
@@ -31,7 +31,7 @@ class ExcerptError(Exception):
 def clip_audio(reader: ShardReader, shard: int, row: int) -> np.ndarray:
     """One clip's samples as float32 in [-1, 1), memory-mapped so nothing else is read.
 
-    Shards hold int16 PCM (see :mod:`musiclust.audio.shards`); float shards pass through.
+    Shards hold int16 PCM (see :mod:`musiclust.contracts.shards`); float shards pass through.
     """
     try:
         arr = reader.shard(int(shard))
@@ -64,7 +64,7 @@ def song_excerpt(
     middle = float(clips["start_s"].iloc[max(0, len(clips) // 2 - 1)])
     target = max(float(clips["start_s"].iloc[0]), min(middle, float(clips["end_s"].max()) - seconds))
     first = clips[clips["start_s"] <= target + 1e-9].iloc[-1]
-    reader = ShardReader(segments_dir, AUDIO_PREFIX)
+    reader = segments_contract.audio_reader(segments_dir)
     y0 = clip_audio(reader, first["shard"], first["row"])
     dur = float(first["end_s"] - first["start_s"])
     if dur <= 0:

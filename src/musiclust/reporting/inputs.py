@@ -7,6 +7,7 @@ here computes a statistic; the report displays numbers exactly as the evaluation
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from musiclust.contracts import models as models_contract
+from musiclust.contracts import raw as raw_contract
+from musiclust.contracts import segments as segments_contract
 from musiclust.fileio import read_json
 
 
@@ -89,10 +93,12 @@ def read_table(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
     return df
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` (no pickles)."""
-    with np.load(_require(path), allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
+def _through(read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """A contract reader's result, its missing-file or bad-column errors as :class:`ReportInputError`."""
+    try:
+        return read(*args, **kwargs)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ReportInputError(str(exc)) from None
 
 
 MAP_COLUMNS = ("representation", "seed", "method", "song_id", "x", "y", "note")
@@ -111,10 +117,10 @@ def load_representation(name: str, paths: ReportPaths) -> Representation:
     rep.maps = read_table(folder / "maps.parquet", MAP_COLUMNS)
     if rep.is_model:
         mdir = paths.models / name
-        rep.model_info = read_json_file(mdir / "info.json")
-        rep.history = read_table(mdir / "history.csv", HISTORY_COLUMNS)
-        if (mdir / "recon.npz").exists():  # training writes it only when it had non-silent clips
-            rep.recon = read_npz(mdir / "recon.npz")
+        rep.model_info = read_json_file(mdir / models_contract.INFO_FILE)
+        rep.history = read_table(mdir / models_contract.HISTORY_FILE, HISTORY_COLUMNS)
+        # training writes recon.npz only when it had non-silent clips (None otherwise)
+        rep.recon = models_contract.read_recon(mdir)
     return rep
 
 
@@ -134,11 +140,12 @@ def load_inputs(paths: ReportPaths) -> ReportInputs:
             paths.metrics / "means.csv",
             ("representation", "label", "scope", "nmi", "nmi_low", "nmi_high", "n_songs"),
         ),
-        songs=read_table(paths.raw / "songs.parquet", ("song_id", "title", "artist")),
-        download=read_json_file(paths.raw / "report.json"),
-        segments=read_table(
-            paths.segments / "segments.parquet",
-            ("segment_id", "song_id", "split", "start_s", "end_s", "shard", "row"),
+        songs=_through(raw_contract.read_songs, paths.raw, require=("song_id", "title", "artist")),
+        download=read_json_file(paths.raw / raw_contract.REPORT_FILE),
+        segments=_through(
+            segments_contract.read_segments,
+            paths.segments,
+            require=("segment_id", "song_id", "split", "start_s", "end_s", "shard", "row"),
         ),
         reps={n: load_representation(n, paths) for n in names},
     )

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from musiclust.contracts.features import read_vector_set
+
 log = logging.getLogger(__name__)
 
 #: spectral-set columns the descriptions use (written by the featurize stage)
@@ -96,13 +98,12 @@ def describe_songs_from_features(features_dir: str | Path, segments: pd.DataFram
     ``segments`` needs ``segment_id``, ``song_id``, ``split`` (terciles come from the
     training songs) and optionally ``is_silent``.
     """
-    path = Path(features_dir) / "spectral.parquet"
-    if not path.exists():
+    try:
+        spectral = read_vector_set(features_dir, "spectral")
+    except FileNotFoundError as exc:
         raise FileNotFoundError(
-            f"{path}: not found; lyrics.describe_audio needs the 'spectral' feature set "
-            "(add it to features.sets) or set lyrics.describe_audio: false"
-        )
-    spectral = pd.read_parquet(path)
+            f"{exc}; lyrics.describe_audio needs the 'spectral' feature set or set lyrics.describe_audio: false"
+        ) from None
     stats = song_audio_stats(spectral, segments)
     train_songs = set(segments.loc[segments["split"] == "train", "song_id"])
     descriptions = describe(stats, stats[stats.index.isin(train_songs)])

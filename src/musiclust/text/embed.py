@@ -16,20 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from musiclust.fileio import write_parquet
+from musiclust.contracts import lyrics as contract
+from musiclust.contracts import raw as raw_contract
+from musiclust.contracts import segments as segments_contract
+from musiclust.contracts.lyrics import SOURCE_AUDIO, SOURCE_LYRICS, SOURCE_NONE
 from musiclust.params import LyricsParams
 from musiclust.text.encoders import LyricsEncoder, build_encoder
 
 log = logging.getLogger(__name__)
-
-#: ``text_source`` values: what the row's vector was computed from
-SOURCE_LYRICS, SOURCE_AUDIO, SOURCE_NONE = "lyrics", "audio_description", "none"
-
-
-def emb_columns(dim: int) -> list[str]:
-    """Names of the embedding columns: ``emb_000`` ... ``emb_{dim-1}``."""
-    width = max(3, len(str(dim - 1)))
-    return [f"emb_{i:0{width}d}" for i in range(dim)]
 
 
 @dataclass
@@ -130,15 +124,7 @@ def embed_songs(
         )
     x = _fit_and_encode(enc, texts, split, songs["song_id"], summary)
 
-    table = pd.DataFrame(
-        {
-            "song_id": songs["song_id"].astype(str),
-            "has_lyrics": has.astype(bool),
-            "encoder": summary.encoder,
-            "text_source": source.astype(str),
-        }
-    )
-    table = pd.concat([table, pd.DataFrame(x, columns=emb_columns(enc.dim))], axis=1)
+    table = contract.lyrics_table(songs["song_id"], has, summary.encoder, source, x, enc.dim)
     summary.seconds = time.perf_counter() - t0
     return table, summary
 
@@ -205,13 +191,8 @@ def run(
 
     ``features_dir`` is needed only with ``lyrics.describe_audio``.
     """
-    songs_path = Path(raw_dir) / "songs.parquet"
-    seg_path = Path(segments_dir) / "segments.parquet"
-    for p, stage in ((songs_path, "download"), (seg_path, "segment")):
-        if not p.exists():
-            raise FileNotFoundError(f"{p}: not found; run the {stage} stage first")
-    songs = pd.read_parquet(songs_path)
-    segments = pd.read_parquet(seg_path)
+    songs = raw_contract.read_songs(raw_dir)
+    segments = segments_contract.read_segments(segments_dir, require=())
     descriptions = None
     if params.describe_audio:
         from musiclust.text.describe import describe_songs_from_features
@@ -220,7 +201,7 @@ def run(
             raise ValueError("lyrics.describe_audio needs the audio features: pass --features data/features")
         descriptions = describe_songs_from_features(features_dir, segments)
     table, summary = embed_songs(songs, song_splits(segments), params, descriptions=descriptions)
-    write_parquet(table, out_path)
+    contract.write(table, out_path)
     log.info(
         "lyrics: %d songs, %d with lyrics, %d without (masked%s); encoder %s, dim %d%s; %.1f s -> %s",
         summary.n_songs,

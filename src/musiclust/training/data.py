@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from musiclust.features.store import load_vectors
+from musiclust.contracts import lyrics as lyrics_contract
+from musiclust.contracts import segments as segments_contract
+from musiclust.contracts.features import load_vectors
 from musiclust.training.streaming import ShardedArray, chunks, open_tensor_set, subset
 
 log = logging.getLogger(__name__)
-
-SEGMENT_COLUMNS = ("segment_id", "song_id", "split")
 
 
 class TrainingDataError(ValueError):
@@ -56,30 +56,6 @@ class ClipData:
         if not include_silent:
             m &= ~self.clips["is_silent"].to_numpy(bool)
         return m
-
-
-def read_segments(segments_dir: str | Path) -> pd.DataFrame:
-    """``segments.parquet`` from the segment stage's folder (or the file itself)."""
-    path = Path(segments_dir)
-    path = path / "segments.parquet" if path.is_dir() else path
-    if not path.exists():
-        raise TrainingDataError(f"{path}: no segments table; run the segment stage first")
-    df = pd.read_parquet(path)
-    missing = [c for c in SEGMENT_COLUMNS if c not in df.columns]
-    if missing:
-        raise TrainingDataError(f"{path}: missing column(s) {missing} (see docs/pipeline.md)")
-    return df
-
-
-def read_lyrics(path: str | Path) -> pd.DataFrame:
-    """``lyrics.parquet``: ``song_id``, ``has_lyrics``, ``emb_*`` columns."""
-    path = Path(path)
-    if not path.exists():
-        raise TrainingDataError(f"{path}: no lyrics table; run the embed_lyrics stage first")
-    df = pd.read_parquet(path)
-    if "song_id" not in df.columns or not any(c.startswith("emb_") for c in df.columns):
-        raise TrainingDataError(f"{path}: needs song_id and emb_* columns (see docs/pipeline.md)")
-    return df
 
 
 def load_clip_data(
@@ -129,7 +105,7 @@ def load_clip_data(
         arrays["cond"], dims["condition_values"], inputs["condition"] = _condition_inputs(
             segments, condition, condition_values
         )
-    clips = segments[list(SEGMENT_COLUMNS)].copy()
+    clips = segments[list(segments_contract.KEY_COLUMNS)].copy()
     clips["is_silent"] = (
         segments["is_silent"].fillna(False).astype(bool) if "is_silent" in segments else False
     )
@@ -191,7 +167,7 @@ def _text_inputs(
     A song has text where its ``text_source`` is not ``none`` (``lyrics`` or an
     ``audio_description``); tables without that column fall back to ``has_lyrics``.
     """
-    emb_cols = [c for c in lyrics.columns if c.startswith("emb_")]
+    emb_cols = lyrics_contract.embedding_columns(lyrics)
     first = lyrics.drop_duplicates("song_id")
     joined = first.set_index(first["song_id"].astype(str)).reindex(segments["song_id"].astype(str))
     text = joined[emb_cols].to_numpy(np.float32)

@@ -1,4 +1,4 @@
-"""Encode clips with a trained model: per-clip and per-song latents (posterior means)."""
+"""Encode clips with a trained model: per-clip latents (posterior means)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from musiclust.contracts.models import latents_frame
 from musiclust.models.base import LatentModel
 from musiclust.training.data import ClipData, load_clip_data
 from musiclust.training.loop import EVAL_BATCH
 from musiclust.training.streaming import batches, sequential
-
-
-def latent_columns(latent_dim: int) -> list[str]:
-    """``z_00``, ``z_01``, ... (the column names of every latents table)."""
-    return [f"z_{i:02d}" for i in range(latent_dim)]
 
 
 @torch.no_grad()
@@ -43,33 +39,6 @@ def encode_arrays(
     mu = np.concatenate(mus) if mus else np.zeros((0, model.latent_dim), np.float32)
     cluster = np.concatenate(clusters).astype(np.int64) if clusters else None
     return mu.astype(np.float32), cluster
-
-
-def latents_frame(clips: pd.DataFrame, mu: np.ndarray, cluster: np.ndarray | None, seed: int) -> pd.DataFrame:
-    """Per-clip latents table: ``segment_id, song_id, split, seed, z_..`` (+ ``cluster`` when the
-    model assigns its own clusters, e.g. VaDE)."""
-    df = clips[["segment_id", "song_id", "split"]].reset_index(drop=True).copy()
-    df["seed"] = int(seed)
-    df = pd.concat([df, pd.DataFrame(mu, columns=latent_columns(mu.shape[1]))], axis=1)
-    if cluster is not None:
-        df["cluster"] = cluster.astype(np.int64)
-    return df
-
-
-def song_latents(latents: pd.DataFrame, is_silent: np.ndarray | None = None) -> pd.DataFrame:
-    """Mean of each song's clip latents per seed: ``song_id, split, seed, z_..``.
-
-    Silent clips (``is_silent``, aligned with ``latents``) are left out of the mean unless
-    every clip of the song is silent, so a quiet intro does not pull a song toward silence.
-    """
-    zc = [c for c in latents.columns if c.startswith("z_")]
-    df = latents.copy()
-    silent = np.zeros(len(df), bool) if is_silent is None else np.asarray(is_silent, bool)
-    df["_silent"] = silent
-    all_silent = df.groupby(["seed", "song_id"])["_silent"].transform("all")
-    use = df[~df["_silent"] | all_silent]
-    out = use.groupby(["seed", "song_id"], sort=True).agg({"split": "first", **{c: "mean" for c in zc}})
-    return out.reset_index()[["song_id", "split", "seed", *zc]]
 
 
 def encode_clips(

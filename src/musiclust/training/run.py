@@ -1,8 +1,8 @@
 """Train one model key on every seed and write its outputs (the ``train@<key>`` stage's library side).
 
-Everything goes under ``out_dir`` (``models/<key>/``, see docs/pipeline.md): ``seed_<s>.pt``
+Everything goes under ``out_dir`` (``models/<key>/``, :mod:`musiclust.contracts.models`): ``seed_<s>.pt``
 checkpoints (plus ``pretrain_seed_<s>.pt`` for a model with a pretraining stage, e.g. VaDE),
-``latents.parquet``, ``song_latents.parquet``, ``recon.npz``, ``history.csv``,
+``latents.parquet``, ``recon.npz``, ``history.csv``,
 ``metrics.json`` and ``info.json``. A model whose inputs are absent (a text model when no song
 has lyrics, a conditional model without two condition classes in the train split) is not
 trained: it writes ``info.json`` and ``metrics.json`` with ``applicable: false`` and a reason,
@@ -22,7 +22,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from musiclust.fileio import write_json, write_parquet
+from musiclust.contracts import lyrics as lyrics_contract
+from musiclust.contracts import models as contract
+from musiclust.contracts import segments as segments_contract
 from musiclust.models.base import LatentModel
 from musiclust.models.checkpoint import make_checkpoint, save_checkpoint
 from musiclust.models.registry import build_model, model_spec
@@ -31,21 +33,11 @@ from musiclust.training.data import (
     ClipData,
     load_clip_data,
     not_applicable_reason,
-    read_lyrics,
-    read_segments,
 )
 from musiclust.training.determinism import deterministic, seed_everything
 from musiclust.training.diagnostics import latent_usage
-from musiclust.training.encode import encode_arrays, latents_frame, song_latents
+from musiclust.training.encode import encode_arrays
 from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors
-from musiclust.training.outputs import (
-    clear_outputs,
-    clip_counts,
-    info_record,
-    metrics_record,
-    write_history,
-    write_npz,
-)
 
 log = logging.getLogger(__name__)
 
@@ -117,18 +109,18 @@ def _train_all_seeds(
     spec = model_spec(key)
     cls, cfg = spec.cls, spec.config(model_cfg)  # the key's fixed settings included
     data = load_clip_data(
-        read_segments(segments_dir),
+        segments_contract.read_segments(segments_dir),
         features_dir,
         x_kind=cls.x_kind,
         needs=cls.needs,
         feature_sets=train_cfg.features,
-        lyrics=read_lyrics(lyrics_path) if "text" in cls.needs else None,
+        lyrics=lyrics_contract.read(lyrics_path) if "text" in cls.needs else None,
         condition=cfg.get("condition"),
     )
     train_mask, val_mask = data.split_mask("train"), data.split_mask("val")
     counts, info_args = _describe(key, data, cfg, seeds, device)
     out_dir.mkdir(parents=True, exist_ok=True)
-    clear_outputs(out_dir)
+    contract.clear_outputs(out_dir)
     reason = not_applicable_reason(data, cls.needs, cfg.get("condition"))
     if reason is not None:
         log.warning("%s: not trained (applicable: false): %s", key, reason)
@@ -172,7 +164,7 @@ def _describe(
         "%s: %d clips in, %d usable (train %d, val %d, silent %d), skipped %s; device %s",
         key, data.n_in, len(data.clips), n_train, n_val, n_silent, data.skipped or "none", device,
     )  # fmt: skip
-    counts = clip_counts(data.n_in, len(data.clips), n_train, n_val, n_silent)
+    counts = contract.clip_counts(data.n_in, len(data.clips), n_train, n_val, n_silent)
     clips = {
         "in": data.n_in, "used": len(data.clips), "skipped": data.skipped,
         "train": n_train, "val": n_val, "silent_not_trained_on": n_silent,
@@ -188,14 +180,11 @@ def _describe(
 
 
 def _write_latents(out_dir: Path, data: ClipData, runs: Mapping[int, _SeedRun], device: torch.device) -> None:
-    """latents.parquet (every seed), song_latents.parquet and recon.npz (first seed's model)."""
-    lat = pd.concat([r.latents for r in runs.values()], ignore_index=True)
-    silent = np.tile(data.clips["is_silent"].to_numpy(bool), len(runs))
-    write_parquet(lat, out_dir / "latents.parquet")
-    write_parquet(song_latents(lat, silent), out_dir / "song_latents.parquet")
+    """latents.parquet (every seed) and recon.npz (first seed's model)."""
+    contract.write_latents(out_dir, pd.concat([r.latents for r in runs.values()], ignore_index=True))
     recon = _recon_samples(next(iter(runs.values())).model, data, device)
     if recon is not None:
-        write_npz(out_dir / "recon.npz", recon)
+        contract.write_recon(out_dir, recon)
 
 
 def _write_run(
@@ -208,11 +197,9 @@ def _write_run(
     info_args: Mapping[str, Any],
 ) -> TrainResult:
     """Write history.csv, metrics.json and info.json (for an applicable model or not)."""
-    write_history(out_dir / "history.csv", history)
-    metrics = metrics_record(per_seed, counts, reason)
-    write_json(out_dir / "metrics.json", metrics)
-    info = info_record(key, reason=reason, per_seed=per_seed, **info_args)
-    write_json(out_dir / "info.json", info)
+    metrics = contract.metrics_record(per_seed, counts, reason)
+    info = contract.info_record(key, reason=reason, per_seed=per_seed, **info_args)
+    contract.write_records(out_dir, history, metrics, info)
     timings = {"model_key": key, "device": info["device"], "seconds_total": 0.0, "per_seed": {}}
     return TrainResult(metrics=metrics, info=info, timings=timings)
 
@@ -240,7 +227,8 @@ def _train_seed(
     if model.pretrain_epochs > 0:
         pre = _pretrain(model, train, val, train_cfg, seed, device, label=f"{key}/pretrain")
         save_checkpoint(
-            out_dir / f"pretrain_seed_{seed}.pt", _checkpoint(model, pre, ckpt_extra, stage="pretrain")
+            contract.checkpoint_path(out_dir, seed, "pretrain"),
+            _checkpoint(model, pre, ckpt_extra, stage="pretrain"),
         )
         seconds["pretrain_seconds"] = round(pre.seconds, 3)
         codes, _ = encode_arrays(model, train, device, train_cfg.workers)
@@ -259,7 +247,7 @@ def _train_seed(
         )
     res = fit(model, train, val, train_cfg, seed=seed, label=key, device=device)
     seconds["seconds"] = round(res.seconds, 3)
-    save_checkpoint(out_dir / f"seed_{seed}.pt", _checkpoint(model, res, ckpt_extra))
+    save_checkpoint(contract.checkpoint_path(out_dir, seed), _checkpoint(model, res, ckpt_extra))
     mu, cluster = encode_arrays(model, data.arrays, device, train_cfg.workers)
     usage = latent_usage(model, val if len(val["x"]) else train, device, train_cfg.workers)
     log.info(
@@ -275,7 +263,9 @@ def _train_seed(
         **extra,
         "latent_usage": usage,
     }
-    return _SeedRun(summary, res.history, latents_frame(data.clips, mu, cluster, seed), seconds, model)
+    return _SeedRun(
+        summary, res.history, contract.latents_frame(data.clips, mu, cluster, seed), seconds, model
+    )
 
 
 def _pretrain(

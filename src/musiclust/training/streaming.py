@@ -21,6 +21,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from musiclust.contracts.features import tensor_index
 from musiclust.models.base import row_chunks
 
 #: rows per read when a pass over a whole array is needed (finite check, statistics)
@@ -88,20 +89,8 @@ class ShardedArray:
 
 def open_tensor_set(features_dir: str | Path, name: str) -> tuple[pd.DataFrame, ShardedArray]:
     """``(index, lazy rows in index order)`` of a tensor feature set; nothing is read yet."""
-    d = Path(features_dir) / name
-    if not (d / "index.parquet").exists():
-        raise FileNotFoundError(f"{d}: feature set {name!r} was not computed; add it to features.sets")
-    index = pd.read_parquet(d / "index.parquet")
-    shard_ids = index["shard"].to_numpy(np.int64)
-    n_shards = int(shard_ids.max()) + 1 if len(index) else 0
-    paths = [d / f"shard-{s:05d}.npy" for s in range(n_shards)]
-    used = set(np.unique(shard_ids).tolist())
-    missing = [p.name for s, p in enumerate(paths) if s in used and not p.exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{d}: shard(s) {missing} listed in index.parquet are missing; re-run featurize"
-        )
-    return index, ShardedArray(paths, shard_ids, index["row"].to_numpy(np.int64))
+    index, paths = tensor_index(features_dir, name)
+    return index, ShardedArray(paths, index["shard"].to_numpy(np.int64), index["row"].to_numpy(np.int64))
 
 
 def subset(a: Any, idx: np.ndarray) -> Any:
