@@ -19,6 +19,7 @@ import pytest
 import soundfile as sf
 
 from musiclust.contracts.clusters import ASSIGNMENT_COLUMNS
+from musiclust.contracts.metrics import MEANS_COLUMNS
 from musiclust.contracts.shards import ShardWriter, to_pcm16
 from musiclust.fileio import write_json, write_parquet
 from musiclust.reporting.build import ReportError
@@ -179,6 +180,7 @@ def means_csv() -> pd.DataFrame:
                     "representation": rep,
                     "kind": kind,
                     "modality": modality,
+                    "conditioned": False,
                     "algorithm": "kmeans",
                     "level": "song_mean",
                     "scope": scope,
@@ -189,10 +191,13 @@ def means_csv() -> pd.DataFrame:
                     "n_songs": n,
                     "n_units": n,
                 }
-                for m in ("nmi", "ami", "ari", "v_measure", "purity", "accuracy", "silhouette"):
+                for m in ("nmi", "ami"):
                     row |= {m: 0.5, f"{m}_low": 0.4, f"{m}_high": 0.6}
+                for m in ("ari", "v_measure", "homogeneity", "completeness", "purity", "accuracy"):
+                    row[m] = 0.5
+                row |= {"silhouette": 0.1, "calinski_harabasz": 20.0, "davies_bouldin": 1.5}
                 rows.append(row | {"noise_fraction": 0.0, "n_clusters": 2})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=MEANS_COLUMNS)
 
 
 def make_inputs(root: Path) -> dict[str, Path]:
@@ -257,8 +262,10 @@ def make_inputs(root: Path) -> dict[str, Path]:
                 "has_own_clusters": False,
                 "counts": {},
                 "label_classes": {},
+                "k_plan": [{"for_labels": lab, "k": 2, "k_mode": "per_label"} for lab in LABELS],
                 "skipped_runs": [],
                 "protocol": {},
+                "training": {},
             },
         )
         map_rows, vec_rows, asg_rows = [], [], []
@@ -507,12 +514,22 @@ def test_two_runs_are_byte_identical(built, tmp_path: Path) -> None:
         assert (tmp_path / "figures" / p.name).read_bytes() == p.read_bytes(), p.name
 
 
-def test_a_broken_input_fails_naming_the_section(tmp_path: Path) -> None:
+def test_a_summary_without_a_contract_key_fails_naming_file_and_key(tmp_path: Path) -> None:
     paths = make_inputs(tmp_path)
     summ = json.loads((paths["metrics"] / "summary.json").read_text())
     del summ["ranking_rule"]
     write_json(paths["metrics"] / "summary.json", summ)
-    with pytest.raises(ReportError, match=r"report section 'Summary' \(summary\): KeyError: 'ranking_rule'"):
+    with pytest.raises(ReportInputError, match=r"summary\.json: missing keys \['ranking_rule'\]"):
+        run_stage(paths)
+    assert not paths["out"].exists()
+
+
+def test_a_broken_input_fails_naming_the_section(tmp_path: Path) -> None:
+    paths = make_inputs(tmp_path)
+    summ = json.loads((paths["metrics"] / "summary.json").read_text())
+    summ["ranking"] = {}  # every key present, but no ranking for any label
+    write_json(paths["metrics"] / "summary.json", summ)
+    with pytest.raises(ReportError, match=r"report section '[A-Za-z ]+' \([a-z-]+\): KeyError"):
         run_stage(paths)
     assert not paths["out"].exists()
 

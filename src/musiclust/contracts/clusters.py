@@ -225,13 +225,21 @@ def read(rep_dir: str | Path, tables: Sequence[str] = TABLES) -> ClusterOutput:
     info_path = d / "info.json"
     if not info_path.is_file():
         raise FileNotFoundError(f"{info_path}: missing; run `dvc repro cluster@{d.name}`")
+    info = read_json(info_path)
+    missing = [k for k in INFO_KEYS if k not in info]
+    if missing:
+        raise ValueError(f"{info_path}: missing keys {missing}; run `dvc repro cluster@{d.name}`")
     frames = empty_tables()
     for name in tables:
         path = d / f"{name}.parquet"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: missing; run `dvc repro cluster@{d.name}`")
-        frames[name] = pd.read_parquet(path)
-    return ClusterOutput(read_json(info_path), **frames)
+        frame = pd.read_parquet(path)
+        lacking = [c for c in COLUMNS.get(name, VECTOR_META) if c not in frame.columns]
+        if lacking:
+            raise ValueError(f"{path}: missing columns {lacking}; run `dvc repro cluster@{d.name}`")
+        frames[name] = frame
+    return ClusterOutput(info, **frames)
 
 
 def read_all(

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from musiclust.contracts.clusters import SCORE_COLUMNS  # the per-seed rows are the cluster stages' scores
-from musiclust.fileio import atomic_write_bytes, write_json
+from musiclust.fileio import atomic_write_bytes, read_json, write_json
 
 MEANS_COLUMNS = [
     "representation",
@@ -95,6 +96,39 @@ RANK_KEYS = (
     "diff_high",
     "separable_from_winner",
 )
+
+
+#: file names inside the metrics folder (the stage's command line passes each path; these are the
+#: names dvc.yaml gives them, which the report reads back)
+SUMMARY_FILE = "summary.json"
+MEANS_FILE = "means.csv"
+
+
+def read_summary(metrics_dir: str | Path) -> dict[str, Any]:
+    """``metrics/summary.json`` with every :data:`SUMMARY_KEYS` key (ValueError naming the file)."""
+    path = Path(metrics_dir) / SUMMARY_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro evaluate`")
+    try:
+        summary = read_json(path)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from None
+    missing = [k for k in SUMMARY_KEYS if k not in summary]
+    if missing:
+        raise ValueError(f"{path}: missing keys {missing}; run `dvc repro evaluate`")
+    return summary
+
+
+def read_means(metrics_dir: str | Path) -> pd.DataFrame:
+    """``metrics/means.csv`` with every :data:`MEANS_COLUMNS` column (ValueError naming the file)."""
+    path = Path(metrics_dir) / MEANS_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: missing; run `dvc repro evaluate`")
+    df = pd.read_csv(path)
+    missing = [c for c in MEANS_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"{path}: missing columns {missing}; run `dvc repro evaluate`")
+    return df
 
 
 def num(v: Any, digits: int = 4) -> float | None:

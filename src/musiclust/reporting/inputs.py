@@ -6,7 +6,6 @@ here computes a statistic; the report displays numbers exactly as the evaluation
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,10 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from musiclust.contracts import clusters as clusters_contract
+from musiclust.contracts import metrics as metrics_contract
 from musiclust.contracts import models as models_contract
 from musiclust.contracts import raw as raw_contract
 from musiclust.contracts import segments as segments_contract
-from musiclust.fileio import read_json
 
 
 class ReportInputError(Exception):
@@ -69,30 +69,6 @@ class ReportInputs:
     reps: dict[str, Representation] = field(default_factory=dict)
 
 
-def _require(path: Path) -> Path:
-    if not path.exists():
-        raise ReportInputError(f"{path}: missing; run the stage that writes it (dvc repro)")
-    return path
-
-
-def read_json_file(path: Path) -> Any:
-    """JSON from ``path`` or :class:`ReportInputError` naming it."""
-    try:
-        return read_json(_require(path))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ReportInputError(f"{path}: not valid JSON ({exc})") from None
-
-
-def read_table(path: Path, columns: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A parquet or CSV table with at least ``columns``, or :class:`ReportInputError` naming it."""
-    _require(path)
-    df = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ReportInputError(f"{path}: missing columns {missing}")
-    return df
-
-
 def _through(read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     """A contract reader's result, its missing-file or bad-column errors as :class:`ReportInputError`."""
     try:
@@ -101,24 +77,17 @@ def _through(read: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         raise ReportInputError(str(exc)) from None
 
 
-MAP_COLUMNS = ("representation", "seed", "method", "song_id", "x", "y", "note")
-HISTORY_COLUMNS = ("epoch", "seed", "val_total")
-
-
 def load_representation(name: str, paths: ReportPaths) -> Representation:
     """``data/clusters/<name>/info.json`` and, when applicable, its maps and the model's training files."""
-    folder = paths.clusters / name
-    rep = Representation(name, read_json_file(folder / "info.json"))
-    for key in ("applicable", "kind", "reason", "modality"):
-        if key not in rep.info:
-            raise ReportInputError(f"{folder / 'info.json'}: missing key '{key}'")
+    out = _through(clusters_contract.read, paths.clusters / name, tables=())
+    rep = Representation(name, out.info)
     if not rep.applicable:
         return rep
-    rep.maps = read_table(folder / "maps.parquet", MAP_COLUMNS)
+    rep.maps = _through(clusters_contract.read, paths.clusters / name, tables=("maps",)).maps
     if rep.is_model:
         mdir = paths.models / name
-        rep.model_info = read_json_file(mdir / models_contract.INFO_FILE)
-        rep.history = read_table(mdir / models_contract.HISTORY_FILE, HISTORY_COLUMNS)
+        rep.model_info = _through(models_contract.read_info, mdir)
+        rep.history = _through(models_contract.read_history, mdir)
         # training writes recon.npz only when it had non-silent clips (None otherwise)
         rep.recon = models_contract.read_recon(mdir)
     return rep
@@ -135,13 +104,10 @@ def load_inputs(paths: ReportPaths) -> ReportInputs:
         raise ReportInputError(f"{paths.clusters}: no <representation>/info.json; run the cluster stage")
     return ReportInputs(
         paths=paths,
-        summary=read_json_file(paths.metrics / "summary.json"),
-        means=read_table(
-            paths.metrics / "means.csv",
-            ("representation", "label", "scope", "nmi", "nmi_low", "nmi_high", "n_songs"),
-        ),
+        summary=_through(metrics_contract.read_summary, paths.metrics),
+        means=_through(metrics_contract.read_means, paths.metrics),
         songs=_through(raw_contract.read_songs, paths.raw, require=("song_id", "title", "artist")),
-        download=read_json_file(paths.raw / raw_contract.REPORT_FILE),
+        download=_through(raw_contract.read_report, paths.raw),
         segments=_through(
             segments_contract.read_segments,
             paths.segments,
@@ -161,10 +127,8 @@ def winner_clusters(
     (seed -1 for seed-independent baselines).
     """
     folder = paths.clusters / rep
-    a = read_table(
-        folder / "assignments.parquet",
-        ("algorithm", "level", "k_mode", "for_labels", "seed", "song_id", "cluster"),
-    )
+    out = _through(clusters_contract.read, folder, tables=("assignments", "vectors"))
+    a = out.assignments
     sel = a[
         (a["algorithm"] == "kmeans")
         & (a["level"] == "song_mean")
@@ -178,7 +142,10 @@ def winner_clusters(
     seed = int(sel["seed"].min())
     sel = sel[sel["seed"] == seed]
     clusters = sel.drop_duplicates("song_id").set_index("song_id")["cluster"].astype(int)
-    v = read_table(folder / "vectors.parquet", ("seed", "level", "song_id", *columns))
+    v = out.vectors
+    missing = [c for c in columns if c not in v.columns]
+    if missing:
+        raise ReportInputError(f"{folder / 'vectors.parquet'}: missing columns {missing}")
     v = v[(v["level"] == "song_mean") & v["seed"].isin([seed, -1])]
     if v.empty:
         raise ReportInputError(f"{folder / 'vectors.parquet'}: no song_mean vectors for seed {seed} (or -1)")
