@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from musiclust.clustering.representations import Units, song_means
 from musiclust.contracts import clusters as cluster_contract
 from musiclust.contracts.features import scalers_path
 from musiclust.contracts.models import checkpoint_path
@@ -414,7 +415,20 @@ def place_songs(
             p.status, p.reason = "skipped", "no clip could be encoded"
             continue
         loud = mine[~mine["is_silent"].fillna(False).astype(bool)]
-        z = (loud if len(loud) else mine)[zc].to_numpy(np.float64).mean(axis=0)
+        if loud.empty:
+            p.status, p.reason = "skipped", "every clip is silent (the pipeline leaves silent clips out)"
+            continue
+        # the song vector exactly as the cluster stage computes it (silent clips left out)
+        ids = loud["segment_id"].to_numpy(object)
+        songs = song_means(
+            Units(
+                ids,
+                loud["song_id"].to_numpy(object),
+                np.full(len(ids), "new", object),
+                loud[zc].to_numpy(np.float32),
+            )
+        )
+        z = songs.x[0].astype(np.float64)
         _describe_placement(p, z, space, meta, params.data.label_columns, n_neighbours)
     return placements
 
