@@ -49,6 +49,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 VECTOR_SETS = ("mfcc_stats", "spectral", "rhythm")
 TENSOR_SETS = ("logmel", "mfcc_seq")
+#: vector sets computed by a pretrained model (:mod:`musiclust.features.pretrained`), not by
+#: :class:`Featurizer`, which accepts and skips them
+MODEL_SETS = ("pretrained",)
 
 #: Mel bands under the MFCCs and the onset envelope (librosa's default for both).
 MFCC_N_MELS = 128
@@ -229,7 +232,7 @@ class Featurizer:
         c = self.cfg
         sr, n_fft = c.sample_rate, c.n_fft
         for s in c.sets:
-            if s not in VECTOR_SETS + TENSOR_SETS:
+            if s not in VECTOR_SETS + TENSOR_SETS + MODEL_SETS:
                 raise ValueError(f"unknown feature set {s!r}")
         if not 1 <= c.n_mfcc <= MFCC_N_MELS:
             raise ValueError(f"features.n_mfcc must be between 1 and {MFCC_N_MELS}, got {c.n_mfcc}")

@@ -16,7 +16,7 @@ import pandas as pd
 
 from musiclust.fileio import read_json
 
-VECTOR_SETS = ("mfcc_stats", "spectral", "rhythm")
+VECTOR_SETS = ("mfcc_stats", "spectral", "rhythm", "pretrained")
 TENSOR_SETS = ("logmel", "mfcc_seq")
 
 
