@@ -205,7 +205,9 @@ class PretrainedParams:
                 f"features.pretrained.model must be null, a model directory or a hub id, got {self.model!r}"
             )
         _choice("features.pretrained.kind", self.kind, PRETRAINED_KINDS)
-        if isinstance(self.layer, bool) or not (self.layer in ("last", "mean") or isinstance(self.layer, int)):
+        if isinstance(self.layer, bool) or not (
+            self.layer in ("last", "mean") or isinstance(self.layer, int)
+        ):
             raise ParamsError(
                 f"features.pretrained.layer must be last, mean or a layer index, got {self.layer!r}"
             )

@@ -253,7 +253,9 @@ def embed_segments(
             path = str(shard_path(segments_dir, prefix, int(s)))
             lo, hi = int(grp["row"].iloc[0]), int(grp["row"].iloc[-1]) + 1
             for a in range(lo, hi, batch_size):
-                x = embedder.embed(_load(ShardTask(path, a, min(a + batch_size, hi)), sample_rate), sample_rate)
+                x = embedder.embed(
+                    _load(ShardTask(path, a, min(a + batch_size, hi)), sample_rate), sample_rate
+                )
                 finite = np.isfinite(x)
                 if not finite.all():
                     bad += int((~finite).sum())
