@@ -351,3 +351,33 @@ def test_default_report_has_no_pretrained_entry(tmp_path, repo_root):
     p = load_params(repo_root / "params.yaml")
     assert "pretrained" not in p.features.sets and p.features.pretrained.model is None
     assert "pretrained" not in p.train.features
+
+
+def test_assign_checks_pretrained_columns_against_the_pipelines_scalers(repo_root):
+    """``musiclust assign`` takes the pretrained set's columns from scalers.json (the width is the model's)."""
+    from musiclust.assign import check_compatibility
+    from musiclust.features.extract import FeatureConfig, feature_columns
+
+    p = load_params(repo_root / "params.yaml")
+    p = replace(p, features=replace(p.features, pretrained=PretrainedParams(model="models/audio/m")))
+    cfg = FeatureConfig.from_params(p.audio.sample_rate, replace(p.features, sets=("mfcc_stats",)))
+    mfcc = feature_columns(cfg)["mfcc_stats"]
+    ckpt = {
+        "model_key": "vae",
+        "inputs": {
+            "x_kind": "vector",
+            "feature_sets": ["mfcc_stats", "pretrained"],
+            "columns": mfcc + column_names(HIDDEN),
+        },
+    }
+    seg_report = {"audio": {"sample_rate": p.audio.sample_rate}}
+
+    def scalers(width: int) -> dict:
+        return {
+            "mfcc_stats": {"columns": mfcc, "mean": [0.0] * len(mfcc), "scale": [1.0] * len(mfcc)},
+            "pretrained": {"columns": column_names(width), "mean": [0.0] * width, "scale": [1.0] * width},
+        }
+
+    assert check_compatibility(ckpt, p, seg_report, scalers(HIDDEN)) == []
+    problems = check_compatibility(ckpt, p, seg_report, scalers(32))
+    assert any("feature columns differ" in m for m in problems)
