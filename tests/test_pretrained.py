@@ -359,7 +359,7 @@ def test_assign_checks_pretrained_columns_against_the_pipelines_scalers(repo_roo
     from musiclust.features.extract import FeatureConfig, feature_columns
 
     p = load_params(repo_root / "params.yaml")
-    p = replace(p, features=replace(p.features, pretrained=PretrainedParams(model="models/audio/m")))
+    p = replace(p, features=replace(p.features, pretrained=PretrainedParams(model="weights/m")))
     cfg = FeatureConfig.from_params(p.audio.sample_rate, replace(p.features, sets=("mfcc_stats",)))
     mfcc = feature_columns(cfg)["mfcc_stats"]
     ckpt = {

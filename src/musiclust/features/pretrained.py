@@ -91,8 +91,8 @@ def column_names(dim: int) -> list[str]:
 def _download_help(name: str) -> str:
     safe = name.replace("/", "__")
     return (
-        f"On a machine with internet run `huggingface-cli download {name} --local-dir models/audio/{safe}` "
-        f"(newer hub: `hf download ...`), copy that folder here and set {_KEY}: models/audio/{safe}; "
+        f"On a machine with internet run `huggingface-cli download {name} --local-dir weights/{safe}` "
+        f"(newer hub: `hf download ...`), copy that folder here and set {_KEY}: weights/{safe}; "
         "or, where this machine may use the internet, set features.pretrained.allow_download: true "
         "and unset MUSICLUST_OFFLINE / HF_HUB_OFFLINE (the Makefile sets both to 1)."
     )
