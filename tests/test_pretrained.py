@@ -241,7 +241,9 @@ def test_missing_transformers_names_the_pip_command(wav2vec2_dir, monkeypatch):
     import sys
 
     monkeypatch.setitem(sys.modules, "transformers", None)  # import transformers -> ImportError
-    with pytest.raises(PretrainedModelError, match="pip install"):
+    with pytest.raises(PretrainedModelError, match=r"pip install torch 'transformers"):
+        resolve_model(_params(wav2vec2_dir))  # before anything is loaded
+    with pytest.raises(PretrainedModelError, match=r"pip install torch 'transformers"):
         load_embedder(_params(wav2vec2_dir))
 
 
@@ -284,7 +286,7 @@ def test_featurize_stage_with_the_pretrained_set(tmp_path, repo_root, wav2vec2_d
     params = write_params(
         repo_root,
         tmp_path / "params.yaml",
-        features={"sets": ["mfcc_stats", "pretrained"], "workers": 1, "pretrained": pre},
+        features={"sets": ["mfcc_stats", "pretrained"], "workers": 2, "pretrained": pre},
     )
     seg_dir = tmp_path / "segments"
     segment_stage.main(["--raw", str(raw), "--out", str(seg_dir), "--params", str(params)])

@@ -35,7 +35,7 @@ from musiclust.features.extract import (
     feature_columns,
     tensor_shapes,
 )
-from musiclust.features.pretrained import PRETRAINED_SET, PretrainedEmbedder, load_embedder
+from musiclust.features.pretrained import PRETRAINED_SET, PretrainedEmbedder, resolve_model
 from musiclust.features.store import Scaler
 from musiclust.fileio import read_json, write_json, write_parquet
 
@@ -297,8 +297,10 @@ def featurize_segments(
         )
     prefix = audio_meta.get("prefix", "audio")
     cfg = FeatureConfig.from_params(sample_rate, features)
-    # the pretrained model is located and loaded before any work, so a missing one fails at once
-    embedder = load_embedder(features.pretrained) if PRETRAINED_SET in cfg.sets else None
+    # the pretrained model is located (and its code checked) before any work, so a missing one fails
+    # at once; it is loaded after the worker pool has run, so that no worker is forked from a process
+    # holding torch's thread pools
+    source = resolve_model(features.pretrained) if PRETRAINED_SET in cfg.sets else None
     signal_sets = [s for s in cfg.sets if s not in MODEL_SETS]
     out_dir.mkdir(parents=True, exist_ok=True)
     _clean_outputs(out_dir)
@@ -330,6 +332,7 @@ def featurize_segments(
         if sink.n != len(seg):
             raise RuntimeError(f"featurized {sink.n} clips but {table} lists {len(seg)}")
     sink.close()
+    embedder = PretrainedEmbedder(features.pretrained, source) if source is not None else None
     if embedder is not None:
         x, bad = embed_segments(
             embedder, seg, segments_dir, prefix, sample_rate, features.pretrained.batch_size

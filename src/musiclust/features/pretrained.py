@@ -112,12 +112,29 @@ def _cached_snapshot(repo_id: str) -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
+def _missing_packages_error(what: str) -> PretrainedModelError:
+    return PretrainedModelError(
+        f"the 'pretrained' feature set needs torch and transformers ({what}); install them with "
+        "`pip install torch 'transformers>=4.56'` (or `pip install -e .`)"
+    )
+
+
 def resolve_model(params: Any) -> ModelSource:
     """Locate ``features.pretrained.model`` without loading it (fast; no network unless allowed).
 
-    Raises :class:`PretrainedModelError` naming the key when the model is neither a local
-    directory nor cached, and may not or cannot be downloaded.
+    Raises :class:`PretrainedModelError` naming the key when torch/transformers are missing, the
+    model is neither a local directory nor cached and may not or cannot be downloaded, or it
+    ships code that ``features.pretrained.trust_remote_code`` does not allow.
     """
+    import importlib.util
+
+    for pkg in ("torch", "transformers"):
+        try:
+            missing = importlib.util.find_spec(pkg) is None
+        except ValueError:  # set to None in sys.modules: blocked
+            missing = True
+        if missing:
+            raise _missing_packages_error(f"no module named {pkg!r}")
     name = (params.model or "").strip()
     if not name:
         raise PretrainedModelError(
@@ -131,6 +148,7 @@ def resolve_model(params: Any) -> ModelSource:
                 f"{_KEY}: {name} is a directory but holds no transformers model (no config.json); save one "
                 "there with model.save_pretrained(dir) and feature_extractor.save_pretrained(dir)"
             )
+        _check_remote_code(local / "config.json", params)
         return ModelSource(name, local, None, "path")
     if not _HUB_ID.match(name) or name.startswith((".", "~")):
         raise PretrainedModelError(
@@ -140,6 +158,7 @@ def resolve_model(params: Any) -> ModelSource:
     snap = _cached_snapshot(name)
     if snap is not None:
         log.info("pretrained model %s: using the local Hugging Face cache", name)
+        _check_remote_code(snap / "config.json", params)
         return ModelSource(name, snap, name, "cache")
     also = f" (If {name!r} is meant as a local directory: it does not exist.)" if "/" in name else ""
     if not params.allow_download:
@@ -220,10 +239,7 @@ class PretrainedEmbedder:
             import torch
             import transformers
         except ImportError as exc:
-            raise PretrainedModelError(
-                f"the 'pretrained' feature set needs torch and transformers ({exc}); install them with "
-                "`pip install torch 'transformers>=4.56'` (or `pip install -e .`)"
-            ) from None
+            raise _missing_packages_error(str(exc)) from None
         from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
         self.params = params
@@ -233,9 +249,7 @@ class PretrainedEmbedder:
         common = {"local_files_only": local_only, "trust_remote_code": bool(params.trust_remote_code)}
         transformers.utils.logging.disable_progress_bar()  # weight-loading bars would flood the stage log
         try:
-            if source.path is not None:
-                _check_remote_code(source.path / "config.json", params)
-            else:  # fetch the config alone first: no model code may run before this check
+            if source.path is None:  # fetch the config alone first: no model code may run before this check
                 from huggingface_hub import hf_hub_download
 
                 _check_remote_code(Path(hf_hub_download(source.repo_id, "config.json")), params)
