@@ -91,7 +91,7 @@ def _closure(script: Path) -> set[str]:
 
 
 def _dep_path(mod: str) -> str | None:
-    """musiclust.features.store -> src/musiclust/features; musiclust.params -> src/musiclust/params.py;
+    """musiclust.features.extract -> src/musiclust/features; musiclust.params -> src/musiclust/params.py;
     musiclust.contracts.segments -> src/musiclust/contracts/segments.py.
 
     A contract is one file per stage output, and a stage depends on the contract files it imports

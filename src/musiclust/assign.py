@@ -144,6 +144,7 @@ def _column_problems(
     inputs: dict[str, Any], sets: list[str], params: Any, sr: int, scalers: dict[str, Any] | None
 ) -> list[str]:
     """How the checkpoint's feature columns (and the scalers') differ from what ``params`` computes."""
+    from musiclust.contracts.features import MODEL_SETS
     from musiclust.features.extract import FeatureConfig, feature_columns
 
     cfg = FeatureConfig.from_params(sr, dataclasses.replace(params.features, sets=tuple(sets)))
@@ -151,8 +152,12 @@ def _column_problems(
         return []
     problems: list[str] = []
     cols = feature_columns(cfg)
-    expected = [c for s in sets for c in cols.get(s, [])]
     have = list(inputs.get("columns") or [])
+    for s in sets:
+        if s in MODEL_SETS:  # a model's width is known once it is loaded: the pipeline's scaler has it
+            known = (scalers or {}).get(s, {}).get("columns")
+            cols[s] = list(known) if known else [c for c in have if c.startswith(f"{s}_")]
+    expected = [c for s in sets for c in cols.get(s, [])]
     if have != expected:
         diff = next(
             (f"{a!r} vs {b!r}" for a, b in zip(have, expected) if a != b),

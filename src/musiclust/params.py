@@ -22,9 +22,11 @@ import yaml
 from musiclust.fileio import UserInputError
 
 #: Feature sets the featurizer knows (keys of ``features.sets``).
-FEATURE_SETS = ("mfcc_stats", "spectral", "rhythm", "logmel", "mfcc_seq")
+FEATURE_SETS = ("mfcc_stats", "spectral", "rhythm", "logmel", "mfcc_seq", "pretrained")
 #: The vector sets among them (what ``train.features`` may list: the input of the vector models).
-VECTOR_FEATURE_SETS = ("mfcc_stats", "spectral", "rhythm")
+VECTOR_FEATURE_SETS = ("mfcc_stats", "spectral", "rhythm", "pretrained")
+#: ``features.pretrained.kind``: how embeddings are taken from the model (musiclust.features.pretrained)
+PRETRAINED_KINDS = ("auto", "clap", "hidden_states")
 #: Clustering algorithms (keys of ``cluster.algorithms``).
 ALGORITHMS = ("kmeans", "agglomerative", "gmm", "hdbscan", "spectral")
 #: Baseline representations clustered beside the models.
@@ -177,6 +179,43 @@ class SegmentParams:
 
 
 @dataclass(frozen=True)
+class PretrainedParams:
+    """``features.pretrained``: the pretrained audio model of the ``pretrained`` feature set.
+
+    ``model`` is a local directory saved with ``save_pretrained`` or a Hugging Face hub id
+    (taken from the local HF cache, downloaded only with ``allow_download`` on a machine that
+    is not offline). ``layer``: ``last``, ``mean`` (of the transformer layers) or a layer index
+    (0 = the input embedding, negative counts from the end); CLAP models ignore it and give
+    their projected audio embedding. See :mod:`musiclust.features.pretrained`.
+    """
+
+    model: str | None = None
+    kind: str = "auto"
+    layer: Any = "last"
+    batch_size: int = 8
+    #: torch intra-op threads while embedding (fixed so that outputs are the same run to run)
+    threads: int = 1
+    allow_download: bool = False
+    #: run Python code shipped with a hub model (MERT needs it); off unless you trust that code
+    trust_remote_code: bool = False
+
+    def __post_init__(self) -> None:
+        if self.model is not None and (not isinstance(self.model, str) or not self.model.strip()):
+            raise ParamsError(
+                f"features.pretrained.model must be null, a model directory or a hub id, got {self.model!r}"
+            )
+        _choice("features.pretrained.kind", self.kind, PRETRAINED_KINDS)
+        if isinstance(self.layer, bool) or not (
+            self.layer in ("last", "mean") or isinstance(self.layer, int)
+        ):
+            raise ParamsError(
+                f"features.pretrained.layer must be last, mean or a layer index, got {self.layer!r}"
+            )
+        _at_least("features.pretrained.batch_size", self.batch_size, 1)
+        _at_least("features.pretrained.threads", self.threads, 1)
+
+
+@dataclass(frozen=True)
 class FeatureParams:
     sets: tuple[str, ...] = ("mfcc_stats", "spectral", "logmel")
     n_mfcc: int = 20
@@ -185,11 +224,18 @@ class FeatureParams:
     n_mels: int = 64
     logmel_frames: int = 128
     workers: int = 2
+    pretrained: PretrainedParams = field(default_factory=PretrainedParams)
 
     def __post_init__(self) -> None:
         _non_empty("features.sets", self.sets)
         for s in self.sets:
             _choice("features.sets", s, FEATURE_SETS)
+        if "pretrained" in self.sets and self.pretrained.model is None:
+            raise ParamsError(
+                "features.sets lists 'pretrained' but features.pretrained.model is not set: give a model "
+                "directory saved with save_pretrained (or a hub id with features.pretrained.allow_download: "
+                "true), or remove 'pretrained' from features.sets"
+            )
         for name in ("n_mfcc", "n_fft", "hop_length", "n_mels", "logmel_frames"):
             _at_least(f"features.{name}", getattr(self, name), 1)
         _at_least("features.workers", self.workers, 0)

