@@ -289,8 +289,10 @@ class TrainParams:
     device: str = "auto"
     threads: int = 1
     workers: int = 0
+    seed_workers: int = 2
 
     def __post_init__(self) -> None:
+        _at_least("train.seed_workers", self.seed_workers, 1)
         if self.threads < 1 or self.workers < 0:
             raise ParamsError(
                 f"train.threads must be >= 1 and train.workers >= 0, got {self.threads}, {self.workers}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -24,10 +25,29 @@ def make_checkpoint(model: LatentModel, **extra: Any) -> dict[str, Any]:
     return {"model_key": model.key, "constructor": model.constructor_kwargs(), "state_dict": state, **extra}
 
 
+def _canonical(obj: Any) -> Any:
+    """``obj`` rebuilt with fresh containers and interned strings.
+
+    Pickle writes an object seen twice as a back-reference, so the bytes of a checkpoint depend
+    on which equal strings or containers happen to be the same object, which differs between a
+    seed trained here and one trained in a child process (``train.seed_workers``). Rebuilt this
+    way the bytes depend only on the values.
+    """
+    if isinstance(obj, dict):
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_canonical(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(_canonical(v) for v in obj)
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    return obj
+
+
 def save_checkpoint(path: str | Path, checkpoint: dict[str, Any]) -> None:
-    """Write a checkpoint atomically."""
+    """Write a checkpoint atomically (bytes a function of its values only: :func:`_canonical`)."""
     buf = io.BytesIO()
-    torch.save(checkpoint, buf)
+    torch.save(_canonical(checkpoint), buf)
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import multiprocessing as mp
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ import torch
 from musiclust.contracts import lyrics as lyrics_contract
 from musiclust.contracts import models as contract
 from musiclust.contracts import segments as segments_contract
+from musiclust.log import setup_logging
 from musiclust.models.base import LatentModel
 from musiclust.models.checkpoint import make_checkpoint, save_checkpoint
 from musiclust.models.registry import build_model, model_spec
@@ -108,15 +111,7 @@ def _train_all_seeds(
 ) -> TrainResult:
     spec = model_spec(key)
     cls, cfg = spec.cls, spec.config(model_cfg)  # the key's fixed settings included
-    data = load_clip_data(
-        segments_contract.read_segments(segments_dir),
-        features_dir,
-        x_kind=cls.x_kind,
-        needs=cls.needs,
-        feature_sets=train_cfg.features,
-        lyrics=lyrics_contract.read(lyrics_path) if "text" in cls.needs else None,
-        condition=cfg.get("condition"),
-    )
+    data = _load_data(cls, cfg, train_cfg, segments_dir, features_dir, lyrics_path)
     train_mask, val_mask = data.split_mask("train"), data.split_mask("val")
     counts, info_args = _describe(key, data, cfg, seeds, device)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -130,13 +125,23 @@ def _train_all_seeds(
 
     train, val = data.select(train_mask), data.select(val_mask)
     params_record = {
-        "train": _plain(dataclasses.asdict(train_cfg)),
+        # seed_workers changes how long training takes, not what it writes: left out of the record
+        "train": _plain({k: v for k, v in dataclasses.asdict(train_cfg).items() if k != "seed_workers"}),
         "model": _plain(cfg),
         "seeds": list(seeds),
     }
-    runs: dict[int, _SeedRun] = {}
-    for seed in seeds:
-        runs[seed] = _train_seed(key, cfg, data, train, val, train_cfg, seed, device, out_dir, params_record)
+    job = _SeedJob(
+        key, dict(model_cfg), train_cfg, str(segments_dir), str(features_dir), str(lyrics_path),
+        str(out_dir), params_record, str(device),
+    )  # fmt: skip
+    procs = _seed_processes(train_cfg, len(seeds), device)
+    if procs > 1:
+        runs = _train_seeds_in_processes(job, seeds, procs)
+    else:
+        runs = {
+            s: _train_seed(key, cfg, data, train, val, train_cfg, s, device, out_dir, params_record)
+            for s in seeds
+        }
     _write_latents(out_dir, data, runs, device)
     conditioned_on = [cfg["condition"]] if data.dims.get("condition_values") else []
     latent_dim = runs[seeds[0]].model.latent_dim
@@ -152,6 +157,78 @@ def _train_all_seeds(
     result.timings["per_seed"] = {str(s): r.seconds for s, r in runs.items()}
     result.timings["seconds_total"] = round(sum(sum(r.seconds.values()) for r in runs.values()), 3)
     return result
+
+
+@dataclass(frozen=True)
+class _SeedJob:
+    """What a seed's training process needs (paths and params: the process reloads the clips itself)."""
+
+    key: str
+    model_cfg: dict[str, Any]
+    train_cfg: TrainParams
+    segments_dir: str
+    features_dir: str
+    lyrics_path: str
+    out_dir: str
+    params_record: dict[str, Any]
+    device: str
+
+
+def _seed_processes(train_cfg: TrainParams, n_seeds: int, device: torch.device) -> int:
+    """How many seeds train at once: ``train.seed_workers`` processes on CPU (one GPU: one at a time)."""
+    if device.type != "cpu":
+        return 1
+    return max(1, min(train_cfg.seed_workers, n_seeds))
+
+
+def _train_seeds_in_processes(job: _SeedJob, seeds: list[int], procs: int) -> dict[int, _SeedRun]:
+    """Each seed in its own process (``procs`` at a time), results in seed order.
+
+    A seed's run depends only on its seed and inputs (everything is reseeded, each process runs
+    ``train.threads`` threads with deterministic kernels), so the files are byte-identical to
+    training the seeds one after another; ``spawn`` keeps the children free of the parent's
+    thread pools.
+    """
+    ctx = mp.get_context("spawn")
+    log.info("%s: training %d seeds in %d processes (train.seed_workers)", job.key, len(seeds), procs)
+    with ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=setup_logging) as pool:
+        futures = {s: pool.submit(_seed_in_process, job, s) for s in seeds}
+        return {s: futures[s].result() for s in seeds}
+
+
+def _seed_in_process(job: _SeedJob, seed: int) -> _SeedRun:
+    """Load the clips and train one seed (the body of a seed process)."""
+    device = torch.device(job.device)
+    spec = model_spec(job.key)
+    cls, cfg = spec.cls, spec.config(job.model_cfg)
+    with deterministic(job.train_cfg.threads, device):
+        data = _load_data(cls, cfg, job.train_cfg, job.segments_dir, job.features_dir, job.lyrics_path)
+        train, val = data.select(data.split_mask("train")), data.select(data.split_mask("val"))
+        run = _train_seed(
+            job.key, cfg, data, train, val, job.train_cfg, seed, device, Path(job.out_dir), job.params_record
+        )
+    run.model.to("cpu")
+    return run
+
+
+def _load_data(
+    cls: type[LatentModel],
+    cfg: Mapping[str, Any],
+    train_cfg: TrainParams,
+    segments_dir: str | Path,
+    features_dir: str | Path,
+    lyrics_path: str | Path,
+) -> ClipData:
+    """The clips a model of class ``cls`` trains on, with its inputs (same in every seed process)."""
+    return load_clip_data(
+        segments_contract.read_segments(segments_dir),
+        features_dir,
+        x_kind=cls.x_kind,
+        needs=cls.needs,
+        feature_sets=train_cfg.features,
+        lyrics=lyrics_contract.read(lyrics_path) if "text" in cls.needs else None,
+        condition=cfg.get("condition"),
+    )
 
 
 def _describe(
