@@ -285,7 +285,8 @@ def listen(ctx: Ctx) -> dict[str, Any]:
 
 def _recon_figures(ctx: Ctx, name: str, recon: dict) -> list[dict[str, str]]:
     """One figure per ``<input>`` / ``<input>_recon`` pair training wrote (multimodal models have two)."""
-    ids = [str(x) for x in recon["segment_id"][:N_RECON]]
+    # a song-level model (info.json level: song) reconstructs songs: its samples carry song_id
+    ids = [str(x) for x in recon["segment_id" if "segment_id" in recon else "song_id"][:N_RECON]]
     pairs = [k for k in recon if f"{k}_recon" in recon]
     if not pairs:
         raise ReportInputError(
