@@ -30,6 +30,7 @@ DIMS = {
     "mfcc_seq_shape": [MFCC, SEQ],
 }
 SEQUENCE_MODELS = ("conv1d_vae", "attention_mm")
+DETERMINISTIC = ("autoencoder", "song_ae")
 CFG = {
     "autoencoder": {"latent_dim": 3, "hidden": [16, 8]},
     "vae": {"latent_dim": 3, "hidden": [16, 8]},
@@ -48,6 +49,8 @@ CFG = {
         "hidden": [16, 8],
         "text_hidden": [8],
     },
+    "song_vae": {"latent_dim": 3, "hidden": [16, 8], "clips_per_song": 2},
+    "song_ae": {"latent_dim": 3, "hidden": [16, 8], "clips_per_song": 2},
     "attention_mm": {
         "latent_dim": 3,
         "channels": [4, 8],
@@ -83,6 +86,7 @@ def _batch(key: str, seed: int = 0) -> dict[str, torch.Tensor]:
         "text": torch.randn(B, E, generator=g),
         "has_text": torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 1.0]),
         "cond": torch.eye(2)[torch.tensor([0, 1, 1, 0, 0, 1])],
+        "song": torch.tensor([4.0, 4.0, 9.0, 9.0, 9.0, 2.0]),  # song codes (song-level models)
     }
 
 
@@ -124,8 +128,11 @@ def test_shapes_loss_and_gradients(key):
     model.fit_input_stats({k: v.numpy() for k, v in batch.items()})
     model.train()
     mu, logvar = model.encode(batch)
-    assert mu.shape == (B, 3)
-    assert logvar is None if key == "autoencoder" else logvar.shape == (B, 3)
+    n = 3 if model.level == "song" else B  # a song-level model's examples are the batch's 3 songs
+    assert model.n_examples(batch) == n
+    assert mu.shape == (n, 3)
+    assert logvar is None if key in DETERMINISTIC else logvar.shape == (n, 3)
+    assert model.latent(batch).shape == (B, 3)
     out = model(batch)
     assert out["recon"]["x"].shape == model.targets(batch)["x"].shape
     if key == "conv_vae":
@@ -138,7 +145,7 @@ def test_shapes_loss_and_gradients(key):
     assert set(parts) == {"recon", "kl", "total"}
     assert all(torch.isfinite(v) for v in parts.values())
     kl = float(parts["kl"].detach())
-    assert kl == 0.0 if key == "autoencoder" else kl > 0
+    assert kl == 0.0 if key in DETERMINISTIC else kl > 0
     parts["total"].backward()
     no_grad = [
         n
@@ -503,3 +510,43 @@ def test_beta_vae_free_bits_floor_each_dimension():
 def test_shared_private_needs_a_shared_dimension():
     with pytest.raises(ModelConfigError, match="must exceed audio_private_dim"):
         build_model("shared_private", {**CFG["shared_private"], "latent_dim": 2}, DIMS)
+
+
+@pytest.mark.parametrize("key", ["song_vae", "song_ae"])
+def test_song_embedding_ignores_clip_order_and_is_shared_by_a_songs_clips(key):
+    """The song latent is a function of the SET of its clips: permuting the rows of a batch (within
+    and across songs) changes nothing, every clip of a song gets the song's latent, and the
+    decoder's target (the song's clip mean and std) is permutation invariant too."""
+    model = _model(key).eval()
+    batch = _batch(key)
+    perm = torch.tensor([5, 3, 0, 4, 1, 2])
+    shuffled = {k: v[perm] for k, v in batch.items()}
+    z, z_perm = model.latent(batch), model.latent(shuffled)
+    torch.testing.assert_close(z_perm, z[perm])
+    torch.testing.assert_close(model.encode(shuffled)[0], model.encode(batch)[0])
+    torch.testing.assert_close(model.targets(shuffled)["x"], model.targets(batch)["x"])
+    song = batch["song"]
+    for code in song.unique():
+        rows = z[song == code]
+        assert torch.equal(rows, rows[:1].expand_as(rows)), f"clips of song {int(code)} differ"
+    assert not torch.allclose(z[0], z[2])  # songs 4 and 9 are told apart
+    # the targets are each song's clip mean and (population) std, songs in order of their code
+    x = batch["x"]
+    torch.testing.assert_close(
+        model.targets(batch)["x"][2], torch.cat([x[2:5].mean(0), x[2:5].std(0, unbiased=False)])
+    )
+
+
+def test_song_vae_trains_on_a_subset_of_each_songs_clips():
+    """In training the encoder sees at most clips_per_song clips of a song (a fresh draw each
+    call, seeded by torch's RNG); in eval it sees all of them."""
+    model = _model("song_ae")  # clips_per_song 2
+    member = model.members(_batch("song_ae"))  # (3 songs, 6 clips)
+    assert member.sum(1).tolist() == [1.0, 2.0, 3.0]  # codes 2, 4, 9
+    model.train()
+    torch.manual_seed(0)
+    draws = [model._subset(member) for _ in range(20)]
+    assert all((d <= member).all() and d.sum(1).tolist() == [1.0, 2.0, 2.0] for d in draws)
+    assert len({tuple(d[2].tolist()) for d in draws}) > 1  # song 9's three clips: the pair varies
+    model.eval()
+    assert torch.equal(model._subset(member), member)

@@ -252,6 +252,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
                 "representation": rep,
                 "kind": kind,
                 "modality": modality,
+                "vector_level": "song" if rep == "vae" else "clip",  # as a song-level model would
                 "applicable": ok,
                 "reason": None if ok else NOT_APPLICABLE_REASON,
                 "description": f"{rep} representation",
@@ -494,6 +495,13 @@ def test_training_and_leakage_show_what_was_written(built) -> None:
     assert "0.432 (0.400&ndash;0.460)" in mig and "Chen et al., 2018" in mig
     leak = _section(text, "leakage")
     assert "spectral_centroid" in leak and "0.970" in leak and "0.950" in leak
+
+
+def test_detail_names_representations_whose_clips_carry_their_songs_vector(built) -> None:
+    text, _ = built
+    detail = _section(text, "detail")
+    assert "One vector per song, given to each of its clips: vae." in detail
+    assert "pca." not in detail and "raw." not in detail
 
 
 def test_report_is_self_contained(built) -> None:

@@ -69,9 +69,17 @@ def test_train_stage_writes_declared_outputs(key, tmp_path):
     info = json.loads((out / "info.json").read_text())
     assert info["model_key"] == key and info["seeds"] == [0, 1] and info["latent_dim"] == latent_dim
     assert info["conditioned_on"] == {"cvae_language": ["language"], "cvae_genre": ["genre"]}.get(key, [])
+    assert info["level"] == REGISTRY[key].cls.level
     rec = np.load(out / "recon.npz", allow_pickle=False)
-    assert rec["x"].shape == rec["x_recon"].shape and len(rec["segment_id"]) == rec["x"].shape[0] > 0
-    assert all(s.split("__")[0] in set(lat.loc[lat["split"] == "test", "song_id"]) for s in rec["segment_id"])
+    test_songs = set(lat.loc[lat["split"] == "test", "song_id"])
+    if info["level"] == "song":  # song-level: one sample per test song, the song's clip statistics
+        assert rec["x"].shape == rec["x_recon"].shape == (len(rec["song_id"]), 2 * 12)
+        assert 0 < len(rec["song_id"]) and set(rec["song_id"]) <= test_songs
+        # every clip of a song carries the song's latent: the song mean IS the song embedding
+        assert (lat.groupby(["seed", "song_id"])[zc].nunique() == 1).all().all()
+    else:
+        assert rec["x"].shape == rec["x_recon"].shape and len(rec["segment_id"]) == rec["x"].shape[0] > 0
+        assert all(s.split("__")[0] in test_songs for s in rec["segment_id"])
 
     hist = pd.read_csv(out / "history.csv")
     assert list(hist.columns) == HISTORY_COLUMNS

@@ -283,6 +283,7 @@ def test_train_model_outputs_and_reencoding(dataset, tmp_path):
     [
         ("vade", {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_epochs": 1}),
         ("conv_vae", {"latent_dim": 2, "channels": [4], "pool": [2, 2]}),
+        ("song_vae", {"latent_dim": 2, "hidden": [8], "clips_per_song": 2}),
     ],
 )
 def test_same_inputs_give_byte_identical_outputs(key, cfg, dataset, tmp_path):
@@ -448,3 +449,54 @@ def test_latent_usage_finds_a_collapsed_dimension():
         0.5 * np.mean(x[:, 0] ** 2), rel=1e-4
     )
     assert usage["latent_var"][0] == pytest.approx(x[:, 0].var(), rel=1e-4)
+
+
+def test_song_batches_keep_songs_whole():
+    from musiclust.training.streaming import eval_order, song_batches
+
+    song = np.array([3, 3, 1, 1, 1, 7, 3, 2, 2, 9], dtype=np.float32)  # song 3's rows are not adjacent
+    order = song_batches(song, 4)
+    assert [sorted(set(song[b])) for b in order] == [[1.0, 3.0], [2.0, 7.0, 9.0]]
+    assert np.array_equal(np.sort(np.concatenate(order)), np.arange(len(song)))
+    shuffled = [song_batches(song, 4, torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    assert all(np.array_equal(a, b) for a, b in zip(shuffled[0], shuffled[1]))  # same seed, same order
+    for batches in shuffled:
+        for b in batches:  # every song whole, in one batch
+            assert all(set(np.flatnonzero(song == c)) <= set(b) for c in song[b])
+    assert eval_order({"x": np.zeros((10, 2))}, 4)[1].tolist() == [4, 5, 6, 7]  # clip models unchanged
+    assert song_batches(np.array([0, 0, 0, 1], np.float32), 3)[0].tolist() == [0, 1, 2, 3]  # no lone song
+
+
+@pytest.mark.parametrize("key", ["song_vae", "song_ae"])
+def test_song_model_writes_its_song_embedding_for_every_clip(key, dataset, tmp_path):
+    """Each clip's latent is its song's embedding (from the song's non-silent clips), so the song
+    mean the cluster stage takes equals it; info.json says level: song; re-encoding the same
+    clips from the checkpoint gives the same latents; a silent clip does not change its song."""
+    out = tmp_path / key
+    _train(key, {"latent_dim": 3, "hidden": [16, 8], "clips_per_song": 2}, dataset, out)
+    info = json.loads((out / "info.json").read_text())
+    zc = ["z_00", "z_01", "z_02"]
+    lat = pd.read_parquet(out / "latents.parquet")
+    n_val_songs = lat.loc[lat["split"] == "val", "song_id"].nunique()
+    assert info["level"] == "song" and info["per_seed"]["0"]["latent_usage"]["songs"] == n_val_songs
+    assert (lat.groupby(["seed", "song_id"])[zc].nunique() == 1).all().all()
+    # the cluster stage's song mean of these latents is the song embedding itself
+    from musiclust.clustering.representations import Units, song_means
+
+    first = lat[lat["seed"] == 0].reset_index(drop=True)
+    means = song_means(
+        Units(first["segment_id"].to_numpy(object), first["song_id"].to_numpy(object),
+              first["split"].to_numpy(object), first[zc].to_numpy(np.float32))
+    )  # fmt: skip
+    per_song = (
+        first.drop_duplicates("song_id").set_index("song_id").loc[means.song_id, zc].to_numpy(np.float32)
+    )
+    np.testing.assert_allclose(means.x, per_song, rtol=1e-6)
+    model, ckpt = load_model(out / "seed_1.pt")
+    seg = pd.read_parquet(dataset["segments"] / "segments.parquet")
+    again, _ = encode_clips(model, ckpt, seg, dataset["features"])
+    np.testing.assert_allclose(again[zc].to_numpy(), lat.loc[lat["seed"] == 1, zc].to_numpy(), atol=1e-6)
+    # song_001's first clip is silent: the song is encoded from its 3 other clips only
+    quiet = seg[seg["song_id"] == "song_001"]
+    alone, _ = encode_clips(model, ckpt, quiet[~quiet["is_silent"]], dataset["features"])
+    np.testing.assert_allclose(alone[zc].to_numpy()[0], again.loc[quiet.index[0], zc].to_numpy(), atol=1e-6)

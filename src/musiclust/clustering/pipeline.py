@@ -134,6 +134,7 @@ def cluster_representation(
     assignments = result.assignments.merge(result.runs[keys], on="run_id", how="left")
     info.update(
         modality=rep.modality,
+        vector_level=rep.vector_level,
         description=fed.description,
         columns=fed.columns,
         dim=fed.dim,
@@ -166,6 +167,7 @@ def _base_info(
         "representation": name,
         "kind": kind,
         "modality": None,
+        "vector_level": "clip",
         "applicable": True,
         "reason": None,
         "description": "",

@@ -71,6 +71,9 @@ class Representation:
     own_clusters: dict[int, np.ndarray] = field(default_factory=dict)  # seed -> cluster per clip (vade)
     counts: dict[str, int] = field(default_factory=dict)  # clips in / dropped with reason
     modality: str = "audio"  # audio | lyrics | audio+lyrics: what the vectors were computed from
+    #: what one vector describes: "clip", or "song" when each clip carries its song's vector (the
+    #: lyrics and metadata baselines, song-level models), whose clip-level runs are song-level too
+    vector_level: str = "clip"
 
     def units(self, seed: int) -> Units:
         """Clip vectors for ``seed`` (the shared matrix when seed-independent)."""
@@ -164,6 +167,7 @@ def model_representation(
         conditioned_on=tuple(info.get("conditioned_on") or ()),
         # a model that read the lyrics embedding (info.json inputs.text) is multimodal
         modality="audio+lyrics" if (info.get("inputs") or {}).get("text") else "audio",
+        vector_level=str(info.get("level") or "clip"),
     )
     for seed, block in latents.groupby("seed", sort=True):
         units, counts = _align(
@@ -270,6 +274,7 @@ def song_level_representation(
         {SEED_INDEPENDENT: units},
         counts=counts,
         modality=modality,
+        vector_level="song",
     )
 
 
@@ -319,4 +324,5 @@ def reduce_representation(rep: Representation, method: str, dim: int, seed: int 
         rep.own_clusters,
         rep.counts,
         rep.modality,
+        rep.vector_level,
     )

@@ -131,6 +131,7 @@ INFO_KEYS = (
     "representation",
     "kind",
     "modality",
+    "vector_level",
     "applicable",
     "reason",
     "description",

@@ -57,6 +57,7 @@ INFO_KEYS = (
     "model_key",
     "applicable",
     "reason",
+    "level",
     "conditioned_on",
     "inputs",
     "latent_dim",
@@ -153,6 +154,7 @@ def info_record(
     key: str,
     *,
     reason: str | None,
+    level: str,
     conditioned_on: Sequence[str],
     inputs: Mapping[str, Any],
     latent_dim: int | None,
@@ -161,11 +163,16 @@ def info_record(
     device: str,
     per_seed: Mapping[int, Mapping[str, Any]],
 ) -> dict[str, Any]:
-    """info.json: what was trained on what (``applicable``/``reason`` say whether anything was)."""
+    """info.json: what was trained on what (``applicable``/``reason`` say whether anything was).
+
+    ``level`` is what one latent describes: ``clip``, or ``song`` for a song-level model, whose
+    per-clip latents are its song embedding repeated (its clip-level scores are song-level).
+    """
     return {
         "model_key": key,
         "applicable": reason is None,
         "reason": reason,
+        "level": level,
         "conditioned_on": list(conditioned_on),
         "inputs": dict(inputs),
         "latent_dim": None if latent_dim is None else int(latent_dim),

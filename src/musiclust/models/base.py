@@ -5,7 +5,12 @@ a standardized feature vector ``(B, F)`` or a log-mel patch ``(B, n_mels, frames
 models that need more say so in :attr:`LatentModel.needs`:
 
 - ``"text"``: ``batch["text"]`` lyrics embedding ``(B, E)`` and ``batch["has_text"]`` ``(B,)`` 0/1 mask;
-- ``"cond"``: ``batch["cond"]`` one-hot condition ``(B, C)`` (only the CVAE; a label).
+- ``"cond"``: ``batch["cond"]`` one-hot condition ``(B, C)`` (only the CVAE; a label);
+- ``"song"``: ``batch["song"]`` ``(B,)`` the song of each clip (an integer code stored as float32).
+  Batches then hold whole songs (training and encoding never split a song across batches) and
+  the model's examples are songs: ``encode``, ``decode``, ``targets`` and the loss are per song,
+  :meth:`LatentModel.n_examples` counts songs, and :meth:`LatentModel.latent` gives every clip
+  the latent of its song (``song_vae``, ``song_ae``).
 
 Every model implements ``encode(batch) -> (mu, logvar)`` (``logvar`` is ``None`` for a
 deterministic encoder), ``decode(z, batch) -> recon dict``, ``forward`` and
@@ -17,7 +22,11 @@ that is also on the interface, with defaults that most models keep:
   uses it for the full-weight training total of an epoch);
 - ``pretrain_epochs`` / ``pretraining`` / ``after_pretraining(codes, seed)``: an optional first
   training stage (VaDE's autoencoder pretraining and GMM initialisation of its prior);
-- ``assign(batch)``: the model's own cluster of each example, or ``None`` (every model but VaDE).
+- ``assign(batch)``: the model's own cluster of each example, or ``None`` (every model but VaDE);
+- ``n_examples(batch)``: how many examples the loss averages over (clips; songs for a song-level
+  model), the weight of a batch in an epoch's means;
+- ``level``: ``"clip"``, or ``"song"`` for a model whose per-clip latents are its song's
+  embedding repeated (written to info.json, so clip-level scores are not read as clip evidence).
 """
 
 from __future__ import annotations
@@ -46,8 +55,10 @@ class LatentModel(nn.Module, abc.ABC):
 
     #: the model key (params.yaml ``models.<key>``, registry, dvc stage, output folder)
     key: ClassVar[str] = ""
-    #: batch inputs beyond ``x`` ("text", "cond") and the kind of ``x`` ("vector" or "logmel")
+    #: batch inputs beyond ``x`` ("text", "cond", "song") and the kind of ``x`` ("vector" or "logmel")
     needs: ClassVar[tuple[str, ...]] = ()
+    #: what one latent describes: "clip", or "song" (every clip of a song gets the same latent)
+    level: ClassVar[str] = "clip"
     x_kind: ClassVar[str] = "vector"
     #: settings accepted from params.yaml ``models.<key>``
     config_keys: ClassVar[frozenset[str]] = frozenset({"latent_dim", "hidden"})
@@ -136,8 +147,12 @@ class LatentModel(nn.Module, abc.ABC):
 
     @torch.no_grad()
     def latent(self, batch: Batch) -> torch.Tensor:
-        """Posterior mean ``(B, D)``: the representation used for clustering."""
+        """Posterior mean ``(B, D)``, one row per clip of the batch: the representation used for clustering."""
         return self.encode(batch)[0]
+
+    def n_examples(self, batch: Batch) -> int:
+        """The number of examples :meth:`loss` averages over (the rows of ``x``: clips)."""
+        return len(batch["x"])
 
     def fit_input_stats(self, train: Mapping[str, np.ndarray]) -> dict[str, Any]:
         """Fit any input normalization on TRAIN arrays into buffers; returns a description."""

@@ -23,6 +23,7 @@ from musiclust.models.cvae import CVAE
 from musiclust.models.hybrid import HybridVAE
 from musiclust.models.multimodal import MultimodalVAE
 from musiclust.models.shared_private import SharedPrivateVAE
+from musiclust.models.song_vae import SongVAE
 from musiclust.models.vade import VaDE
 from musiclust.models.vae import VAE
 
@@ -72,6 +73,8 @@ REGISTRY: dict[str, ModelSpec] = _entries(
     ModelSpec("cvae_language", CVAE, {"condition": "language"}),
     ModelSpec("cvae_genre", CVAE, {"condition": "genre"}),
     *(ModelSpec(c.key, c) for c in (MultimodalVAE, HybridVAE, AttentionMultimodalVAE, SharedPrivateVAE)),
+    ModelSpec("song_vae", SongVAE, {"variational": True}),
+    ModelSpec("song_ae", SongVAE, {"variational": False}),
 )
 
 

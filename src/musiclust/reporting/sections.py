@@ -180,6 +180,10 @@ def detail(ctx: Ctx) -> dict[str, Any]:
         "metrics": DETAIL_METRICS,
         "labels": per_label,
         "n_test_songs": int(ctx.inp.summary["n_test_songs"]),
+        # each clip carries its song's vector: their clip-level rows are song-level, not clip evidence
+        "song_vectors": sorted(
+            n for n, r in ctx.inp.reps.items() if r.applicable and r.info["vector_level"] == "song"
+        ),
     }
 
 
@@ -285,7 +289,8 @@ def listen(ctx: Ctx) -> dict[str, Any]:
 
 def _recon_figures(ctx: Ctx, name: str, recon: dict) -> list[dict[str, str]]:
     """One figure per ``<input>`` / ``<input>_recon`` pair training wrote (multimodal models have two)."""
-    ids = [str(x) for x in recon["segment_id"][:N_RECON]]
+    # a song-level model (info.json level: song) reconstructs songs: its samples carry song_id
+    ids = [str(x) for x in recon["segment_id" if "segment_id" in recon else "song_id"][:N_RECON]]
     pairs = [k for k in recon if f"{k}_recon" in recon]
     if not pairs:
         raise ReportInputError(

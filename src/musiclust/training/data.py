@@ -73,8 +73,8 @@ def load_clip_data(
     """Build a model's inputs for the clips of ``segments``.
 
     ``x_kind`` is ``"vector"`` (``feature_sets`` through the train-only scalers) or
-    ``"logmel"`` / ``"mfcc_seq"`` (raw tensors, streamed from their shards). ``needs`` may add ``"text"`` (requires ``lyrics``) and
-    ``"cond"`` (one-hot of the metadata column ``condition``; the values are taken from the
+    ``"logmel"`` / ``"mfcc_seq"`` (raw tensors, streamed from their shards). ``needs`` may add ``"text"`` (requires ``lyrics``),
+    ``"song"`` (each clip's song code) and ``"cond"`` (one-hot of the metadata column ``condition``; the values are taken from the
     data unless ``condition_values`` fixes them, as when re-encoding with a trained model).
     ``expected_columns`` checks that the feature columns match a trained model's.
     """
@@ -105,6 +105,8 @@ def load_clip_data(
         arrays["cond"], dims["condition_values"], inputs["condition"] = _condition_inputs(
             segments, condition, condition_values
         )
+    if "song" in needs:
+        arrays["song"] = song_codes(segments["song_id"])
     clips = segments[list(segments_contract.KEY_COLUMNS)].copy()
     clips["is_silent"] = (
         segments["is_silent"].fillna(False).astype(bool) if "is_silent" in segments else False
@@ -157,6 +159,19 @@ def _read_audio(
             f"{features_dir}: the {inputs['feature_sets']} features have no rows; re-run featurize"
         )
     return ids, x, inputs, dims
+
+
+#: song codes travel as float32 (every batch array does); above this they would not be exact
+MAX_SONGS = 2**24
+
+
+def song_codes(song_id: pd.Series) -> np.ndarray:
+    """Each clip's song as an integer code (order of first appearance) stored as float32 ``(N,)``:
+    the ``"song"`` input of a song-level model, which groups a batch's clips by it."""
+    codes, songs = pd.factorize(song_id.astype(str), sort=False)
+    if len(songs) > MAX_SONGS:
+        raise TrainingDataError(f"{len(songs)} songs: song-level models support at most {MAX_SONGS}")
+    return codes.astype(np.float32)
 
 
 def _text_inputs(

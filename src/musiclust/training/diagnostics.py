@@ -23,7 +23,7 @@ import torch
 
 from musiclust.models.base import LatentModel
 from musiclust.training.loop import EVAL_BATCH
-from musiclust.training.streaming import batches, sequential
+from musiclust.training.streaming import batches, eval_order
 
 #: variance of a dimension's posterior mean across clips above which it counts as active
 ACTIVE_THRESHOLD = 0.01
@@ -34,13 +34,14 @@ def latent_usage(
     model: LatentModel, arrays: Mapping[str, Any], device: torch.device, workers: int = 0
 ) -> dict[str, Any]:
     """``active_units``, ``latent_var`` (variance of each posterior-mean dimension) and
-    ``kl_per_dim`` over the clips in ``arrays`` (keyed like a batch), rounded to 6 digits."""
+    ``kl_per_dim`` over the clips in ``arrays`` (keyed like a batch), rounded to 6 digits; for a
+    song-level model over its songs (``songs`` says how many)."""
     model.eval()
     n = len(arrays["x"])
     if n == 0:
         return {"active_units": None, "latent_var": None, "kl_per_dim": None, "clips": 0}
     mus, kls = [], []
-    for batch in batches(arrays, sequential(n, EVAL_BATCH), device, workers):
+    for batch in batches(arrays, eval_order(arrays, EVAL_BATCH), device, workers):
         mu, logvar = model.encode(batch)
         mu = mu.float()
         mus.append(mu.cpu().numpy())
@@ -49,10 +50,11 @@ def latent_usage(
             kls.append((0.5 * (mu.pow(2) + lv.exp() - 1.0 - lv)).sum(dim=0).cpu().numpy())
     mu_all = np.concatenate(mus).astype(np.float64)
     var = mu_all.var(axis=0)
-    kl = (np.sum(kls, axis=0) / n) if kls else None
+    kl = (np.sum(kls, axis=0) / len(mu_all)) if kls else None
     return {
         "active_units": int((var > ACTIVE_THRESHOLD).sum()),
         "latent_var": [round(float(v), 6) for v in var],
         "kl_per_dim": None if kl is None else [round(float(v), 6) for v in kl],
         "clips": int(n),
+        **({"songs": len(mu_all)} if "song" in arrays else {}),  # a song-level model's units
     }

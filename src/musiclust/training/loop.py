@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from musiclust.models.base import LatentModel
 from musiclust.params import TrainParams
-from musiclust.training.streaming import batches, sequential
+from musiclust.training.streaming import batches, eval_order, song_batches
 
 log = logging.getLogger(__name__)
 
@@ -89,19 +89,21 @@ def evaluate(
     device: torch.device | None = None,
     workers: int = 0,
 ) -> dict[str, float]:
-    """Mean recon/kl/total over ``data`` in eval mode (posterior means, no sampling).
+    """Mean recon/kl/total per example (:meth:`LatentModel.n_examples`: clips, or songs for a
+    song-level model) over ``data`` in eval mode (posterior means, no sampling).
 
     ``data``: arrays keyed like a batch (numpy, :class:`~musiclust.training.streaming.ShardedArray`
     or tensors), read in batches of :data:`EVAL_BATCH`; ``device`` defaults to the model's.
     """
     model.eval()
     device = device or next(model.parameters()).device
-    n = len(data["x"])
+    n = 0
     sums = {"recon": 0.0, "kl": 0.0, "total": 0.0}
-    for batch in batches(data, sequential(n, EVAL_BATCH), device, workers):
+    for batch in batches(data, eval_order(data, EVAL_BATCH), device, workers):
         with _autocast(device):
             parts = model.loss(batch, kl_weight=kl_weight)
-        b = len(batch["x"])
+        b = model.n_examples(batch)
+        n += b
         for k in sums:
             sums[k] += float(parts[k]) * b
     return {k: v / max(n, 1) for k, v in sums.items()}
@@ -153,9 +155,12 @@ def fit(
     bar = tqdm(range(max_epochs), desc=f"{label} seed {seed}", leave=False, mininterval=2.0)
     for epoch in bar:
         w = kl_weight_at(epoch, warmup)
-        perm = torch.randperm(n, generator=gen).numpy()
-        # drop a trailing batch of one: batch norm cannot train on it
-        order = [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
+        if "song" in train:  # a song-level model: whole songs, about bs clips, in a random order
+            order = song_batches(train["song"], bs, gen)
+        else:
+            perm = torch.randperm(n, generator=gen).numpy()
+            # drop a trailing batch of one: batch norm cannot train on it
+            order = [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
         tr_m = _train_epoch(model, batches(train, order, device, cfg.workers), step, w, epoch)
         va_m = evaluate(model, va, device=device, workers=cfg.workers) if va is not None else tr_m
         if not math.isfinite(va_m["total"]):
@@ -252,7 +257,7 @@ def _train_epoch(
     run = {"recon": 0.0, "kl": 0.0, "n": 0}
     for i, batch in enumerate(loader):
         parts = step(batch, kl_weight, f"epoch {epoch} step {i}")
-        b = len(batch["x"])
+        b = model.n_examples(batch)
         run["recon"] += parts["recon"] * b
         run["kl"] += parts["kl"] * b
         run["n"] += b

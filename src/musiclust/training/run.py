@@ -39,7 +39,7 @@ from musiclust.training.data import (
 )
 from musiclust.training.determinism import deterministic, seed_everything
 from musiclust.training.diagnostics import latent_usage
-from musiclust.training.encode import encode_arrays
+from musiclust.training.encode import encode_arrays, encode_data
 from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors
 
 log = logging.getLogger(__name__)
@@ -247,6 +247,7 @@ def _describe(
         "train": n_train, "val": n_val, "silent_not_trained_on": n_silent,
     }  # fmt: skip
     info_args = {
+        "level": model_spec(key).cls.level,
         "inputs": data.inputs,
         "latent_dim": cfg.get("latent_dim"),
         "seeds": seeds,
@@ -325,7 +326,7 @@ def _train_seed(
     res = fit(model, train, val, train_cfg, seed=seed, label=key, device=device)
     seconds["seconds"] = round(res.seconds, 3)
     save_checkpoint(contract.checkpoint_path(out_dir, seed), _checkpoint(model, res, ckpt_extra))
-    mu, cluster = encode_arrays(model, data.arrays, device, train_cfg.workers)
+    mu, cluster = encode_data(model, data, device, train_cfg.workers)
     usage = latent_usage(model, val if len(val["x"]) else train, device, train_cfg.workers)
     log.info(
         "%s seed %s: val loss %.4g (epoch 0) -> %.4g (best, epoch %d of %d) in %.1f s",
@@ -379,7 +380,9 @@ def _checkpoint(model: LatentModel, res: FitResult, extra: Mapping[str, Any], **
 
 @torch.no_grad()
 def _recon_samples(model: LatentModel, data: ClipData, device: torch.device) -> dict[str, np.ndarray] | None:
-    """A few TEST clips (one per song, non-silent) with inputs and reconstructions in model space."""
+    """A few TEST clips (one per song, non-silent) with inputs and reconstructions in model space
+    (``segment_id``); for a song-level model a few TEST songs (``song_id``) with the song
+    statistics it reconstructs."""
     clips = data.clips
     cand = clips[(clips["split"] == "test") & ~clips["is_silent"]]
     if cand.empty:
@@ -388,10 +391,15 @@ def _recon_samples(model: LatentModel, data: ClipData, device: torch.device) -> 
     if len(pick) == 0:
         return None
     model.eval()
+    ids = clips.loc[pick, "segment_id"].to_numpy().astype(str)
+    if model.level == "song":  # every non-silent clip of those songs; one sample per song
+        pick = cand.index[cand["song_id"].isin(clips.loc[pick, "song_id"])].to_numpy()
+        codes = np.asarray(data.arrays["song"][pick])
+        ids = clips.loc[pick, "song_id"].to_numpy().astype(str)[np.unique(codes, return_index=True)[1]]
     batch = to_tensors({k: np.asarray(v[pick]) for k, v in data.arrays.items()}, device)
     target = model.targets(batch)
-    rec = model.decode(model.latent(batch), batch)
-    out: dict[str, np.ndarray] = {"segment_id": clips.loc[pick, "segment_id"].to_numpy().astype(str)}
+    rec = model(batch)["recon"]  # eval mode: decoded from the posterior means
+    out: dict[str, np.ndarray] = {"segment_id" if model.level == "clip" else "song_id": ids}
     for name in target:
         t, r = target[name].float().cpu().numpy(), rec[name].float().cpu().numpy()
         if t.ndim == 4:  # conv: (B, 1, h, w) -> (B, h, w)

@@ -144,3 +144,41 @@ def batches(
 def sequential(n: int, size: int) -> list[np.ndarray]:
     """``[0..size), [size..2 size), ...`` up to ``n``: the order of evaluation and encoding."""
     return [np.arange(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def song_batches(song: np.ndarray, size: int, generator: torch.Generator | None = None) -> list[np.ndarray]:
+    """Batches of whole songs: the rows of each song together, about ``size`` rows per batch.
+
+    ``song`` ``(N,)`` is each row's song code (the ``"song"`` array of a song-level model). Songs
+    come in order of their first row, or in a random order drawn from ``generator``; songs are
+    added to a batch until it holds at least ``size`` rows (a song longer than ``size`` is a
+    batch alone). A trailing batch of a single song joins the one before it, so that every
+    training batch holds at least two songs when there are two.
+    """
+    if isinstance(song, torch.Tensor):
+        song = song.cpu().numpy()
+    codes = pd.factorize(pd.Series(np.asarray(song)), sort=False)[0]
+    by_song = np.argsort(codes, kind="stable")
+    rows = np.split(by_song, np.cumsum(np.bincount(codes))[:-1]) if len(codes) else []
+    if generator is not None:
+        rows = [rows[i] for i in torch.randperm(len(rows), generator=generator).tolist()]
+    out: list[list[np.ndarray]] = []
+    filled = size
+    for r in rows:
+        if filled >= size:
+            out.append([])
+            filled = 0
+        out[-1].append(r)
+        filled += len(r)
+    if len(out) > 1 and len(out[-1]) == 1:
+        last = out.pop()
+        out[-1] += last
+    return [np.concatenate(b) for b in out]
+
+
+def eval_order(arrays: Mapping[str, Any], size: int) -> list[np.ndarray]:
+    """The order of evaluation and encoding: :func:`sequential`, or whole songs in order of first
+    appearance when the arrays carry a ``"song"`` array (a song-level model)."""
+    if "song" in arrays:
+        return song_batches(arrays["song"], size)
+    return sequential(len(arrays["x"]), size)
