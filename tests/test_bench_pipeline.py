@@ -71,6 +71,19 @@ def test_manifest_subset_keeps_local_paths_valid(tmp_path):
     assert len(df) == 2 and all((src / "audio").joinpath(p.split("/")[-1]).samefile(p) for p in df["source"])
 
 
+def test_bench_pipeline_downloads_the_rows_of_a_users_manifest(tmp_path):
+    """The subset is written to a temporary folder; its rows still point at the user's files,
+    which must count as allowed (the manifest's folder), not 'outside allowed roots'."""
+    manifest = synth.write_songs(tmp_path / "m", 3, seconds=3.0, fmt="flac", workers=1)
+    out = tmp_path / "t.json"
+    args = _args(
+        "--songs", "2", "--manifest", str(manifest), "--stages", "download",
+        "--params", str(tmp_path / "none.yaml"), "--out", str(out),
+    )  # fmt: skip
+    assert pipeline.run(args) == 0
+    assert json.loads(out.read_text())["stages"][0]["units"] == 2
+
+
 def test_bench_pipeline_rejects_unknown_stages(tmp_path):
     with pytest.raises(SystemExit, match="not one of"):
         pipeline.run(_args("--stages", "segment,bogus", "--params", str(tmp_path / "none.yaml")))

@@ -277,6 +277,11 @@ def run(args: argparse.Namespace) -> int:
             if not src.is_file():
                 raise SystemExit(f"--manifest {src}: no such file")
             manifest = _first_manifest_rows(src, args.songs, work / "input" / "manifest.csv")
+            # the copied manifest lives in a temporary folder: its rows' files stay where the user's are
+            data = dataclasses.replace(
+                params.data, allowed_roots=(*params.data.allowed_roots, str(src.resolve().parent))
+            )
+            params = dataclasses.replace(params, data=data)
             label = f"{args.songs} songs of {src}"
         elif args.folder:
             src = Path(args.folder)
