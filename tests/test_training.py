@@ -441,3 +441,27 @@ def test_latent_usage_finds_a_collapsed_dimension():
         0.5 * np.mean(x[:, 0] ** 2), rel=1e-4
     )
     assert usage["latent_var"][0] == pytest.approx(x[:, 0].var(), rel=1e-4)
+
+
+def test_deterministic_sets_and_restores_torch_settings():
+    """Inside: deterministic kernels, one chosen thread count, no NaN-filling of new tensors
+    (a debug aid that costs time); afterwards the caller's settings are back."""
+    import torch.utils.deterministic as det
+
+    from musiclust.training.determinism import deterministic
+
+    before = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        det.fill_uninitialized_memory,
+    )
+    with deterministic(1, torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+        assert torch.are_deterministic_algorithms_enabled()
+        assert det.fill_uninitialized_memory is False
+    after = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        det.fill_uninitialized_memory,
+    )
+    assert after == before
