@@ -5,7 +5,7 @@ Cuts the lyrics of the given CSV files (a ``lyrics`` column) into the distinct c
 file), and encodes them with each backend in turn, ``--repeats`` rounds interleaved so that a
 change in the machine's load hits every backend alike. Prints chunks/s (median over rounds),
 the speed ratio to torch float32 and the cosine of each chunk vector to torch float32 (min
-and mean). Not part of the pipeline; the ONNX rows need ``pip install -e ".[bench-onnx]"``
+and mean). Not part of the pipeline; the ONNX rows need ``pip install -e ".[onnx]"``
 and are skipped without it::
 
     python benchmarks/lyrics_backends.py --chunks 120 --repeats 3 \\
