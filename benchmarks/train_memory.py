@@ -7,6 +7,13 @@ per epoch from the stage's timings file. Not part of the pipeline; used to check
 stays flat in the collection size (docs/pipeline.md, ``models/<key>/``)::
 
     python benchmarks/train_memory.py --clips 10000 --model conv_vae --work /tmp/bench
+
+With ``--baseline OTHER_CHECKOUT`` it times the same run with that checkout's code too,
+alternating the two ``--repeats`` times (a shared machine's load then hits both alike), and
+reports the median seconds per epoch of each, their ratio and both validation loss curves::
+
+    git worktree add /tmp/before HEAD~3
+    python benchmarks/train_memory.py --clips 7000 --epochs 3 --work /tmp/bench --baseline /tmp/before --repeats 4
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -77,28 +85,34 @@ def make_collection(root: Path, n_clips: int, n_mels: int, frames: int, seed: in
     ).to_parquet(root / "lyrics.parquet", index=False)  # fmt: skip
 
 
-def run_stage(root: Path, model: str, params: dict) -> dict:
-    """Run the train stage in a fresh process; its peak RSS (MiB) and timings."""
+def run_stage(root: Path, model: str, params: dict, repo: Path = REPO, tag: str = "") -> dict:
+    """Run the train stage of the checkout ``repo`` in a fresh process; its peak RSS (MiB),
+    timings, metrics and history (outputs under ``models<tag>/``)."""
     p = root / f"params-{model}.yaml"
     p.write_text(yaml.safe_dump(params))
     timings = root / "timings.json"
     cmd = [
         sys.executable, "stages/train.py", "--model", model, "--segments", str(root / "segments"),
         "--features", str(root / "features"), "--lyrics", str(root / "lyrics.parquet"),
-        "--out", str(root / "models" / model), "--timings", str(timings), "--params", str(p),
+        "--out", str(root / f"models{tag}" / model), "--timings", str(timings), "--params", str(p),
     ]  # fmt: skip
     # a wrapper process per run, so ru_maxrss of its children is this run's peak alone
     wrapper = (
         "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "
         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
     )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo / "src"), str(repo)]))
     out = subprocess.run(
-        [sys.executable, "-c", wrapper, *cmd], cwd=REPO, check=True, capture_output=True, text=True
+        [sys.executable, "-c", wrapper, *cmd], cwd=repo, env=env, check=True, capture_output=True, text=True
     )
     peak_mib = int(out.stdout.strip().splitlines()[-1]) / 1024
     t = json.loads(timings.read_text())
-    metrics = json.loads((root / "models" / model / "metrics.json").read_text())
-    return {"peak_rss_mib": round(peak_mib, 1), "timings": t, "metrics": metrics}
+    metrics = json.loads((root / f"models{tag}" / model / "metrics.json").read_text())
+    history = pd.read_csv(root / f"models{tag}" / model / "history.csv")
+    res = {"peak_rss_mib": round(peak_mib, 1), "timings": t, "metrics": metrics}
+    res["seconds_per_epoch"] = round(t["per_seed"]["0"]["seconds"] / max(1, len(history)), 3)
+    res["val_total"] = [round(v, 4) for v in history["val_total"]]
+    return res
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -110,6 +124,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-mels", type=int, default=64)
     ap.add_argument("--frames", type=int, default=128)
     ap.add_argument("--set", action="append", default=[], help="params override a.b=value (yaml value)")
+    ap.add_argument("--baseline", type=Path, help="another checkout to time against (interleaved runs)")
+    ap.add_argument("--repeats", type=int, default=1, help="runs of each checkout (medians are reported)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     root = args.work / f"clips{args.clips}"
@@ -125,13 +141,33 @@ def main(argv: list[str] | None = None) -> dict:
         for k in path:
             node = node[k]
         node[last] = yaml.safe_load(value)
+    if args.baseline is not None:
+        return compare(root, args.model, params, args.baseline.resolve(), args.repeats)
     res = run_stage(root, args.model, params)
-    seed0 = res["timings"]["per_seed"]["0"]
-    res["seconds_per_epoch"] = round(seed0["seconds"] / max(1, res["metrics"].get("epochs_mean", 1)), 3)
     log.info(json.dumps({"clips": args.clips, "model": args.model, "peak_rss_mib": res["peak_rss_mib"],
                          "seconds_per_epoch": res["seconds_per_epoch"],
                          "best_val_loss": res["metrics"].get("best_val_loss_mean")}))  # fmt: skip
     return res
+
+
+def compare(root: Path, model: str, params: dict, baseline: Path, repeats: int) -> dict:
+    """Alternate runs of ``baseline``'s code and this checkout's; medians and loss curves."""
+    runs: dict[str, list[dict]] = {"baseline": [], "this": []}
+    for i in range(repeats):
+        for name, repo in (("baseline", baseline), ("this", REPO)):
+            runs[name].append(run_stage(root, model, params, repo, tag=f"-{name}"))
+            log.info("%s run %d: %.3f s/epoch", name, i, runs[name][-1]["seconds_per_epoch"])
+    med = {k: float(np.median([r["seconds_per_epoch"] for r in v])) for k, v in runs.items()}
+    out = {
+        "model": model,
+        "median_seconds_per_epoch": med,
+        "speedup": round(med["baseline"] / med["this"], 2),
+        "val_total": {k: v[-1]["val_total"] for k, v in runs.items()},
+        # every run of one checkout must give the same curve (training is deterministic)
+        "deterministic": {k: all(r["val_total"] == v[0]["val_total"] for r in v) for k, v in runs.items()},
+    }
+    log.info(json.dumps(out))
+    return out
 
 
 if __name__ == "__main__":

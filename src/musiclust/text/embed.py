@@ -106,6 +106,7 @@ def embed_songs(
         normalize=params.normalize,
         batch_size=params.batch_size,
         precision=params.precision,
+        backend=params.backend,
     )
     split = songs["song_id"].map(splits)
     summary = LyricsSummary(

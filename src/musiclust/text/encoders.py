@@ -17,12 +17,14 @@ import functools
 import logging
 import unicodedata
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from musiclust.text.chunking import Chunk, chunk_text
 from musiclust.text.models import BUNDLED_MODEL, resolve_model
+from musiclust.text.onnx_backend import BACKENDS, OnnxSentenceModel, require_onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +61,23 @@ def clean_text(text: str) -> str:
 PRECISIONS = ("float32", "bfloat16")
 
 
-@functools.lru_cache(maxsize=2)
+@functools.lru_cache(maxsize=4)
 def _load_sentence_transformer(
-    location: str, local_only: bool, device: str | None, precision: str = "float32"
+    location: str,
+    local_only: bool,
+    device: str | None,
+    precision: str = "float32",
+    backend: str = "torch",
+    cache_dir: str | None = None,
 ):
-    """Load (once per process and precision: tests and notebooks build several encoders) a model."""
+    """Load (once per process, precision and backend: tests and notebooks build several encoders) a model."""
+    if backend != "torch":
+        require_onnxruntime(backend)  # before the slow imports: a missing package fails at once
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(location, device=device, local_files_only=local_only)
+    if backend != "torch":
+        return OnnxSentenceModel(model, Path(location), backend, Path(cache_dir) if cache_dir else None)
     if precision == "bfloat16":
         import torch
 
@@ -93,16 +104,31 @@ class SentenceTransformerEncoder:
         device: str | None = None,
         show_progress: bool = True,
         precision: str = "float32",
+        backend: str = "torch",
+        cache_dir: str | Path | None = None,
     ) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"lyrics.precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+        if backend not in BACKENDS:
+            raise ValueError(f"lyrics.backend {backend!r} is not one of {', '.join(BACKENDS)}")
+        if backend != "torch" and precision != "float32":
+            raise ValueError(f"lyrics.precision {precision} applies to lyrics.backend torch, not {backend!r}")
+        if backend != "torch":
+            require_onnxruntime(backend)
         # locate first (fast, raises ModelUnavailableError), import torch/ST only after
         source = resolve_model(model_name)
+        cache = str(cache_dir) if cache_dir is not None else None
         if source.path is not None:
-            self.model = _load_sentence_transformer(str(source.path), True, device, precision)
+            self.model = _load_sentence_transformer(str(source.path), True, device, precision, backend, cache)
+        elif backend != "torch":
+            raise ValueError(
+                f"lyrics.backend {backend!r} exports a local model; {model_name!r} is not on disk yet: "
+                "run once with lyrics.backend: torch (it downloads and caches the model)"
+            )
         else:
             self.model = _load_sentence_transformer(source.repo_id, False, device, precision)
         self.precision = precision
+        self.backend = backend
         self.name = f"{ST_PREFIX}{model_name}"
         self.needs_fit = False
         self.batch_size = batch_size
@@ -114,13 +140,14 @@ class SentenceTransformerEncoder:
             n_special = int(self.tokenizer.num_special_tokens_to_add(pair=False))
         self.max_tokens = int(self.model.max_seq_length) - n_special
         log.info(
-            "lyrics encoder %s (%s, from %s): dim %d, window %d tokens, %s",
+            "lyrics encoder %s (%s, from %s): dim %d, window %d tokens, %s, backend %s",
             self.name,
             source.path or source.repo_id,
             source.origin,
             self.dim,
             self.max_tokens,
             precision,
+            backend,
         )
 
     @property
@@ -266,6 +293,8 @@ def build_encoder(
     seed: int = 0,
     show_progress: bool = True,
     precision: str = "float32",
+    backend: str = "torch",
+    cache_dir: str | Path | None = None,
 ) -> LyricsEncoder:
     """Build the encoder named by ``lyrics.encoder``.
 
@@ -282,5 +311,7 @@ def build_encoder(
             normalize=normalize,
             show_progress=show_progress,
             precision=precision,
+            backend=backend,
+            cache_dir=cache_dir,
         )
     raise ValueError(f"lyrics.encoder {spec!r} is not one of '{ST_PREFIX}<name or path>', '{TFIDF}'")

@@ -214,7 +214,9 @@ class _Stepper:
         self.model, self.device, self.label, self.seed = model, device, label, seed
         self.grad_clip = cfg.grad_clip
         opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-        self.opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # foreach: one fused update over all parameters instead of a Python loop over them (the
+        # default on CUDA only); the same numbers, fewer small CPU kernels per step
+        self.opt = opt_cls(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
         # float16 autocast (GPUs without bfloat16) needs loss scaling; elsewhere this is a no-op
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=device.type == "cuda" and not torch.cuda.is_bf16_supported()

@@ -1,0 +1,182 @@
+"""Chunks per second and fidelity of ways to run the lyrics model (issue 12), on real lyrics.
+
+Cuts the lyrics of the given CSV files (a ``lyrics`` column) into the distinct chunks that
+``embed_lyrics`` encodes, draws ``--chunks`` of them (fixed seed, the same share from each
+file), and encodes them with each backend in turn, ``--repeats`` rounds interleaved so that a
+change in the machine's load hits every backend alike. Prints chunks/s (median over rounds),
+the speed ratio to torch float32 and the cosine of each chunk vector to torch float32 (min
+and mean). Not part of the pipeline; the ONNX rows need ``pip install -e ".[onnx]"``
+and are skipped without it::
+
+    python benchmarks/lyrics_backends.py --chunks 120 --repeats 3 \\
+        ../shared/data/songs_en_de_400/manifest.csv ../shared/data/lyrics_bn_en_120.csv
+
+Backends: ``torch-fp32`` (what ``embed_lyrics`` runs), ``torch-bf16`` (``lyrics.precision:
+bfloat16``), ``onnx-fp32`` (the transformer exported with ``torch.onnx``, run by onnxruntime),
+``onnx-int8`` (onnxruntime dynamic quantization, int8 per-channel weights, int8 activations
+per tensor) and ``onnx-nbits8`` (MatMulNBits: 8-bit weights in blocks of 32, activations
+quantized per block, ``accuracy_level`` 4).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+log = logging.getLogger("benchmarks.lyrics_backends")
+
+
+def real_chunks(paths: list[Path], n: int, seed: int = 0) -> tuple[list[str], object]:
+    """``n`` distinct chunks drawn evenly from the files' lyrics, and the encoder that cut them."""
+    from musiclust.text.encoders import SentenceTransformerEncoder
+
+    enc = SentenceTransformerEncoder(show_progress=False)
+    rng = np.random.default_rng(seed)
+    picked: list[str] = []
+    for i, path in enumerate(paths):
+        texts = [t for t in pd.read_csv(path)["lyrics"] if isinstance(t, str) and t.strip()]
+        chunks = sorted({c.text for t in texts for c in enc.chunks(t)})
+        k = min(len(chunks), (n - len(picked)) // (len(paths) - i))
+        picked += [chunks[j] for j in sorted(rng.choice(len(chunks), k, replace=False))]
+        log.info("%s: %d texts, %d distinct chunks, %d drawn", path.name, len(texts), len(chunks), k)
+    return picked, enc
+
+
+def onnx_backends(enc, work: Path, threads: int) -> dict[str, Callable[[list[str]], np.ndarray]]:
+    """Encoders running the exported transformer in onnxruntime (empty without onnxruntime)."""
+    try:
+        import onnx
+        import onnxruntime as ort
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    except ImportError as e:
+        log.warning("onnxruntime/onnx not installed (%s): ONNX backends skipped", e)
+        return {}
+    st = enc.model
+    hf = st[0].auto_model.eval()
+    max_len = int(st.max_seq_length)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+
+    class Hidden(torch.nn.Module):  # the transformer's token vectors; pooling is done below
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = hf
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.m(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+
+    fp32 = work / "fp32.onnx"
+    example = st.tokenizer(["a b", "c d e"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        torch.onnx.export(
+            Hidden(),
+            tuple(example[k] for k in names),
+            str(fp32),
+            input_names=names,
+            output_names=["hidden"],
+            dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]},
+            opset_version=17,
+            dynamo=False,
+        )
+    int8 = work / "int8.onnx"
+    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    nbits = work / "nbits8.onnx"
+    q = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
+    q.process()
+    q.model.save_model_to_file(str(nbits), use_external_data_format=False)
+
+    def backend(path: Path) -> Callable[[list[str]], np.ndarray]:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+        def encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
+            # batches of similar token length (sorted), mean pooling and L2 norm as in the model
+            lens = [len(ids) for ids in st.tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]]
+            order = np.argsort(lens, kind="stable")
+            out = np.zeros((len(texts), enc.dim), np.float32)
+            for s in range(0, len(texts), batch_size):
+                idx = order[s : s + batch_size]
+                e = st.tokenizer(
+                    [texts[j] for j in idx],
+                    padding=True,
+                    truncation=True,
+                    max_length=max_len,
+                    return_tensors="np",
+                )
+                h = sess.run(None, {k: e[k].astype(np.int64) for k in names})[0]
+                m = e["attention_mask"][..., None].astype(np.float32)
+                v = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
+                out[idx] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+            return out
+
+        return encode
+
+    return {"onnx-fp32": backend(fp32), "onnx-int8": backend(int8), "onnx-nbits8": backend(nbits)}
+
+
+def main(argv: list[str] | None = None) -> pd.DataFrame:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("csv", nargs="+", type=Path, help="CSV files with a lyrics column")
+    ap.add_argument("--chunks", type=int, default=120)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2, help="torch and onnxruntime threads")
+    ap.add_argument("--batch-size", type=int, default=32)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    torch.set_num_threads(args.threads)
+    texts, enc = real_chunks(args.csv, args.chunks)
+    st = enc.model
+    bf16 = __import__("copy").deepcopy(st).to(torch.bfloat16)
+
+    def st_encode(model) -> Callable[[list[str]], np.ndarray]:
+        return lambda t: np.asarray(
+            model.encode(t, batch_size=args.batch_size, normalize_embeddings=True, convert_to_numpy=True),
+            np.float32,
+        )
+
+    backends = {"torch-fp32": st_encode(st), "torch-bf16": st_encode(bf16)}
+    with tempfile.TemporaryDirectory() as work:
+        backends.update(onnx_backends(enc, Path(work), args.threads))
+        seconds: dict[str, list[float]] = {k: [] for k in backends}
+        vectors: dict[str, np.ndarray] = {}
+        for r in range(args.repeats):
+            for name, encode in backends.items():
+                t0 = time.perf_counter()
+                vectors[name] = encode(texts)
+                seconds[name].append(time.perf_counter() - t0)
+            log.info("round %d: %s", r, {k: round(v[-1], 1) for k, v in seconds.items()})
+    ref, base = vectors["torch-fp32"], float(np.median(seconds["torch-fp32"]))
+    rows = []
+    for name in backends:
+        cos = (
+            (vectors[name] * ref).sum(1) / np.linalg.norm(vectors[name], axis=1) / np.linalg.norm(ref, axis=1)
+        )
+        med = float(np.median(seconds[name]))
+        rows.append(
+            {
+                "backend": name,
+                "chunks_per_s": round(len(texts) / med, 2),
+                "ratio_vs_torch_fp32": round(base / med, 2),
+                "cos_min": round(float(cos.min()), 4),
+                "cos_mean": round(float(cos.mean()), 5),
+            }
+        )
+    table = pd.DataFrame(rows)
+    log.info("%d chunks, %d threads, median of %d interleaved rounds\n%s", len(texts), args.threads,
+             args.repeats, table.to_string(index=False))  # fmt: skip
+    return table
+
+
+if __name__ == "__main__":
+    main()
