@@ -269,45 +269,18 @@ def featurize_segments(
     """
     t0 = time.perf_counter()
     segments_dir, out_dir = Path(segments_dir), Path(out_dir)
-    table = segments_contract.table_path(segments_dir)
-    seg = segments_contract.read_segments(
-        segments_dir, columns=["segment_id", "split", "shard", "row"], require=("segment_id", "split")
-    )
-    seg_report = segments_contract.read_report(segments_dir)
-    audio_meta = (seg_report or {}).get("audio", {})
-    if audio_meta.get("sample_rate") not in (None, sample_rate):
-        raise ValueError(
-            f"{segments_dir}: clips were cut at {audio_meta['sample_rate']} Hz but audio.sample_rate is "
-            f"{sample_rate}; re-run the segment stage"
-        )
-    prefix = segments_contract.audio_prefix(seg_report)
+    seg, table, prefix = _read_clips(segments_dir, sample_rate)
     cfg = FeatureConfig.from_params(sample_rate, features)
     # the pretrained model is located (and its code checked) before any work, so a missing one fails
     # at once; it is loaded after the worker pool has run, so that no worker is forked from a process
     # holding torch's thread pools
     source = resolve_model(features.pretrained) if PRETRAINED_SET in cfg.sets else None
-    signal_sets = [s for s in cfg.sets if s not in MODEL_SETS]
     out_dir.mkdir(parents=True, exist_ok=True)
     contract.clear(out_dir)
-
-    tasks: list[ShardTask] = []
-    n_samples = 0
-    if len(seg):
-        if not (
-            seg["shard"].is_monotonic_increasing and (seg.groupby("shard")["row"].diff().dropna() == 1).all()
-        ):
-            raise ValueError(f"{table}: rows are not in shard order; re-run the segment stage")
-        n_samples = int(
-            np.load(shard_path(segments_dir, prefix, int(seg["shard"].iloc[0])), mmap_mode="r").shape[1]
-        )
-        per = batch_clips(cfg, n_samples)
-        for s, grp in seg.groupby("shard", sort=True):
-            path = str(shard_path(segments_dir, prefix, int(s)))
-            lo, hi = int(grp["row"].iloc[0]), int(grp["row"].iloc[-1]) + 1
-            tasks += [ShardTask(path, a, min(a + per, hi)) for a in range(lo, hi, per)]
+    tasks, n_samples = _shard_tasks(seg, table, segments_dir, prefix, cfg)
 
     sink = FeatureSink(out_dir, cfg)
-    if signal_sets:
+    if any(s not in MODEL_SETS for s in cfg.sets):
         featurizer = Featurizer(cfg)
         with tqdm(total=len(seg), desc="featurize", unit="clip", mininterval=1.0) as bar:
             for outputs, bad in iter_features(
@@ -323,22 +296,7 @@ def featurize_segments(
             embedder, seg, segments_dir, prefix, sample_rate, features.pretrained.batch_size
         )
         sink.add_set(PRETRAINED_SET, embedder.columns, x, bad)
-
-    ids = seg["segment_id"].reset_index(drop=True)
-    train = (seg["split"] == "train").to_numpy()
-    scaler_rows = "train"
-    if not train.any():
-        log.warning("no clip is in the train split: scalers are fit on all clips")
-        train, scaler_rows = np.ones(len(seg), bool), "all (no train clips)"
-    scalers = {}
-    for name, cols in sink.columns.items():
-        x = sink.vector(name)
-        contract.write_vector_set(out_dir, name, ids, x, cols)
-        if len(x):
-            scalers[name] = contract.Scaler.fit(cols, x[train].astype(np.float64))
-    for name, where in sink.where.items():
-        contract.write_tensor_index(out_dir, name, ids, where)
-    contract.write_scalers(out_dir, scalers)
+    scaler_rows = _write_sets(out_dir, seg, sink)
 
     elapsed = time.perf_counter() - t0
     audio_s = len(seg) * n_samples / sample_rate
@@ -365,6 +323,65 @@ def featurize_segments(
         f"; {sink.nonfinite} non-finite values replaced" if sink.nonfinite else "",
     )
     return report
+
+
+def _read_clips(segments_dir: Path, sample_rate: int) -> tuple[pd.DataFrame, Path, str]:
+    """The clips to featurize (``segment_id, split, shard, row``), the table's path and the shards'
+    file prefix; refuses clips cut at another sample rate."""
+    table = segments_contract.table_path(segments_dir)
+    seg = segments_contract.read_segments(
+        segments_dir, columns=["segment_id", "split", "shard", "row"], require=("segment_id", "split")
+    )
+    seg_report = segments_contract.read_report(segments_dir)
+    audio_meta = (seg_report or {}).get("audio", {})
+    if audio_meta.get("sample_rate") not in (None, sample_rate):
+        raise ValueError(
+            f"{segments_dir}: clips were cut at {audio_meta['sample_rate']} Hz but audio.sample_rate is "
+            f"{sample_rate}; re-run the segment stage"
+        )
+    return seg, table, segments_contract.audio_prefix(seg_report)
+
+
+def _shard_tasks(
+    seg: pd.DataFrame, table: Path, segments_dir: Path, prefix: str, cfg: FeatureConfig
+) -> tuple[list[ShardTask], int]:
+    """Batches of consecutive shard rows (``batch_clips`` each) and the samples per clip."""
+    if not len(seg):
+        return [], 0
+    if not (
+        seg["shard"].is_monotonic_increasing and (seg.groupby("shard")["row"].diff().dropna() == 1).all()
+    ):
+        raise ValueError(f"{table}: rows are not in shard order; re-run the segment stage")
+    n_samples = int(
+        np.load(shard_path(segments_dir, prefix, int(seg["shard"].iloc[0])), mmap_mode="r").shape[1]
+    )
+    per = batch_clips(cfg, n_samples)
+    tasks: list[ShardTask] = []
+    for s, grp in seg.groupby("shard", sort=True):
+        path = str(shard_path(segments_dir, prefix, int(s)))
+        lo, hi = int(grp["row"].iloc[0]), int(grp["row"].iloc[-1]) + 1
+        tasks += [ShardTask(path, a, min(a + per, hi)) for a in range(lo, hi, per)]
+    return tasks, n_samples
+
+
+def _write_sets(out_dir: Path, seg: pd.DataFrame, sink: FeatureSink) -> str:
+    """Vector sets, tensor indexes and the train-split scalers; returns which rows the scalers saw."""
+    ids = seg["segment_id"].reset_index(drop=True)
+    train = (seg["split"] == "train").to_numpy()
+    scaler_rows = "train"
+    if not train.any():
+        log.warning("no clip is in the train split: scalers are fit on all clips")
+        train, scaler_rows = np.ones(len(seg), bool), "all (no train clips)"
+    scalers = {}
+    for name, cols in sink.columns.items():
+        x = sink.vector(name)
+        contract.write_vector_set(out_dir, name, ids, x, cols)
+        if len(x):
+            scalers[name] = contract.Scaler.fit(cols, x[train].astype(np.float64))
+    for name, where in sink.where.items():
+        contract.write_tensor_index(out_dir, name, ids, where)
+    contract.write_scalers(out_dir, scalers)
+    return scaler_rows
 
 
 def featurize_files(
