@@ -413,29 +413,41 @@ def place_songs(
     lat = latents.merge(seg[["segment_id", "is_silent"]], on="segment_id", how="left")
     meta = _song_meta(root)
     for p in placements:
-        if p.status != "ok":
-            continue
-        mine = lat[lat["song_id"] == p.song_id]
-        if mine.empty:
-            p.status, p.reason = "skipped", "no clip could be encoded"
-            continue
-        loud = mine[~mine["is_silent"].fillna(False).astype(bool)]
-        if loud.empty:
-            p.status, p.reason = "skipped", "every clip is silent (the pipeline leaves silent clips out)"
-            continue
-        # the song vector exactly as the cluster stage computes it (silent clips left out)
-        ids = loud["segment_id"].to_numpy(object)
-        songs = song_means(
-            Units(
-                ids,
-                loud["song_id"].to_numpy(object),
-                np.full(len(ids), "new", object),
-                loud[zc].to_numpy(np.float32),
-            )
-        )
-        z = songs.x[0].astype(np.float64)
-        _describe_placement(p, z, space, meta, params.data.label_columns, n_neighbours)
+        if p.status == "ok":
+            _place_song(p, lat, zc, space, meta, params.data.label_columns, n_neighbours)
     return placements
+
+
+def _place_song(
+    p: SongPlacement,
+    lat: pd.DataFrame,
+    zc: list[str],
+    space: ClusterSpace,
+    meta: pd.DataFrame | None,
+    label_columns: Sequence[str],
+    n_neighbours: int,
+) -> None:
+    """Place one song from its clips' latents ``lat[zc]`` (``p`` updated in place; skipped if none usable)."""
+    mine = lat[lat["song_id"] == p.song_id]
+    if mine.empty:
+        p.status, p.reason = "skipped", "no clip could be encoded"
+        return
+    loud = mine[~mine["is_silent"].fillna(False).astype(bool)]
+    if loud.empty:
+        p.status, p.reason = "skipped", "every clip is silent (the pipeline leaves silent clips out)"
+        return
+    # the song vector exactly as the cluster stage computes it (silent clips left out)
+    ids = loud["segment_id"].to_numpy(object)
+    songs = song_means(
+        Units(
+            ids,
+            loud["song_id"].to_numpy(object),
+            np.full(len(ids), "new", object),
+            loud[zc].to_numpy(np.float32),
+        )
+    )
+    z = songs.x[0].astype(np.float64)
+    _describe_placement(p, z, space, meta, label_columns, n_neighbours)
 
 
 def _checked_model(root: Path, key: str, seed: int, params: Any, condition: str | None) -> tuple[Any, dict]:

@@ -309,31 +309,19 @@ def _collect_clips(
     return rows, song_rows, stats
 
 
-def segment_corpus(
-    raw_dir: str | Path,
-    out_dir: str | Path,
+def _segment_songs(
+    raw_dir: Path,
+    out_dir: Path,
+    songs: pd.DataFrame,
     audio: AudioParams,
     params: SegmentParams,
-    label_columns: Sequence[str],
-    seed: int,
-    compute: ComputeParams | None = None,
-) -> dict:
-    """Segment every song of ``<raw_dir>/songs.parquet`` into ``out_dir``; returns the report.
+    window: int,
+    compute: ComputeParams | None,
+) -> tuple[list[dict], list[dict], dict[str, int], int]:
+    """Decode and window every song into the int16 shards of ``out_dir``.
 
-    Writes ``segments.parquet`` (one row per clip, in shard order), ``audio-NNNNN.npy``
-    int16 shards (rows of ``window_samples``) and ``report.json``. Songs that yield no
-    clips are listed in the report with their reason. Songs are decoded by
-    ``segment.workers`` local processes, or as Ray tasks when ``compute`` (or
-    ``$RAY_ADDRESS``) names a Ray address (:mod:`musiclust.compute`); results arrive in
-    song order either way, so the outputs are the same bytes.
+    Returns ``(clip rows, song rows, counts, number of shards)`` as :func:`_collect_clips` does.
     """
-    # over 60 lines only by the report.json literal at the end, kept whole so it reads as the file does
-    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
-    songs = raw_contract.read_songs(raw_dir, require=("song_id", "audio_path"), unique_ids=True)
-    contract.clear(out_dir)
-
-    sr = int(audio.sample_rate)
-    window = int(round(params.window_s * sr))
     writer = ShardWriter(out_dir, contract.AUDIO_PREFIX, (window,), np.int16)
     jobs = [(str(sid), rel) for sid, rel in zip(songs["song_id"], songs["audio_path"])]
     # in song order, so clips land in the shards in the order of songs.parquet
@@ -348,16 +336,31 @@ def segment_corpus(
     )
     rows, song_rows, stats = _collect_clips(results, len(jobs), writer)
     n_shards = writer.close()
+    return rows, song_rows, stats, n_shards
 
-    clips, done, split = _clip_table(rows, songs, label_columns, params, seed)
 
+def _segment_report(
+    songs: pd.DataFrame,
+    clips: pd.DataFrame,
+    done: pd.DataFrame,
+    split: pd.Series,
+    song_rows: list[dict],
+    stats: dict[str, int],
+    n_shards: int,
+    window: int,
+    audio: AudioParams,
+    params: SegmentParams,
+    label_columns: Sequence[str],
+    seed: int,
+) -> dict:
+    """The ``report.json`` mapping: song and clip counts, skip reasons, audio format, params and splits."""
     reasons: dict[str, int] = {}
     for e in song_rows:
         if e["status"] == "skipped":
             reasons[e["reason"]] = reasons.get(e["reason"], 0) + 1
     summary = split_summary(done, split, label_columns) if len(done) else {"songs": {s: 0 for s in SPLITS}}
     summary["clips"] = {s: int((clips["split"] == s).sum()) for s in SPLITS}
-    report = {
+    return {
         "songs_in": len(songs),
         "segmented": len(done),
         "skipped": len(songs) - len(done),
@@ -366,7 +369,7 @@ def segment_corpus(
         "silent_clips": {"flagged": stats["silent_flagged"], "dropped": stats["silent_dropped"]},
         "tails": {"dropped": stats["tails_dropped"], "padded": stats["tails_padded"]},
         "audio": {
-            "sample_rate": sr,
+            "sample_rate": int(audio.sample_rate),
             "window_samples": window,
             "dtype": "int16",
             "scale": PCM_SCALE,
@@ -386,6 +389,38 @@ def segment_corpus(
         "split": summary,
         "songs": song_rows,
     }
+
+
+def segment_corpus(
+    raw_dir: str | Path,
+    out_dir: str | Path,
+    audio: AudioParams,
+    params: SegmentParams,
+    label_columns: Sequence[str],
+    seed: int,
+    compute: ComputeParams | None = None,
+) -> dict:
+    """Segment every song of ``<raw_dir>/songs.parquet`` into ``out_dir``; returns the report.
+
+    Writes ``segments.parquet`` (one row per clip, in shard order), ``audio-NNNNN.npy``
+    int16 shards (rows of ``window_samples``) and ``report.json``. Songs that yield no
+    clips are listed in the report with their reason. Songs are decoded by
+    ``segment.workers`` local processes, or as Ray tasks when ``compute`` (or
+    ``$RAY_ADDRESS``) names a Ray address (:mod:`musiclust.compute`); results arrive in
+    song order either way, so the outputs are the same bytes.
+    """
+    raw_dir, out_dir = Path(raw_dir), Path(out_dir)
+    songs = raw_contract.read_songs(raw_dir, require=("song_id", "audio_path"), unique_ids=True)
+    contract.clear(out_dir)
+
+    window = int(round(params.window_s * int(audio.sample_rate)))
+    rows, song_rows, stats, n_shards = _segment_songs(raw_dir, out_dir, songs, audio, params, window, compute)
+
+    clips, done, split = _clip_table(rows, songs, label_columns, params, seed)
+
+    report = _segment_report(
+        songs, clips, done, split, song_rows, stats, n_shards, window, audio, params, label_columns, seed
+    )
     assert report["songs_in"] == report["segmented"] + report["skipped"]
     contract.write(out_dir, clips, report)
     log.info(
@@ -395,7 +430,7 @@ def segment_corpus(
         len(clips),
         n_shards,
         report["skipped"],
-        reasons or "",
-        summary["songs"],
+        report["reasons"] or "",
+        report["split"]["songs"],
     )
     return report

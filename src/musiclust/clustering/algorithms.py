@@ -132,18 +132,7 @@ def run_algorithm(
     n = len(x)
     train_mask = np.asarray(train_mask, bool)
     if algorithm in PREDICTIVE:
-        n_fit = int(train_mask.sum())
-        if k is None or n_fit < k:
-            raise ValueError(f"{algorithm}: need at least k={k} training units, have {n_fit}")
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            if algorithm == "kmeans":
-                model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x[train_mask])
-                info = {"inertia": float(model.inertia_)}
-            else:
-                model = _gmm(k, x.shape[1], seed).fit(x[train_mask])
-                info = {"bic": float(model.bic(x[train_mask])), "covariance": model.covariance_type}
-        return Clustering(model.predict(x).astype(np.int64), "train", k, info)
+        return _run_predictive(algorithm, x, train_mask, k, seed)
     if algorithm == "agglomerative":
         if k is None or n < k:
             raise ValueError(f"agglomerative: need at least k={k} units, have {n}")
@@ -169,3 +158,21 @@ def run_algorithm(
             ).fit(x)
         return Clustering(model.labels_.astype(np.int64), "all", k, {"affinity": f"knn{nn}"})
     raise ValueError(f"unknown clustering algorithm {algorithm!r} (have {', '.join(ALGORITHMS)})")
+
+
+def _run_predictive(
+    algorithm: str, x: np.ndarray, train_mask: np.ndarray, k: int | None, seed: int
+) -> Clustering:
+    """K-Means or GMM fit on the ``train_mask`` rows of ``x`` (float64), then predicted for every row."""
+    n_fit = int(train_mask.sum())
+    if k is None or n_fit < k:
+        raise ValueError(f"{algorithm}: need at least k={k} training units, have {n_fit}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        if algorithm == "kmeans":
+            model = KMeans(n_clusters=k, n_init=4, random_state=seed).fit(x[train_mask])
+            info = {"inertia": float(model.inertia_)}
+        else:
+            model = _gmm(k, x.shape[1], seed).fit(x[train_mask])
+            info = {"bic": float(model.bic(x[train_mask])), "covariance": model.covariance_type}
+    return Clustering(model.predict(x).astype(np.int64), "train", k, info)

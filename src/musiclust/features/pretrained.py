@@ -119,13 +119,8 @@ def _missing_packages_error(what: str) -> PretrainedModelError:
     )
 
 
-def resolve_model(params: Any) -> ModelSource:
-    """Locate ``features.pretrained.model`` without loading it (fast; no network unless allowed).
-
-    Raises :class:`PretrainedModelError` naming the key when torch/transformers are missing, the
-    model is neither a local directory nor cached and may not or cannot be downloaded, or it
-    ships code that ``features.pretrained.trust_remote_code`` does not allow.
-    """
+def _require_packages() -> None:
+    """Raise :func:`_missing_packages_error` unless torch and transformers can be imported (none is)."""
     import importlib.util
 
     for pkg in ("torch", "transformers"):
@@ -135,6 +130,16 @@ def resolve_model(params: Any) -> ModelSource:
             missing = True
         if missing:
             raise _missing_packages_error(f"no module named {pkg!r}")
+
+
+def resolve_model(params: Any) -> ModelSource:
+    """Locate ``features.pretrained.model`` without loading it (fast; no network unless allowed).
+
+    Raises :class:`PretrainedModelError` naming the key when torch/transformers are missing, the
+    model is neither a local directory nor cached and may not or cannot be downloaded, or it
+    ships code that ``features.pretrained.trust_remote_code`` does not allow.
+    """
+    _require_packages()
     name = (params.model or "").strip()
     if not name:
         raise PretrainedModelError(
@@ -228,6 +233,68 @@ def _torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _load_pretrained(params: Any, source: ModelSource) -> tuple[Any, Any, Any, str, ModelSource]:
+    """Load the model's config, feature extractor and weights (float32) with transformers.
+
+    Returns ``(config, feature_extractor, model, kind, source)``; ``kind`` is ``params.kind`` with
+    ``auto`` decided from the config, and ``source`` points at the cached snapshot after a download.
+    """
+    try:
+        import torch
+        import transformers
+    except ImportError as exc:
+        raise _missing_packages_error(str(exc)) from None
+    from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+    location = str(source.path) if source.path is not None else source.repo_id
+    local_only = source.path is not None
+    common = {"local_files_only": local_only, "trust_remote_code": bool(params.trust_remote_code)}
+    transformers.utils.logging.disable_progress_bar()  # weight-loading bars would flood the stage log
+    try:
+        if source.path is None:  # fetch the config alone first: no model code may run before this check
+            from huggingface_hub import hf_hub_download
+
+            _check_remote_code(Path(hf_hub_download(source.repo_id, "config.json")), params)
+        config = AutoConfig.from_pretrained(location, **common)
+        kind = params.kind
+        if kind == "auto":
+            kind = "clap" if config.model_type == "clap" else "hidden_states"
+        if kind == "clap" and config.model_type != "clap":
+            raise PretrainedModelError(
+                f"features.pretrained.kind is clap but {params.model!r} is a {config.model_type!r} model; "
+                "use kind: auto or hidden_states"
+            )
+        feature_extractor = AutoFeatureExtractor.from_pretrained(location, **common)
+        if kind == "clap":
+            from transformers import ClapModel
+
+            model = ClapModel.from_pretrained(location, dtype=torch.float32, **common)
+        else:
+            model = AutoModel.from_pretrained(location, dtype=torch.float32, **common)
+        if source.path is None:  # downloaded: fingerprint the cached snapshot it now is
+            snap = _cached_snapshot(source.repo_id)
+            if snap is not None:
+                source = ModelSource(source.name, snap, source.repo_id, "download")
+    except PretrainedModelError:
+        raise
+    except (OSError, ValueError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise PretrainedModelError(
+            f"{_KEY}: cannot load {params.model!r} with transformers {transformers.__version__}: {first}"
+        ) from None
+    return config, feature_extractor, model, kind, source
+
+
+def _check_layer(layer: Any, config: Any, params: Any) -> None:
+    """Refuse an integer ``features.pretrained.layer`` outside the model's hidden states."""
+    n_layers = int(getattr(config, "num_hidden_layers", 0))
+    if isinstance(layer, int) and not -(n_layers + 1) <= layer <= n_layers:
+        raise PretrainedModelError(
+            f"features.pretrained.layer {layer} is out of range: {params.model!r} has "
+            f"hidden states 0..{n_layers} (0 = input embedding)"
+        )
+
+
 class PretrainedEmbedder:
     """A pretrained audio model that turns clips ``(B, n_samples)`` into embeddings ``(B, dim)``.
 
@@ -235,51 +302,9 @@ class PretrainedEmbedder:
     """
 
     def __init__(self, params: Any, source: ModelSource) -> None:
-        try:
-            import torch
-            import transformers
-        except ImportError as exc:
-            raise _missing_packages_error(str(exc)) from None
-        from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
-
         self.params = params
         self.source = source
-        location = str(source.path) if source.path is not None else source.repo_id
-        local_only = source.path is not None
-        common = {"local_files_only": local_only, "trust_remote_code": bool(params.trust_remote_code)}
-        transformers.utils.logging.disable_progress_bar()  # weight-loading bars would flood the stage log
-        try:
-            if source.path is None:  # fetch the config alone first: no model code may run before this check
-                from huggingface_hub import hf_hub_download
-
-                _check_remote_code(Path(hf_hub_download(source.repo_id, "config.json")), params)
-            config = AutoConfig.from_pretrained(location, **common)
-            kind = params.kind
-            if kind == "auto":
-                kind = "clap" if config.model_type == "clap" else "hidden_states"
-            if kind == "clap" and config.model_type != "clap":
-                raise PretrainedModelError(
-                    f"features.pretrained.kind is clap but {params.model!r} is a {config.model_type!r} model; "
-                    "use kind: auto or hidden_states"
-                )
-            self.feature_extractor = AutoFeatureExtractor.from_pretrained(location, **common)
-            if kind == "clap":
-                from transformers import ClapModel
-
-                model = ClapModel.from_pretrained(location, dtype=torch.float32, **common)
-            else:
-                model = AutoModel.from_pretrained(location, dtype=torch.float32, **common)
-            if source.path is None:  # downloaded: fingerprint the cached snapshot it now is
-                snap = _cached_snapshot(source.repo_id)
-                if snap is not None:
-                    self.source = source = ModelSource(source.name, snap, source.repo_id, "download")
-        except PretrainedModelError:
-            raise
-        except (OSError, ValueError, KeyError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise PretrainedModelError(
-                f"{_KEY}: cannot load {params.model!r} with transformers {transformers.__version__}: {first}"
-            ) from None
+        config, self.feature_extractor, model, kind, self.source = _load_pretrained(params, source)
         self.kind = kind
         self.model = model.eval()
         self.sampling_rate = int(getattr(self.feature_extractor, "sampling_rate", 16000))
@@ -287,12 +312,7 @@ class PretrainedEmbedder:
         self.max_samples = int(getattr(self.feature_extractor, "nb_max_samples", 0)) if kind == "clap" else 0
         self.layer = params.layer
         if kind == "hidden_states":
-            n_layers = int(getattr(config, "num_hidden_layers", 0))
-            if isinstance(self.layer, int) and not -(n_layers + 1) <= self.layer <= n_layers:
-                raise PretrainedModelError(
-                    f"features.pretrained.layer {self.layer} is out of range: {params.model!r} has "
-                    f"hidden states 0..{n_layers} (0 = input embedding)"
-                )
+            _check_layer(self.layer, config, params)
         probe = self.embed(np.zeros((1, self.sampling_rate), np.float32), self.sampling_rate)
         self.dim = int(probe.shape[1])
         self.columns = column_names(self.dim)
@@ -300,7 +320,7 @@ class PretrainedEmbedder:
             "pretrained model %s (%s, from %s): %s, %d Hz, dim %d%s",
             params.model,
             config.model_type,
-            source.origin,
+            self.source.origin,
             kind,
             self.sampling_rate,
             self.dim,

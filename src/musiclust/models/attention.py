@@ -25,6 +25,16 @@ from musiclust.models.conv1d_vae import SequenceInputs, check_sequence_shape, co
 FUSIONS = ("residual", "gated")
 
 
+def _check_settings(key: str, fusion: str, heads: int, d: int, text_tokens: int, kernel: int) -> None:
+    """Refuse an unknown ``fusion``, ``heads`` that do not divide the token width ``d``, or a bad kernel."""
+    if fusion not in FUSIONS:
+        raise ModelConfigError(f"models.{key}.fusion: {fusion!r} is not one of {', '.join(FUSIONS)}")
+    if heads < 1 or d % heads:
+        raise ModelConfigError(f"models.{key}.heads: {heads} must divide the token width channels[-1] = {d}")
+    if text_tokens < 1 or kernel < 1 or kernel % 2 == 0:
+        raise ModelConfigError(f"models.{key}: text_tokens must be >= 1 and kernel a positive odd int")
+
+
 class AttentionMultimodalVAE(SequenceInputs, TextInputs, LatentModel):
     """Multimodal VAE whose audio tokens attend to lyrics tokens by multi-head cross-attention,
     the cross-modal attention of Tsai et al. ("Multimodal Transformer for Unaligned Multimodal
@@ -87,16 +97,7 @@ class AttentionMultimodalVAE(SequenceInputs, TextInputs, LatentModel):
         channels, text_hidden = list(channels), list(text_hidden)
         t_bottom = check_sequence_shape(self.key, n_mfcc, frames, channels, pool)
         d = channels[-1]
-        if fusion not in FUSIONS:
-            raise ModelConfigError(f"models.{self.key}.fusion: {fusion!r} is not one of {', '.join(FUSIONS)}")
-        if heads < 1 or d % heads:
-            raise ModelConfigError(
-                f"models.{self.key}.heads: {heads} must divide the token width channels[-1] = {d}"
-            )
-        if text_tokens < 1 or kernel < 1 or kernel % 2 == 0:
-            raise ModelConfigError(
-                f"models.{self.key}: text_tokens must be >= 1 and kernel a positive odd int"
-            )
+        _check_settings(self.key, fusion, heads, d, text_tokens, kernel)
         self.fusion, self.text_tokens, self.d = fusion, int(text_tokens), d
         self._bottom = (d, t_bottom)
         # inputs

@@ -163,11 +163,21 @@ def bangla_phones(word: str) -> tuple[tuple[str, ...], ...]:
     ma-phala after a consonant are not pronounced (they geminate it); word-initial এ
     before a consonant + /a/ or final consonant is /æ/. Good enough to sing, not a dictionary.
     """
-    # one piece on purpose: a left-to-right scan over the script whose cases share `phones` and
-    # `inherent_at`; split into helpers, each would need all of that state passed back and forth
     word = (
         word.replace("ড" + _NUKTA, "\u09dc").replace("ঢ" + _NUKTA, "\u09dd").replace("য" + _NUKTA, "\u09df")
     )
+    phones, inherent_at, conj_final = _scan_bangla(word)
+    _final_inherent_vowel(phones, inherent_at, conj_final)
+    _vowel_harmony(phones, inherent_at)
+    return _syllabify(phones)
+
+
+def _scan_bangla(word: str) -> tuple[list[str], list[int], bool]:
+    """Left-to-right scan of the script into phones, every consonant with its inherent /ɔ/.
+
+    Returns ``(phones, inherent_at, conj_final)``: the positions of the inherent vowels in
+    ``phones`` and whether the last consonant was the second member of a conjunct.
+    """
     phones: list[str] = []
     inherent_at: list[int] = []  # positions of inherent vowels in `phones`
     conj_final = False  # the last consonant was the second member of a conjunct
@@ -198,40 +208,55 @@ def bangla_phones(word: str) -> tuple[tuple[str, ...], ...]:
             i += 1
             continue
         if ch in _BN_VOWELS:
-            v = _BN_VOWELS[ch]
-            if ch == "এ" and i == 0:
-                rest = word[1:]
-                if (
-                    len(rest) >= 1
-                    and rest[0] in _BN_CONS
-                    and (len(rest) == 1 or rest[1] in ("া", _HASANTA) or rest[1] in _BN_CONS)
-                ):
-                    v = ("æ",)
-            phones.extend(v)
+            phones.extend(_initial_e(word) if ch == "এ" and i == 0 else _BN_VOWELS[ch])
         elif ch == _KHANDA_TA:
             phones.append("t̪")
         elif ch == _ANUSVARA:
             phones.append("ŋ")
         elif ch == _CANDRABINDU:
-            for k in range(len(phones) - 1, -1, -1):
-                if phones[k] in _NASALISED:
-                    phones[k] = _NASALISED[phones[k]]
-                    break
+            _nasalise_last_vowel(phones)
         # visarga, hasanta at word end, ZWJ/ZWNJ and anything else: silent
         i += 1
-    # word-final inherent vowel: silent, or /o/ after a conjunct
+    return phones, inherent_at, conj_final
+
+
+def _initial_e(word: str) -> tuple[str, ...]:
+    """Word-initial এ: /æ/ before a consonant that ends the word or precedes া, hasanta or a consonant."""
+    v = _BN_VOWELS["এ"]
+    rest = word[1:]
+    if (
+        len(rest) >= 1
+        and rest[0] in _BN_CONS
+        and (len(rest) == 1 or rest[1] in ("া", _HASANTA) or rest[1] in _BN_CONS)
+    ):
+        v = ("æ",)
+    return v
+
+
+def _nasalise_last_vowel(phones: list[str]) -> None:
+    """Candrabindu: nasalise the last vowel before it that has a nasal form (in place)."""
+    for k in range(len(phones) - 1, -1, -1):
+        if phones[k] in _NASALISED:
+            phones[k] = _NASALISED[phones[k]]
+            break
+
+
+def _final_inherent_vowel(phones: list[str], inherent_at: list[int], conj_final: bool) -> None:
+    """Word-final inherent vowel (in place): silent, or /o/ after a conjunct; a one-vowel word keeps it."""
     if inherent_at and inherent_at[-1] == len(phones) - 1:
         if conj_final:
             phones[-1] = "o"
         elif sum(PHONES[p].kind == "vowel" for p in phones) > 1:  # a one-letter word keeps it
             phones.pop()
             inherent_at.pop()
-    # vowel harmony: inherent /ɔ/ -> /o/ before a high vowel in the next syllable
+
+
+def _vowel_harmony(phones: list[str], inherent_at: list[int]) -> None:
+    """Inherent /ɔ/ -> /o/ before a high vowel in the next syllable (in place)."""
     vowels = [k for k, p in enumerate(phones) if PHONES[p].kind == "vowel"]
     for a, b in zip(vowels, vowels[1:]):
         if a in inherent_at and phones[b] in ("i", "u", "ĩ", "ũ"):
             phones[a] = "o"
-    return _syllabify(phones)
 
 
 def _syllabify(phones: list[str]) -> tuple[tuple[str, ...], ...]:

@@ -83,19 +83,7 @@ def load_clip_data(
     skipped: dict[str, int] = {}
     keep = np.ones(n_in, dtype=bool)
     ids, x, inputs, dims = _read_audio(features_dir, x_kind, feature_sets, expected_columns)
-    pos = pd.Series(np.arange(len(ids)), index=pd.Index(ids.astype(str)))
-    if pos.index.has_duplicates:
-        raise TrainingDataError(
-            f"{features_dir}: duplicate segment_id rows in the {inputs['feature_sets']} features"
-        )
-    rows = pos.reindex(segments["segment_id"].astype(str)).to_numpy()
-    no_feat = np.isnan(rows)
-    _skip(skipped, keep, no_feat, "no_features")
-    rows_i = np.where(no_feat, 0, rows).astype(np.int64)
-    x_all = subset(x, rows_i) if isinstance(x, ShardedArray) else np.asarray(x)[rows_i].astype(np.float32)
-    if n_in:  # chunk by chunk: a sharded x is never read whole
-        finite = np.concatenate([np.isfinite(c.reshape(len(c), -1)).all(axis=1) for c in chunks(x_all)])
-        _skip(skipped, keep, ~finite & keep, "non_finite_features")
+    x_all = _align_x(segments, features_dir, ids, x, inputs["feature_sets"], skipped, keep)
     arrays: dict[str, Any] = {"x": x_all}
     if "text" in needs:
         if lyrics is None:
@@ -121,6 +109,34 @@ def load_clip_data(
         n_in=n_in,
         skipped=skipped,
     )
+
+
+def _align_x(
+    segments: pd.DataFrame,
+    features_dir: str | Path,
+    ids: pd.Series,
+    x: Any,
+    feature_sets: Any,
+    skipped: dict[str, int],
+    keep: np.ndarray,
+) -> Any:
+    """``x`` rows in the order of ``segments`` (row 0 where a clip has none).
+
+    Clips without feature rows or with non-finite features are marked in ``keep`` and counted in
+    ``skipped`` (both updated in place); a duplicated ``segment_id`` in the features is an error.
+    """
+    pos = pd.Series(np.arange(len(ids)), index=pd.Index(ids.astype(str)))
+    if pos.index.has_duplicates:
+        raise TrainingDataError(f"{features_dir}: duplicate segment_id rows in the {feature_sets} features")
+    rows = pos.reindex(segments["segment_id"].astype(str)).to_numpy()
+    no_feat = np.isnan(rows)
+    _skip(skipped, keep, no_feat, "no_features")
+    rows_i = np.where(no_feat, 0, rows).astype(np.int64)
+    x_all = subset(x, rows_i) if isinstance(x, ShardedArray) else np.asarray(x)[rows_i].astype(np.float32)
+    if len(segments):  # chunk by chunk: a sharded x is never read whole
+        finite = np.concatenate([np.isfinite(c.reshape(len(c), -1)).all(axis=1) for c in chunks(x_all)])
+        _skip(skipped, keep, ~finite & keep, "non_finite_features")
+    return x_all
 
 
 def _read_audio(

@@ -128,21 +128,11 @@ def fit(
     the validation clips, and patience only counts once the warm-up is over, so a rising KL
     weight is not mistaken for overfitting. ``label`` names the model in logs and errors.
     """
-    # one piece on purpose: the epoch loop reads top to bottom; its parts are already _Stepper,
-    # _train_epoch, _BestEpoch and _history_row, and what is left is the order they run in
     max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
     warmup = cfg.kl_warmup_epochs if kl_warmup_epochs is None else kl_warmup_epochs
     model.to(device)
     n = len(train["x"])
-    if n < 2:
-        raise TrainingError(
-            f"{label}: {n} training clips; need at least 2 (check the split and silence flags)"
-        )
-    va = val if val is not None and len(val["x"]) else None
-    if va is None:
-        log.warning(
-            "%s seed %d: no validation clips; early stopping uses the training loss instead", label, seed
-        )
+    va = _checked_splits(n, val, label, seed)
     step = _Stepper(model, cfg, device, label, seed)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         step.opt, factor=cfg.lr_factor, patience=cfg.lr_patience
@@ -155,12 +145,7 @@ def fit(
     bar = tqdm(range(max_epochs), desc=f"{label} seed {seed}", leave=False, mininterval=2.0)
     for epoch in bar:
         w = kl_weight_at(epoch, warmup)
-        if "song" in train:  # a song-level model: whole songs, about bs clips, in a random order
-            order = song_batches(train["song"], bs, gen)
-        else:
-            perm = torch.randperm(n, generator=gen).numpy()
-            # drop a trailing batch of one: batch norm cannot train on it
-            order = [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
+        order = _epoch_order(train, n, bs, gen)
         tr_m = _train_epoch(model, batches(train, order, device, cfg.workers), step, w, epoch)
         va_m = evaluate(model, va, device=device, workers=cfg.workers) if va is not None else tr_m
         if not math.isfinite(va_m["total"]):
@@ -181,6 +166,31 @@ def fit(
     model.eval()
     res.seconds = time.perf_counter() - t0
     return res
+
+
+def _checked_splits(
+    n: int, val: Mapping[str, np.ndarray] | None, label: str, seed: int
+) -> Mapping[str, np.ndarray] | None:
+    """Refuse fewer than 2 training clips; return the validation split, or None (with a warning) if empty."""
+    if n < 2:
+        raise TrainingError(
+            f"{label}: {n} training clips; need at least 2 (check the split and silence flags)"
+        )
+    va = val if val is not None and len(val["x"]) else None
+    if va is None:
+        log.warning(
+            "%s seed %d: no validation clips; early stopping uses the training loss instead", label, seed
+        )
+    return va
+
+
+def _epoch_order(train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Generator) -> list[np.ndarray]:
+    """One epoch's batches of training row indices, shuffled by ``gen``."""
+    if "song" in train:  # a song-level model: whole songs, about bs clips, in a random order
+        return song_batches(train["song"], bs, gen)
+    perm = torch.randperm(n, generator=gen).numpy()
+    # drop a trailing batch of one: batch norm cannot train on it
+    return [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
 
 
 class _BestEpoch:

@@ -303,25 +303,8 @@ def _train_seed(
     seconds: dict[str, float] = {}
     extra: dict[str, Any] = {}
     if model.pretrain_epochs > 0:
-        pre = _pretrain(model, train, val, train_cfg, seed, device, label=f"{key}/pretrain")
-        save_checkpoint(
-            contract.checkpoint_path(out_dir, seed, "pretrain"),
-            _checkpoint(model, pre, ckpt_extra, stage="pretrain"),
-        )
-        seconds["pretrain_seconds"] = round(pre.seconds, 3)
-        codes, _ = encode_arrays(model, train, device, train_cfg.workers)
-        extra = {
-            "pretrain_epochs": pre.epochs,
-            "pretrain_val_loss": float(pre.best_val_loss),
-            **model.after_pretraining(codes, seed),
-        }
-        log.info(
-            "%s seed %d: pretrained %d epochs (val loss %.4g); %s",
-            key,
-            seed,
-            pre.epochs,
-            pre.best_val_loss,
-            extra,
+        extra, seconds["pretrain_seconds"] = _pretrain_seed(
+            key, model, train, val, train_cfg, seed, device, out_dir, ckpt_extra
         )
     res = fit(model, train, val, train_cfg, seed=seed, label=key, device=device)
     seconds["seconds"] = round(res.seconds, 3)
@@ -344,6 +327,44 @@ def _train_seed(
     return _SeedRun(
         summary, res.history, contract.latents_frame(data.clips, mu, cluster, seed), seconds, model
     )
+
+
+def _pretrain_seed(
+    key: str,
+    model: LatentModel,
+    train: Mapping[str, Any],
+    val: Mapping[str, Any],
+    train_cfg: TrainParams,
+    seed: int,
+    device: torch.device,
+    out_dir: Path,
+    ckpt_extra: Mapping[str, Any],
+) -> tuple[dict[str, Any], float]:
+    """Pretrain one seed's model, checkpoint it and run its ``after_pretraining`` step.
+
+    Returns ``(summary entries, pretraining seconds)``.
+    """
+    pre = _pretrain(model, train, val, train_cfg, seed, device, label=f"{key}/pretrain")
+    save_checkpoint(
+        contract.checkpoint_path(out_dir, seed, "pretrain"),
+        _checkpoint(model, pre, ckpt_extra, stage="pretrain"),
+    )
+    pretrain_seconds = round(pre.seconds, 3)
+    codes, _ = encode_arrays(model, train, device, train_cfg.workers)
+    extra = {
+        "pretrain_epochs": pre.epochs,
+        "pretrain_val_loss": float(pre.best_val_loss),
+        **model.after_pretraining(codes, seed),
+    }
+    log.info(
+        "%s seed %d: pretrained %d epochs (val loss %.4g); %s",
+        key,
+        seed,
+        pre.epochs,
+        pre.best_val_loss,
+        extra,
+    )
+    return extra, pretrain_seconds
 
 
 def _pretrain(
