@@ -193,6 +193,9 @@ def test_segment_stage_outputs_and_skips(tmp_path, repo_root):
     assert rep["reasons"] == {"too short": 1, "silent": 1, "corrupt": 1}
     by_song = {r["song_id"]: r for r in rep["songs"]}
     assert by_song["broken"]["status"] == "skipped" and by_song["broken"]["detail"]
+    # the raw folder was given as an absolute path: the cached report still holds none
+    text = (out / "report.json").read_text()
+    assert str(tmp_path) not in text and str(raw.resolve()) not in text, by_song["broken"]["detail"]
     assert set(seg["song_id"]) == {s["song_id"] for s in songs} - {"short", "silent", "broken"}
     # 7.5 s songs at 3 s windows: 2 clips each, tail dropped; the gap song: 3 clips, the middle one silent
     assert (seg.groupby("song_id").size().drop("gap") == 2).all()

@@ -218,13 +218,26 @@ def segment_song(
         pcm = to_pcm16(w.audio)
         return entry, dataclasses.replace(w, audio=np.empty((0, 0), np.float32)), gain, pcm
     except AudioDecodeError as exc:
-        entry.update(status="skipped", reason=exc.reason, detail=exc.detail or str(exc))
+        entry.update(status="skipped", reason=exc.reason, detail=_relative(exc.detail or str(exc), raw_dir))
     except SkipSong as exc:
-        entry.update(status="skipped", reason=exc.reason, detail=exc.detail)
+        entry.update(status="skipped", reason=exc.reason, detail=_relative(exc.detail, raw_dir))
     except Exception as exc:  # one bad song must not stop the run; the report names it
         log.exception("%s: unexpected error while segmenting", song_id)
-        entry.update(status="skipped", reason="error", detail=f"{type(exc).__name__}: {exc}")
+        entry.update(
+            status="skipped", reason="error", detail=_relative(f"{type(exc).__name__}: {exc}", raw_dir)
+        )
     return entry, None, 0.0, None
+
+
+def _relative(text: str, raw_dir: Path) -> str:
+    """``text`` with the raw folder's absolute spellings cut to paths inside it.
+
+    Decoders name the file they failed on by its full path; the report is a cached output and
+    must not change with where the project lives (``audio/x.wav``, not ``/home/.../data/raw/audio/x.wav``).
+    """
+    for root in sorted({os.path.abspath(raw_dir), str(Path(raw_dir).resolve())}, key=len, reverse=True):
+        text = text.replace(root + os.sep, "")
+    return text
 
 
 _JOB: dict = {}
