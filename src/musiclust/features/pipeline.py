@@ -300,18 +300,7 @@ def featurize_segments(
 
     elapsed = time.perf_counter() - t0
     audio_s = len(seg) * n_samples / sample_rate
-    report = {
-        "clips": len(seg),
-        "sets": list(cfg.sets),
-        "columns": {k: len(v) for k, v in sink.columns.items()},
-        "tensor_shapes": {k: list(v[0]) for k, v in tensor_shapes(cfg).items()},
-        "scalers_fit_on": scaler_rows,
-        "nonfinite_replaced": sink.nonfinite,
-        "workers": features.workers,
-        "audio_seconds": round(audio_s, 1),
-    }
-    if embedder is not None:  # only then, so that the default report is unchanged
-        report["pretrained"] = embedder.describe()
+    report = _report(cfg, sink, len(seg), scaler_rows, features.workers, audio_s, embedder)
     contract.write_report(out_dir, report)
     # timings go to the log only: report.json is a cached output and must not change run to run
     log.info(
@@ -322,6 +311,31 @@ def featurize_segments(
         audio_s / elapsed if elapsed > 0 else 0,
         f"; {sink.nonfinite} non-finite values replaced" if sink.nonfinite else "",
     )
+    return report
+
+
+def _report(
+    cfg: FeatureConfig,
+    sink: FeatureSink,
+    n_clips: int,
+    scaler_rows: str,
+    workers: int,
+    audio_s: float,
+    embedder: PretrainedEmbedder | None,
+) -> dict:
+    """``report.json``: what was computed (no timings: it is a cached output)."""
+    report = {
+        "clips": n_clips,
+        "sets": list(cfg.sets),
+        "columns": {k: len(v) for k, v in sink.columns.items()},
+        "tensor_shapes": {k: list(v[0]) for k, v in tensor_shapes(cfg).items()},
+        "scalers_fit_on": scaler_rows,
+        "nonfinite_replaced": sink.nonfinite,
+        "workers": workers,
+        "audio_seconds": round(audio_s, 1),
+    }
+    if embedder is not None:  # only then, so that the default report is unchanged
+        report["pretrained"] = embedder.describe()
     return report
 
 
