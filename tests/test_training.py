@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -321,6 +326,56 @@ def test_seeds_trained_in_processes_write_the_same_bytes_as_one_after_another(da
     assert names == sorted(p.name for p in b.iterdir())
     differ = [n for n in names if (a / n).read_bytes() != (b / n).read_bytes()]
     assert not differ, f"seed processes changed {differ}"
+
+
+def _children(pid: int) -> set[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_seed_processes_exit_when_the_stage_is_killed(dataset, tmp_path):
+    """Killing the stage (a stopped dvc repro) must not leave seeds training for nobody."""
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys\n"
+        "from musiclust.params import TrainParams\n"
+        "from musiclust.training.run import train_model\n"
+        "if __name__ == '__main__':\n"
+        "    cfg = TrainParams(max_epochs=100000, patience=100000, device='cpu', seed_workers=2)\n"
+        "    train_model('vae', {'latent_dim': 2, 'hidden': [8]}, cfg, [0, 1], *sys.argv[1:])\n"
+    )
+    args = [str(dataset["segments"]), str(dataset["features"]), str(dataset["lyrics"]), str(tmp_path / "out")]
+    proc = subprocess.Popen([sys.executable, str(script), *args])
+    try:
+        deadline = time.monotonic() + 120
+        workers: set[int] = set()
+        while time.monotonic() < deadline and len(workers) < 2:
+            time.sleep(0.5)
+            workers = {
+                c for c in _children(proc.pid) if "spawn_main" in Path(f"/proc/{c}/cmdline").read_text()
+            }
+        assert len(workers) >= 2, "the seed processes did not start"
+        time.sleep(5)  # let them import torch and start training
+        assert all(Path(f"/proc/{w}").exists() for w in workers), "a seed process ended on its own"
+    finally:
+        proc.kill()
+        proc.wait()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(Path(f"/proc/{w}").exists() for w in workers):
+        time.sleep(0.5)
+    alive = [w for w in workers if Path(f"/proc/{w}").exists()]
+    for w in alive:
+        os.kill(w, signal.SIGKILL)
+    assert not alive, "seed processes outlived their stage"
 
 
 def test_text_models_are_not_applicable_without_lyrics(dataset, tmp_path):

@@ -14,6 +14,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import multiprocessing as mp
+import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -191,9 +194,23 @@ def _train_seeds_in_processes(job: _SeedJob, seeds: list[int], procs: int) -> di
     """
     ctx = mp.get_context("spawn")
     log.info("%s: training %d seeds in %d processes (train.seed_workers)", job.key, len(seeds), procs)
-    with ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=setup_logging) as pool:
+    with ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init_seed_process) as pool:
         futures = {s: pool.submit(_seed_in_process, job, s) for s in seeds}
         return {s: futures[s].result() for s in seeds}
+
+
+def _init_seed_process() -> None:
+    """Logging, and exit when the parent is gone: a stage killed from outside (a stopped
+    `dvc repro`, a `kill` of the stage) must not leave seeds training for nobody."""
+    setup_logging()
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _seed_in_process(job: _SeedJob, seed: int) -> _SeedRun:
