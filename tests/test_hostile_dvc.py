@@ -26,7 +26,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 SR = 22050
-N = 8
+N = 24  # enough songs that Ctrl-C lands mid-run even when the reader lags on a busy machine
 
 
 def _run(cmd: list[str], cwd: Path, env: dict) -> str:
@@ -93,12 +93,12 @@ def test_ctrl_c_then_dvc_exp_run_fetches_only_the_rest(tmp_path):
     for line in proc.stdout:
         first.append(line)
         fetched_first |= set(re.findall(r"(s\d\d): downloaded in", line))
-        if len(fetched_first) >= 3:
+        if len(fetched_first) >= 2:
             os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole group gets it
             break
     first += proc.stdout.readlines()
     assert proc.wait(timeout=120) != 0, "".join(first)[-3000:]
-    assert 3 <= len(fetched_first) < N, "".join(first)[-3000:]
+    assert 2 <= len(fetched_first) < N, "".join(first)[-3000:]
 
     again = _run([dvc, "exp", "run", "download"], work, env)
     fetched_again = set(re.findall(r"(s\d\d): downloaded in", again))
