@@ -88,6 +88,9 @@ def test_ctrl_c_then_dvc_exp_run_fetches_only_the_rest(tmp_path):
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # a shell that starts this suite in the background (`cmd &`, nohup) leaves SIGINT ignored,
+        # and an ignored signal stays ignored across exec: give dvc the terminal's default back
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     first, fetched_first = [], set()
     for line in proc.stdout:
