@@ -51,78 +51,36 @@ def real_chunks(paths: list[Path], n: int, seed: int = 0) -> tuple[list[str], ob
 
 
 def onnx_backends(enc, work: Path, threads: int) -> dict[str, Callable[[list[str]], np.ndarray]]:
-    """Encoders running the exported transformer in onnxruntime (empty without onnxruntime)."""
+    """Encoders running the exported transformer in onnxruntime (empty without onnxruntime).
+
+    ``onnx-fp32`` and ``onnx-nbits8`` are the library's own backends (``lyrics.backend: onnx`` and
+    ``onnx-int8``, exported into ``work``); ``onnx-int8`` is plain dynamic int8 quantization of
+    the same export (one activation scale per tensor), measured here and not offered.
+    """
     try:
-        import onnx
         import onnxruntime as ort
         from onnxruntime.quantization import QuantType, quantize_dynamic
-        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+        from musiclust.text.onnx_backend import OnnxSentenceModel
     except ImportError as e:
         log.warning("onnxruntime/onnx not installed (%s): ONNX backends skipped", e)
         return {}
-    st = enc.model
-    hf = st[0].auto_model.eval()
-    max_len = int(st.max_seq_length)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
+    from musiclust.text.models import BUNDLED_MODEL, resolve_model
 
-    class Hidden(torch.nn.Module):  # the transformer's token vectors; pooling is done below
-        def __init__(self) -> None:
-            super().__init__()
-            self.m = hf
+    model_dir = resolve_model(BUNDLED_MODEL).path
+    fp32 = OnnxSentenceModel(enc.model, model_dir, "onnx", work)  # session threads: torch's (--threads)
+    nbits = OnnxSentenceModel(enc.model, model_dir, "onnx-int8", work)
+    dynamic = OnnxSentenceModel(enc.model, model_dir, "onnx", work)
+    int8 = work / "dynamic-int8.onnx"
+    quantize_dynamic(str(fp32.path), str(int8), weight_type=QuantType.QInt8, per_channel=True)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+    dynamic.session = ort.InferenceSession(str(int8), so, providers=["CPUExecutionProvider"])
 
-        def forward(self, input_ids, attention_mask, token_type_ids):
-            return self.m(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).last_hidden_state
+    def backend(model: OnnxSentenceModel) -> Callable[[list[str]], np.ndarray]:
+        return lambda texts: model.encode(texts, batch_size=32, normalize_embeddings=True)
 
-    fp32 = work / "fp32.onnx"
-    example = st.tokenizer(["a b", "c d e"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        torch.onnx.export(
-            Hidden(),
-            tuple(example[k] for k in names),
-            str(fp32),
-            input_names=names,
-            output_names=["hidden"],
-            dynamic_axes={k: {0: "batch", 1: "seq"} for k in [*names, "hidden"]},
-            opset_version=17,
-            dynamo=False,
-        )
-    int8 = work / "int8.onnx"
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
-    nbits = work / "nbits8.onnx"
-    q = MatMulNBitsQuantizer(onnx.load(str(fp32)), bits=8, block_size=32, is_symmetric=True, accuracy_level=4)
-    q.process()
-    q.model.save_model_to_file(str(nbits), use_external_data_format=False)
-
-    def backend(path: Path) -> Callable[[list[str]], np.ndarray]:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-
-        def encode(texts: list[str], batch_size: int = 32) -> np.ndarray:
-            # batches of similar token length (sorted), mean pooling and L2 norm as in the model
-            lens = [len(ids) for ids in st.tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]]
-            order = np.argsort(lens, kind="stable")
-            out = np.zeros((len(texts), enc.dim), np.float32)
-            for s in range(0, len(texts), batch_size):
-                idx = order[s : s + batch_size]
-                e = st.tokenizer(
-                    [texts[j] for j in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=max_len,
-                    return_tensors="np",
-                )
-                h = sess.run(None, {k: e[k].astype(np.int64) for k in names})[0]
-                m = e["attention_mask"][..., None].astype(np.float32)
-                v = (h * m).sum(1) / np.maximum(m.sum(1), 1e-9)
-                out[idx] = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
-            return out
-
-        return encode
-
-    return {"onnx-fp32": backend(fp32), "onnx-int8": backend(int8), "onnx-nbits8": backend(nbits)}
+    return {"onnx-fp32": backend(fp32), "onnx-int8": backend(dynamic), "onnx-nbits8": backend(nbits)}
 
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
