@@ -1,7 +1,7 @@
 """Headline quality of chosen representations on a real collection, without the full pipeline.
 
 Runs the real ``cluster@<rep>`` stage for each representation given (a model key whose
-``models/<key>/`` exists, or a baseline: raw, pca, spectral_features, lyrics) into
+``models/<key>/`` exists, or a baseline: raw, pca, spectral_features, lyrics, raw_lyrics) into
 ``--work/<tag>/clusters/<rep>`` and the real evaluation on them, and writes the headline numbers
 (K-Means, k = the label's number of classes, song means, test songs, mean over seeds, percentile
 bootstrap interval over test songs) plus the same clustering scored on all songs to
@@ -41,6 +41,8 @@ def cluster_args(rep: str, root: Path, out: Path, params: str) -> list[str]:
         return [*args, "--features", str(root / "data/features")]
     if rep == "lyrics":
         return [*args, "--lyrics", str(root / "data/lyrics.parquet")]
+    if rep == "raw_lyrics":
+        return [*args, "--features", str(root / "data/features"), "--lyrics", str(root / "data/lyrics.parquet")]
     return [*args, "--model", str(root / "models" / rep)]
 
 

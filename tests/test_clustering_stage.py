@@ -188,6 +188,8 @@ def cluster_argv(paths: dict[str, Path], rep: str, out: Path, params: Path) -> l
         return [*argv, "--features", str(paths["features"])]
     if rep == "lyrics":
         return [*argv, "--lyrics", str(paths["lyrics"])]
+    if rep == "raw_lyrics":
+        return [*argv, "--features", str(paths["features"]), "--lyrics", str(paths["lyrics"])]
     return [*argv, "--model", str(paths["models"] / rep)]
 
 
@@ -211,13 +213,13 @@ def clustered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     repo = Path(__file__).resolve().parents[1]
     paths = make_inputs(tmp / "in", models={"vae": 6, "vade": 6})
     params = write_params(tmp / "params.yaml", repo, fit_sample=60, maps=["pca", "tsne"])
-    for rep in ("vae", "vade", "raw", "pca", "spectral_features", "lyrics"):
+    for rep in ("vae", "vade", "raw", "pca", "spectral_features", "lyrics", "raw_lyrics"):
         run_cluster(paths, rep, params, tmp / "clusters")
     return {**paths, "clusters": tmp / "clusters", "params": params}
 
 
 def test_every_contract_file_is_written_with_its_columns(clustered: dict[str, Path]) -> None:
-    for rep in ("vae", "vade", "raw", "pca", "spectral_features", "lyrics"):
+    for rep in ("vae", "vade", "raw", "pca", "spectral_features", "lyrics", "raw_lyrics"):
         d = clustered["clusters"] / rep
         assert sorted(p.name for p in d.iterdir()) == sorted(
             ["info.json", *(f"{t}.parquet" for t in contract.TABLES)]
@@ -351,6 +353,29 @@ def test_scores_cover_scopes_and_find_the_planted_labels(clustered: dict[str, Pa
     assert raw.loc[(raw.algorithm == "kmeans") & (raw.k == 4), "silhouette"].gt(0.3).all()
     assert not raw.duplicated(["algorithm", "level", "scope", "k_mode", "k", "label", "seed"]).any()
     assert (raw["kind"] == "baseline").all() and (s["vae"]["kind"] == "model").all()
+
+
+def test_raw_lyrics_keeps_both_modalities_at_equal_weight(clustered: dict[str, Path]) -> None:
+    """The early-fusion baseline: raw audio beside the lyrics' principal components, each block with
+    unit total variance over the training songs' means, so language (in the lyrics only) is found at
+    k = 2 where raw alone cannot find it, and songs without lyrics are left out and counted."""
+    d = clustered["clusters"] / "raw_lyrics"
+    info = read_json(d / "info.json")
+    assert info["kind"] == "baseline" and info["modality"] == "audio+lyrics"
+    raw_cols = read_json(clustered["clusters"] / "raw" / "info.json")["columns"]
+    assert info["columns"][: len(raw_cols)] == raw_cols
+    assert info["columns"][len(raw_cols) :] == [f"lyrics_pc_{i:02d}" for i in range(8)]  # cluster.pca_dim
+    assert info["counts"]["clips_of_songs_without_lyrics"] == 4  # song 2, its 4 clips
+    vec = pd.read_parquet(d / "vectors.parquet")
+    songs = vec[vec.level == "song_mean"]
+    assert len(songs) == 39 and "song_002" not in set(songs["song_id"])
+    train = songs[songs.split == "train"]
+    for block in (raw_cols, info["columns"][len(raw_cols) :]):
+        x = train[block].to_numpy(np.float64)
+        assert ((x - x.mean(axis=0)) ** 2).sum(axis=1).mean() == pytest.approx(1.0, rel=1e-4)
+    s = pd.read_parquet(d / "scores.parquet")
+    lang = dict(algorithm="kmeans", level="song_mean", k=2, label="language", scope="test")
+    assert (_nmi(s, **lang) > 0.9).all()
 
 
 def test_bootstrap_values_are_per_run_and_spread(clustered: dict[str, Path]) -> None:

@@ -30,7 +30,7 @@ PRETRAINED_KINDS = ("auto", "clap", "hidden_states")
 #: Clustering algorithms (keys of ``cluster.algorithms``).
 ALGORITHMS = ("kmeans", "agglomerative", "gmm", "hdbscan", "spectral")
 #: Baseline representations clustered beside the models.
-BASELINES = ("raw", "pca", "spectral_features", "lyrics", "metadata")
+BASELINES = ("raw", "pca", "spectral_features", "lyrics", "raw_lyrics", "metadata")
 #: 2-D projections of the latent maps (keys of ``cluster.maps``).
 MAP_METHODS = ("pca", "tsne", "umap")
 #: how a ``cluster.metadata_columns`` entry ``name[:encoding]`` is encoded

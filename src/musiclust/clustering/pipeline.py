@@ -21,6 +21,7 @@ from musiclust.clustering.metadata import NoMetadata, metadata_vectors
 from musiclust.clustering.representations import (
     Representation,
     baseline_representation,
+    fused_representation,
     lyrics_representation,
     model_representation,
     pca_representation,
@@ -66,7 +67,7 @@ def baseline_input(
 ) -> Representation:
     """Baseline ``name`` (see :mod:`musiclust.clustering.representations`; ``metadata``:
     :mod:`musiclust.clustering.metadata`, from the song metadata columns of ``clips``)."""
-    if name in ("raw", "pca"):
+    if name in ("raw", "pca", "raw_lyrics"):
         ids, x, cols = load_vectors(features_dir, list(raw_sets), standardize=True)
         raw = baseline_representation(
             "raw",
@@ -76,6 +77,9 @@ def baseline_input(
             cols,
             f"standardized {'+'.join(raw_sets)} ({len(cols)} columns, train-only scaler)",
         )
+        if name == "raw_lyrics":
+            text = baseline_input("lyrics", clips, features_dir, lyrics_path, (), pca_dim)
+            return fused_representation(raw, text, pca_dim)
         return raw if name == "raw" else pca_representation(raw, pca_dim)
     if name == "spectral_features":
         ids, x, cols = load_vectors(features_dir, ["spectral"], standardize=True)

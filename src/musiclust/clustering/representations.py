@@ -13,6 +13,10 @@ Baselines (``cluster.baselines``):
 - ``spectral_features``: the standardized hand-crafted ``spectral`` set;
 - ``lyrics``: the song's lyrics embedding, given to each of its clips; songs
   without lyrics are left out of this representation (and counted);
+- ``raw_lyrics``: ``raw`` beside the lyrics embedding's leading principal components
+  (as many as ``pca``), each block scaled so that the training songs' mean vectors have unit
+  total variance: the plain early-fusion baseline a multimodal model has to beat, with neither
+  modality outweighing the other by its number of columns; songs without lyrics are left out;
 - ``metadata``: the song metadata columns named in ``cluster.metadata_columns``
   (:mod:`musiclust.clustering.metadata`), given to each of the song's clips.
 
@@ -244,6 +248,54 @@ def lyrics_representation(clips: pd.DataFrame, lyrics: pd.DataFrame) -> Represen
         {SEED_INDEPENDENT: units},
         counts=counts,
         modality="lyrics",
+    )
+
+
+def fused_representation(raw: Representation, lyrics: Representation, n_components: int) -> Representation:
+    """``raw`` clip vectors beside the lyrics embedding's leading principal components.
+
+    The PCA is fit on the training songs' embeddings (one row per song, so a song's clip count
+    does not weigh it). Each block is centred and divided by the root mean squared norm of the
+    training songs' mean vectors, so both modalities carry unit total variance where the headline
+    clusters (song means) and neither wins by having more columns: 384 lyrics dimensions beside
+    160 audio ones would otherwise decide every split. Clips of songs without lyrics are left
+    out (counted), as in the ``lyrics`` baseline.
+    """
+    a, t = raw.units(SEED_INDEPENDENT), lyrics.units(SEED_INDEPENDENT)
+    both = np.isin(a.unit_id, t.unit_id)
+    a = a.subset(both)
+    t_pos = pd.Series(np.arange(len(t)), index=pd.Index(t.unit_id)).reindex(a.unit_id).to_numpy()
+    text = t.x[t_pos]
+    songs_a = song_means(a)
+    train = songs_a.split == "train"
+    if train.sum() < 2:
+        raise ValueError("raw_lyrics baseline: fewer than two training songs with lyrics")
+    first = np.unique(pd.factorize(pd.Series(a.song_id), sort=False)[0], return_index=True)[1]
+    song_text = text[first]  # one embedding per song, songs in the order of song_means
+    n = int(min(n_components, song_text.shape[1], train.sum() - 1))
+    pca = PCA(n_components=n, svd_solver="full").fit(song_text[train])
+    clip_pcs = pca.transform(text)
+    song_pcs = pca.transform(song_text)
+    blocks = []
+    for clip_x, song_x in ((a.x.astype(np.float64), songs_a.x.astype(np.float64)), (clip_pcs, song_pcs)):
+        centre = song_x[train].mean(axis=0)
+        scale = float(np.sqrt(((song_x[train] - centre) ** 2).sum(axis=1).mean()))
+        blocks.append((clip_x - centre) / (scale if scale > 0 else 1.0))
+    x = np.hstack(blocks).astype(np.float32)
+    counts = dict(raw.counts)
+    counts["clips_of_songs_without_lyrics"] = int((~both).sum())
+    counts["clips"] = len(a)
+    explained = float(pca.explained_variance_ratio_.sum())
+    return Representation(
+        "raw_lyrics",
+        "baseline",
+        f"{raw.description} beside the lyrics embedding's {n} principal components (fit on train "
+        f"songs, {explained:.1%} of their variance), each block scaled to unit total variance of "
+        "the train songs' mean vectors",
+        list(raw.columns) + [f"lyrics_pc_{i:02d}" for i in range(n)],
+        {SEED_INDEPENDENT: Units(a.unit_id, a.song_id, a.split, x)},
+        counts=counts,
+        modality="audio+lyrics",
     )
 
 
