@@ -42,7 +42,13 @@ def cluster_args(rep: str, root: Path, out: Path, params: str) -> list[str]:
     if rep == "lyrics":
         return [*args, "--lyrics", str(root / "data/lyrics.parquet")]
     if rep == "raw_lyrics":
-        return [*args, "--features", str(root / "data/features"), "--lyrics", str(root / "data/lyrics.parquet")]
+        return [
+            *args,
+            "--features",
+            str(root / "data/features"),
+            "--lyrics",
+            str(root / "data/lyrics.parquet"),
+        ]
     return [*args, "--model", str(root / "models" / rep)]
 
 
