@@ -411,6 +411,7 @@ def test_not_applicable_model_and_lyrics_give_empty_tables(tmp_path: Path, repo_
     for rep, reason in (
         ("multimodal", "no song has lyrics: a text model cannot train"),
         ("lyrics", "no song has lyrics"),
+        ("raw_lyrics", "no song has lyrics"),
     ):
         out = stages.cluster.main(cluster_argv(paths, rep, tmp_path / "clusters" / rep, params))
         assert not out.applicable
