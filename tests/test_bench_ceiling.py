@@ -29,8 +29,15 @@ def _write(root: Path, planted: float) -> None:
     songs = [f"s{i:02d}" for i in range(60)]
     genre = np.array(["a", "b", "c"])[np.arange(60) % 3]
     split = np.array(["train", "train", "val", "test", "train"])[np.arange(60) % 5]
+    language = np.array(["en", "de"])[(np.arange(60) // 3) % 2]
     seg = pd.DataFrame(
-        {"segment_id": [f"{s}__0000" for s in songs], "song_id": songs, "split": split, "genre": genre}
+        {
+            "segment_id": [f"{s}__0000" for s in songs],
+            "song_id": songs,
+            "split": split,
+            "genre": genre,
+            "language": language,
+        }
     )
     write_parquet(seg, root / "segments" / "segments.parquet")
     frames = []
@@ -70,6 +77,21 @@ def test_ceiling_finds_a_planted_label_and_not_an_absent_one(
     for probe in ("logistic", "svm_rbf", "forest"):
         assert low <= rows[probe] <= high, (probe, rows)
     assert "on 12 songs (the headline's test set)" in text and "on all 60 songs" in text
+
+
+def test_given_label_bound(ceiling, tmp_path: Path) -> None:
+    """With genre planted and language independent of it, K-Means at k = 3 finds genre, and the
+    partition a language-separating representation is driven to (language x K-Means with 3 // 2
+    clusters) loses most of it."""
+    _write(tmp_path, 6.0)
+    out = tmp_path / "ceiling.md"
+    argv = ["rep", "--clusters", str(tmp_path / "clusters"), "--segments", str(tmp_path / "segments")]
+    assert (
+        ceiling.main([*argv, "--folds", "3", "--boot", "20", "--given", "language", "--out", str(out)]) == 0
+    )
+    row = next(line for line in out.read_text().splitlines() if line.startswith("| rep |") and " / " in line)
+    plain, given = ([float(v) for v in cell.split(" / ")] for cell in row.strip("|").split("|")[1:3])
+    assert plain[1] > 0.9 and given[1] < 0.2, row
 
 
 def test_chance_nmi_is_biased_upward_on_few_songs(ceiling) -> None:
