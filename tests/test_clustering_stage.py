@@ -425,6 +425,24 @@ def test_not_applicable_model_and_lyrics_give_empty_tables(tmp_path: Path, repo_
                 assert list(frame.columns) == contract.COLUMNS[name]
 
 
+def test_raw_lyrics_without_training_songs_with_lyrics_is_not_applicable(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    """Lyrics only for val/test songs: no PCA can be fit on training songs, so the fused baseline
+    is reported as not applicable (the run goes on), not a failed stage."""
+    paths = make_inputs(tmp_path / "in", models={})
+    seg = pd.read_parquet(paths["segments"] / "segments.parquet")
+    ly = pd.read_parquet(paths["lyrics"])
+    train_songs = set(seg.loc[seg.split == "train", "song_id"])
+    ly.loc[ly.song_id.isin(train_songs), "has_lyrics"] = False
+    write_parquet(ly, paths["lyrics"])
+    params = write_params(tmp_path / "params.yaml", repo_root, algorithms=["kmeans"])
+    out = stages.cluster.main(cluster_argv(paths, "raw_lyrics", tmp_path / "clusters" / "raw_lyrics", params))
+    assert not out.applicable
+    info = read_json(tmp_path / "clusters" / "raw_lyrics" / "info.json")
+    assert info["reason"] == "fewer than two training songs have lyrics: no lyrics PCA to fit"
+
+
 def test_missing_model_info_names_the_train_stage(tmp_path: Path, repo_root: Path) -> None:
     paths = make_inputs(tmp_path / "in", models={"vae": 4})
     (paths["models"] / "vae" / "info.json").unlink()

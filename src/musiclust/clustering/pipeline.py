@@ -79,6 +79,9 @@ def baseline_input(
         )
         if name == "raw_lyrics":
             text = baseline_input("lyrics", clips, features_dir, lyrics_path, (), pca_dim)
+            units = text.units(contract.SEED_INDEPENDENT)
+            if len(set(units.song_id[units.split == "train"])) < 2:
+                raise NotApplicable("fewer than two training songs have lyrics: no lyrics PCA to fit")
             return fused_representation(raw, text, pca_dim)
         return raw if name == "raw" else pca_representation(raw, pca_dim)
     if name == "spectral_features":
