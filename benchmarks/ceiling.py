@@ -105,7 +105,7 @@ def given_bound(x: pd.DataFrame, meta: pd.DataFrame, label: str, given: str, see
     Under K-Means at the label's k, a vector in which the ``given`` split is strong enough to win
     at ``given``'s k spends a split on it at ``label``'s k too (when the vectors' k-cluster
     between-variance grows slowly in k, as on diffuse audio features); this partition is what
-    such a fusion can at best deliver for ``label``.
+    such a fusion is driven towards, an estimate (not a proof) of what it can deliver for ``label``.
     """
     m = meta.loc[x.index]
     y, g = m[label].astype(str).to_numpy(), m[given].astype(str).to_numpy()
