@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         "| representation | probe | sees the label | NMI [95%] | AMI |",
         "|---|---|---|---|---|",
     ]
-    for rep in args.reps:
-        per_seed = song_vectors(Path(args.clusters) / rep)
+    vectors = {rep: song_vectors(Path(args.clusters) / rep) for rep in args.reps}
+    for rep, per_seed in vectors.items():
         results: dict[str, list] = {}
         for seed, x in per_seed.items():
             x = x.loc[x.index.intersection(labels.index)]
@@ -187,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| representation | K-Means k = {k} | {args.given} x K-Means |",
             "|---|---|---|",
         ]
-        for rep in args.reps:
-            per_seed = song_vectors(Path(args.clusters) / rep)
+        for rep, per_seed in vectors.items():
             r = [given_bound(x.loc[x.index.intersection(meta.index)], meta, args.label, args.given, max(s, 0))
                  for s, x in per_seed.items()]  # fmt: skip
             m = {key: float(np.mean([v[key] for v in r])) for key in r[0]}

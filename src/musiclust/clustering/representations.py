@@ -270,8 +270,7 @@ def fused_representation(raw: Representation, lyrics: Representation, n_componen
     train = songs_a.split == "train"
     if train.sum() < 2:
         raise ValueError("raw_lyrics baseline: fewer than two training songs with lyrics")
-    first = np.unique(pd.factorize(pd.Series(a.song_id), sort=False)[0], return_index=True)[1]
-    song_text = text[first]  # one embedding per song, songs in the order of song_means
+    song_text = song_means(Units(a.unit_id, a.song_id, a.split, text)).x  # a song's clips share it
     n = int(min(n_components, song_text.shape[1], train.sum() - 1))
     pca = PCA(n_components=n, svd_solver="full").fit(song_text[train])
     clip_pcs = pca.transform(text)
