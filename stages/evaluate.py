@@ -30,11 +30,10 @@ def main(argv: list[str] | None = None) -> contract.Evaluation:
     args = ap.parse_args(argv)
     setup_logging()
     params = load_params(args.params)
-    representations = [*params.models, *params.cluster.baselines]  # one cluster@<key> stage each
     ev = run_evaluate_step(
         args.segments,
         args.clusters,
-        representations,
+        params.representations,
         params.data.label_columns,
         params.evaluate,
         params.cluster.algorithms,

@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=Path("plots/report/index.html"))
     ap.add_argument("--figures", type=Path, default=Path("plots/figures"))
     ap.add_argument("--pdf", type=Path, default=None, help="also print the page to this PDF (needs Chromium)")
+    ap.add_argument("--history", type=Path, default=None, help="every model's training history in one CSV")
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = ap.parse_args(argv)
     setup_logging()
@@ -28,7 +29,16 @@ def main(argv: list[str] | None = None) -> None:
     paths = ReportPaths(
         raw=args.raw, segments=args.segments, models=args.models, clusters=args.clusters, metrics=args.metrics
     )
-    write_report(paths, p.report, p.data.label_columns, args.out, args.figures, pdf=args.pdf)
+    write_report(
+        paths,
+        p.representations,
+        p.report,
+        p.data.label_columns,
+        args.out,
+        args.figures,
+        pdf=args.pdf,
+        history_csv=args.history,
+    )
 
 
 if __name__ == "__main__":

@@ -143,15 +143,28 @@ def test_stage_scripts_are_thin_and_have_main():
         assert len(text.splitlines()) < 80, f"{script} is not thin"
 
 
+def _foreach_items(st: dict, params: dict) -> dict:
+    """A stage's foreach items as {key: item}: a dict as written, or a list interpolated from params."""
+    items = st["foreach"]
+    if isinstance(items, str):
+        node = params
+        for part in re.fullmatch(r"\$\{(.+)\}", items).group(1).split("."):
+            node = node[part]
+        return {str(v): v for v in node}
+    return items
+
+
 def test_declared_params_exist():
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     dvc = _dvc()
     for name, st in dvc["stages"].items():
-        items = st["foreach"] if "foreach" in st else {None: {}}
+        items = _foreach_items(st, params) if "foreach" in st else {None: {}}
         body = st["do"] if "foreach" in st else st
         for key, item in items.items():
             for p in body.get("params", []):
-                p = p.replace("${key}", str(key)).replace("${item.extra}", str(item.get("extra", "")))
+                p = p.replace("${key}", str(key)).replace("${item}", str(key))
+                if isinstance(item, dict):
+                    p = p.replace("${item.extra}", str(item.get("extra", "")))
                 node = params
                 for part in p.split("."):
                     assert isinstance(node, dict) and part in node, (
@@ -161,35 +174,30 @@ def test_declared_params_exist():
 
 
 def test_models_agree_everywhere():
+    """The model set has one home: train.models (default: every registered model, each with its
+    models.<key> block). dvc.yaml iterates over it; evaluate and report read what the params select."""
     from musiclust.models import REGISTRY
+    from musiclust.params import BASELINES
 
     params = load_params(REPO / "params.yaml")
-    foreach = _dvc()["stages"]["train"]["foreach"]
-    assert set(foreach) == set(params.models) == set(REGISTRY), (
-        f"dvc.yaml {sorted(foreach)} / params.yaml {sorted(params.models)} / registry {sorted(REGISTRY)}"
+    assert list(params.train.models) == list(REGISTRY), "train.models must default to every registered model"
+    assert set(params.models) == set(REGISTRY), (
+        f"params.yaml models {sorted(params.models)} / registry {sorted(REGISTRY)}"
     )
-    # only the beta model depends on the top-level beta
-    for key, item in foreach.items():
-        assert item["extra"] == ("beta" if key == "beta_vae" else f"models.{key}")
-    # text models (and only they) depend on the lyrics table
-    for key, item in foreach.items():
-        reads_text = "text" in REGISTRY[key].needs
-        assert (item["inputs"] == "data/lyrics.parquet") == reads_text, (
-            f"train@{key}: inputs {item['inputs']}"
-        )
-    # every model and every baseline has its own cluster@<key> stage reading exactly its input
-    params_raw = yaml.safe_load((REPO / "params.yaml").read_text())
-    clusters = _dvc()["stages"]["cluster"]["foreach"]
-    assert set(clusters) == set(foreach) | set(params_raw["cluster"]["baselines"]), sorted(clusters)
-    for key in foreach:
-        assert clusters[key]["input"] == f"models/{key}", f"cluster@{key} input {clusters[key]['input']}"
-    # evaluate reads every representation's folder; the report every model
-    evaluate_deps = _stage_defs()["evaluate"]["deps"]
-    for key in clusters:
-        assert f"data/clusters/{key}" in evaluate_deps, f"evaluate does not depend on data/clusters/{key}"
-    report_deps = _stage_defs()["report"]["deps"]
-    for key in foreach:
-        assert f"models/{key}" in report_deps, f"report does not depend on models/{key}"
+    assert list(params.cluster.baselines) == list(BASELINES), "cluster.baselines must default to every baseline"
+    stages = _dvc()["stages"]
+    assert stages["train"]["foreach"] == "${train.models}"
+    assert stages["cluster"]["foreach"] == "${train.models}"
+    assert stages["baseline"]["foreach"] == "${cluster.baselines}"
+    # a train stage reads only its own configure folder (settings, and the lyrics of text models)
+    train = stages["train"]["do"]
+    assert "params" not in train, "train@<key> reads its settings from data/configs/<key>, not params.yaml"
+    assert "data/configs/${item}" in train["deps"] and "data/lyrics.parquet" not in train["deps"]
+    # evaluate and report depend on the folders, and read the representations the params select
+    defs = _stage_defs()
+    assert "data/clusters" in defs["evaluate"]["deps"] and "train.models" in defs["evaluate"]["params"]
+    assert {"models", "data/clusters"} <= set(defs["report"]["deps"])
+    assert {"train.models", "cluster.baselines"} <= set(defs["report"]["params"])
 
 
 def test_only_headline_metrics_under_metrics():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -49,6 +50,75 @@ NOT_METADATA = (
     "start_s",
     "end_s",
 )
+
+
+#: the top-level params a model may read besides ``models.<key>`` (the registry says which model
+#: reads which: ``ModelSpec.reads``); never repeated inside a ``models.<key>`` block
+MODEL_GLOBALS = ("beta",)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Type and allowed range of one setting a model may read from its ``models.<key>`` block.
+
+    ``kind``: ``int``, ``float``, ``ints`` (a non-empty list of ints), ``int_or_ints`` or
+    ``choice`` (one of ``choices``); ``low`` is the smallest allowed number (each list element
+    for lists); ``odd``: odd ints only. The models declare which settings they accept
+    (``LatentModel.config_keys``) and check what spans settings (e.g. heads dividing a width).
+    """
+
+    kind: str
+    low: float | None = None
+    odd: bool = False
+    choices: tuple[str, ...] = ()
+
+    def check(self, where: str, value: Any) -> Any:
+        """``value`` checked (lists become lists); a ParamsError naming ``where`` and the range."""
+        if self.kind == "choice":
+            _choice(where, value, self.choices)
+            return value
+        if self.kind in ("ints", "int_or_ints") and isinstance(value, (list, tuple)):
+            if not value:
+                raise ParamsError(f"{where} is empty: list at least one {self._range('int')}")
+            return [self._number(f"{where}[{i}]", v, int) for i, v in enumerate(value)]
+        if self.kind == "ints":
+            raise ParamsError(f"{where} must be a list of {self._range('int')}s, got {value!r}")
+        return self._number(where, value, float if self.kind == "float" else int)
+
+    def _number(self, where: str, value: Any, tp: type) -> Any:
+        ok = not isinstance(value, bool) and isinstance(value, (int, float) if tp is float else int)
+        if not ok or (tp is float and not math.isfinite(value)):
+            raise ParamsError(f"{where} must be {self._range(tp.__name__)}, got {value!r}")
+        if (self.low is not None and value < self.low) or (self.odd and value % 2 == 0):
+            raise ParamsError(f"{where} must be {self._range(tp.__name__)}, got {value!r}")
+        return float(value) if tp is float else value
+
+    def _range(self, tp: str) -> str:
+        name = {"int": "an integer", "float": "a number"}[tp]
+        parts = [f">= {self.low:g}"] if self.low is not None else []
+        return " ".join([("an odd integer" if self.odd else name), *parts])
+
+
+#: every setting a ``models.<key>`` block may hold, with its type and range (one place: the
+#: model classes list which of these they accept and check only what spans several settings)
+MODEL_SETTINGS: dict[str, Setting] = {
+    "latent_dim": Setting("int", low=1),
+    "hidden": Setting("ints", low=1),
+    "text_hidden": Setting("ints", low=1),
+    "channels": Setting("ints", low=1),
+    "pool": Setting("int_or_ints", low=1),
+    "kernel": Setting("int", low=1, odd=True),
+    "heads": Setting("int", low=1),
+    "text_tokens": Setting("int", low=1),
+    "fusion": Setting("choice", choices=("residual", "gated")),
+    "target": Setting("choice", choices=("patch", "sorted")),
+    "free_bits": Setting("float", low=0),
+    "n_components": Setting("int", low=2),
+    "pretrain_epochs": Setting("int", low=0),
+    "audio_private_dim": Setting("int", low=0),
+    "text_private_dim": Setting("int", low=0),
+    "clips_per_song": Setting("int", low=0),
+}
 
 
 class ParamsError(ValueError, UserInputError):
@@ -91,7 +161,7 @@ class DemoParams:
 class DataParams:
     source: str = "demo"
     manifest: str = "data/manifests/bangla_english.csv"
-    folder: str = "../shared/data/gtzan40"
+    folder: str = "data/music"
     folder_layout: str = "genre"
     label_columns: tuple[str, ...] = ("language", "genre")
     #: folders besides the manifest's folder / the music folder that input files may live in
@@ -217,7 +287,7 @@ class PretrainedParams:
 
 @dataclass(frozen=True)
 class FeatureParams:
-    sets: tuple[str, ...] = ("mfcc_stats", "spectral", "logmel")
+    sets: tuple[str, ...] = ("mfcc_stats", "spectral", "rhythm", "logmel", "mfcc_seq")
     n_mfcc: int = 20
     n_fft: int = 2048
     hop_length: int = 512
@@ -284,6 +354,8 @@ class ComputeParams:
 
 @dataclass(frozen=True)
 class TrainParams:
+    #: the model keys trained (one train@<key> and cluster@<key> stage each); each has a models.<key> block
+    models: tuple[str, ...] = ()
     features: tuple[str, ...] = ("mfcc_stats",)
     optimizer: str = "adamw"
     lr: float = 1e-3
@@ -320,6 +392,8 @@ class TrainParams:
             raise ParamsError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")
         _at_least("train.lr_patience", self.lr_patience, 0)
         _at_least("train.threads", self.threads, 1)
+        if len(set(self.models)) != len(self.models):
+            raise ParamsError(f"train.models lists a model twice: {list(self.models)}")
         _non_empty("train.features", self.features)
         for s in self.features:
             _choice("train.features", s, VECTOR_FEATURE_SETS)
@@ -328,7 +402,7 @@ class TrainParams:
 @dataclass(frozen=True)
 class ClusterParams:
     baselines: tuple[str, ...] = BASELINES
-    algorithms: tuple[str, ...] = ("kmeans",)
+    algorithms: tuple[str, ...] = ALGORITHMS
     k: Any = "per_label"
     k_range: tuple[int, ...] = (2, 8)
     reduce: str = "none"
@@ -436,20 +510,11 @@ class Params:
     evaluate: EvaluateParams = field(default_factory=EvaluateParams)
     report: ReportParams = field(default_factory=ReportParams)
 
-    def model_config(self, key: str) -> dict[str, Any]:
-        """Settings of model ``key``; ``beta_vae`` also gets the top-level ``beta``.
-
-        Only the beta model reads ``beta``, which is why only ``train@beta_vae``
-        lists it under ``params`` in ``dvc.yaml``.
-        """
-        if key not in self.models:
-            raise ParamsError(
-                f"model {key!r} is not under 'models' in params.yaml (have: {sorted(self.models)})"
-            )
-        cfg = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.models[key].items()}
-        if key == "beta_vae":
-            cfg["beta"] = float(self.beta)
-        return cfg
+    @property
+    def representations(self) -> tuple[str, ...]:
+        """Every representation clustered and ranked: the models of ``train.models``, then the
+        baselines of ``cluster.baselines`` (one ``cluster@<model>`` / ``baseline@<name>`` stage each)."""
+        return (*self.train.models, *self.cluster.baselines)
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -483,8 +548,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ParamsError(f"{where} must be a mapping")
         return _freeze(value)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParamsError(f"{where} must be a number, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise ParamsError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -511,6 +576,11 @@ def _build(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
     return cls(**kwargs)
 
 
+def build_section(cls: type, mapping: Mapping[str, Any], where: str) -> Any:
+    """One params section (a dataclass of this module) from a mapping, validated like params.yaml's."""
+    return _build(cls, mapping, where)
+
+
 def parse_params(mapping: Mapping[str, Any]) -> Params:
     """Validate a parsed params mapping into :class:`Params` (types, ranges, cross-key rules)."""
     if mapping is not None and not isinstance(mapping, Mapping):
@@ -527,11 +597,18 @@ def validate(p: Params) -> None:
         raise ParamsError(
             f"seeds lists a seed twice: {list(p.seeds)} (the mean over seeds would count it twice)"
         )
-    if p.beta < 0:
-        raise ParamsError(f"beta must be >= 0, got {p.beta!r}")
-    for key, cfg in p.models.items():
-        if not isinstance(cfg, Mapping):
-            raise ParamsError(f"models.{key} must be a mapping of settings, got {cfg!r}")
+    if not (p.beta > 0 and math.isfinite(p.beta)):
+        raise ParamsError(f"beta (the KL weight of beta_vae) must be a number > 0, got {p.beta!r}")
+    for key in p.models:
+        check_model_settings(key, p.models[key])
+    if not p.representations:
+        raise ParamsError("train.models and cluster.baselines are both empty: list a model or a baseline to cluster")
+    missing = [k for k in p.train.models if k not in p.models]
+    if missing:
+        raise ParamsError(
+            f"train.models lists {missing} without a models.<key> block of settings in params.yaml "
+            f"(have: {', '.join(sorted(p.models))})"
+        )
     labels = {c.strip().lower() for c in (*p.data.label_columns, *ALWAYS_LABELS)}
     for spec in p.cluster.metadata_columns:
         name = metadata_column_spec(spec)[0]
@@ -540,6 +617,28 @@ def validate(p: Params) -> None:
                 f"cluster.metadata_columns: {name!r} is a label column (data.label_columns, language, genre): "
                 "a representation built from it would score the label against itself; remove it"
             )
+
+
+def check_model_settings(key: str, cfg: Any) -> dict[str, Any]:
+    """``models.<key>`` checked against :data:`MODEL_SETTINGS` (types, ranges, known names).
+
+    Which of these settings a model accepts, and what spans several of them, the model's class
+    checks when the ``configure`` stage resolves its settings.
+    """
+    if not isinstance(cfg, Mapping):
+        raise ParamsError(f"models.{key} must be a mapping of settings, got {cfg!r}")
+    out = {}
+    for name, value in cfg.items():
+        where = f"models.{key}.{name}"
+        if name in MODEL_GLOBALS:
+            raise ParamsError(
+                f"{where}: a model's {name} is the top-level `{name}` param (dvc exp run -S {name}=...); "
+                f"remove {where} and set `{name}` instead"
+            )
+        if name not in MODEL_SETTINGS:
+            raise ParamsError(f"{where}: unknown setting; model settings are {', '.join(sorted(MODEL_SETTINGS))}")
+        out[name] = MODEL_SETTINGS[name].check(where, value)
+    return out
 
 
 def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_val: int) -> None:

@@ -67,19 +67,25 @@ class AttentionMultimodalVAE(SequenceInputs, TextInputs, LatentModel):
         {"latent_dim", "channels", "kernel", "pool", "heads", "text_tokens", "text_hidden", "fusion"}
     )
 
+    @classmethod
+    def check_spanning(cls, cfg: Mapping[str, Any]) -> None:
+        _check_settings(
+            cls.key, cfg["fusion"], cfg["heads"], list(cfg["channels"])[-1], cfg["text_tokens"], cfg["kernel"]
+        )
+
     def __init__(
         self,
         n_mfcc: int,
         frames: int,
         text_dim: int,
-        latent_dim: int = 16,
-        channels: list[int] | tuple[int, ...] = (32, 64),
-        kernel: int = 5,
-        pool: int = 4,
-        heads: int = 8,
-        text_tokens: int = 4,
-        text_hidden: list[int] | tuple[int, ...] = (64,),
-        fusion: str = "residual",
+        latent_dim: int,
+        channels: list[int] | tuple[int, ...],
+        kernel: int,
+        pool: int,
+        heads: int,
+        text_tokens: int,
+        text_hidden: list[int] | tuple[int, ...],
+        fusion: str,
     ) -> None:
         super().__init__(
             n_mfcc=n_mfcc,

@@ -20,7 +20,7 @@ class AutoEncoder(LatentModel):
     key = "autoencoder"
 
     def __init__(
-        self, in_dim: int, latent_dim: int = 8, hidden: list[int] | tuple[int, ...] = (128, 64)
+        self, in_dim: int, latent_dim: int, hidden: list[int] | tuple[int, ...]
     ) -> None:
         super().__init__(in_dim=in_dim, latent_dim=latent_dim, hidden=list(hidden))
         hidden = list(hidden)

@@ -32,25 +32,31 @@ that is also on the interface, with defaults that most models keep:
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+import functools
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from musiclust.fileio import UserInputError
+
 Batch = Mapping[str, torch.Tensor]
 
 
-class ModelConfigError(ValueError):
-    """A model's settings under ``models.<key>`` in params.yaml are unknown or invalid."""
+class ModelConfigError(ValueError, UserInputError):
+    """A model's settings under ``models.<key>`` in params.yaml are unknown or invalid (one line, exit 2)."""
 
 
 class LatentModel(nn.Module, abc.ABC):
-    """Base class: stores constructor kwargs and defines the shared interface.
+    """Base class: records the constructor's arguments and defines the shared interface.
 
-    Subclasses pass their constructor arguments (primitives only) to ``super().__init__``
-    so a checkpoint can rebuild the model with ``cls(**checkpoint["constructor"])``.
+    The arguments of the outermost ``__init__`` (the class being built, primitives only) are
+    recorded as they are given (:meth:`constructor_kwargs`), so a checkpoint rebuilds the model
+    with ``cls(**checkpoint["constructor"])`` without any class restating them. Constructors
+    have no defaults: a model's settings come from its ``models.<key>`` block in params.yaml.
     """
 
     #: the model key (params.yaml ``models.<key>``, registry, dvc stage, output folder)
@@ -69,9 +75,14 @@ class LatentModel(nn.Module, abc.ABC):
     #: True while the loop runs that first stage (a model's ``loss`` may then differ)
     pretraining: bool = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            cls.__init__ = _recording(init)  # type: ignore[method-assign]
+
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
-        self._kwargs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in kwargs.items()}
         self.latent_dim = int(kwargs["latent_dim"])
 
     # ---- construction -------------------------------------------------------------
@@ -83,10 +94,23 @@ class LatentModel(nn.Module, abc.ABC):
             raise ModelConfigError(
                 f"models.{cls.key}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(cls.config_keys)}"
             )
+        missing = set(cls.config_keys) - set(cfg)
+        if missing:
+            raise ModelConfigError(
+                f"models.{cls.key}: missing setting(s) {sorted(missing)}: give every setting in params.yaml "
+                "(that is where a model's defaults live)"
+            )
         out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
         if int(out.get("latent_dim", 1)) < 1:
             raise ModelConfigError(f"models.{cls.key}.latent_dim must be >= 1")
+        cls.check_spanning(out)
         return out
+
+    @classmethod
+    def check_spanning(cls, cfg: Mapping[str, Any]) -> None:
+        """Refuse settings that are fine one by one but not together (ModelConfigError naming
+        them). Each setting's own type and range is checked when params.yaml is loaded
+        (:data:`musiclust.params.MODEL_SETTINGS`); what needs the data's shape, when the model is built."""
 
     @classmethod
     @abc.abstractmethod
@@ -95,7 +119,7 @@ class LatentModel(nn.Module, abc.ABC):
 
     def constructor_kwargs(self) -> dict[str, Any]:
         """The kwargs that rebuild this model (stored in every checkpoint)."""
-        return dict(self._kwargs)
+        return dict(self.__dict__["_constructor"])
 
     # ---- the shared interface ---------------------------------------------------------
     @abc.abstractmethod
@@ -160,6 +184,27 @@ class LatentModel(nn.Module, abc.ABC):
 
 
 # ---- shared pieces -----------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _recording(init: Callable[..., None]) -> Callable[..., None]:
+    """``init`` that first records its bound arguments on the instance, when it is the outermost
+    ``__init__`` running (a subclass calling ``super().__init__`` does not overwrite them)."""
+    sig = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self: LatentModel, *args: Any, **kwargs: Any) -> None:
+        if "_constructor" not in self.__dict__:
+            bound = sig.bind(self, *args, **kwargs)
+            record = {k: _plain(v) for k, v in list(bound.arguments.items())[1:]}
+            object.__setattr__(self, "_constructor", record)
+        init(self, *args, **kwargs)
+
+    return wrapper
+
 
 
 def mlp(dims: list[int], final_activation: bool = False) -> nn.Sequential:

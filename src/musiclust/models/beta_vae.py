@@ -32,10 +32,10 @@ class BetaVAE(VAE):
     def __init__(
         self,
         in_dim: int,
-        latent_dim: int = 8,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
-        beta: float = 4.0,
-        free_bits: float = 0.0,
+        latent_dim: int,
+        hidden: list[int] | tuple[int, ...],
+        beta: float,
+        free_bits: float,
     ) -> None:
         if beta <= 0:
             raise ModelConfigError(f"beta must be positive, got {beta}")
@@ -45,13 +45,6 @@ class BetaVAE(VAE):
             in_dim,
             latent_dim,
             hidden,
-            constructor={
-                "in_dim": in_dim,
-                "latent_dim": latent_dim,
-                "hidden": list(hidden),
-                "beta": float(beta),
-                "free_bits": float(free_bits),
-            },
         )
         self.beta = float(beta)
         self.free_bits = float(free_bits)
@@ -59,8 +52,8 @@ class BetaVAE(VAE):
     def loss(self, batch: Batch, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """The beta-VAE objective; with ``free_bits`` each dimension's KL is floored (see class doc).
 
-        ``recon`` and ``kl`` are reported as always (the KL without the floor); ``total`` is
-        what is optimised.
+        ``recon`` and ``kl`` are reported as always (the KL without the floor); ``kl_charged`` is
+        the floored KL the objective charges, and ``total`` what is optimised.
         """
         if self.free_bits <= 0:
             return super().loss(batch, kl_weight)
@@ -70,7 +63,7 @@ class BetaVAE(VAE):
         kl_dim = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)  # (B, D)
         charged = torch.clamp(kl_dim.mean(dim=0), min=self.free_bits).sum()
         total = recon + kl_weight * self.beta * charged
-        return {"recon": recon, "kl": kl_dim.sum(dim=1).mean(), "total": total}
+        return {"recon": recon, "kl": kl_dim.sum(dim=1).mean(), "kl_charged": charged, "total": total}
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> BetaVAE:

@@ -97,10 +97,10 @@ class Conv1dVAE(SequenceInputs, LatentModel):
         self,
         n_mfcc: int,
         frames: int,
-        latent_dim: int = 16,
-        channels: list[int] | tuple[int, ...] = (32, 64),
-        kernel: int = 5,
-        pool: int = 4,
+        latent_dim: int,
+        channels: list[int] | tuple[int, ...],
+        kernel: int,
+        pool: int,
     ) -> None:
         super().__init__(
             n_mfcc=n_mfcc,

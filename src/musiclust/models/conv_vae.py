@@ -47,10 +47,10 @@ class ConvVAE(LatentModel):
         self,
         n_mels: int,
         frames: int,
-        latent_dim: int = 16,
-        channels: list[int] | tuple[int, ...] = (16, 32, 64),
-        pool: list[int] | tuple[int, ...] = (2, 2),
-        target: str = "patch",
+        latent_dim: int,
+        channels: list[int] | tuple[int, ...],
+        pool: list[int] | tuple[int, ...],
+        target: str,
     ) -> None:
         super().__init__(
             n_mels=n_mels,

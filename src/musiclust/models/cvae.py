@@ -32,8 +32,8 @@ class CVAE(LatentModel):
         in_dim: int,
         condition: str,
         condition_values: list[str] | tuple[str, ...],
-        latent_dim: int = 8,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
+        latent_dim: int,
+        hidden: list[int] | tuple[int, ...],
     ) -> None:
         super().__init__(
             in_dim=in_dim,

@@ -22,19 +22,13 @@ class HybridVAE(TextInputs, VAE):
         self,
         audio_dim: int,
         text_dim: int,
-        latent_dim: int = 8,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
+        latent_dim: int,
+        hidden: list[int] | tuple[int, ...],
     ) -> None:
         super().__init__(
             audio_dim + text_dim,
             latent_dim,
             hidden,
-            constructor={
-                "audio_dim": audio_dim,
-                "text_dim": text_dim,
-                "latent_dim": latent_dim,
-                "hidden": list(hidden),
-            },
         )
         self.text_norm = Standardizer(text_dim)
 

@@ -38,9 +38,9 @@ class MultimodalVAE(TextInputs, LatentModel):
         self,
         audio_dim: int,
         text_dim: int,
-        latent_dim: int = 8,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
-        text_hidden: list[int] | tuple[int, ...] = (64,),
+        latent_dim: int,
+        hidden: list[int] | tuple[int, ...],
+        text_hidden: list[int] | tuple[int, ...],
     ) -> None:
         super().__init__(
             audio_dim=audio_dim,

@@ -3,7 +3,13 @@
 An entry is a class plus *fixed settings*: several keys may share one class with different
 fixed settings (``cvae_language`` and ``cvae_genre`` are both :class:`CVAE`, conditioned on
 ``language`` and on ``genre``). Fixed settings belong to the key, not to params.yaml: a
-``models.<key>`` setting that contradicts one is an error naming it.
+``models.<key>`` setting that contradicts one is an error naming it. An entry also names the
+top-level params the model reads (``reads``: ``beta_vae`` reads ``beta``, the knob of
+``dvc exp run -S beta=8``).
+
+Adding a model: its module (a :class:`LatentModel` subclass citing its paper), one entry in
+``REGISTRY`` below, and its ``models.<key>`` block (plus its key in ``train.models``) in
+params.yaml. dvc.yaml iterates over ``train.models``; the registry-wide tests pick it up.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from musiclust.models.shared_private import SharedPrivateVAE
 from musiclust.models.song_vae import SongVAE
 from musiclust.models.vade import VaDE
 from musiclust.models.vae import VAE
+from musiclust.params import MODEL_GLOBALS, Params, check_model_settings
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class ModelSpec:
     key: str
     cls: type[LatentModel]
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    #: top-level params (of :data:`musiclust.params.MODEL_GLOBALS`) the model reads as settings
+    reads: tuple[str, ...] = ()
 
     @property
     def needs(self) -> tuple[str, ...]:
@@ -64,15 +73,36 @@ class ModelSpec:
             raise ModelConfigError(str(exc).replace(f"models.{self.cls.key}", f"models.{self.key}")) from exc
 
 
+    def resolve(self, params: Params) -> dict[str, Any]:
+        """The settings this key trains with: its ``models.<key>`` block, the top-level params it
+        reads and its fixed settings, validated by the class (the one place they are put together)."""
+        if self.key not in params.models:
+            raise ModelConfigError(f"models.{self.key}: no settings block for this model in params.yaml")
+        cfg = check_model_settings(self.key, params.models[self.key])
+        cfg.update({name: getattr(params, name) for name in self.reads})
+        return self.config(cfg)
+
+
 def _entries(*specs: ModelSpec) -> dict[str, ModelSpec]:
-    return {s.key: ModelSpec(s.key, s.cls, MappingProxyType(dict(s.fixed))) for s in specs}
+    for s in specs:
+        if set(s.reads) - set(MODEL_GLOBALS):
+            raise ValueError(f"{s.key}: reads {s.reads}, not among the model globals {MODEL_GLOBALS}")
+    return {s.key: ModelSpec(s.key, s.cls, MappingProxyType(dict(s.fixed)), s.reads) for s in specs}
 
 
 REGISTRY: dict[str, ModelSpec] = _entries(
-    *(ModelSpec(c.key, c) for c in (AutoEncoder, VAE, BetaVAE, ConvVAE, Conv1dVAE, VaDE)),
+    ModelSpec("autoencoder", AutoEncoder),
+    ModelSpec("vae", VAE),
+    ModelSpec("beta_vae", BetaVAE, reads=("beta",)),
+    ModelSpec("conv_vae", ConvVAE),
+    ModelSpec("conv1d_vae", Conv1dVAE),
     ModelSpec("cvae_language", CVAE, {"condition": "language"}),
     ModelSpec("cvae_genre", CVAE, {"condition": "genre"}),
-    *(ModelSpec(c.key, c) for c in (MultimodalVAE, HybridVAE, AttentionMultimodalVAE, SharedPrivateVAE)),
+    ModelSpec("vade", VaDE),
+    ModelSpec("multimodal", MultimodalVAE),
+    ModelSpec("hybrid", HybridVAE),
+    ModelSpec("attention_mm", AttentionMultimodalVAE),
+    ModelSpec("shared_private", SharedPrivateVAE),
     ModelSpec("song_vae", SongVAE, {"variational": True}),
     ModelSpec("song_ae", SongVAE, {"variational": False}),
 )
@@ -86,6 +116,20 @@ def model_spec(key: str) -> ModelSpec:
         raise ModelConfigError(
             f"unknown model {key!r}; known models: {', '.join(sorted(REGISTRY))}"
         ) from None
+
+
+def resolve_settings(params: Params) -> dict[str, dict[str, Any]]:
+    """Model key -> resolved settings (:meth:`ModelSpec.resolve`) of every model in ``train.models``.
+
+    Every ``models.<key>`` block must name a registered model (a typo is an error, not an
+    ignored block); a bad setting is a :class:`ModelConfigError` naming ``models.<key>.<setting>``.
+    """
+    unknown = sorted(set(params.models) - set(REGISTRY))
+    if unknown:
+        raise ModelConfigError(
+            f"models.{unknown[0]}: no such model; known models: {', '.join(sorted(REGISTRY))}"
+        )
+    return {key: model_spec(key).resolve(params) for key in params.train.models}
 
 
 def model_class(key: str) -> type[LatentModel]:

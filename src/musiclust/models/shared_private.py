@@ -3,6 +3,9 @@ and what only the audio knows (genre) side by side."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -47,15 +50,25 @@ class SharedPrivateVAE(TextInputs, LatentModel):
     key = "shared_private"
     config_keys = frozenset({"latent_dim", "audio_private_dim", "text_private_dim", "hidden", "text_hidden"})
 
+    @classmethod
+    def check_spanning(cls, cfg: Mapping[str, Any]) -> None:
+        latent, pa, pt = int(cfg["latent_dim"]), int(cfg["audio_private_dim"]), int(cfg["text_private_dim"])
+        if min(pa, pt) < 0 or latent - pa - pt < 1 or not cfg["hidden"] or not cfg["text_hidden"]:
+            raise ModelConfigError(
+                f"models.{cls.key}: latent_dim ({latent}) must exceed audio_private_dim + text_private_dim "
+                f"({pa} + {pt}) by at least one shared dimension, private dims must be >= 0, hidden and "
+                "text_hidden non-empty"
+            )
+
     def __init__(
         self,
         audio_dim: int,
         text_dim: int,
-        latent_dim: int = 14,
-        audio_private_dim: int = 8,
-        text_private_dim: int = 2,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
-        text_hidden: list[int] | tuple[int, ...] = (64,),
+        latent_dim: int,
+        audio_private_dim: int,
+        text_private_dim: int,
+        hidden: list[int] | tuple[int, ...],
+        text_hidden: list[int] | tuple[int, ...],
     ) -> None:
         super().__init__(
             audio_dim=audio_dim,
@@ -66,13 +79,16 @@ class SharedPrivateVAE(TextInputs, LatentModel):
             hidden=list(hidden),
             text_hidden=list(text_hidden),
         )
+        self.check_spanning(
+            {
+                "latent_dim": latent_dim,
+                "audio_private_dim": audio_private_dim,
+                "text_private_dim": text_private_dim,
+                "hidden": hidden,
+                "text_hidden": text_hidden,
+            }
+        )
         shared = int(latent_dim) - int(audio_private_dim) - int(text_private_dim)
-        if min(audio_private_dim, text_private_dim) < 0 or shared < 1 or not hidden or not text_hidden:
-            raise ModelConfigError(
-                f"models.{self.key}: latent_dim ({latent_dim}) must exceed audio_private_dim + text_private_dim "
-                f"({audio_private_dim} + {text_private_dim}) by at least one shared dimension, private dims "
-                "must be >= 0, hidden and text_hidden non-empty"
-            )
         hidden, text_hidden = list(hidden), list(text_hidden)
         self.dims = (shared, int(audio_private_dim), int(text_private_dim))
         s, pa, pt = self.dims  # the representation is [z_s, z_a, z_t], latent_dim wide

@@ -45,10 +45,10 @@ class SongVAE(LatentModel):
     def __init__(
         self,
         in_dim: int,
-        latent_dim: int = 8,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
-        clips_per_song: int = 4,
-        variational: bool = True,
+        latent_dim: int,
+        hidden: list[int] | tuple[int, ...],
+        clips_per_song: int,
+        variational: bool,
     ) -> None:
         super().__init__(
             in_dim=in_dim,

@@ -31,10 +31,10 @@ class VaDE(VAE):
     def __init__(
         self,
         in_dim: int,
-        latent_dim: int = 8,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
-        n_components: int = 4,
-        pretrain_epochs: int = 20,
+        latent_dim: int,
+        hidden: list[int] | tuple[int, ...],
+        n_components: int,
+        pretrain_epochs: int,
     ) -> None:
         if n_components < 1:
             raise ModelConfigError("models.vade.n_components must be >= 1")
@@ -42,13 +42,6 @@ class VaDE(VAE):
             in_dim,
             latent_dim,
             hidden,
-            constructor={
-                "in_dim": in_dim,
-                "latent_dim": latent_dim,
-                "hidden": list(hidden),
-                "n_components": n_components,
-                "pretrain_epochs": pretrain_epochs,
-            },
         )
         self.n_components = int(n_components)
         self.pretrain_epochs = int(pretrain_epochs)

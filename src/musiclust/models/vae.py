@@ -21,18 +21,8 @@ class VAE(LatentModel):
 
     key = "vae"
 
-    def __init__(
-        self,
-        in_dim: int,
-        latent_dim: int = 8,
-        hidden: list[int] | tuple[int, ...] = (128, 64),
-        *,
-        constructor: Mapping[str, Any] | None = None,
-    ) -> None:
-        # ``constructor``: a subclass whose own signature differs (beta_vae, vade, hybrid) passes
-        # the kwargs that rebuild IT, so its checkpoint records them instead of this VAE's
-        own = {"in_dim": in_dim, "latent_dim": latent_dim, "hidden": list(hidden)}
-        super().__init__(**(dict(constructor) if constructor is not None else own))
+    def __init__(self, in_dim: int, latent_dim: int, hidden: list[int] | tuple[int, ...]) -> None:
+        super().__init__(latent_dim=latent_dim)
         self._build(in_dim, latent_dim, list(hidden))
 
     def _build(self, in_dim: int, latent_dim: int, hidden: list[int]) -> None:

@@ -13,12 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import pandas as pd
 from markupsafe import Markup
 
+from musiclust.contracts.models import HISTORY_COLUMNS
 from musiclust.fileio import atomic_write_bytes
 from musiclust.params import ReportParams
 from musiclust.reporting.excerpts import ExcerptError
-from musiclust.reporting.inputs import ReportInputError, ReportPaths, load_inputs
+from musiclust.reporting.inputs import ReportInputError, ReportInputs, ReportPaths, load_inputs
 from musiclust.reporting.pdf import maybe_print_pdf
 from musiclust.reporting.sections import SECTIONS, Ctx
 
@@ -91,6 +93,17 @@ def build_sections(ctx: Ctx, env: jinja2.Environment) -> list[dict[str, Any]]:
     return out
 
 
+def training_history(inputs: ReportInputs) -> pd.DataFrame:
+    """Every trained model's ``history.csv`` in one long table: ``model`` then its columns, models in
+    name order (drawn by ``dvc plots`` with one line per model and revision, whatever the models are)."""
+    frames = [
+        rep.history.assign(model=name)[["model", *rep.history.columns]]
+        for name, rep in sorted(inputs.reps.items())
+        if rep.is_model and rep.history is not None and not rep.history.empty
+    ]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", *HISTORY_COLUMNS])
+
+
 def render(
     env: jinja2.Environment,
     sections: Sequence[dict[str, Any]],
@@ -112,13 +125,20 @@ def render(
 
 def write_report(
     paths: ReportPaths,
+    representations: Sequence[str],
     params: ReportParams,
     label_columns: Sequence[str],
     out_html: Path,
     figures_dir: Path,
     pdf: Path | None = None,
+    history_csv: Path | None = None,
 ) -> Path:
     """Build the report from ``paths``; write ``out_html``, ``figures_dir/*.png`` and (with Chromium) ``pdf``.
+
+    ``representations`` are the ``data/clusters/<rep>/`` folders drawn (params.yaml's models and
+    baselines: a folder left from an earlier selection is not part of this run). ``history_csv``
+    receives every model's training history in one table (:func:`training_history`), the data of
+    the ``dvc plots`` loss curves.
 
     ``figures_dir`` is emptied of old PNGs first: outputs are rewritten whole. The PDF, when asked
     for, is a side file outside the stage's cached outputs: whether it can be printed depends on
@@ -127,7 +147,10 @@ def write_report(
     figures_dir.mkdir(parents=True, exist_ok=True)
     for old in sorted(figures_dir.glob("*.png")):
         old.unlink()
-    inputs = load_inputs(paths)
+    inputs = load_inputs(paths, representations)
+    if history_csv is not None:
+        history_csv.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(history_csv, training_history(inputs).to_csv(index=False).encode("utf-8"))
     ctx = Ctx(inputs, params, tuple(label_columns), figures_dir)
     env = environment()
     sections = build_sections(ctx, env)

@@ -6,7 +6,7 @@ here computes a statistic; the report displays numbers exactly as the evaluation
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,15 +93,17 @@ def load_representation(name: str, paths: ReportPaths) -> Representation:
     return rep
 
 
-def load_inputs(paths: ReportPaths) -> ReportInputs:
-    """Load every input the report needs (the winners' cluster assignments are read later, lazily)."""
-    names = (
-        sorted(p.name for p in paths.clusters.iterdir() if (p / "info.json").exists())
-        if paths.clusters.is_dir()
-        else []
-    )
-    if not names:
-        raise ReportInputError(f"{paths.clusters}: no <representation>/info.json; run the cluster stage")
+def load_inputs(paths: ReportPaths, representations: Sequence[str]) -> ReportInputs:
+    """Load every input the report needs (the winners' cluster assignments are read later, lazily).
+
+    ``representations``: the ``data/clusters/<rep>/`` folders of this run, each of which must exist.
+    """
+    names = sorted(representations)
+    missing = [n for n in names if not (paths.clusters / n / "info.json").exists()]
+    if missing or not names:
+        raise ReportInputError(
+            f"{paths.clusters}: no {', '.join(missing) or '<representation>'}/info.json; run the cluster stages"
+        )
     return ReportInputs(
         paths=paths,
         summary=_through(metrics_contract.read_summary, paths.metrics),

@@ -250,7 +250,12 @@ class _Stepper:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
         self.scaler.step(self.opt)
         self.scaler.update()
-        return {"recon": float(parts["recon"].detach()), "kl": float(parts["kl"].detach())}
+        charged = parts.get("kl_charged", parts["kl"])  # the KL as the objective charges it (free bits)
+        return {
+            "recon": float(parts["recon"].detach()),
+            "kl": float(parts["kl"].detach()),
+            "kl_charged": float(charged.detach()),
+        }
 
 
 def _train_epoch(
@@ -263,18 +268,20 @@ def _train_epoch(
     """One pass over the training batches of ``loader``; means of recon, kl and total.
 
     The total is the model's objective at full KL weight on those means (no second pass over
-    the training set), so it compares with the validation total.
+    the training set): the KL term as the objective charges it (a model with a KL floor, such as
+    beta_vae's free bits, reports it as ``kl_charged``), so it is the same quantity as the
+    validation total, which :func:`evaluate` takes from the model's loss at weight 1.
     """
     model.train()
-    run = {"recon": 0.0, "kl": 0.0, "n": 0}
+    run = {"recon": 0.0, "kl": 0.0, "kl_charged": 0.0, "n": 0}
     for i, batch in enumerate(loader):
         parts = step(batch, kl_weight, f"epoch {epoch} step {i}")
         b = model.n_examples(batch)
-        run["recon"] += parts["recon"] * b
-        run["kl"] += parts["kl"] * b
+        for k in ("recon", "kl", "kl_charged"):
+            run[k] += parts[k] * b
         run["n"] += b
-    out = {"recon": run["recon"] / run["n"], "kl": run["kl"] / run["n"]}
-    out["total"] = float(model.objective(out["recon"], out["kl"], 1.0))
+    out = {k: run[k] / run["n"] for k in ("recon", "kl", "kl_charged")}
+    out["total"] = float(model.objective(out["recon"], out.pop("kl_charged"), 1.0))
     return out
 
 

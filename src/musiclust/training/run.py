@@ -79,10 +79,13 @@ def train_model(
     seeds: Sequence[int],
     segments_dir: str | Path,
     features_dir: str | Path,
-    lyrics_path: str | Path,
+    lyrics_path: str | Path | None,
     out_dir: str | Path,
 ) -> TrainResult:
     """Train model ``key`` once per seed into ``out_dir``; see the module docstring for the files.
+
+    ``model_cfg`` are the model's resolved settings (``data/configs/<key>/settings.json``);
+    ``lyrics_path`` the lyrics table of a model that reads lyrics (None for the others).
 
     Training uses the non-silent clips of the train split; early stopping the non-silent
     val clips; latents are written for every usable clip of every split. Runs with
@@ -109,11 +112,11 @@ def _train_all_seeds(
     device: torch.device,
     segments_dir: str | Path,
     features_dir: str | Path,
-    lyrics_path: str | Path,
+    lyrics_path: str | Path | None,
     out_dir: Path,
 ) -> TrainResult:
     spec = model_spec(key)
-    cls, cfg = spec.cls, spec.config(model_cfg)  # the key's fixed settings included
+    cls, cfg = spec.cls, spec.config(model_cfg)  # checked again: a hand-edited settings file
     data = _load_data(cls, cfg, train_cfg, segments_dir, features_dir, lyrics_path)
     train_mask, val_mask = data.split_mask("train"), data.split_mask("val")
     counts, info_args = _describe(key, data, cfg, seeds, device)
@@ -134,7 +137,7 @@ def _train_all_seeds(
         "seeds": list(seeds),
     }
     job = _SeedJob(
-        key, dict(model_cfg), train_cfg, str(segments_dir), str(features_dir), str(lyrics_path),
+        key, dict(model_cfg), train_cfg, str(segments_dir), str(features_dir), None if lyrics_path is None else str(lyrics_path),
         str(out_dir), params_record, str(device),
     )  # fmt: skip
     procs = _seed_processes(train_cfg, len(seeds), device)
@@ -171,7 +174,7 @@ class _SeedJob:
     train_cfg: TrainParams
     segments_dir: str
     features_dir: str
-    lyrics_path: str
+    lyrics_path: str | None
     out_dir: str
     params_record: dict[str, Any]
     device: str
@@ -234,9 +237,11 @@ def _load_data(
     train_cfg: TrainParams,
     segments_dir: str | Path,
     features_dir: str | Path,
-    lyrics_path: str | Path,
+    lyrics_path: str | Path | None,
 ) -> ClipData:
     """The clips a model of class ``cls`` trains on, with its inputs (same in every seed process)."""
+    if "text" in cls.needs and lyrics_path is None:
+        raise ValueError(f"{cls.key} reads lyrics but was given no lyrics table")
     return load_clip_data(
         segments_contract.read_segments(segments_dir),
         features_dir,
