@@ -19,7 +19,9 @@ log = logging.getLogger("musiclust.stages.configure")
 def main(argv: list[str] | None = None) -> dict[str, dict]:
     """Parse paths, load params, write one folder per model."""
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--lyrics", required=True, help="data/lyrics.parquet (copied for the models that read it)")
+    ap.add_argument(
+        "--lyrics", required=True, help="data/lyrics.parquet (copied for the models that read it)"
+    )
     ap.add_argument("--out", required=True, help="output folder data/configs (rewritten whole)")
     ap.add_argument("--params", default="params.yaml")
     args = ap.parse_args(argv)

@@ -151,6 +151,7 @@ def _merge(base: dict, over: dict) -> dict:
 def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """download -> segment -> featurize -> embed_lyrics -> train@vae -> cluster, by the stages' own mains."""
     import stages.cluster
+    import stages.configure
     import stages.download
     import stages.embed_lyrics
     import stages.featurize
@@ -181,23 +182,23 @@ def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(pp),
         ]
     )
+    stages.configure.main(
+        ["--lyrics", str(d / "lyrics.parquet"), "--out", str(d / "configs"), "--params", str(pp)]
+    )
     stages.train.main(
         [
             "--model",
             "vae",
+            "--config",
+            str(d / "configs" / "vae"),
             "--segments",
             str(d / "segments"),
             "--features",
             str(d / "features"),
-            "--lyrics",
-            str(d / "lyrics.parquet"),
             "--out",
             str(root / "models" / "vae"),
             "--timings",
             str(root / "logs" / "train" / "vae.json"),
-            "--params",
-            str(pp),
-        ]
     )
     stages.cluster.main(
         [

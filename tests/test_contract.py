@@ -184,7 +184,9 @@ def test_models_agree_everywhere():
     assert set(params.models) == set(REGISTRY), (
         f"params.yaml models {sorted(params.models)} / registry {sorted(REGISTRY)}"
     )
-    assert list(params.cluster.baselines) == list(BASELINES), "cluster.baselines must default to every baseline"
+    assert list(params.cluster.baselines) == list(BASELINES), (
+        "cluster.baselines must default to every baseline"
+    )
     stages = _dvc()["stages"]
     assert stages["train"]["foreach"] == "${train.models}"
     assert stages["cluster"]["foreach"] == "${train.models}"

@@ -27,7 +27,9 @@ from musiclust.training.loop import fit
 #: every model is built with its params.yaml settings (resolved by the registry: a new model's
 #: block is picked up by every registry-wide test below without a table to extend)
 PARAMS = load_params(REPO / "params.yaml")
-CFG = resolve_settings(dataclasses.replace(PARAMS, train=dataclasses.replace(PARAMS.train, models=tuple(REGISTRY))))
+CFG = resolve_settings(
+    dataclasses.replace(PARAMS, train=dataclasses.replace(PARAMS.train, models=tuple(REGISTRY)))
+)
 B, F, E = 6, 10, 7
 MELS, FRAMES = PARAMS.features.n_mels, PARAMS.features.logmel_frames
 MFCC, SEQ = PARAMS.features.n_mfcc, PARAMS.features.logmel_frames
@@ -368,7 +370,9 @@ def test_attention_mm_without_lyrics_is_masked(fusion):
     _, weights = model.fused_tokens(empty)
     cfg = CFG["attention_mm"]
     tokens = SEQ // cfg["pool"] // 2 ** len(cfg["channels"])  # time steps at the bottom of the encoder
-    assert weights.shape == (B, tokens, 1 + CFG["attention_mm"]["text_tokens"]) and torch.isfinite(weights).all()
+    assert (
+        weights.shape == (B, tokens, 1 + CFG["attention_mm"]["text_tokens"]) and torch.isfinite(weights).all()
+    )
     torch.testing.assert_close(weights[..., 0], torch.ones(B, tokens))  # all on the null token
     other = {**empty, "text": torch.randn(B, E)}
     torch.testing.assert_close(model.latent(empty), model.latent(other))  # lyrics do not leak in
@@ -554,7 +558,9 @@ def test_conv_vae_fast_input_path_gives_the_reference_values_exactly():
     assert x.dtype == torch.float32
     assert torch.equal(x, torch.from_numpy(x16.astype(np.float32)))
     ref = (x.transpose(1, 2) - model.norm.mean) / model.norm.std
-    ref = torch.nn.functional.avg_pool2d(ref.transpose(1, 2).unsqueeze(1), kernel_size=tuple(CFG["conv_vae"]["pool"]))
+    ref = torch.nn.functional.avg_pool2d(
+        ref.transpose(1, 2).unsqueeze(1), kernel_size=tuple(CFG["conv_vae"]["pool"])
+    )
     assert torch.equal(model._prepare(x), ref)
     assert torch.equal(model.targets({"x": x})["x"], torch.sort(ref, dim=-1).values)
     # the convolutions hold channels-last weights (oneDNN's CPU layout); the checkpoint

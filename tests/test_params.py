@@ -77,7 +77,12 @@ def test_one_beta(repo_params):
         ("song_vae", "clips_per_song", -1, r"models\.song_vae\.clips_per_song must be an integer >= 0"),
         ("beta_vae", "free_bits", -0.5, r"models\.beta_vae\.free_bits must be a number >= 0"),
         ("beta_vae", "free_bits", math.nan, r"models\.beta_vae\.free_bits must be a number >= 0"),
-        ("attention_mm", "fusion", "sum", r"models\.attention_mm\.fusion: 'sum' is not one of residual, gated"),
+        (
+            "attention_mm",
+            "fusion",
+            "sum",
+            r"models\.attention_mm\.fusion: 'sum' is not one of residual, gated",
+        ),
         ("vade", "n_components", 1, r"models\.vade\.n_components must be an integer >= 2"),
     ],
 )
@@ -156,7 +161,12 @@ def test_every_bad_value_of_every_key_is_one_params_error(repo_params):
     # a wrong type is refused everywhere but where a null or free text is a legal value
     nullable = {"features.pretrained.model", "compute.ray_address"}
     accepted_text = {p for (p, b), o in outcomes.items() if b == "'text'" and o == "accepted"}
-    assert accepted_text <= nullable | {"download.cache_dir", "data.manifest", "data.folder", "lyrics.encoder"}
+    assert accepted_text <= nullable | {
+        "download.cache_dir",
+        "data.manifest",
+        "data.folder",
+        "lyrics.encoder",
+    }
     assert outcomes[("train.lr", "nan")] == "refused" and outcomes[("evaluate.ci", "inf")] == "refused"
 
 
@@ -182,7 +192,9 @@ def test_code_defaults_equal_params_yaml(repo_params):
         if path in registry_shaped:
             continue
         assert path in yaml_leaves, f"{path}: in params.py, not in params.yaml"
-        assert yaml_leaves[path] == default, f"{path}: params.py says {default!r}, params.yaml {yaml_leaves[path]!r}"
+        assert yaml_leaves[path] == default, (
+            f"{path}: params.py says {default!r}, params.yaml {yaml_leaves[path]!r}"
+        )
     extra = {p for p in yaml_leaves if not p.startswith("models.")} - set(code)
     assert not extra, f"params.yaml keys without a dataclass field: {sorted(extra)}"
 

@@ -35,10 +35,17 @@ def _tiny_params(tmp_path: Path) -> Path:
     return p
 
 
-def _declared_cmd(key: str, root: Path) -> list[str]:
-    """The stage's command line from dvc.yaml with ${key} filled and paths moved under ``root``."""
+def _declared_cmd(key: str, root: Path, params: Path) -> list[str]:
+    """Run the configure stage on ``params`` into ``root/data/configs``, then return the train stage's
+    command line from dvc.yaml with ${item} filled and paths moved under ``root``."""
+    import stages.configure
+
+    stages.configure.main(
+        ["--lyrics", str(root / "data" / "lyrics.parquet"), "--out", str(root / "data" / "configs"),
+         "--params", str(params)]
+    )  # fmt: skip
     cmd = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["cmd"]
-    argv = cmd.replace("${key}", key).split()[2:]  # drop `python stages/train.py`
+    argv = cmd.replace("${item}", key).split()[2:]  # drop `python stages/train.py`
     return [str(root / a) if i % 2 == 1 and argv[i - 1] != "--model" else a for i, a in enumerate(argv)]
 
 
@@ -49,8 +56,7 @@ def test_train_stage_writes_declared_outputs(key, tmp_path):
     root = tmp_path / "repo"
     d = make_dataset(root / "data")
     assert d["segments"] == root / "data" / "segments"
-    argv = _declared_cmd(key, root) + ["--params", str(_tiny_params(tmp_path))]
-    stages.train.main(argv)
+    stages.train.main(_declared_cmd(key, root, _tiny_params(tmp_path)))
 
     out = root / "models" / key
     for s in (0, 1):
@@ -127,7 +133,7 @@ def test_train_stage_uses_the_configured_thread_count(tmp_path):
     cfg["train"]["threads"] = 3
     params.write_text(yaml.safe_dump(cfg))
     before = torch.get_num_threads()
-    stages.train.main(_declared_cmd("autoencoder", root) + ["--params", str(params)])
+    stages.train.main(_declared_cmd("autoencoder", root, params))
     timings = json.loads((root / "logs" / "train" / "autoencoder.json").read_text())
     assert timings["threads"] == 3
     assert torch.get_num_threads() == before
@@ -139,4 +145,4 @@ def test_declared_stage_cmd_matches_argparse():
     used = set(re.findall(r"--(\w+)", cmd))
     text = (REPO / "stages" / "train.py").read_text()
     defined = set(re.findall(r'add_argument\("--(\w+)"', text))
-    assert used == defined - {"params"}
+    assert used == defined

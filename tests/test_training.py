@@ -287,7 +287,7 @@ def test_train_model_outputs_and_reencoding(dataset, tmp_path):
     ("key", "cfg"),
     [
         ("vade", {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_epochs": 1}),
-        ("conv_vae", {"latent_dim": 2, "channels": [4], "pool": [2, 2]}),
+        ("conv_vae", {"latent_dim": 2, "channels": [4], "pool": [2, 2], "target": "sorted"}),
         ("song_vae", {"latent_dim": 2, "hidden": [8], "clips_per_song": 2}),
     ],
 )
@@ -457,7 +457,7 @@ def test_logmel_clips_are_streamed_and_workers_do_not_change_results(dataset, tm
     _, data = _load(dataset, x_kind="logmel")
     assert isinstance(data.arrays["x"], ShardedArray)  # never the whole set as float32 in memory
     assert isinstance(data.select(data.split_mask("train"))["x"], ShardedArray)
-    cfg = {"latent_dim": 2, "channels": [4], "pool": [2, 2]}
+    cfg = {"latent_dim": 2, "channels": [4], "pool": [2, 2], "target": "sorted"}
     fast = dataclasses.replace(FAST, max_epochs=2)
     _train("conv_vae", cfg, dataset, tmp_path / "w0", seeds=[0], train_cfg=fast)
     _train(
@@ -476,7 +476,10 @@ def test_sequence_model_reencodes_from_mfcc_seq(dataset, tmp_path):
     data = load_clip_data(seg, dataset["features"], x_kind="mfcc_seq")
     assert np.asarray(data.arrays["x"]).shape == (48, 8, 32) and data.dims == {"mfcc_seq_shape": [8, 32]}
     out = tmp_path / "attention_mm"
-    cfg = {"latent_dim": 2, "channels": [4, 8], "heads": 2, "text_tokens": 2, "text_hidden": [8]}
+    cfg = {
+        "latent_dim": 2, "channels": [4, 8], "kernel": 5, "pool": 4, "heads": 2, "text_tokens": 2,
+        "text_hidden": [8], "fusion": "residual",
+    }  # fmt: skip
     _train("attention_mm", cfg, dataset, out, seeds=[0])
     model, ckpt = load_model(out / "seed_0.pt")
     assert ckpt["inputs"]["feature_sets"] == ["mfcc_seq"] and ckpt["inputs"]["x_kind"] == "mfcc_seq"

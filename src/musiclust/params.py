@@ -602,7 +602,9 @@ def validate(p: Params) -> None:
     for key in p.models:
         check_model_settings(key, p.models[key])
     if not p.representations:
-        raise ParamsError("train.models and cluster.baselines are both empty: list a model or a baseline to cluster")
+        raise ParamsError(
+            "train.models and cluster.baselines are both empty: list a model or a baseline to cluster"
+        )
     missing = [k for k in p.train.models if k not in p.models]
     if missing:
         raise ParamsError(
@@ -636,7 +638,9 @@ def check_model_settings(key: str, cfg: Any) -> dict[str, Any]:
                 f"remove {where} and set `{name}` instead"
             )
         if name not in MODEL_SETTINGS:
-            raise ParamsError(f"{where}: unknown setting; model settings are {', '.join(sorted(MODEL_SETTINGS))}")
+            raise ParamsError(
+                f"{where}: unknown setting; model settings are {', '.join(sorted(MODEL_SETTINGS))}"
+            )
         out[name] = MODEL_SETTINGS[name].check(where, value)
     return out
 

@@ -19,9 +19,7 @@ class AutoEncoder(LatentModel):
 
     key = "autoencoder"
 
-    def __init__(
-        self, in_dim: int, latent_dim: int, hidden: list[int] | tuple[int, ...]
-    ) -> None:
+    def __init__(self, in_dim: int, latent_dim: int, hidden: list[int] | tuple[int, ...]) -> None:
         super().__init__(in_dim=in_dim, latent_dim=latent_dim, hidden=list(hidden))
         hidden = list(hidden)
         self.encoder = mlp([in_dim, *hidden, latent_dim])

@@ -206,7 +206,6 @@ def _recording(init: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-
 def mlp(dims: list[int], final_activation: bool = False) -> nn.Sequential:
     """Linear layers ``dims[0] -> ... -> dims[-1]`` with LeakyReLU between them."""
     layers: list[nn.Module] = []

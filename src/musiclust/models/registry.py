@@ -72,7 +72,6 @@ class ModelSpec:
                 raise
             raise ModelConfigError(str(exc).replace(f"models.{self.cls.key}", f"models.{self.key}")) from exc
 
-
     def resolve(self, params: Params) -> dict[str, Any]:
         """The settings this key trains with: its ``models.<key>`` block, the top-level params it
         reads and its fixed settings, validated by the class (the one place they are put together)."""

@@ -101,7 +101,9 @@ def training_history(inputs: ReportInputs) -> pd.DataFrame:
         for name, rep in sorted(inputs.reps.items())
         if rep.is_model and rep.history is not None and not rep.history.empty
     ]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", *HISTORY_COLUMNS])
+    return (
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["model", *HISTORY_COLUMNS])
+    )
 
 
 def render(

@@ -197,16 +197,21 @@ def _train_seeds_in_processes(job: _SeedJob, seeds: list[int], procs: int) -> di
     """
     ctx = mp.get_context("spawn")
     log.info("%s: training %d seeds in %d processes (train.seed_workers)", job.key, len(seeds), procs)
-    with ProcessPoolExecutor(max_workers=procs, mp_context=ctx, initializer=_init_seed_process) as pool:
+    with ProcessPoolExecutor(
+        max_workers=procs, mp_context=ctx, initializer=_init_seed_process, initargs=(os.getpid(),)
+    ) as pool:
         futures = {s: pool.submit(_seed_in_process, job, s) for s in seeds}
         return {s: futures[s].result() for s in seeds}
 
 
-def _init_seed_process() -> None:
-    """Logging, and exit when the parent is gone: a stage killed from outside (a stopped
-    `dvc repro`, a `kill` of the stage) must not leave seeds training for nobody."""
+def _init_seed_process(parent: int) -> None:
+    """Logging, and exit when the parent (the stage, pid ``parent``) is gone: a stage killed from
+    outside (a stopped `dvc repro`, a `kill` of the stage) must not leave seeds training for nobody.
+
+    The parent's pid comes from the parent itself: read here with ``os.getppid()`` it would be
+    init's when the stage died while this process was still starting (importing torch).
+    """
     setup_logging()
-    parent = os.getppid()
 
     def watch() -> None:
         while os.getppid() == parent:
