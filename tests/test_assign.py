@@ -199,6 +199,7 @@ def mini_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
             str(root / "models" / "vae"),
             "--timings",
             str(root / "logs" / "train" / "vae.json"),
+        ]
     )
     stages.cluster.main(
         [

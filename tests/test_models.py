@@ -8,8 +8,8 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import REPO
 from sklearn.metrics import normalized_mutual_info_score
+from tests.conftest import REPO
 
 from musiclust.models import (
     REGISTRY,
