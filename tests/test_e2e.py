@@ -62,17 +62,54 @@ def _copy_repo(dst: Path) -> None:
         shutil.copy2(src, dst / f)
 
 
-def _declared_outputs(dvc: dict) -> list[str]:
+def _foreach_keys(st: dict, params: dict) -> list:
+    items = st["foreach"]
+    if isinstance(items, str):  # ${a.b}: a list in params.yaml
+        node = params
+        for part in re.fullmatch(r"\$\{(.+)\}", items).group(1).split("."):
+            node = node[part]
+        return list(node)
+    return list(items)
+
+
+def _declared_outputs(dvc: dict, params: dict) -> list[str]:
     outs = []
     for st in dvc["stages"].values():
-        keys = list(st["foreach"]) if "foreach" in st else [None]
+        keys = _foreach_keys(st, params) if "foreach" in st else [None]
         body = st["do"] if "foreach" in st else st
         for key in keys:
             for kind in ("outs", "metrics", "plots"):
                 for o in body.get(kind, []):
                     path = o if isinstance(o, str) else next(iter(o))
-                    outs.append(path.replace("${key}", str(key)))
+                    outs.append(path.replace("${key}", str(key)).replace("${item}", str(key)))
     return outs
+
+
+def _env(work: Path) -> dict:
+    """The environment of a run in the copy ``work``: its own src/ first on the path (so code edited
+    in the copy is what runs), offline, git identity for dvc exp."""
+    return {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(work / "src"),
+        "HF_HUB_OFFLINE": "1",
+        "MUSICLUST_OFFLINE": "1",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
+
+
+def _ran(out: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+def _summary(work: Path) -> dict:
+    import json
+
+    return json.loads((work / "metrics" / "summary.json").read_text())
 
 
 @pytest.mark.slow
@@ -82,24 +119,14 @@ def test_dvc_repro_end_to_end(tmp_path):
     _copy_repo(work)
     params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = {
-        **os.environ,
-        "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-        "HF_HUB_OFFLINE": "1",
-        "MUSICLUST_OFFLINE": "1",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
+    env = _env(work)
     _run(["git", "init", "-q"], work, env)
     _run(["git", "add", "-A"], work, env)
     _run(["git", "commit", "-qm", "tiny"], work, env)
     dvc = str(BIN / "dvc")
 
     _run([dvc, "repro"], work, env)
-    for out in _declared_outputs(yaml.safe_load((work / "dvc.yaml").read_text())):
+    for out in _declared_outputs(yaml.safe_load((work / "dvc.yaml").read_text()), params):
         assert (work / out).exists(), f"declared output {out} was not written"
     assert (work / "dvc.lock").exists()
 
@@ -113,36 +140,44 @@ def test_dvc_repro_end_to_end(tmp_path):
     params["beta"] = float(params["beta"]) * 2
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     beta_run = _run([dvc, "repro"], work, env)
-    ran = set(re.findall(r"Running stage '([^']+)'", beta_run))
-    assert ran == {"train@beta_vae", "cluster@beta_vae", "evaluate", "report"}, ran
+    ran = _ran(beta_run)
+    assert ran == {"configure", "train@beta_vae", "cluster@beta_vae", "evaluate", "report"}, ran
 
     # back to a beta run before: the run-cache restores train@ and cluster@ instead of recomputing,
     # and the outputs are the first run's, byte for byte (dvc.lock records their hashes)
     params["beta"] = float(params["beta"]) / 2
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     back_run = _run([dvc, "repro"], work, env)
-    ran = set(re.findall(r"Running stage '([^']+)'", back_run))
+    ran = _ran(back_run)
     assert not ran & {"train@beta_vae", "cluster@beta_vae", "report"}, back_run[-3000:]
     assert "Stage 'train@beta_vae' is cached - skipping run" in back_run, back_run[-3000:]
     assert (work / "dvc.lock").read_text() == first_lock
     assert (work / "metrics" / "headline.json").read_bytes() == first_headline
 
+    # a new lyrics encoder re-trains the models that read lyrics, and no other (each train stage
+    # depends on its own configure folder, where only those models get the lyrics table); the
+    # baselines all read the lyrics table's folder of inputs and are re-clustered (cheap)
     params["lyrics"]["encoder"] = "tfidf-char"
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     lyrics_run = _run([dvc, "repro"], work, env)
-    ran = set(re.findall(r"Running stage '([^']+)'", lyrics_run))
+    ran = _ran(lyrics_run)
     text_models = sorted(k for k, spec in REGISTRY.items() if "text" in spec.needs)
     assert text_models == ["attention_mm", "hybrid", "multimodal", "shared_private"]
-    # the baselines that read the lyrics table (dvc.yaml: input or input2), and only they
-    lyric_baselines = {
-        f"cluster@{k}"
-        for k, item in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["cluster"]["foreach"].items()
-        if "data/lyrics.parquet" in (item["input"], item["input2"])
-    }
-    assert lyric_baselines == {"cluster@lyrics", "cluster@raw_lyrics"}
-    expected = {"embed_lyrics", "evaluate", "report"} | lyric_baselines
+    expected = {"embed_lyrics", "configure", "evaluate", "report"}
+    expected |= {f"baseline@{b}" for b in params["cluster"]["baselines"]}
     expected |= {f"train@{k}" for k in text_models} | {f"cluster@{k}" for k in text_models}
     assert ran == expected, ran
+
+    # choosing fewer models trains nothing: configure re-runs, the chosen models' folders are the
+    # same, and evaluate and report rank and draw only the chosen models and the baselines
+    chosen = dict(params, train={**params["train"], "models": ["vae", "beta_vae"]})
+    (work / "params.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
+    few_run = _run([dvc, "repro"], work, env)
+    assert _ran(few_run) == {"configure", "evaluate", "report"}, _ran(few_run)
+    ranked = {e["representation"] for entries in _summary(work)["ranking"].values() for e in entries}
+    assert ranked <= {"vae", "beta_vae", *params["cluster"]["baselines"]} and {"vae", "beta_vae"} <= ranked
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    _run([dvc, "repro"], work, env)
 
     # a real small sweep, compared: two experiments on beta, then `musiclust compare`
     _run(["git", "add", "-A"], work, env)
@@ -157,3 +192,53 @@ def test_dvc_repro_end_to_end(tmp_path):
     assert "beta1" in out and "beta8" in out, out[-3000:]
     page = (work / "compare.html").read_text()
     assert "beta_vae" in page and "http://" not in page and "https://" not in page
+
+
+NEW_MODEL = '''"""A linear autoencoder: the smallest model, added the way any model is added."""
+
+from musiclust.models.autoencoder import AutoEncoder
+
+
+class LinearAE(AutoEncoder):
+    """Autoencoder with one hidden layer (Baldi & Hornik, "Neural networks and principal component
+    analysis", Neural Networks 1989): spans the leading principal subspace at its optimum."""
+
+    key = "linear_ae"
+'''
+
+
+@pytest.mark.slow
+def test_adding_a_model_is_its_module_registry_entry_and_params_block(tmp_path):
+    """A new model in a copy of the repo: its module, one registry entry and its params block (with
+    its key in train.models). Nothing in dvc.yaml, evaluate or the report changes, and `dvc repro`
+    trains, clusters, ranks and draws it."""
+    work = tmp_path / "repo"
+    work.mkdir()
+    _copy_repo(work)
+    (work / "src/musiclust/models/linear_ae.py").write_text(NEW_MODEL)
+    registry = work / "src/musiclust/models/registry.py"
+    text = registry.read_text()
+    text = text.replace(
+        "from musiclust.models.vae import VAE\n",
+        "from musiclust.models.linear_ae import LinearAE\nfrom musiclust.models.vae import VAE\n",
+    )
+    text = text.replace(
+        '    ModelSpec("song_ae", SongVAE, {"variational": False}),\n',
+        '    ModelSpec("song_ae", SongVAE, {"variational": False}),\n    ModelSpec("linear_ae", LinearAE),\n',
+    )
+    assert 'ModelSpec("linear_ae"' in text
+    registry.write_text(text)
+    params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
+    params["models"]["linear_ae"] = {"latent_dim": 4, "hidden": [16]}
+    params["train"]["models"] = ["vae", "linear_ae"]
+    params["cluster"]["baselines"] = ["raw"]
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = _env(work)
+    _run(["git", "init", "-q"], work, env)
+    ran = _ran(_run([str(BIN / "dvc"), "repro"], work, env))
+    assert {"train@linear_ae", "cluster@linear_ae", "train@vae", "baseline@raw", "report"} <= ran, ran
+    ranked = {e["representation"] for entries in _summary(work)["ranking"].values() for e in entries}
+    assert ranked == {"vae", "linear_ae", "raw"}, ranked
+    history = (work / "plots" / "training" / "history.csv").read_text()
+    assert "linear_ae," in history and "vae," in history
+    assert "linear_ae" in (work / "plots" / "report" / "index.html").read_text()

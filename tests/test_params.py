@@ -18,7 +18,7 @@ from musiclust.params import ParamsError, load_params, parse_params
 
 @pytest.fixture(scope="module")
 def repo_params() -> dict:
-    from conftest import REPO
+    from tests.conftest import REPO
 
     return yaml.safe_load((REPO / "params.yaml").read_text())
 
