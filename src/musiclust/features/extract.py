@@ -48,6 +48,7 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from musiclust.contracts.features import TENSOR_SETS, VECTOR_SETS
+from musiclust.params import AudioParams, FeatureParams
 
 #: Mel bands under the MFCCs and the onset envelope (librosa's default for both).
 MFCC_N_MELS = 128
@@ -66,15 +67,16 @@ _TINY32 = np.finfo(np.float32).tiny
 
 @dataclass
 class FeatureConfig:
-    """What to compute; mirrors ``params.features`` (plus the sample rate)."""
+    """What to compute: ``params.features`` plus the sample rate (:meth:`from_params`). The defaults
+    are the params' own (``FeatureParams``/``AudioParams``, which equal params.yaml), not restated."""
 
-    sample_rate: int = 22050
-    sets: tuple[str, ...] = ("mfcc_stats", "spectral", "logmel")
-    n_mfcc: int = 20
-    n_fft: int = 2048
-    hop_length: int = 512
-    n_mels: int = 64
-    logmel_frames: int = 128
+    sample_rate: int = AudioParams.sample_rate
+    sets: tuple[str, ...] = FeatureParams.sets
+    n_mfcc: int = FeatureParams.n_mfcc
+    n_fft: int = FeatureParams.n_fft
+    hop_length: int = FeatureParams.hop_length
+    n_mels: int = FeatureParams.n_mels
+    logmel_frames: int = FeatureParams.logmel_frames
 
     @classmethod
     def from_params(cls, sample_rate: int, features: object) -> FeatureConfig:
