@@ -87,19 +87,7 @@ class AttentionMultimodalVAE(SequenceInputs, TextInputs, LatentModel):
         text_hidden: list[int] | tuple[int, ...],
         fusion: str,
     ) -> None:
-        super().__init__(
-            n_mfcc=n_mfcc,
-            frames=frames,
-            text_dim=text_dim,
-            latent_dim=latent_dim,
-            channels=list(channels),
-            kernel=kernel,
-            pool=pool,
-            heads=heads,
-            text_tokens=text_tokens,
-            text_hidden=list(text_hidden),
-            fusion=fusion,
-        )
+        super().__init__(latent_dim=latent_dim)
         channels, text_hidden = list(channels), list(text_hidden)
         t_bottom = check_sequence_shape(self.key, n_mfcc, frames, channels, pool)
         d = channels[-1]

@@ -20,7 +20,7 @@ class AutoEncoder(LatentModel):
     key = "autoencoder"
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: list[int] | tuple[int, ...]) -> None:
-        super().__init__(in_dim=in_dim, latent_dim=latent_dim, hidden=list(hidden))
+        super().__init__(latent_dim=latent_dim)
         hidden = list(hidden)
         self.encoder = mlp([in_dim, *hidden, latent_dim])
         self.decoder = mlp([latent_dim, *reversed(hidden), in_dim])

@@ -81,9 +81,9 @@ class LatentModel(nn.Module, abc.ABC):
         if init is not None:
             cls.__init__ = _recording(init)  # type: ignore[method-assign]
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, latent_dim: int) -> None:
         super().__init__()
-        self.latent_dim = int(kwargs["latent_dim"])
+        self.latent_dim = int(latent_dim)
 
     # ---- construction -------------------------------------------------------------
     @classmethod

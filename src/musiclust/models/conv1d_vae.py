@@ -102,14 +102,7 @@ class Conv1dVAE(SequenceInputs, LatentModel):
         kernel: int,
         pool: int,
     ) -> None:
-        super().__init__(
-            n_mfcc=n_mfcc,
-            frames=frames,
-            latent_dim=latent_dim,
-            channels=list(channels),
-            kernel=kernel,
-            pool=pool,
-        )
+        super().__init__(latent_dim=latent_dim)
         channels = list(channels)
         if kernel < 1 or kernel % 2 == 0:
             raise ModelConfigError(f"models.{self.key}.kernel must be a positive odd int (got {kernel})")

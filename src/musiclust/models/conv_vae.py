@@ -52,14 +52,7 @@ class ConvVAE(LatentModel):
         pool: list[int] | tuple[int, ...],
         target: str,
     ) -> None:
-        super().__init__(
-            n_mels=n_mels,
-            frames=frames,
-            latent_dim=latent_dim,
-            channels=list(channels),
-            pool=list(pool),
-            target=target,
-        )
+        super().__init__(latent_dim=latent_dim)
         channels, pool = list(channels), list(pool)
         if target not in self.TARGETS:
             raise ModelConfigError(f"models.conv_vae.target must be one of {self.TARGETS}, got {target!r}")

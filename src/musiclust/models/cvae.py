@@ -35,13 +35,7 @@ class CVAE(LatentModel):
         latent_dim: int,
         hidden: list[int] | tuple[int, ...],
     ) -> None:
-        super().__init__(
-            in_dim=in_dim,
-            condition=condition,
-            condition_values=[str(v) for v in condition_values],
-            latent_dim=latent_dim,
-            hidden=list(hidden),
-        )
+        super().__init__(latent_dim=latent_dim)
         hidden = list(hidden)
         self.condition = condition
         self.condition_values = [str(v) for v in condition_values]

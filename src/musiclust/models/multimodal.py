@@ -42,13 +42,7 @@ class MultimodalVAE(TextInputs, LatentModel):
         hidden: list[int] | tuple[int, ...],
         text_hidden: list[int] | tuple[int, ...],
     ) -> None:
-        super().__init__(
-            audio_dim=audio_dim,
-            text_dim=text_dim,
-            latent_dim=latent_dim,
-            hidden=list(hidden),
-            text_hidden=list(text_hidden),
-        )
+        super().__init__(latent_dim=latent_dim)
         hidden, text_hidden = list(hidden), list(text_hidden)
         self.text_norm = Standardizer(text_dim)
         self.audio_encoder = mlp([audio_dim, *hidden], final_activation=True)

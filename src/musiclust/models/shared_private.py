@@ -70,15 +70,7 @@ class SharedPrivateVAE(TextInputs, LatentModel):
         hidden: list[int] | tuple[int, ...],
         text_hidden: list[int] | tuple[int, ...],
     ) -> None:
-        super().__init__(
-            audio_dim=audio_dim,
-            text_dim=text_dim,
-            latent_dim=latent_dim,
-            audio_private_dim=audio_private_dim,
-            text_private_dim=text_private_dim,
-            hidden=list(hidden),
-            text_hidden=list(text_hidden),
-        )
+        super().__init__(latent_dim=latent_dim)
         self.check_spanning(
             {
                 "latent_dim": latent_dim,

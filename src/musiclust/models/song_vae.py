@@ -50,13 +50,7 @@ class SongVAE(LatentModel):
         clips_per_song: int,
         variational: bool,
     ) -> None:
-        super().__init__(
-            in_dim=in_dim,
-            latent_dim=latent_dim,
-            hidden=list(hidden),
-            clips_per_song=clips_per_song,
-            variational=bool(variational),
-        )
+        super().__init__(latent_dim=latent_dim)
         hidden = list(hidden)
         if not hidden or int(clips_per_song) < 0:
             raise ModelConfigError(
