@@ -1,4 +1,4 @@
-"""Chunks per second and fidelity of ways to run the lyrics model (issue 12), on real lyrics.
+"""Chunks per second and fidelity of ways to run the lyrics model, on real lyrics.
 
 Cuts the lyrics of the given CSV files (a ``lyrics`` column) into the distinct chunks that
 ``embed_lyrics`` encodes, draws ``--chunks`` of them (fixed seed, the same share from each
@@ -6,10 +6,11 @@ file), and encodes them with each backend in turn, ``--repeats`` rounds interlea
 change in the machine's load hits every backend alike. Prints chunks/s (median over rounds),
 the speed ratio to torch float32 and the cosine of each chunk vector to torch float32 (min
 and mean). Not part of the pipeline; the ONNX rows need ``pip install -e ".[onnx]"``
-and are skipped without it::
+and are skipped without it. For example, on a manifest of real songs with lyrics such as
+songs_en_de_400 and a CSV of Bangla and English lyrics (docs/performance.md has what this gave)::
 
     python benchmarks/lyrics_backends.py --chunks 120 --repeats 3 \\
-        ../shared/data/songs_en_de_400/manifest.csv ../shared/data/lyrics_bn_en_120.csv
+        $MUSICLUST_SHARED_DATA/songs_en_de_400/manifest.csv $MUSICLUST_SHARED_DATA/lyrics_bn_en_120.csv
 
 Backends: ``torch-fp32`` (what ``embed_lyrics`` runs), ``torch-bf16`` (``lyrics.precision:
 bfloat16``), ``onnx-fp32`` (the transformer exported with ``torch.onnx``, run by onnxruntime),

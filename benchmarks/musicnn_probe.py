@@ -9,7 +9,7 @@ scratch environment, not in musiclust's (docs/quality.md has the numbers it gave
     /tmp/tfenv/bin/pip install tensorflow-cpu tf_keras librosa soundfile pandas pyarrow scikit-learn
     /tmp/tfenv/bin/pip install --no-deps musicnn          # its pins (numpy<1.17) are stale
     TF_USE_LEGACY_KERAS=1 /tmp/tfenv/bin/python benchmarks/musicnn_probe.py \\
-        --songs ../shared/data/songs_en_de_400/manifest.csv --segments <clone>/data/segments \\
+        --songs $MUSICLUST_SHARED_DATA/songs_en_de_400/manifest.csv --segments <clone>/data/segments \\
         --model MTT_musicnn --out /tmp/mtt.parquet
 
 Each song is cut into musicnn's own non-overlapping 3 s windows (its training input length); the

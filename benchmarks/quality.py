@@ -6,7 +6,7 @@ Runs the real ``cluster@<rep>`` stage for each representation given (a model key
 (K-Means, k = the label's number of classes, song means, test songs, mean over seeds, percentile
 bootstrap interval over test songs) plus the same clustering scored on all songs to
 ``--work/<tag>/quality.json`` and a Markdown table beside it. Not part of the pipeline; it is how
-the numbers of issue 16 were measured, on a scratch clone whose params point at the collection
+the numbers of docs/quality.md were measured, on a scratch clone whose params point at the collection
 (``data.source: manifest``, ``cluster.algorithms: [kmeans]`` keeps it fast)::
 
     python benchmarks/quality.py --tag base --params params.yaml raw autoencoder vae conv_vae

@@ -15,7 +15,7 @@ worker pool.
 By default the featurizer computes ``features.sets`` of ``--params`` (the stage's own
 work, so this number and the featurize stage's log line agree); the plain loop's ratio is
 like for like only with ``--sets logmel,mfcc_seq`` (a mel spectrogram and MFCCs per clip).
-Until issue 12 the default was ``logmel,mfcc_seq``, which is why the benchmark reported
+Before commit 4afcd0f the default was ``logmel,mfcc_seq``, which is why the benchmark reported
 about 2.5x the realtime factor of a default ``dvc repro``: ``spectral`` (contrast, roll-off,
 chroma, tempo) costs about three times as much per clip as mel spectrogram and MFCCs together.
 ``musiclust bench pipeline`` times the stage itself on real or synthetic songs.

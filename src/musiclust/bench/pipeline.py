@@ -42,8 +42,8 @@ log = logging.getLogger(__name__)
 
 STAGES = ("download", "segment", "featurize", "embed_lyrics")
 
-#: Throughput targets on 2 cores (issue 12): stage -> (column, minimum). ``embed_lyrics`` is
-#: three times the 5.4 chunks/s measured before that work.
+#: Throughput targets on 2 cores: stage -> (column, minimum). ``embed_lyrics`` is three times
+#: the 5.4 chunks/s measured before the targets were set (docs/performance.md).
 TARGETS: dict[str, tuple[str, float]] = {
     "segment": ("realtime", 1000.0),
     "featurize": ("realtime", 2500.0),

@@ -37,7 +37,7 @@ the hub) is refused unless ``features.pretrained.trust_remote_code`` is true.
 The weights are not a DVC dependency (``dvc.yaml`` cannot depend on a folder named by a param
 only when a set is selected); :func:`fingerprint` records the config's and every weight file's
 SHA-256 in ``data/features/report.json`` instead, and replacing the weights in place needs
-``dvc repro -f -s featurize`` (README, "Feature sets").
+``dvc repro -f -s featurize`` (docs/features.md).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ model or library gets its own export. ``onnx-int8`` then quantizes the weights o
 matrix product to 8 bits in blocks of 32 along the input dimension (onnxruntime MatMulNBits,
 ``accuracy_level`` 4: activations are quantized per block too). Plain dynamic int8
 quantization (one activation scale per tensor) is not offered: on real lyrics it moved chunk
-vectors down to cosine 0.97 of float32 (README, Speed).
+vectors down to cosine 0.97 of float32 (docs/performance.md).
 
 Tokenization, mean pooling and normalization are done here as the model's own modules do
 them; only models made of Transformer -> Pooling (mean) [-> Normalize] are supported, others
