@@ -323,7 +323,7 @@ class LyricsParams:
     precision: str = "float32"
     #: what runs the sentence-transformers model: torch, or onnxruntime on an export of it (onnx:
     #: float32, the same vectors; onnx-int8: 8-bit weights, chunk vectors within cosine 0.998;
-    #: both need the onnx extra; README Speed)
+    #: both need the onnx extra; docs/performance.md)
     backend: str = "torch"
 
     def __post_init__(self) -> None:
