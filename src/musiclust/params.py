@@ -37,6 +37,27 @@ MAP_METHODS = ("pca", "tsne", "umap")
 METADATA_ENCODINGS = ("category", "text", "numeric")
 #: label columns the metadata baseline may never read, whatever ``data.label_columns`` says
 ALWAYS_LABELS = ("language", "genre")
+#: spectral contrast (the ``spectral`` feature set) splits the spectrum into this many octave bands
+#: from ``SPECTRAL_CONTRAST_FMIN_HZ`` up (librosa's defaults): the top band starts at 200 * 2**5 =
+#: 6400 Hz, so audio.sample_rate must put the Nyquist frequency above it (musiclust.features.extract)
+SPECTRAL_CONTRAST_FMIN_HZ = 200.0
+SPECTRAL_CONTRAST_OCTAVES = 6
+#: columns of songs.parquet the download stage computes (musiclust.contracts.raw), input columns with a
+#: fixed meaning, and labels.csv's ``path``: none of them can be a label column
+SONG_COLUMNS = (
+    "song_id",
+    "title",
+    "artist",
+    "audio_path",
+    "duration_s",
+    "sample_rate",
+    "lyrics",
+    "has_lyrics",
+    "source",
+    "track_id",
+    "lyrics_path",
+    "path",
+)
 #: per-clip bookkeeping of segments.parquet: not song metadata
 NOT_METADATA = (
     "segment_id",
@@ -106,6 +127,20 @@ class DataParams:
         _at_least("data.max_lyrics_bytes", self.max_lyrics_bytes, 1)
         if len(set(self.label_columns)) != len(self.label_columns):
             raise ParamsError(f"data.label_columns lists a column twice: {list(self.label_columns)}")
+        for c in self.label_columns:
+            if not c.strip():
+                raise ParamsError("data.label_columns has an empty entry: name a column of your manifest")
+            if c != c.strip().lower():
+                # input headers are compared in lower case without surrounding spaces
+                raise ParamsError(
+                    f"data.label_columns: {c!r} must be written {c.strip().lower()!r} "
+                    "(column names are read in lower case, without surrounding spaces)"
+                )
+            if c in SONG_COLUMNS or c in NOT_METADATA:
+                raise ParamsError(
+                    f"data.label_columns: {c!r} is a column the pipeline fills itself, not a label; "
+                    f"reserved: {', '.join(sorted(set(SONG_COLUMNS) | set(NOT_METADATA)))}"
+                )
         for r in self.allowed_roots:
             if not r.strip():
                 raise ParamsError("data.allowed_roots has an empty entry (it would allow the current folder)")
@@ -529,6 +564,21 @@ def validate(p: Params) -> None:
         )
     if p.beta < 0:
         raise ParamsError(f"beta must be >= 0, got {p.beta!r}")
+    top_band = SPECTRAL_CONTRAST_FMIN_HZ * 2 ** (SPECTRAL_CONTRAST_OCTAVES - 1)
+    if "spectral" in p.features.sets and p.audio.sample_rate <= 2 * top_band:
+        raise ParamsError(
+            f"audio.sample_rate={p.audio.sample_rate} is too low for features.sets 'spectral': its top "
+            f"spectral-contrast band starts at {top_band:g} Hz, above the Nyquist frequency "
+            f"({p.audio.sample_rate / 2:g} Hz); use a rate above {2 * top_band:g} (16000 or 22050) or "
+            "remove 'spectral' from features.sets"
+        )
+    window = int(round(p.segment.window_s * p.audio.sample_rate))
+    if window < p.features.n_fft:
+        raise ParamsError(
+            f"segment.window_s={p.segment.window_s:g} s is {window} samples at audio.sample_rate="
+            f"{p.audio.sample_rate}, shorter than one FFT frame (features.n_fft={p.features.n_fft}); "
+            "raise segment.window_s or lower features.n_fft"
+        )
     for key, cfg in p.models.items():
         if not isinstance(cfg, Mapping):
             raise ParamsError(f"models.{key} must be a mapping of settings, got {cfg!r}")
