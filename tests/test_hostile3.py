@@ -130,7 +130,7 @@ def test_2_two_runs_sharing_one_cache_both_succeed(tmp_path):
     cache = tmp_path / "shared-cache"
     flags = tmp_path / "flags"
     flags.mkdir()
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
 
     def argv(name: str, m: Path) -> list[str]:
         cfg = {"data": {"source": "manifest"}, "download": {"cache_dir": str(cache), "concurrency": 1}}
@@ -641,3 +641,238 @@ def test_12i_collection_files_are_normally_readable(tmp_path):
         os.umask(old)
     for f in [*out.rglob("*.wav"), out / "songs.parquet", out / "report.json"]:
         assert f.stat().st_mode & 0o777 == 0o644, (f, oct(f.stat().st_mode))
+
+
+# ================================================================ fourth pass: variants nobody had named
+
+
+def test_4p_exotic_but_valid_audio_is_accepted_and_segments(tmp_path):
+    """8-bit, 24-bit, float and 6-channel wav, 8 kHz mono mp3, an upper-case extension, wav bytes
+    named .mp3, a header claiming 10 hours over 1 s of data: all real audio, all kept at their length."""
+    import io
+    import struct
+
+    import stages.segment as seg_stage
+
+    d = tmp_path / "in"
+    d.mkdir()
+    y = (0.3 * np.sin(2 * np.pi * 330 * np.arange(2 * SR) / SR)).astype(np.float32)
+    sf.write(d / "u8.wav", y, SR, subtype="PCM_U8")
+    sf.write(d / "s24.wav", y, SR, subtype="PCM_24")
+    sf.write(d / "f32.wav", y, SR, subtype="FLOAT")
+    sf.write(d / "hot.wav", (y * 5).astype(np.float64), SR, subtype="DOUBLE")  # samples far above 1.0
+    sf.write(d / "six.wav", np.stack([y] * 6, axis=1), SR)
+    y8 = (0.3 * np.sin(2 * np.pi * 330 * np.arange(2 * 8000) / 8000)).astype(np.float32)
+    sf.write(d / "mono8k.mp3", y8, 8000, format="MP3")
+    (d / "UPPER.WAV").write_bytes((d / "s24.wav").read_bytes())
+    (d / "wavbytes.mp3").write_bytes((d / "s24.wav").read_bytes())
+    buf = io.BytesIO()
+    sf.write(buf, y[:SR], SR, format="WAV", subtype="PCM_16")
+    liar = bytearray(buf.getvalue())
+    struct.pack_into("<I", liar, liar.find(b"data") + 4, 10 * 3600 * SR * 2)
+    (d / "liar.wav").write_bytes(bytes(liar))
+    names = sorted(p.name for p in d.iterdir())
+    m = manifest(d / "m.csv", [{"track_id": Path(n).stem, "source": n} for n in names])
+    out = tmp_path / "raw"
+    rep = run(tmp_path, out, manifest=m)
+    assert rep["ok"] == len(names), rep["reasons"]
+    songs = pd.read_parquet(out / "songs.parquet").set_index("song_id")
+    assert (
+        songs.loc["liar", "duration_s"] == pytest.approx(1.0) and songs.loc["mono8k", "sample_rate"] == 8000
+    )
+    pp = _params_file(tmp_path, {"segment": {"window_s": 1.0, "hop_s": 1.0, "workers": 0}}, "seg.yaml")
+    seg_stage.main(["--raw", str(out), "--out", str(tmp_path / "seg"), "--params", str(pp)])
+    seg = json.loads((tmp_path / "seg" / "report.json").read_text())
+    assert seg["segmented"] == len(names) and seg["clips"] == 2 * len(names) - 1  # liar: one clip
+
+
+def test_4p_a_flac_whose_header_gives_no_length_is_named_not_too_long(tmp_path):
+    """A FLAC written to a pipe has no length in its header; libsndfile then reports 2**63 - 1
+    frames, which read as 418 million years: it was skipped as 'too long'."""
+    import subprocess as sp
+
+    import imageio_ffmpeg
+
+    d = tmp_path / "in"
+    d.mkdir()
+    with (d / "streamed.flac").open("wb") as fh:
+        sp.run(
+            [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-f", "lavfi", "-i"]
+            + ["sine=f=440:r=22050:d=3", "-f", "flac", "pipe:1"],
+            stdout=fh,
+            check=True,
+        )
+    tone(d / "a.wav")
+    m = manifest(
+        d / "m.csv", [{"track_id": "s", "source": "streamed.flac"}, {"track_id": "a", "source": "a.wav"}]
+    )
+    row = run(tmp_path, tmp_path / "raw", manifest=m)["rows"][0]
+    assert (
+        row["reason"] == "unsupported format" and "no length" in row["detail"] and "ffmpeg" in row["detail"]
+    )
+
+
+def test_4p_windows_device_names_are_never_song_file_names():
+    from musiclust.fileio import safe_id
+
+    for name in ("CON", "nul", "COM1", "aux.txt", "LPT9", "Prn"):
+        sid = safe_id(name)
+        assert sid.split(".")[0].split("-")[0].upper() == name.split(".")[0].upper() and "-" in sid, sid
+    assert safe_id("CONCERT") == "CONCERT" and safe_id("console") == "console"
+
+
+def test_4p_an_unclosed_quote_is_an_error_naming_its_line_not_a_swallowed_file(tmp_path):
+    p = tmp_path / "m.csv"
+    p.write_text('track_id,source\na,a.wav\nb,"b.wav\nc,c.wav\nd,d.wav\n', encoding="utf-8")
+    with pytest.raises(ManifestError, match=r"m\.csv line 3: not a readable CSV"):
+        read_manifest(p, [])
+
+
+@pytest.mark.parametrize(
+    "data,encoding",
+    [
+        ("track_id;source;genre\nx;a.wav;rock\n", "utf-8"),  # what spreadsheets in many locales save
+        ("track_id\tsource\tgenre\r\nx\ta.wav\trock\r\n", "utf-16"),  # "Unicode text" export
+        ("\ufefftrack_id,source,genre\r\nx,a.wav,rock\r\n", "utf-8"),
+    ],
+)
+def test_4p_spreadsheet_exports_are_read(tmp_path, data, encoding):
+    p = tmp_path / "m.csv"
+    p.write_bytes(data.encode(encoding))
+    (req,) = read_manifest(p, ["genre"])
+    assert (req.track_id, req.source, req.labels) == ("x", "a.wav", {"genre": "rock"})
+
+
+def test_4p_a_file_name_that_is_not_utf8_does_not_crash_the_run(tmp_path):
+    root = tmp_path / "music"
+    tone(root / "rock" / "ok.wav")
+    sf.write(os.fsencode(root / "rock") + b"/caf\xe9.wav", np.zeros(SR, np.float32) + 0.1, SR)  # latin-1
+    tone(root / "rock" / "new\nline.wav")
+    out = tmp_path / "raw"
+    rep = run(tmp_path, out, folder=root)
+    assert rep["ok"] == 3, rep["rows"]
+    assert any("\ufffd" in r["source"] for r in rep["rows"])  # shown with a replacement character
+
+
+def test_4p_a_file_given_as_the_music_folder_is_named_as_such(tmp_path):
+    from musiclust.data.folder import scan_folder
+
+    f = tmp_path / "music.wav"
+    f.write_bytes(b"x")
+    with pytest.raises(ManifestError, match="is a file, not a folder"):
+        scan_folder(f, "genre", ["genre"])
+
+
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("download: {backoff_s: .nan}\n", "download.backoff_s"),
+        ("train: {lr: .nan}\n", "train.lr"),
+        ("segment: {silence_db: .nan}\n", "segment.silence_db"),
+        ("segment: {split: {train: .nan, val: 0.5, test: 0.5}}\n", "segment.split.train"),
+        ("download: {max_duration_s: .inf}\n", "download.max_duration_s"),
+        ("seed: -1\n", "seed"),
+        ("seeds: [0, 99999999999999999999]\n", r"seeds\[1\]"),
+        ("segment: {window_s: 3.0}\nsegment: {window_s: 9.0}\n", "key 'segment' is given twice"),
+        ("features: {n_mfcc: 1000}\n", "features.n_mfcc"),
+        ("features: {n_mels: 100000}\n", "features.n_fft"),
+        ("data:\n\tsource: demo\n", "not valid YAML"),
+    ],
+)
+def test_4p_params_that_used_to_pass_or_crash_are_one_line(tmp_path, text, key):
+    from musiclust.params import load_params
+
+    p = tmp_path / "params.yaml"
+    p.write_text(text, encoding="utf-8")
+    with pytest.raises(ParamsError, match=key.replace(".", r"\.") if "[" not in key else key) as ei:
+        load_params(p)
+    assert "\n" not in str(ei.value)
+
+
+def test_4p_unreadable_params_files_are_one_line(tmp_path):
+    from musiclust.params import load_params
+
+    (tmp_path / "latin1.yaml").write_bytes(b"data: {source: caf\xe9}\n")
+    with pytest.raises(ParamsError, match="not UTF-8"):
+        load_params(tmp_path / "latin1.yaml")
+    (tmp_path / "dir.yaml").mkdir()
+    with pytest.raises(ParamsError, match="cannot be read"):
+        load_params(tmp_path / "dir.yaml")
+
+
+def test_4p_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    """Nine lines of aliases under ``models`` stood for 10**9 values: loading never finished."""
+    text = "models:\n  x0: &a0 {k: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}\n" + "".join(
+        f"  x{i}: &a{i} {{k: [{', '.join([f'*a{i - 1}'] * 10)}]}}\n" for i in range(1, 9)
+    )
+    p = tmp_path / "params.yaml"
+    p.write_text(text, encoding="utf-8")
+    code = "import sys\nfrom musiclust.params import load_params\nfrom musiclust.log import run_main\n"
+    code += "run_main(lambda a: load_params(a[0]), sys.argv[1:])\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(p)], capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert proc.returncode == 2 and "YAML alias" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_4p_a_checkpoint_with_weights_of_another_dtype_is_refused(tmp_path):
+    import torch
+
+    from musiclust.models import CheckpointError, load_model, save_checkpoint
+
+    path, ckpt = _small_checkpoint(tmp_path)
+    ckpt["state_dict"] = {
+        k: v.to(torch.int8) if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()
+    }
+    save_checkpoint(path, ckpt)
+    with pytest.raises(CheckpointError, match="torch.int8"):
+        load_model(path)
+
+
+def test_4p_a_second_run_into_the_same_output_is_refused_while_the_first_builds(tmp_path):
+    d = tmp_path / "in"
+    for i in range(2):
+        tone(d / f"s{i}.wav", freq=300 + 90 * i)
+    m = manifest(d / "m.csv", [{"track_id": f"s{i}", "source": f"s{i}.wav"} for i in range(2)])
+    flags = tmp_path / "flags"
+    flags.mkdir()
+    cfg = {"data": {"source": "manifest"}, "download": {"concurrency": 1}}
+    argv = [
+        "--out",
+        str(tmp_path / "raw"),
+        "--params",
+        str(_params_file(tmp_path, cfg)),
+        "--manifest",
+        str(m),
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    a = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_RUN, str(flags), *argv],
+        cwd=REPO,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        t0 = time.monotonic()
+        while not (flags / "a_started").exists():
+            assert a.poll() is None and time.monotonic() - t0 < 120, "run A never started"
+            time.sleep(0.05)
+        b = subprocess.run(
+            [sys.executable, "stages/download.py", *argv],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        (flags / "b_done").touch()
+        a_err = a.communicate(timeout=300)[1]
+    finally:
+        if a.poll() is None:
+            a.kill()
+    assert (
+        b.returncode == 2 and "another download run is building" in b.stderr and "Traceback" not in b.stderr
+    )
+    assert a.returncode == 0, a_err[-3000:]
+    assert json.loads((tmp_path / "raw" / "report.json").read_text())["ok"] == 2

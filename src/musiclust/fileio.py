@@ -19,6 +19,9 @@ from typing import Any
 import pandas as pd
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+)
 
 
 class UserInputError(Exception):
@@ -231,8 +234,12 @@ def safe_id(raw: str, max_len: int = 80) -> str:
     ascii_ = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     cleaned = _UNSAFE.sub("_", ascii_).strip("._-")
     cleaned = re.sub(r"_+", "_", cleaned)[:max_len] or "id"
-    if cleaned != text:
-        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    # CON, NUL, COM1, aux.txt ...: names Windows gives to devices, so a collection holding them
+    # could not be checked out there
+    reserved = cleaned.split(".")[0].upper() in _WINDOWS_DEVICES
+    if cleaned != text or reserved:
+        # surrogateescape: a file name that is not valid UTF-8 still hashes to stable bytes
+        digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
         cleaned = f"{cleaned}-{digest}"
     return cleaned
 
@@ -257,7 +264,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def write_json(path: str | Path, obj: Any) -> None:
     """Write pretty, key-sorted JSON atomically (stable diffs for git-tracked metrics)."""
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
-    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+    # "replace": a file name that is not UTF-8 (lone surrogates in Python) must not fail the write
+    atomic_write_bytes(path, (text + "\n").encode("utf-8", "replace"))
 
 
 def read_json(path: str | Path) -> Any:

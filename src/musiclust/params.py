@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections.abc
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -42,6 +43,8 @@ ALWAYS_LABELS = ("language", "genre")
 #: 6400 Hz, so audio.sample_rate must put the Nyquist frequency above it (musiclust.features.extract)
 SPECTRAL_CONTRAST_FMIN_HZ = 200.0
 SPECTRAL_CONTRAST_OCTAVES = 6
+#: mel bands under the MFCCs and the onset envelope (librosa's default for both): the most MFCCs there are
+MFCC_N_MELS = 128
 #: columns of songs.parquet the download stage computes (musiclust.contracts.raw), input columns with a
 #: fixed meaning, and labels.csv's ``path``: none of them can be a label column
 SONG_COLUMNS = (
@@ -273,6 +276,18 @@ class FeatureParams:
             )
         for name in ("n_mfcc", "n_fft", "hop_length", "n_mels", "logmel_frames"):
             _at_least(f"features.{name}", getattr(self, name), 1)
+        if self.n_mfcc > MFCC_N_MELS:
+            raise ParamsError(
+                f"features.n_mfcc must be at most {MFCC_N_MELS} (the mel bands it is computed from), got {self.n_mfcc}"
+            )
+        bands = max(self.n_mels, MFCC_N_MELS)  # the featurizer builds both filterbanks
+        if bands > self.n_fft // 2 + 1:
+            raise ParamsError(
+                f"features.n_fft={self.n_fft} gives {self.n_fft // 2 + 1} frequency bins, fewer than the "
+                f"mel bands built on them (features.n_mels={self.n_mels}; {MFCC_N_MELS} under the MFCCs), "
+                f"so bands would be empty: raise features.n_fft to at least {2 * (bands - 1)} or lower "
+                "features.n_mels"
+            )
         _at_least("features.workers", self.workers, 0)
 
 
@@ -520,6 +535,8 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):  # .nan passes every range check (nan < 0 is False)
+            raise ParamsError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
         if isinstance(value, bool) or not isinstance(value, int):
@@ -558,6 +575,9 @@ def parse_params(mapping: Mapping[str, Any]) -> Params:
 def validate(p: Params) -> None:
     """Rules that span keys (each section checks its own ranges when it is built)."""
     _non_empty("seeds", p.seeds)
+    for name, s in (("seed", p.seed), *((f"seeds[{i}]", s) for i, s in enumerate(p.seeds))):
+        if not 0 <= s < 2**32:  # the range numpy, scikit-learn and torch all accept
+            raise ParamsError(f"{name} must be between 0 and 2**32 - 1, got {s}")
     if len(set(p.seeds)) != len(p.seeds):
         raise ParamsError(
             f"seeds lists a seed twice: {list(p.seeds)} (the mean over seeds would count it twice)"
@@ -614,16 +634,53 @@ def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_
         )
 
 
+def _check_yaml(text: str, path: Path) -> None:
+    """Refuse what ``yaml.safe_load`` accepts silently: a key given twice in one mapping (the later
+    value would win unseen) and aliases (``*name``: a few lines of them stand for billions of values)."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: nothing is constructed
+    seen: set[int] = set()
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:  # the composer hands an alias back as the node it names
+            raise ParamsError(
+                f"{path} line {node.start_mark.line + 1}: this value is used again through a YAML alias "
+                "(*name); write each value out (aliases are not read)"
+            )
+        seen.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in lines:
+                        raise ParamsError(
+                            f"{path} line {key.start_mark.line + 1}: key {key.value!r} is given twice in one "
+                            f"mapping (first on line {lines[key.value]}); remove one"
+                        )
+                    lines[key.value] = key.start_mark.line + 1
+                stack += [key, value]
+        elif isinstance(node, yaml.SequenceNode):
+            stack += node.value
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml`` (``yaml.safe_load``, never ``yaml.load``)."""
     path = Path(path)
     try:
-        with path.open(encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such file; run from the repository root or pass --params") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
+    except OSError as exc:  # a folder, no permission
+        raise ParamsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        _check_yaml(text, path)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     try:
         return parse_params(raw)
     except ParamsError as exc:

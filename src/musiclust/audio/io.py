@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,11 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".au", ".s
 MIN_FILE_SAMPLE_RATE = 4000
 
 
+#: libsndfile's frame count for a stream of unknown length (SF_COUNT_MAX, 2**63 - 1); no real file
+#: comes near it (2**62 frames at 384 kHz is 380,000 years)
+_UNKNOWN_FRAMES = 2**62
+
+
 class AudioDecodeError(InputFileError):
     """A file could not be decoded; ``reason`` is a short machine-readable tag."""
 
@@ -36,11 +42,18 @@ def probe(path: str | Path) -> AudioInfo:
     path = Path(path)
     _check_file(path)
     try:
-        info = sf.info(str(path))
+        info = sf.info(sf_name(path))
     except Exception as exc:  # soundfile raises LibsndfileError / RuntimeError
         raise AudioDecodeError(path, _reason_for(path), str(exc)) from None
     if info.frames <= 0 or info.samplerate <= 0:
         raise AudioDecodeError(path, "empty", "no audio frames")
+    if info.frames >= _UNKNOWN_FRAMES:
+        raise AudioDecodeError(
+            path,
+            "unsupported format",
+            "the header gives no length (an empty FLAC, or one written to a pipe), so it cannot be "
+            "decoded to its end; re-encode it to a file, e.g. ffmpeg -i IN -c:a flac OUT.flac",
+        )
     if info.samplerate < MIN_FILE_SAMPLE_RATE:
         raise AudioDecodeError(
             path,
@@ -67,7 +80,7 @@ def load_audio(path: str | Path, sample_rate: int, max_duration_s: float | None 
             raise _too_long(path, info.duration_s, max_duration_s)
         frames = int(np.ceil((max_duration_s + 1.0) * info.sample_rate))
     try:
-        data, sr = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)
+        data, sr = sf.read(sf_name(path), frames=frames, dtype="float32", always_2d=True)
     except Exception as exc:
         raise AudioDecodeError(path, _reason_for(path), str(exc)) from None
     if data.shape[0] == 0:
@@ -99,6 +112,12 @@ def downmix(data: np.ndarray) -> np.ndarray:
         y *= np.float32(0.5)  # exact: halving a float32 is the same as dividing it by 2
         return y
     return data.mean(axis=1)
+
+
+def sf_name(path: Path) -> str | bytes:
+    """``path`` as soundfile should be given it: its bytes on POSIX, so that a file name that is not
+    valid UTF-8 (an old library copied from another system) opens instead of failing to encode."""
+    return os.fsencode(path) if os.name == "posix" else str(path)
 
 
 def _too_long(path: Path, seconds: float, limit: float, more: str = "") -> AudioDecodeError:

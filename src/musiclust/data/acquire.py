@@ -171,6 +171,21 @@ def acquire(
         if data.source == "folder":  # checked before anything is written
             _check_apart(Path(folder or data.folder).expanduser(), out_dir, cache)
         cache.mkdir(parents=True, exist_ok=True)
+    with _one_build(out_dir):
+        return _build(data, download, audio, seed, out_dir, manifest, folder, cache)
+
+
+def _build(
+    data: DataParams,
+    download: DownloadParams,
+    audio: AudioParams,
+    seed: int,
+    out_dir: Path,
+    manifest: str | Path | None,
+    folder: str | Path | None,
+    cache: Path | None,
+) -> AcquireResult:
+    """Build the collection beside ``out_dir`` and swap it in when the success threshold is met."""
     build = out_dir.with_name(f".{out_dir.name}.new")
     shutil.rmtree(build, ignore_errors=True)
     try:
@@ -202,6 +217,30 @@ def acquire(
     songs_path, report_path = out_dir / contract.SONGS_FILE, out_dir / contract.REPORT_FILE
     log.info("%s; report: %s", summary_line(report), report_path)
     return AcquireResult(songs, report, songs_path, report_path)
+
+
+@contextmanager
+def _one_build(out_dir: Path) -> Iterator[None]:
+    """One run at a time builds a given output folder (an exclusive flock on ``.<name>.lock`` beside
+    it); a second run is refused at once instead of deleting the first one's work in progress."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = out_dir.with_name(f".{out_dir.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AcquisitionError(
+                f"another download run is building {out_dir} now (it holds {lock}); wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _read_requests(

@@ -62,7 +62,8 @@ def scan_folder(
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise ManifestError(f"{root}: folder not found; set data.folder in params.yaml to your music folder")
+        what = "is a file, not a folder" if root.exists() else "folder not found"
+        raise ManifestError(f"{root}: {what}; set data.folder in params.yaml to your music folder")
     depth = {"genre": 1, "language/genre": 2}[layout]
 
     files, ignored = [], []
@@ -114,7 +115,7 @@ def scan_folder(
         )
     if ignored:
         log.info("%s: ignoring %d non-audio file(s), e.g. %s", root, len(ignored), ignored[0].as_posix())
-    return requests, [i.as_posix() for i in ignored]
+    return requests, [_text(i.as_posix()) for i in ignored]
 
 
 def _file_request(
@@ -126,17 +127,23 @@ def _file_request(
     # top-level folders name the labels; deeper ones (artist/album) are just organisation
     if len(parents) >= depth:
         named = dict(zip(("genre",) if depth == 1 else ("language", "genre"), parents))
-        labels.update({k: v for k, v in named.items() if k in labels})
+        labels.update({k: _text(v) for k, v in named.items() if k in labels})
     return TrackRequest(
         row=row,
-        source=rel.as_posix(),
+        source=_text(rel.as_posix()),
         kind="local",
-        track_id=track_id,
-        title=rel.stem,
+        track_id=_text(track_id),
+        title=_text(rel.stem),
         local_path=root / rel,
         labels=labels,
-        where=f"{root.name}/{rel.as_posix()}",
+        where=_text(f"{root.name}/{rel.as_posix()}"),
     )
+
+
+def _text(name: str) -> str:
+    """A file name as text for tables and reports: bytes that are not UTF-8 (Python keeps them as
+    lone surrogates, which no UTF-8 file can hold) become U+FFFD; the file itself is still read."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _walk(root: Path) -> list[tuple[Path, bool]]:

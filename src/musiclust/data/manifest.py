@@ -144,7 +144,10 @@ def _decode(path: Path, raw: bytes) -> str:
 
 
 def _parse(path: Path, text: str, delimiter: str) -> CsvRows:
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True)
+    # strict: a quote that is never closed is an error, not a cell that swallows the rest of the file
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True
+    )
     header: list[str] | None = None
     rows: list[dict[str, str]] = []
     lines: list[int] = []
@@ -165,8 +168,11 @@ def _parse(path: Path, text: str, delimiter: str) -> CsvRows:
             cells = cells[: len(header)] + [""] * (len(header) - len(cells))
             rows.append(dict(zip(header, cells)))
             lines.append(here)
-    except csv.Error as exc:
-        raise ManifestError(f"{path} line {reader.line_num}: not a readable CSV ({exc})") from None
+    except csv.Error as exc:  # the row that began on line ``start`` could not be read
+        raise ManifestError(
+            f"{path} line {start}: not a readable CSV ({exc}); a quoted cell must end with a quote "
+            "followed by the delimiter or the end of the line"
+        ) from None
     if header is None:
         raise ManifestError(f"{path}: empty; the first line must name the columns (source, ...)")
     return CsvRows(path, header, rows, lines, delimiter)

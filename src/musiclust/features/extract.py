@@ -48,10 +48,8 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from musiclust.contracts.features import TENSOR_SETS, VECTOR_SETS
-from musiclust.params import SPECTRAL_CONTRAST_FMIN_HZ, SPECTRAL_CONTRAST_OCTAVES
+from musiclust.params import MFCC_N_MELS, SPECTRAL_CONTRAST_FMIN_HZ, SPECTRAL_CONTRAST_OCTAVES
 
-#: Mel bands under the MFCCs and the onset envelope (librosa's default for both).
-MFCC_N_MELS = 128
 STATS = ("mean", "std", "min", "max")
 SPECTRAL_FRAMEWISE = ("centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms")
 N_CONTRAST = SPECTRAL_CONTRAST_OCTAVES + 1  # librosa default: 6 octave bands + the residual band above

@@ -80,7 +80,7 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[La
         raise CheckpointError(
             f"{path}: its constructor arguments do not build a {key} model ({_first_line(exc)}); {_RETRAIN}"
         ) from None
-    _check_shapes(path, key, {k: tuple(v.shape) for k, v in shell.state_dict().items()}, state)
+    _check_shapes(path, key, {k: (tuple(v.shape), v.dtype) for k, v in shell.state_dict().items()}, state)
     model = with_key(cls(**kwargs), key)
     model.load_state_dict(state)
     model.to(device).eval()
@@ -117,20 +117,25 @@ def _parts(path: Path, ckpt: Any) -> tuple[str, dict[str, Any], dict[str, torch.
 
 
 def _check_shapes(
-    path: Path, key: str, expected: dict[str, tuple[int, ...]], state: dict[str, torch.Tensor]
+    path: Path,
+    key: str,
+    expected: dict[str, tuple[tuple[int, ...], torch.dtype]],
+    state: dict[str, torch.Tensor],
 ) -> None:
-    """The stored weights must be exactly the ones the constructor arguments build, name by name."""
+    """The stored weights must be exactly the ones the constructor arguments build, name by name:
+    shape and dtype (``load_state_dict`` would cast float weights to int8 without a word)."""
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
-    wrong = [k for k in expected if k in state and tuple(state[k].shape) != expected[k]]
+    wrong = [k for k in expected if k in state and (tuple(state[k].shape), state[k].dtype) != expected[k]]
     if missing or extra or wrong:
-        what = (
-            f"{wrong[0]} is {list(state[wrong[0]].shape)}, the arguments build {list(expected[wrong[0]])}"
-            if wrong
-            else f"missing {missing[:3]}"
-            if missing
-            else f"unexpected {extra[:3]}"
-        )
+        if wrong:
+            shape, dtype = expected[wrong[0]]
+            what = (
+                f"{wrong[0]} is {list(state[wrong[0]].shape)} {state[wrong[0]].dtype}, "
+                f"the arguments build {list(shape)} {dtype}"
+            )
+        else:
+            what = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
         raise CheckpointError(
             f"{path}: its weights do not fit the {key} model its constructor arguments build ({what}); "
             f"{_RETRAIN}"
