@@ -20,7 +20,12 @@ threshold is met: a failing run leaves the previous collection untouched, and
 
 Files named by the input (audio, lyrics) are read only when they are regular
 files inside the input's own folder (the manifest's folder, the music folder)
-or a folder listed in ``data.allowed_roots``.
+or a folder listed in ``data.allowed_roots``. Nothing is written into a music
+folder: one that holds the output or the cache is refused before anything runs.
+
+Runs may share one cache at once (a shared lock; see :func:`_using_cache`); one
+run at a time builds a given output folder. A full disk stops the run with one
+line (:class:`musiclust.fileio.DiskFullError`): it is never one song's fault.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ labelled level has unknown (null) labels.
 An optional ``<root>/labels.csv`` with a ``path`` column (relative to the root)
 overrides or adds labels per file (any label column, plus ``track_id``,
 ``title``, ``artist``, ``lyrics_path``, ``lyrics``). Files it lists that do not
-exist become rows that are reported as ``missing file``.
+exist become rows that are reported as ``missing file``; a second row for one
+path (``a.wav``, ``./a.wav``, or the NFC and NFD spellings of a name) becomes a
+row reported as ``duplicate id``, and the first row holds.
 
 Every entry the scan sees is accounted for: an entry with an audio name becomes
 a row even when it is a broken link, a symlink loop or a named pipe (the
