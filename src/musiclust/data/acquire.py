@@ -234,8 +234,11 @@ def _one_build(out_dir: Path) -> Iterator[None]:
         yield
         return
     lock = out_dir.with_name(f".{out_dir.name}.lock")
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise AcquisitionError(f"--out {out_dir}: cannot write beside it ({exc.strerror or exc})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
