@@ -815,6 +815,20 @@ def test_4p_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
     assert proc.returncode == 2 and "YAML alias" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def test_4p_yaml_aliases_that_pyyaml_writes_load_and_a_recursive_one_is_refused(tmp_path):
+    from musiclust.params import load_params
+
+    shared = [8, 4]  # yaml.safe_dump writes a value used twice as an anchor and an alias
+    text = yaml.safe_dump({"models": {"vae": {"hidden": shared}, "ae": {"hidden": shared}}})
+    assert "*id" in text
+    p = tmp_path / "params.yaml"
+    p.write_text(text, encoding="utf-8")
+    assert load_params(p).models["ae"]["hidden"] == (8, 4)
+    p.write_text("models: &m {vae: {inner: *m}}\n", encoding="utf-8")
+    with pytest.raises(ParamsError, match="refers to a value that contains it"):
+        load_params(p)
+
+
 def test_4p_a_checkpoint_with_weights_of_another_dtype_is_refused(tmp_path):
     import torch
 
@@ -876,3 +890,25 @@ def test_4p_a_second_run_into_the_same_output_is_refused_while_the_first_builds(
     )
     assert a.returncode == 0, a_err[-3000:]
     assert json.loads((tmp_path / "raw" / "report.json").read_text())["ok"] == 2
+
+
+def test_4p_a_nul_byte_in_the_manifest_is_named_with_its_line(tmp_path):
+    """It used to reach the row as a path with an embedded NUL: a logged traceback, row 'error'."""
+    p = tmp_path / "m.csv"
+    p.write_bytes(b"track_id,source\nx,a.wav\ny,b\x00.wav\n")
+    with pytest.raises(ManifestError, match=r"m\.csv line 3: contains a NUL character"):
+        read_manifest(p, [])
+
+
+def test_4p_labels_csv_in_nfc_finds_a_file_named_in_nfd(tmp_path):
+    """macOS writes names in NFD; a labels.csv typed by hand is NFC. The row used to miss the file:
+    its labels were silently not applied and it became a second, 'missing file' song."""
+    root = tmp_path / "music"
+    tone(root / "rock" / unicodedata.normalize("NFD", "café.wav"))
+    (root / "labels.csv").write_text(
+        "path,genre\n" + unicodedata.normalize("NFC", "rock/café.wav") + ",jazz\n"
+    )
+    out = tmp_path / "raw"
+    rep = run(tmp_path, out, folder=root)
+    assert rep["rows_in"] == rep["ok"] == 1
+    assert pd.read_parquet(out / "songs.parquet")["genre"].tolist() == ["jazz"]

@@ -634,23 +634,41 @@ def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_
         )
 
 
+#: the most values params.yaml may stand for once YAML aliases are expanded (a real one has hundreds)
+_MAX_YAML_VALUES = 100_000
+
+
 def _check_yaml(text: str, path: Path) -> None:
-    """Refuse what ``yaml.safe_load`` accepts silently: a key given twice in one mapping (the later
-    value would win unseen) and aliases (``*name``: a few lines of them stand for billions of values)."""
+    """Refuse what ``yaml.safe_load`` accepts silently or cannot finish: a key given twice in one
+    mapping (the later value would win unseen), and aliases (``*name``) that refer to a value
+    containing them or expand to more than :data:`_MAX_YAML_VALUES` values (a few lines of them
+    can stand for billions). Aliases that PyYAML writes for a repeated value are fine."""
     root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: nothing is constructed
-    seen: set[int] = set()
-    stack = [root] if root is not None else []
+    size: dict[int, int] = {}  # values a node stands for, aliases expanded (memoized: linear time)
+    state: dict[int, int] = {}  # 1: being walked (an ancestor of what is walked now), 2: done
+    stack: list[tuple[Any, bool]] = [(root, False)] if root is not None else []
     while stack:
-        node = stack.pop()
-        if id(node) in seen:  # the composer hands an alias back as the node it names
+        node, done = stack.pop()
+        children = _yaml_children(node)
+        if done:
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            state[id(node)] = 2
+            if size[id(node)] > _MAX_YAML_VALUES:
+                raise ParamsError(
+                    f"{path} line {node.start_mark.line + 1}: this value expands to more than "
+                    f"{_MAX_YAML_VALUES} values through YAML aliases (*name); write it out"
+                )
+            continue
+        if state.get(id(node)) == 2:  # an alias of a value already walked
+            continue
+        if state.get(id(node)) == 1:
             raise ParamsError(
-                f"{path} line {node.start_mark.line + 1}: this value is used again through a YAML alias "
-                "(*name); write each value out (aliases are not read)"
+                f"{path} line {node.start_mark.line + 1}: a YAML alias (*name) refers to a value that contains it"
             )
-        seen.add(id(node))
+        state[id(node)] = 1
         if isinstance(node, yaml.MappingNode):
             lines: dict[str, int] = {}
-            for key, value in node.value:
+            for key, _value in node.value:
                 if isinstance(key, yaml.ScalarNode):
                     if key.value in lines:
                         raise ParamsError(
@@ -658,9 +676,16 @@ def _check_yaml(text: str, path: Path) -> None:
                             f"mapping (first on line {lines[key.value]}); remove one"
                         )
                     lines[key.value] = key.start_mark.line + 1
-                stack += [key, value]
-        elif isinstance(node, yaml.SequenceNode):
-            stack += node.value
+        stack.append((node, True))
+        stack.extend((c, False) for c in children)
+
+
+def _yaml_children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:
