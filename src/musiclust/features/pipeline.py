@@ -279,11 +279,6 @@ def featurize_segments(
     t0 = time.perf_counter()
     segments_dir, out_dir = Path(segments_dir), Path(out_dir)
     seg, table, prefix = _read_clips(segments_dir, sample_rate)
-    if not len(seg):
-        raise NoClipsError(
-            f"{table}: no usable clip to featurize (the table is empty); re-run the segment stage, "
-            "which names the segment setting to change"
-        )
     with disk_full_stops(out_dir):
         return _featurize(segments_dir, out_dir, sample_rate, features, compute, seg, table, prefix, t0)
 
@@ -305,6 +300,11 @@ def _featurize(
     # at once; it is loaded after the worker pool has run, so that no worker is forked from a process
     # holding torch's thread pools
     source = resolve_model(features.pretrained) if PRETRAINED_SET in cfg.sets else None
+    if not len(seg):
+        raise NoClipsError(
+            f"{table}: no usable clip to featurize (the table is empty); re-run the segment stage, "
+            "which names the segment setting to change"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     contract.clear(out_dir)
     tasks, n_samples = _shard_tasks(seg, table, segments_dir, prefix, cfg)
