@@ -264,3 +264,42 @@ def test_assign_refuses_changed_feature_params(mini_pipeline: Path, caplog) -> N
     args = ap.parse_args([str(wav), "--model", "vae", "--pipeline-root", str(root), "--params", str(pp)])
     assert run(args) == 2
     assert "does not match the current settings" in caplog.text and "n_mfcc=13" in caplog.text
+
+
+@pytest.mark.slow
+def test_assign_refuses_a_checkpoint_with_nan_weights_and_json_is_strict(
+    mini_pipeline: Path, tmp_path: Path, caplog, capsys
+) -> None:
+    """NaN weights used to give exit 0, distance nan, arbitrary neighbours and bare NaN in --json."""
+    import argparse
+    import json
+    import shutil
+
+    import torch
+
+    from musiclust.assign import add_arguments
+    from musiclust.contracts.models import checkpoint_path
+    from musiclust.models import save_checkpoint
+
+    root = mini_pipeline
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    wav = sorted((root / "data" / "raw" / "audio").iterdir())[0]
+    args = [str(wav), "--model", "vae", "--pipeline-root", str(root), "--json"]
+    assert run(ap.parse_args(args)) == 0
+    placed = json.loads(capsys.readouterr().out)  # strict JSON: no bare NaN or Infinity
+    assert placed[0]["status"] == "ok" and placed[0]["distance"] is not None
+
+    ckpt_file = checkpoint_path(root / "models" / "vae", 0)
+    backup = tmp_path / "seed0.pt"
+    shutil.copyfile(ckpt_file, backup)
+    try:
+        ckpt = torch.load(ckpt_file, weights_only=True)
+        name = next(k for k, v in ckpt["state_dict"].items() if v.is_floating_point())
+        ckpt["state_dict"][name] = torch.full_like(ckpt["state_dict"][name], float("nan"))
+        save_checkpoint(ckpt_file, ckpt)
+        assert run(ap.parse_args(args)) == 2
+        assert "non-finite weights" in caplog.text and name in caplog.text
+        assert capsys.readouterr().out == ""
+    finally:
+        shutil.copyfile(backup, ckpt_file)

@@ -267,8 +267,10 @@ def test_offline_network_rows_fail_fast(tmp_path):
     rows = [{"track_id": f"n{i}", "source": f"http://127.0.0.1:{port}/{i}.wav"} for i in range(8)]
     m = write_manifest(tmp_path / "m.csv", rows)
     t0 = time.perf_counter()
-    rep = run_stage(tmp_path, m, tmp_path / "raw", retries=5, backoff_s=0.5)
+    with pytest.raises(AcquisitionError, match="no song was acquired.*no network"):
+        run_stage(tmp_path, m, tmp_path / "raw", retries=5, backoff_s=0.5)
     elapsed = time.perf_counter() - t0
+    rep = json.loads((tmp_path / ".raw.new" / "report.json").read_text())  # the refused run's report
     assert rep["reasons"] == {"unreachable": 8}
     # one retry at most for unreachable hosts, then the breaker stops trying: no 5 x exponential backoff
     assert elapsed < 10, elapsed

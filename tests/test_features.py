@@ -241,11 +241,14 @@ def test_featurize_stage_with_no_clips_and_wrong_rate(tmp_path, repo_root):
     raw = make_raw(tmp_path / "raw", [{"song_id": "short", "language": "en", "genre": "pop", "y": tone(1.0)}])
     params = write_params(repo_root, tmp_path / "params.yaml")
     seg_dir, feat = tmp_path / "segments", tmp_path / "features"
-    segment_stage.main(["--raw", str(raw), "--out", str(seg_dir), "--params", str(params)])
-    featurize_stage.main(["--segments", str(seg_dir), "--out", str(feat), "--params", str(params)])
-    df = pd.read_parquet(feat / "mfcc_stats.parquet")
-    assert len(df) == 0 and list(df.columns[:2]) == ["segment_id", "mfcc_00_mean"]
-    assert pd.read_parquet(feat / "logmel" / "index.parquet").empty
+    from musiclust.audio.segment import NoUsableClips
+    from musiclust.features.pipeline import NoClipsError
+
+    # zero clips stop both stages with the reason (they used to pass them on to fail in train)
+    with pytest.raises(NoUsableClips, match=r"segment\.window_s"):
+        segment_stage.main(["--raw", str(raw), "--out", str(seg_dir), "--params", str(params)])
+    with pytest.raises(NoClipsError, match="no usable clip"):
+        featurize_stage.main(["--segments", str(seg_dir), "--out", str(feat), "--params", str(params)])
     other = write_params(repo_root, tmp_path / "p16k.yaml", audio={"sample_rate": 16000})
     with pytest.raises(ValueError, match="re-run the segment stage"):
         featurize_stage.main(["--segments", str(seg_dir), "--out", str(feat), "--params", str(other)])

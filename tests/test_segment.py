@@ -246,6 +246,10 @@ def test_segment_stage_pad_drop_and_normalize(tmp_path, repo_root):
 
 
 def test_segment_stage_survives_a_table_of_only_bad_songs(tmp_path, repo_root):
+    """No crash on a table of only bad songs: every song's reason is in the report, and the stage
+    stops naming the setting to change (zero clips would only fail later, in train)."""
+    from musiclust.audio.segment import NoUsableClips
+
     raw = make_raw(
         tmp_path / "raw",
         [
@@ -255,10 +259,12 @@ def test_segment_stage_survives_a_table_of_only_bad_songs(tmp_path, repo_root):
     )
     params = write_params(repo_root, tmp_path / "params.yaml")
     out = tmp_path / "segments"
-    segment_stage.main(["--raw", str(raw), "--out", str(out), "--params", str(params)])
+    with pytest.raises(NoUsableClips, match=r"segment\.window_s"):
+        segment_stage.main(["--raw", str(raw), "--out", str(out), "--params", str(params)])
     seg = pd.read_parquet(out / "segments.parquet")
     rep = yaml.safe_load((out / "report.json").read_text())
     assert len(seg) == 0 and rep["skipped"] == 2 and rep["segmented"] == 0
+    assert rep["reasons"] == {"too short": 1, "corrupt": 1}
     assert "split" in seg.columns and "segment_id" in seg.columns
 
 

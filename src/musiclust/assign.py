@@ -206,7 +206,9 @@ def segment_files(
             p = SongPlacement(file=str(f), song_id=sid, status="ok")
             placements.append(p)
             try:
-                y = load_audio(f, sr)
+                # download.max_duration_s: the longest song the pipeline takes in, so the longest one
+                # placed among its songs; checked from the header before anything is decoded
+                y = load_audio(f, sr, max_duration_s=params.download.max_duration_s)
                 w, _gain = prepare_song(y, sr, params.audio, params.segment)
             except AudioDecodeError as exc:
                 p.status, p.reason = "skipped", f"{exc.reason}: {exc.detail}" if exc.detail else exc.reason
@@ -307,6 +309,11 @@ def load_cluster_space(
     if songs.empty:
         raise AssignError(f"{clusters_dir / key}: run {run['run_id']} has no song vectors to compare with")
     x = songs[cols].to_numpy(np.float64)
+    if not np.isfinite(x).all():
+        raise AssignError(
+            f"{clusters_dir / key}: song vectors of run {run['run_id']} hold NaN or inf values, so no distance "
+            "to them means anything; re-run the pipeline (dvc repro)"
+        )
     clusters = songs["cluster"].to_numpy(np.int64)
     # centroids of the training songs: K-Means was fit on them (fit_on == train)
     fit = (
@@ -447,6 +454,9 @@ def _place_song(
         )
     )
     z = songs.x[0].astype(np.float64)
+    if not np.isfinite(z).all():  # a distance to NaN is NaN: every cluster would be "nearest"
+        p.status, p.reason = "skipped", "the model gives this song a latent that is not finite"
+        return
     _describe_placement(p, z, space, meta, label_columns, n_neighbours)
 
 
@@ -528,6 +538,24 @@ def _song_meta(root: Path) -> pd.DataFrame | None:
     return songs.drop_duplicates("song_id").set_index("song_id")
 
 
+def placements_json(placements: Sequence[SongPlacement]) -> str:
+    """The placements as strict JSON: a number that is not finite is ``null`` (JSON has no NaN)."""
+    import json
+    import math
+
+    def clean(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: clean(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [clean(x) for x in v]
+        return v
+
+    rows = [clean(dataclasses.asdict(p)) for p in placements]
+    return json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False, default=str)
+
+
 def format_placement(p: SongPlacement) -> str:
     """Human-readable lines for one file."""
     if p.status != "ok":
@@ -591,7 +619,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point; returns the exit status (0 ok, 2 refused, 1 nothing placed)."""
-    import json
 
     from musiclust.params import ParamsError, load_params
 
@@ -627,9 +654,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("refused: %s", exc)
         return 2
     if args.json:
-        print(
-            json.dumps([dataclasses.asdict(p) for p in placements], indent=2, ensure_ascii=False, default=str)
-        )
+        print(placements_json(placements))
     else:
         print("\n".join(format_placement(p) for p in placements))
     return 0 if any(p.status == "ok" for p in placements) else 1

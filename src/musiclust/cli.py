@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from musiclust.fileio import UserInputError
 from musiclust.log import setup_logging
 
 
@@ -48,6 +49,19 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     setup_logging()
+    try:
+        return _dispatch(parser, args)
+    except UserInputError as exc:  # bad input the user can fix: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    from musiclust import assign as _assign
+    from musiclust.bench import featurize as _bench
+    from musiclust.bench import pipeline as _bench_pipeline
+    from musiclust.compare import command as _compare
+
     if args.command == "bench":
         return int((_bench if args.what == "featurize" else _bench_pipeline).run(args) or 0)
     if args.command == "assign":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -10,12 +11,17 @@ import shutil
 import stat
 import tempfile
 import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+)
 
 
 class UserInputError(Exception):
@@ -30,6 +36,82 @@ class InputFileError(UserInputError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class DiskFullError(UserInputError):
+    """The disk (or the user's quota) is full: the stage stops; it is never one song's problem."""
+
+
+#: errno values that mean "no space": a full disk (ENOSPC) or an exhausted quota (EDQUOT)
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})
+#: how the same errors read when a library passes on only their text (yt-dlp, ffmpeg)
+_DISK_FULL_TEXT = ("no space left on device", "disk quota exceeded")
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it wraps) says the disk or quota is full."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+            return True
+        if any(t in str(exc).lower() for t in _DISK_FULL_TEXT):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def disk_full_error(
+    exc: BaseException, path: str | Path, need_bytes: int | None = None, hint: str = ""
+) -> DiskFullError:
+    """The one-line :class:`DiskFullError` for ``exc``: which path, the free space there, what is needed."""
+    path = Path(path)
+    where = next((p for p in (path, *path.parents) if p.exists()), Path("."))
+    free = shutil.disk_usage(where).free
+    code = getattr(exc, "errno", None)
+    why = os.strerror(code) if code in DISK_FULL_ERRNOS else str(exc).splitlines()[0][:200]
+    need = f", at least {_size(need_bytes)} more is needed" if need_bytes else ""
+    return DiskFullError(
+        f"the disk is full: writing {path} failed ({why}); {_size(free)} free on that disk{need}; "
+        f"free some space and re-run{hint}"
+    )
+
+
+@contextmanager
+def disk_full_stops(path: str | Path, hint: str = "") -> Iterator[None]:
+    """Turn a full disk met inside the block into one :class:`DiskFullError` naming ``path``."""
+    try:
+        yield
+    except DiskFullError:
+        raise
+    except Exception as exc:
+        if is_disk_full(exc):
+            raise disk_full_error(exc, getattr(exc, "filename", None) or path, hint=hint) from None
+        raise
+
+
+def _size(n: int) -> str:
+    if n < 1e6:
+        return f"{n / 1e3:.0f} kB"
+    return f"{n / 1e6:.1f} MB" if n < 1e9 else f"{n / 1e9:.2f} GB"
+
+
+def file_mode() -> int:
+    """The mode a plain ``open()`` gives a new file here: ``0o666`` less the process umask.
+
+    Temporary files (``mkstemp``) are made ``0o600``; an output renamed from one gets this mode
+    so that it is as readable as any other file the user writes.
+    """
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:  # Linux: read without changing it
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return 0o666 & ~int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere the only way to read it is to set it (and put it back)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 #: reasons :func:`check_input_file` gives (report tags)
@@ -148,12 +230,16 @@ def safe_id(raw: str, max_len: int = 80) -> str:
     had to change, a short hash of the original is appended so two different
     ids never collide on one name.
     """
-    text = str(raw)
+    text = unicodedata.normalize("NFC", str(raw))  # one id for the NFC and NFD spellings of a name
     ascii_ = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
     cleaned = _UNSAFE.sub("_", ascii_).strip("._-")
     cleaned = re.sub(r"_+", "_", cleaned)[:max_len] or "id"
-    if cleaned != text:
-        digest = hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+    # CON, NUL, COM1, aux.txt ...: names Windows gives to devices, so a collection holding them
+    # could not be checked out there
+    reserved = cleaned.split(".")[0].upper() in _WINDOWS_DEVICES
+    if cleaned != text or reserved:
+        # surrogateescape: a file name that is not valid UTF-8 still hashes to stable bytes
+        digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
         cleaned = f"{cleaned}-{digest}"
     return cleaned
 
@@ -166,7 +252,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.chmod(tmp, 0o644)  # mkstemp makes it 0600: an output (a report, say) is for others to read too
+        os.chmod(
+            tmp, file_mode()
+        )  # mkstemp makes it 0600: an output (a report, say) is for others to read too
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -176,7 +264,8 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 def write_json(path: str | Path, obj: Any) -> None:
     """Write pretty, key-sorted JSON atomically (stable diffs for git-tracked metrics)."""
     text = json.dumps(obj, indent=2, sort_keys=True, ensure_ascii=False, default=_json_default)
-    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
+    # "replace": a file name that is not UTF-8 (lone surrogates in Python) must not fail the write
+    atomic_write_bytes(path, (text + "\n").encode("utf-8", "replace"))
 
 
 def read_json(path: str | Path) -> Any:
@@ -189,8 +278,12 @@ def write_parquet(df: pd.DataFrame, path: str | Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    df.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave half a table behind
+        raise
 
 
 def _json_default(obj: Any) -> Any:

@@ -38,6 +38,29 @@ MAP_METHODS = ("pca", "tsne", "umap")
 METADATA_ENCODINGS = ("category", "text", "numeric")
 #: label columns the metadata baseline may never read, whatever ``data.label_columns`` says
 ALWAYS_LABELS = ("language", "genre")
+#: spectral contrast (the ``spectral`` feature set) splits the spectrum into this many octave bands
+#: from ``SPECTRAL_CONTRAST_FMIN_HZ`` up (librosa's defaults): the top band starts at 200 * 2**5 =
+#: 6400 Hz, so audio.sample_rate must put the Nyquist frequency above it (musiclust.features.extract)
+SPECTRAL_CONTRAST_FMIN_HZ = 200.0
+SPECTRAL_CONTRAST_OCTAVES = 6
+#: mel bands under the MFCCs and the onset envelope (librosa's default for both): the most MFCCs there are
+MFCC_N_MELS = 128
+#: columns of songs.parquet the download stage computes (musiclust.contracts.raw), input columns with a
+#: fixed meaning, and labels.csv's ``path``: none of them can be a label column
+SONG_COLUMNS = (
+    "song_id",
+    "title",
+    "artist",
+    "audio_path",
+    "duration_s",
+    "sample_rate",
+    "lyrics",
+    "has_lyrics",
+    "source",
+    "track_id",
+    "lyrics_path",
+    "path",
+)
 #: per-clip bookkeeping of segments.parquet: not song metadata
 NOT_METADATA = (
     "segment_id",
@@ -176,6 +199,20 @@ class DataParams:
         _at_least("data.max_lyrics_bytes", self.max_lyrics_bytes, 1)
         if len(set(self.label_columns)) != len(self.label_columns):
             raise ParamsError(f"data.label_columns lists a column twice: {list(self.label_columns)}")
+        for c in self.label_columns:
+            if not c.strip():
+                raise ParamsError("data.label_columns has an empty entry: name a column of your manifest")
+            if c != c.strip().lower():
+                # input headers are compared in lower case without surrounding spaces
+                raise ParamsError(
+                    f"data.label_columns: {c!r} must be written {c.strip().lower()!r} "
+                    "(column names are read in lower case, without surrounding spaces)"
+                )
+            if c in SONG_COLUMNS or c in NOT_METADATA:
+                raise ParamsError(
+                    f"data.label_columns: {c!r} is a column the pipeline fills itself, not a label; "
+                    f"reserved: {', '.join(sorted(set(SONG_COLUMNS) | set(NOT_METADATA)))}"
+                )
         for r in self.allowed_roots:
             if not r.strip():
                 raise ParamsError("data.allowed_roots has an empty entry (it would allow the current folder)")
@@ -308,6 +345,18 @@ class FeatureParams:
             )
         for name in ("n_mfcc", "n_fft", "hop_length", "n_mels", "logmel_frames"):
             _at_least(f"features.{name}", getattr(self, name), 1)
+        if self.n_mfcc > MFCC_N_MELS:
+            raise ParamsError(
+                f"features.n_mfcc must be at most {MFCC_N_MELS} (the mel bands it is computed from), got {self.n_mfcc}"
+            )
+        bands = max(self.n_mels, MFCC_N_MELS)  # the featurizer builds both filterbanks
+        if bands > self.n_fft // 2 + 1:
+            raise ParamsError(
+                f"features.n_fft={self.n_fft} gives {self.n_fft // 2 + 1} frequency bins, fewer than the "
+                f"mel bands built on them (features.n_mels={self.n_mels}; {MFCC_N_MELS} under the MFCCs), "
+                f"so bands would be empty: raise features.n_fft to at least {2 * (bands - 1)} or lower "
+                "features.n_mels"
+            )
         _at_least("features.workers", self.workers, 0)
 
 
@@ -548,7 +597,9 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
             raise ParamsError(f"{where} must be a mapping")
         return _freeze(value)
     if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParamsError(f"{where} must be a number, got {value!r}")
+        if not math.isfinite(value):  # .nan passes every range check (nan < 0 is False)
             raise ParamsError(f"{where} must be a finite number, got {value!r}")
         return float(value)
     if tp is int:
@@ -593,6 +644,9 @@ def parse_params(mapping: Mapping[str, Any]) -> Params:
 def validate(p: Params) -> None:
     """Rules that span keys (each section checks its own ranges when it is built)."""
     _non_empty("seeds", p.seeds)
+    for name, s in (("seed", p.seed), *((f"seeds[{i}]", s) for i, s in enumerate(p.seeds))):
+        if not 0 <= s < 2**32:  # the range numpy, scikit-learn and torch all accept
+            raise ParamsError(f"{name} must be between 0 and 2**32 - 1, got {s}")
     if len(set(p.seeds)) != len(p.seeds):
         raise ParamsError(
             f"seeds lists a seed twice: {list(p.seeds)} (the mean over seeds would count it twice)"
@@ -610,6 +664,21 @@ def validate(p: Params) -> None:
         raise ParamsError(
             f"train.models lists {missing} without a models.<key> block of settings in params.yaml "
             f"(have: {', '.join(sorted(p.models))})"
+        )
+    top_band = SPECTRAL_CONTRAST_FMIN_HZ * 2 ** (SPECTRAL_CONTRAST_OCTAVES - 1)
+    if "spectral" in p.features.sets and p.audio.sample_rate <= 2 * top_band:
+        raise ParamsError(
+            f"audio.sample_rate={p.audio.sample_rate} is too low for features.sets 'spectral': its top "
+            f"spectral-contrast band starts at {top_band:g} Hz, above the Nyquist frequency "
+            f"({p.audio.sample_rate / 2:g} Hz); use a rate above {2 * top_band:g} (16000 or 22050) or "
+            "remove 'spectral' from features.sets"
+        )
+    window = int(round(p.segment.window_s * p.audio.sample_rate))
+    if window < p.features.n_fft:
+        raise ParamsError(
+            f"segment.window_s={p.segment.window_s:g} s is {window} samples at audio.sample_rate="
+            f"{p.audio.sample_rate}, shorter than one FFT frame (features.n_fft={p.features.n_fft}); "
+            "raise segment.window_s or lower features.n_fft"
         )
     labels = {c.strip().lower() for c in (*p.data.label_columns, *ALWAYS_LABELS)}
     for spec in p.cluster.metadata_columns:
@@ -667,16 +736,78 @@ def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_
         )
 
 
+#: the most values params.yaml may stand for once YAML aliases are expanded (a real one has hundreds)
+_MAX_YAML_VALUES = 100_000
+
+
+def _check_yaml(text: str, path: Path) -> None:
+    """Refuse what ``yaml.safe_load`` accepts silently or cannot finish: a key given twice in one
+    mapping (the later value would win unseen), and aliases (``*name``) that refer to a value
+    containing them or expand to more than :data:`_MAX_YAML_VALUES` values (a few lines of them
+    can stand for billions). Aliases that PyYAML writes for a repeated value are fine."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes only: nothing is constructed
+    size: dict[int, int] = {}  # values a node stands for, aliases expanded (memoized: linear time)
+    state: dict[int, int] = {}  # 1: being walked (an ancestor of what is walked now), 2: done
+    stack: list[tuple[Any, bool]] = [(root, False)] if root is not None else []
+    while stack:
+        node, done = stack.pop()
+        children = _yaml_children(node)
+        if done:
+            size[id(node)] = 1 + sum(size[id(c)] for c in children)
+            state[id(node)] = 2
+            if size[id(node)] > _MAX_YAML_VALUES:
+                raise ParamsError(
+                    f"{path} line {node.start_mark.line + 1}: this value expands to more than "
+                    f"{_MAX_YAML_VALUES} values through YAML aliases (*name); write it out"
+                )
+            continue
+        if state.get(id(node)) == 2:  # an alias of a value already walked
+            continue
+        if state.get(id(node)) == 1:
+            raise ParamsError(
+                f"{path} line {node.start_mark.line + 1}: a YAML alias (*name) refers to a value that contains it"
+            )
+        state[id(node)] = 1
+        if isinstance(node, yaml.MappingNode):
+            lines: dict[str, int] = {}
+            for key, _value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    if key.value in lines:
+                        raise ParamsError(
+                            f"{path} line {key.start_mark.line + 1}: key {key.value!r} is given twice in one "
+                            f"mapping (first on line {lines[key.value]}); remove one"
+                        )
+                    lines[key.value] = key.start_mark.line + 1
+        stack.append((node, True))
+        stack.extend((c, False) for c in children)
+
+
+def _yaml_children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    return []
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate ``params.yaml`` (``yaml.safe_load``, never ``yaml.load``)."""
     path = Path(path)
     try:
-        with path.open(encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh)
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ParamsError(f"{path}: no such file; run from the repository root or pass --params") from None
+    except UnicodeDecodeError as exc:
+        raise ParamsError(
+            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+        ) from None
+    except OSError as exc:  # a folder, no permission
+        raise ParamsError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    try:
+        _check_yaml(text, path)
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+        raise ParamsError(f"{path}: not valid YAML: {' '.join(str(exc).split())}") from None
     try:
         return parse_params(raw)
     except ParamsError as exc:

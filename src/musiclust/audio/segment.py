@@ -39,6 +39,7 @@ from musiclust.compute import map_ordered, resolve_ray_address
 from musiclust.contracts import raw as raw_contract
 from musiclust.contracts import segments as contract
 from musiclust.contracts.shards import PCM_SCALE, ShardWriter, to_pcm16
+from musiclust.fileio import UserInputError, disk_full_stops
 from musiclust.params import AudioParams, ComputeParams, SegmentParams
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ log = logging.getLogger(__name__)
 TARGET_LUFS = -20.0
 #: Peak ceiling after normalization (dBFS); the gain is lowered if a peak would exceed it.
 PEAK_CEILING_DB = -1.0
+
+
+class NoUsableClips(UserInputError):
+    """The segment settings leave no usable (non-silent) clip; the message names the key to change."""
 
 
 class SkipSong(Exception):
@@ -404,6 +409,31 @@ def _segment_report(
     }
 
 
+def _no_clips_message(report: dict, songs: pd.DataFrame, params: SegmentParams, out_dir: Path) -> str:
+    """Why no clip is usable and which setting to change (the stage's one error line)."""
+    reasons = report["reasons"]
+    advice = []
+    if "too short" in reasons:
+        longest = (
+            pd.to_numeric(songs.get("duration_s"), errors="coerce").max() if "duration_s" in songs else None
+        )
+        longest_s = (
+            f"; the longest song is {longest:.1f} s" if longest is not None and longest == longest else ""
+        )
+        advice.append(f"lower segment.window_s (now {params.window_s:g} s{longest_s})")
+    if {"silent", "all windows silent"} & set(reasons) or report["silent_clips"]["flagged"]:
+        advice.append(f"lower segment.silence_db (now {params.silence_db:g} dBFS)")
+    if not advice:
+        advice.append("fix or replace the audio files listed there")
+    flagged = report["silent_clips"]["flagged"]
+    return (
+        f"no usable clip: 0 of {report['songs_in']} songs gave a clip that is not silent "
+        f"({report['clips']} clips, {flagged} of them silent; skipped songs: "
+        f"{', '.join(f'{k}: {v}' for k, v in sorted(reasons.items())) or 'none'}); "
+        f"{' or '.join(advice)}; every song's reason is in {out_dir / 'report.json'}"
+    )
+
+
 def segment_corpus(
     raw_dir: str | Path,
     out_dir: str | Path,
@@ -424,18 +454,20 @@ def segment_corpus(
     """
     raw_dir, out_dir = Path(raw_dir), Path(out_dir)
     songs = raw_contract.read_songs(raw_dir, require=("song_id", "audio_path"), unique_ids=True)
-    contract.clear(out_dir)
-
-    window = int(round(params.window_s * int(audio.sample_rate)))
-    rows, song_rows, stats, n_shards = _segment_songs(raw_dir, out_dir, songs, audio, params, window, compute)
-
-    clips, done, split = _clip_table(rows, songs, label_columns, params, seed)
-
-    report = _segment_report(
-        songs, clips, done, split, song_rows, stats, n_shards, window, audio, params, label_columns, seed
-    )
-    assert report["songs_in"] == report["segmented"] + report["skipped"]
-    contract.write(out_dir, clips, report)
+    with disk_full_stops(out_dir):
+        contract.clear(out_dir)
+        window = int(round(params.window_s * int(audio.sample_rate)))
+        rows, song_rows, stats, n_shards = _segment_songs(
+            raw_dir, out_dir, songs, audio, params, window, compute
+        )
+        clips, done, split = _clip_table(rows, songs, label_columns, params, seed)
+        report = _segment_report(
+            songs, clips, done, split, song_rows, stats, n_shards, window, audio, params, label_columns, seed
+        )
+        assert report["songs_in"] == report["segmented"] + report["skipped"]
+        contract.write(out_dir, clips, report)
+    if not len(clips) or bool(clips["is_silent"].all()):
+        raise NoUsableClips(_no_clips_message(report, songs, params, out_dir))
     log.info(
         "segmented %d/%d songs into %d clips (%d shards); skipped %d %s; splits %s",
         len(done),

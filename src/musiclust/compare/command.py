@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from musiclust.fileio import UserInputError
+
 log = logging.getLogger(__name__)
 
 
@@ -24,7 +26,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "its experiments, as `dvc exp show` lists them)",
     )
     p.add_argument("--repo", default=".", help="the DVC repository (default: .)")
-    p.add_argument("--out", default="compare.html", help="the HTML page to write (default: compare.html)")
+    p.add_argument(
+        "--out",
+        default="compare.html",
+        help="the HTML page to write (default: compare.html); a folder gets index.html inside it",
+    )
     p.add_argument(
         "--reps",
         nargs="+",
@@ -71,8 +77,13 @@ def run(args: argparse.Namespace) -> int:
             maps = _load_maps(experiments, reps, headline, args)
     html = page.render_page(experiments, maps=maps, representations=args.reps, table_reps=reps, notes=notes)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(html, encoding="utf-8")
+    if out.is_dir():  # a folder: the page goes inside it, as a web server would look for it
+        out = out / "index.html"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        raise UserInputError(f"--out {args.out}: cannot write the page ({exc.strerror or exc})") from None
     log.info("wrote %s (%d experiments)", out, len(experiments))
     return 0
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
 
-from musiclust.compare.frames import Experiment
+from musiclust.compare.frames import Experiment, headline_frame
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +79,31 @@ def load_experiment(rev: Revision, repo: str = ".") -> Experiment:
         headline = json.loads(text)
     except json.JSONDecodeError as err:
         raise ValueError(f"{rev.name}: {HEADLINE} is not valid JSON ({err})") from err
-    params = dvc.api.params_show(repo=repo, rev=rev.rev)
+    if not isinstance(headline, Mapping):
+        raise ValueError(f"{rev.name}: {HEADLINE} is a JSON {type(headline).__name__}, not an object")
+    try:
+        params = dvc.api.params_show(repo=repo, rev=rev.rev)
+    except DvcException as err:
+        raise ValueError(f"{rev.name}: its params cannot be read ({err})") from err
     return Experiment(name=rev.name, rev=rev.rev or "workspace", params=params, headline=headline)
 
 
 def load_experiments(revisions: Sequence[Revision], repo: str = ".") -> tuple[list[Experiment], list[str]]:
-    """Every revision that has a headline; the others are left out with a note (logged)."""
+    """Every revision with a readable headline; the others are left out with a note (logged).
+
+    One experiment with a missing or broken ``headline.json`` (not JSON, not an object, a value
+    that is not a number) never stops the comparison of the rest.
+    """
     experiments, notes = [], []
     for rev in revisions:
         try:
-            experiments.append(load_experiment(rev, repo))
-        except FileNotFoundError as err:
+            e = load_experiment(rev, repo)
+            headline_frame([e])  # each value checked here, one experiment at a time
+        except (FileNotFoundError, ValueError) as err:
             log.warning("left out: %s", err)
             notes.append(f"left out {err}")
+            continue
+        experiments.append(e)
     return experiments, notes
 
 

@@ -20,7 +20,12 @@ threshold is met: a failing run leaves the previous collection untouched, and
 
 Files named by the input (audio, lyrics) are read only when they are regular
 files inside the input's own folder (the manifest's folder, the music folder)
-or a folder listed in ``data.allowed_roots``.
+or a folder listed in ``data.allowed_roots``. Nothing is written into a music
+folder: one that holds the output or the cache is refused before anything runs.
+
+Runs may share one cache at once (a shared lock; see :func:`_using_cache`); one
+run at a time builds a given output folder. A full disk stops the run with one
+line (:class:`musiclust.fileio.DiskFullError`): it is never one song's fault.
 """
 
 from __future__ import annotations
@@ -34,8 +39,9 @@ import tempfile
 import unicodedata
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,9 +57,13 @@ from musiclust.data.report import RowResult, build_report, summary_line
 from musiclust.data.verify import VerifiedAudio, verify_audio
 from musiclust.data.ytdl import DownloadFailure, NetworkBreaker, YtdlSettings, fetch
 from musiclust.fileio import (
+    DiskFullError,
     InputFileError,
     UserInputError,
     check_input_file,
+    disk_full_error,
+    file_mode,
+    is_disk_full,
     link_or_copy,
     read_json,
     resolve_roots,
@@ -65,6 +75,11 @@ from musiclust.params import AudioParams, DataParams, DownloadParams
 log = logging.getLogger(__name__)
 
 PARTIAL_PREFIX = ".partial-"
+#: lock file in the download cache: every run using the cache holds it shared (see _using_cache)
+CACHE_LOCK = ".lock"
+#: label cells that mean "unknown" (compared without case and surrounding space): never a class
+LABEL_PLACEHOLDERS = frozenset({"nan", "n/a", "na", "none", "null"})
+_DISK_HINT = " (finished songs are kept in download.cache_dir)"
 _MAX_LOGGED = 20  # skipped rows named one by one in the log; the report has all
 
 
@@ -109,6 +124,10 @@ def assign_song_ids(requests: list[TrackRequest]) -> dict[int, str]:
     seen: dict[str, TrackRequest] = {}
     dupes: dict[int, str] = {}
     for req in requests:
+        if req.duplicate_of:  # repeats an earlier row: reported as such, takes no id from others
+            req.song_id = safe_id(req.track_id or req.source or f"row{req.row}")
+            dupes[req.row] = f"{req.where} repeats {req.source!r}; {req.duplicate_of} is used"
+            continue
         if req.track_id:
             raw = req.track_id
         elif req.title:
@@ -151,20 +170,49 @@ def acquire(
     """
     out_dir = Path(out_dir).absolute()
     _check_replaceable(out_dir)
+    cache = None
+    if data.source != "demo":
+        cache = _download_cache(cache_dir if cache_dir is not None else download.cache_dir, out_dir)
+        if data.source == "folder":  # checked before anything is written
+            _check_apart(Path(folder or data.folder).expanduser(), out_dir, cache)
+        cache.mkdir(parents=True, exist_ok=True)
+    with _one_build(out_dir):
+        return _build(data, download, audio, seed, out_dir, manifest, folder, cache)
+
+
+def _build(
+    data: DataParams,
+    download: DownloadParams,
+    audio: AudioParams,
+    seed: int,
+    out_dir: Path,
+    manifest: str | Path | None,
+    folder: str | Path | None,
+    cache: Path | None,
+) -> AcquireResult:
+    """Build the collection beside ``out_dir`` and swap it in when the success threshold is met."""
     build = out_dir.with_name(f".{out_dir.name}.new")
     shutil.rmtree(build, ignore_errors=True)
-    (build / contract.AUDIO_DIR).mkdir(parents=True)
-    ignored: list[str] | None = None
-    if data.source == "demo":
-        results = _acquire_demo(data, audio, seed, build)
-        input_ref = "demo"
-    else:
-        requests, ignored, input_ref, base = _read_requests(data, manifest, folder)
-        log.info("%s: %d row(s) from %s", data.source, len(requests), input_ref)
-        cache = _download_cache(cache_dir if cache_dir is not None else download.cache_dir, out_dir)
-        results = _fetch_into(build, cache, base, requests, data, download)
-
-    songs, report = _write_collection(build, data, input_ref, results, ignored)
+    try:
+        (build / contract.AUDIO_DIR).mkdir(parents=True)
+        ignored: list[str] | None = None
+        if data.source == "demo":
+            results = _acquire_demo(data, audio, seed, build)
+            input_ref = "demo"
+        else:
+            assert cache is not None
+            requests, ignored, input_ref, base = _read_requests(data, manifest, folder)
+            log.info("%s: %d row(s) from %s", data.source, len(requests), input_ref)
+            results = _fetch_into(build, cache, base, requests, data, download)
+        try:
+            songs, report = _write_collection(build, data, input_ref, results, ignored)
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise disk_full_error(exc, build / contract.SONGS_FILE, hint=_DISK_HINT) from None
+            raise
+    except DiskFullError:
+        shutil.rmtree(build, ignore_errors=True)  # the half-built collection only takes more space
+        raise
     try:
         check_success(report, download.min_success_fraction, build / contract.REPORT_FILE)
     except AcquisitionError as exc:
@@ -174,6 +222,33 @@ def acquire(
     songs_path, report_path = out_dir / contract.SONGS_FILE, out_dir / contract.REPORT_FILE
     log.info("%s; report: %s", summary_line(report), report_path)
     return AcquireResult(songs, report, songs_path, report_path)
+
+
+@contextmanager
+def _one_build(out_dir: Path) -> Iterator[None]:
+    """One run at a time builds a given output folder (an exclusive flock on ``.<name>.lock`` beside
+    it); a second run is refused at once instead of deleting the first one's work in progress."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    lock = out_dir.with_name(f".{out_dir.name}.lock")
+    try:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise AcquisitionError(f"--out {out_dir}: cannot write beside it ({exc.strerror or exc})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise AcquisitionError(
+                f"another download run is building {out_dir} now (it holds {lock}); wait for it to finish"
+            ) from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def _read_requests(
@@ -193,15 +268,32 @@ def _read_requests(
 
 
 def _download_cache(cache_dir: str | Path, out_dir: Path) -> Path:
-    """The download cache folder, created; refused when it and the output folder overlap."""
+    """The download cache folder (not created yet); refused when it and the output folder overlap."""
     cache = Path(cache_dir).expanduser().absolute()
     if cache.is_relative_to(out_dir) or out_dir.is_relative_to(cache):
         raise AcquisitionError(
             f"download.cache_dir ({cache}) must be outside the output folder {out_dir} and not contain it: "
             "the output is replaced on every run"
         )
-    cache.mkdir(parents=True, exist_ok=True)
     return cache
+
+
+def _check_apart(music: Path, out_dir: Path, cache: Path) -> None:
+    """Refuse a music folder that holds (or sits inside) the output or the download cache.
+
+    The folder is scanned whole on every run, so a copy written inside it would come back as a
+    new song on the next run (7 songs become 14), and nothing may be written into the user's
+    folder at all; a music folder inside the output or the cache would be replaced or cleaned.
+    """
+    real = music.resolve()
+    for what, path in (("--out", out_dir), ("download.cache_dir", cache)):
+        other = path.resolve()
+        if other.is_relative_to(real) or real.is_relative_to(other):
+            inside = "inside" if other.is_relative_to(real) else "around"
+            raise AcquisitionError(
+                f"{what} ({path}) is {inside} data.folder ({music}): the music folder is scanned whole on "
+                f"every run, so the stage's own files would come back as songs; put {what} outside it"
+            )
 
 
 def _fetch_into(
@@ -220,14 +312,46 @@ def _fetch_into(
         retries=download.retries,
         backoff_s=download.backoff_s,
     )
-    _remove_partials(cache)
-    partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=cache))
-    roots = (base, *resolve_roots(data.allowed_roots))
-    ctx = _Context(build, cache, partial, download, settings, NetworkBreaker(), roots, data.max_lyrics_bytes)
+    with _using_cache(cache):
+        partial = Path(tempfile.mkdtemp(prefix=PARTIAL_PREFIX, dir=cache))
+        roots = (base, *resolve_roots(data.allowed_roots))
+        ctx = _Context(
+            build, cache, partial, download, settings, NetworkBreaker(), roots, data.max_lyrics_bytes
+        )
+        try:
+            return _acquire_requests(requests, ctx)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+@contextmanager
+def _using_cache(cache: Path) -> Iterator[None]:
+    """Hold the download cache for one run; several runs may share it at once.
+
+    Every run holds a shared lock on ``<cache>/.lock`` while it works. A run that starts while
+    no other holds it (an exclusive lock is free) first removes the temporary folders that
+    interrupted runs left; with another run going, those folders may be that run's work in
+    progress and are left alone (the next run on its own removes them). Finished files are
+    renamed into place whole, so two runs fetching one source at once both end with it.
+    Without ``fcntl`` (not POSIX) leftovers are never removed, which is safe but takes disk.
+    """
     try:
-        return _acquire_requests(requests, ctx)
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fd = os.open(cache / CACHE_LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another run is using the download cache %s; sharing it", cache)
+        else:
+            _remove_partials(cache)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while a starting run removes leftovers
+        yield
     finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        os.close(fd)  # releases the lock
 
 
 def _write_collection(
@@ -285,17 +409,25 @@ def _swap_in(build: Path, out_dir: Path) -> None:
 
 
 def check_success(report: dict, min_fraction: float, report_path: str | Path) -> None:
-    """Raise :class:`AcquisitionError` naming the report when too few songs made it."""
+    """Raise :class:`AcquisitionError` naming the report when too few songs made it.
+
+    An empty collection is refused whatever ``min_fraction`` says (0 accepts any partial one).
+    """
     n, ok = report["rows_in"], report["ok"]
     if n == 0:
         raise AcquisitionError(f"the input has no songs (0 rows); see {report_path}")
-    if ok / n < min_fraction:
-        top = ", ".join(f"{k}: {v}" for k, v in sorted(report["reasons"].items(), key=lambda kv: -kv[1]))
-        hint = (
-            " - no network? connect and re-run (finished songs are kept)"
-            if "unreachable" in report["reasons"]
-            else ""
+    top = ", ".join(f"{k}: {v}" for k, v in sorted(report["reasons"].items(), key=lambda kv: -kv[1]))
+    hint = (
+        " - no network? connect and re-run (finished songs are kept)"
+        if "unreachable" in report["reasons"]
+        else ""
+    )
+    if ok == 0:
+        raise AcquisitionError(
+            f"no song was acquired (0/{n} ok: {top}), and an empty collection never replaces one{hint}; "
+            f"the reason for every row is in {report_path}"
         )
+    if ok / n < min_fraction:
         raise AcquisitionError(
             f"only {ok}/{n} songs ({ok / n:.0%}) were acquired, below download.min_success_fraction="
             f"{min_fraction:g} ({top}){hint}; the reason for every row is in {report_path}"
@@ -348,7 +480,7 @@ def _acquire_requests(requests: list[TrackRequest], ctx: _Context) -> list[RowRe
     results: list[RowResult] = []
     todo: list[tuple[TrackRequest, Callable[[TrackRequest, _Context], RowResult]]] = []
     for req in requests:
-        if req.row in dupes:
+        if req.row in dupes:  # a repeated id, or a repeated labels.csv row (req.duplicate_of)
             results.append(
                 RowResult.skipped(
                     req.row, req.source, req.track_id, req.song_id, "duplicate id", dupes[req.row]
@@ -372,10 +504,11 @@ def _acquire_requests(requests: list[TrackRequest], ctx: _Context) -> list[RowRe
         futures = {pool.submit(_guarded, fn, req, ctx): req for req, fn in todo}
         for fut in tqdm(as_completed(futures), total=len(futures), desc="acquire", unit="song", leave=False):
             results.append(fut.result())
-    except BaseException:
-        # Ctrl-C: start no queued song, let the ones in flight finish (each lands whole or not at
-        # all); finished songs are already in place and a re-run skips them
-        log.warning("interrupted: waiting for the songs in progress (Ctrl-C again to abandon them)")
+    except BaseException as exc:
+        # Ctrl-C or a full disk: start no queued song, let the ones in flight finish (each lands
+        # whole or not at all); finished songs are already in place and a re-run skips them
+        if not isinstance(exc, DiskFullError):
+            log.warning("interrupted: waiting for the songs in progress (Ctrl-C again to abandon them)")
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     pool.shutdown()
@@ -385,10 +518,18 @@ def _acquire_requests(requests: list[TrackRequest], ctx: _Context) -> list[RowRe
 def _guarded(
     fn: Callable[[TrackRequest, _Context], RowResult], req: TrackRequest, ctx: _Context
 ) -> RowResult:
-    """Run one row; an unexpected error skips that row (with its message) instead of the whole run."""
+    """Run one row; an unexpected error skips that row (with its message) instead of the whole run.
+
+    A full disk is not the row's fault and would fail every row after it: it stops the run.
+    """
     try:
         return fn(req, ctx)
+    except DiskFullError:
+        raise
     except Exception as exc:  # one bad row must not kill a run of hundreds
+        if is_disk_full(exc):
+            need = req.local_path.stat().st_size if req.local_path and req.local_path.is_file() else None
+            raise disk_full_error(exc, ctx.cache_dir, need, _DISK_HINT) from None
         log.exception("row %d (%s): unexpected error", req.row, req.where)
         return RowResult.skipped(
             req.row, req.source, req.track_id, req.song_id, "error", f"{type(exc).__name__}: {exc}"
@@ -443,6 +584,9 @@ def _accept(ctx: _Context, tmp: Path, ext: str, info: VerifiedAudio, key: dict, 
 def _place(ctx: _Context, req: TrackRequest, state: dict) -> str:
     """Link the cached file into the collection as ``audio/<song_id><ext>``; returns that name."""
     src = ctx.cache_dir / state["file"]
+    mode = src.stat().st_mode
+    if not mode & 0o044:  # cached by an older version as 0600: readable like any file the user writes
+        os.chmod(src, mode | (file_mode() & 0o444))
     name = f"{req.song_id}{src.suffix}"
     dest = ctx.audio_dir / name
     dest.unlink(missing_ok=True)
@@ -517,6 +661,7 @@ def _from_local(req: TrackRequest, ctx: _Context) -> RowResult:
         os.close(fd)
         try:
             shutil.copyfile(path, tmp)
+            os.chmod(tmp, file_mode())  # mkstemp made it 0600
             state = _accept(ctx, Path(tmp), ext, info, key, {})
         finally:
             Path(tmp).unlink(missing_ok=True)
@@ -630,24 +775,37 @@ def _ok(
 
 
 def normalize_label(value: object) -> object:
-    """One spelling per class: NFC, surrounding space removed, lower case (``' EN '`` -> ``'en'``)."""
+    """One spelling per class: NFC, surrounding space removed, lower case (``' EN '`` -> ``'en'``).
+
+    Blank cells and the placeholders spreadsheets and pandas write for "unknown" (``NaN``,
+    ``N/A``, ``NA``, ``None``, ``null``, any case: :data:`LABEL_PLACEHOLDERS`) are None, never a class.
+    """
     if not isinstance(value, str):
         return value
     text = " ".join(unicodedata.normalize("NFC", value).split()).lower()
-    return text or None
+    return None if not text or text in LABEL_PLACEHOLDERS else text
 
 
 def normalize_labels(records: list[dict], label_columns: tuple[str, ...]) -> list[str]:
-    """Normalize label cells in place; returns one note per column where that merged spellings."""
+    """Normalize label cells in place; returns one note per column where that merged spellings
+    or read placeholders as unknown."""
     notes = []
     for c in label_columns:
         merged: dict[object, set[str]] = {}
+        placeholders: dict[str, int] = {}
         for rec in records:
             if c in rec:
                 raw = rec[c]
                 rec[c] = normalize_label(raw)
-                if isinstance(raw, str):
+                if isinstance(raw, str) and rec[c] is None and raw.strip():
+                    placeholders[raw.strip()] = placeholders.get(raw.strip(), 0) + 1
+                elif isinstance(raw, str):
                     merged.setdefault(rec[c], set()).add(raw)
+        if placeholders:
+            notes.append(
+                f"{c}: {sum(placeholders.values())} placeholder value(s) read as unknown (null): "
+                + ", ".join(f"{k!r} x{v}" for k, v in sorted(placeholders.items()))
+            )
         groups = [
             f"{sorted(v)} -> {k!r}"
             for k, v in sorted(merged.items(), key=lambda kv: str(kv[0]))

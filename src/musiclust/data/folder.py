@@ -11,7 +11,9 @@ labelled level has unknown (null) labels.
 An optional ``<root>/labels.csv`` with a ``path`` column (relative to the root)
 overrides or adds labels per file (any label column, plus ``track_id``,
 ``title``, ``artist``, ``lyrics_path``, ``lyrics``). Files it lists that do not
-exist become rows that are reported as ``missing file``.
+exist become rows that are reported as ``missing file``; a second row for one
+path (``a.wav``, ``./a.wav``, or the NFC and NFD spellings of a name) becomes a
+row reported as ``duplicate id``, and the first row holds.
 
 Every entry the scan sees is accounted for: an entry with an audio name becomes
 a row even when it is a broken link, a symlink loop or a named pipe (the
@@ -24,11 +26,19 @@ from __future__ import annotations
 
 import logging
 import os
+import unicodedata
 from collections import Counter
 from pathlib import Path
 
 from musiclust.audio.io import AUDIO_EXTENSIONS
-from musiclust.data.manifest import KNOWN_COLUMNS, ManifestError, TrackRequest, _cell, read_table
+from musiclust.data.manifest import (
+    KNOWN_COLUMNS,
+    ManifestError,
+    TrackRequest,
+    _cell,
+    read_rows,
+    warn_missing_labels,
+)
 from musiclust.fileio import InputFileError, check_input_file, resolve_roots
 
 log = logging.getLogger(__name__)
@@ -54,7 +64,8 @@ def scan_folder(
     """
     root = Path(root).expanduser()
     if not root.is_dir():
-        raise ManifestError(f"{root}: folder not found; set data.folder in params.yaml to your music folder")
+        what = "is a file, not a folder" if root.exists() else "folder not found"
+        raise ManifestError(f"{root}: {what}; set data.folder in params.yaml to your music folder")
     depth = {"genre": 1, "language/genre": 2}[layout]
 
     files, ignored = [], []
@@ -63,18 +74,20 @@ def scan_folder(
             continue
         (files if _is_audio_name(rel) else ignored).append(rel)
 
-    table = _labels_table(root)
+    table, repeated, columns = _labels_table(root)
+    layout_labels = ("genre",) if depth == 1 else ("language", "genre")
+    warn_missing_labels(f"{root} (layout {layout}, {LABELS_FILE})", (*layout_labels, *columns), label_columns)
     stems = Counter(f.stem.lower() for f in files)
     requests: list[TrackRequest] = []
     for rel in files:
         # the file stem is a readable id; two albums with "01 Intro.mp3" fall back to the path
         track_id = rel.stem if stems[rel.stem.lower()] == 1 else rel.with_suffix("").as_posix()
         req = _file_request(root, rel, len(requests), track_id, depth, label_columns)
-        if rel.as_posix() in table:
-            _apply_labels_row(req, table[rel.as_posix()], root, label_columns)
+        if _key(rel.as_posix()) in table:
+            _apply_labels_row(req, table[_key(rel.as_posix())][0], root, label_columns)
         requests.append(req)
-    listed = {rel.as_posix() for rel in files}
-    for key, rec in table.items():  # listed in labels.csv but not on disk
+    listed = {_key(rel.as_posix()) for rel in files}
+    for key, (rec, _line) in table.items():  # listed in labels.csv but not on disk
         if key in listed:
             continue
         req = TrackRequest(
@@ -89,9 +102,22 @@ def scan_folder(
         )
         _apply_labels_row(req, rec, root, label_columns)
         requests.append(req)
+    for key, line, first in repeated:  # a second row for one file: reported, never silently dropped
+        requests.append(
+            TrackRequest(
+                row=len(requests),
+                source=key,
+                kind="local",
+                track_id=Path(key).stem,
+                local_path=root / key,
+                labels={c: None for c in label_columns},
+                where=f"{root.name}/{LABELS_FILE} line {line}",
+                duplicate_of=f"{LABELS_FILE} line {first}",
+            )
+        )
     if ignored:
         log.info("%s: ignoring %d non-audio file(s), e.g. %s", root, len(ignored), ignored[0].as_posix())
-    return requests, [i.as_posix() for i in ignored]
+    return requests, [_text(i.as_posix()) for i in ignored]
 
 
 def _file_request(
@@ -103,17 +129,23 @@ def _file_request(
     # top-level folders name the labels; deeper ones (artist/album) are just organisation
     if len(parents) >= depth:
         named = dict(zip(("genre",) if depth == 1 else ("language", "genre"), parents))
-        labels.update({k: v for k, v in named.items() if k in labels})
+        labels.update({k: _text(v) for k, v in named.items() if k in labels})
     return TrackRequest(
         row=row,
-        source=rel.as_posix(),
+        source=_text(rel.as_posix()),
         kind="local",
-        track_id=track_id,
-        title=rel.stem,
+        track_id=_text(track_id),
+        title=_text(rel.stem),
         local_path=root / rel,
         labels=labels,
-        where=f"{root.name}/{rel.as_posix()}",
+        where=_text(f"{root.name}/{rel.as_posix()}"),
     )
+
+
+def _text(name: str) -> str:
+    """A file name as text for tables and reports: bytes that are not UTF-8 (Python keeps them as
+    lone surrogates, which no UTF-8 file can hold) become U+FFFD; the file itself is still read."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _walk(root: Path) -> list[tuple[Path, bool]]:
@@ -143,23 +175,37 @@ def _walk(root: Path) -> list[tuple[Path, bool]]:
     return sorted(out)
 
 
-def _labels_table(root: Path) -> dict[str, dict]:
+def _key(rel: str) -> str:
+    """How a relative path is matched between the disk and labels.csv: ``./a//b`` is ``a/b``, and
+    the NFC and NFD spellings of a name (macOS writes NFD) are one."""
+    return unicodedata.normalize("NFC", Path(rel).as_posix())
+
+
+def _labels_table(root: Path) -> tuple[dict[str, tuple[dict, int]], list[tuple[str, int, int]], list[str]]:
+    """``labels.csv`` as ``({path: (row, line)}, repeated, columns)``; ``repeated`` lists each later row
+    for a path already listed, as ``(path, its line, the first row's line)``: the first row holds."""
     path = root / LABELS_FILE
     if not path.exists() and not path.is_symlink():
-        return {}
+        return {}, [], []
     try:
         check_input_file(path, resolve_roots([root]))
     except InputFileError as exc:
         raise ManifestError(f"{path}: {exc.reason} ({exc.detail})") from None
-    df = read_table(path)
-    if "path" not in df.columns:
+    table = read_rows(path)
+    if "path" not in table.columns:
         raise ManifestError(f"{path}: needs a 'path' column with file paths relative to {root}")
-    out = {}
-    for rec in df.to_dict(orient="records"):
+    out: dict[str, tuple[dict, int]] = {}
+    repeated: list[tuple[str, int, int]] = []
+    for rec, line in zip(table.rows, table.lines):
         key = _cell(rec.get("path"))
-        if key:
-            out[Path(key).as_posix()] = rec
-    return out
+        if not key:
+            continue
+        key = _key(key)
+        if key in out:
+            repeated.append((key, line, out[key][1]))
+        else:
+            out[key] = (rec, line)
+    return out, repeated, table.columns
 
 
 def _apply_labels_row(req: TrackRequest, rec: dict, root: Path, label_columns) -> None:

@@ -13,6 +13,9 @@ command.
 
 from __future__ import annotations
 
+import csv
+import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +27,8 @@ from musiclust.fileio import UserInputError
 
 #: columns with a fixed meaning; everything else is metadata
 KNOWN_COLUMNS = ("track_id", "title", "artist", "source", "lyrics_path", "lyrics")
+
+log = logging.getLogger(__name__)
 
 # a URL scheme yt-dlp handles, or one of its search prefixes (ytsearch1:, ytsearch:, scsearch5:, ...)
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
@@ -55,6 +60,8 @@ class TrackRequest:
     labels: dict[str, str | None] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     where: str = ""  # human pointer for messages, e.g. "manifest.csv line 7"
+    #: set when this row repeats an earlier one (a second labels.csv row for one file): that row's pointer
+    duplicate_of: str | None = None
     song_id: str = ""  # assigned by musiclust.data.acquire.assign_song_ids
 
 
@@ -74,23 +81,133 @@ def _cell(value: Any) -> str | None:
     return text or None
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV as text columns (nothing coerced to numbers), UTF-8 with BOM tolerated."""
+#: the longest cell accepted (characters): inline lyrics beyond ``data.max_lyrics_bytes`` are cut later
+MAX_CELL_CHARS = 1 << 24
+#: header delimiters tried in this order: comma, then what spreadsheet exports use instead
+DELIMITERS = (",", ";", "\t")
+
+
+@dataclass(frozen=True)
+class CsvRows:
+    """A CSV read as text: lower-cased ``columns``, one ``{column: text}`` per data row, and the
+    file line each row starts on (quoted cells may span lines)."""
+
+    path: Path
+    columns: list[str]
+    rows: list[dict[str, str]]
+    lines: list[int]
+    delimiter: str = ","
+
+
+def read_rows(path: str | Path) -> CsvRows:
+    """Read a CSV as text cells (nothing coerced to numbers) with the line each row starts on.
+
+    UTF-8 (a byte-order mark is fine) or UTF-16 with a byte-order mark (what spreadsheets save
+    as "Unicode text"). The delimiter is the first of comma, semicolon, tab found in the header
+    line. Column names are compared without case and surrounding spaces, so a header naming one
+    column twice (``source,Source``) is refused rather than letting one silently win. Raises
+    :class:`ManifestError` naming the file and line.
+    """
     path = Path(path)
     if path.exists() and not path.is_file():
         raise ManifestError(f"{path}: not a regular file (a folder, pipe or device); give a CSV file")
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found; set data.manifest in params.yaml to your CSV")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
-    except UnicodeDecodeError as exc:
+    text = _decode(path, path.read_bytes())
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
         raise ManifestError(
-            f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8"
+            f"{path} line {line}: contains a NUL character, so it is not a text CSV "
+            "(UTF-16 without a byte-order mark, or a binary file?); re-save it as UTF-8 CSV"
+        )
+    first = text.splitlines()[0] if text.strip() else ""
+    delimiter = next((d for d in DELIMITERS if d in first), ",")
+    limit = csv.field_size_limit()
+    csv.field_size_limit(max(limit, MAX_CELL_CHARS))
+    try:
+        return _parse(path, text, delimiter)
+    finally:
+        csv.field_size_limit(limit)
+
+
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text: UTF-16 when it starts with a UTF-16 byte-order mark, else UTF-8 (BOM optional)."""
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ManifestError(
+            f"{path} line {line}: not {encoding.upper().replace('-SIG', '')} ({exc.reason} at byte {exc.start}); "
+            "re-save it as UTF-8"
         ) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise ManifestError(f"{path}: not a readable CSV ({exc})") from None
-    df.columns = [str(c).strip().lower() for c in df.columns]
-    return df
+
+
+def _parse(path: Path, text: str, delimiter: str) -> CsvRows:
+    # strict: a quote that is never closed is an error, not a cell that swallows the rest of the file
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=True, strict=True
+    )
+    header: list[str] | None = None
+    rows: list[dict[str, str]] = []
+    lines: list[int] = []
+    start = 1
+    try:
+        for cells in reader:
+            here, start = start, reader.line_num + 1
+            if not cells:  # a blank line
+                continue
+            if header is None:
+                header = _header(path, here, cells)
+                continue
+            if len(cells) > len(header) and any(c.strip() for c in cells[len(header) :]):
+                raise ManifestError(
+                    f"{path} line {here}: {len(cells)} cells but the header names {len(header)} columns; "
+                    f"quote cells that contain {'a comma' if delimiter == ',' else repr(delimiter)}"
+                )
+            cells = cells[: len(header)] + [""] * (len(header) - len(cells))
+            rows.append(dict(zip(header, cells)))
+            lines.append(here)
+    except csv.Error as exc:  # the row that began on line ``start`` could not be read
+        raise ManifestError(
+            f"{path} line {start}: not a readable CSV ({exc}); a quoted cell must end with a quote "
+            "followed by the delimiter or the end of the line"
+        ) from None
+    if header is None:
+        raise ManifestError(f"{path}: empty; the first line must name the columns (source, ...)")
+    return CsvRows(path, header, rows, lines, delimiter)
+
+
+def _header(path: Path, line: int, cells: list[str]) -> list[str]:
+    """Column names in lower case without surrounding spaces; a name given twice is refused."""
+    names = [c.strip().lower() or f"unnamed: {i}" for i, c in enumerate(cells)]
+    seen: dict[str, str] = {}
+    for name, cell in zip(names, cells):
+        if name in seen:
+            raise ManifestError(
+                f"{path} line {line}: column {name!r} is named more than once ({seen[name]!r} and {cell!r}; "
+                "names are compared without case and surrounding spaces); rename or remove one"
+            )
+        seen[name] = cell
+    return names
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """:func:`read_rows` as a frame of text columns (no line numbers)."""
+    table = read_rows(path)
+    return pd.DataFrame(table.rows, columns=table.columns, dtype=object)
+
+
+def warn_missing_labels(where: str, columns: list[str] | tuple[str, ...], label_columns) -> None:
+    """Log a label column of ``data.label_columns`` that the input does not have (every song: unknown)."""
+    for c in label_columns:
+        if c not in columns:
+            log.warning(
+                "%s: no column %r (named in data.label_columns): every song's %s is unknown (null)",
+                where,
+                c,
+                c,
+            )
 
 
 def read_manifest(path: str | Path, label_columns: tuple[str, ...] | list[str]) -> list[TrackRequest]:
@@ -100,16 +217,17 @@ def read_manifest(path: str | Path, label_columns: tuple[str, ...] | list[str]) 
     folder. Rows keep their order; ``row`` is the 0-based data row index.
     """
     path = Path(path)
-    df = read_table(path)
-    if "source" not in df.columns:
+    table = read_rows(path)
+    if "source" not in table.columns:
         raise ManifestError(
-            f"{path}: no 'source' column (have: {', '.join(df.columns)}); "
+            f"{path}: no 'source' column (have: {', '.join(table.columns)}); "
             "each row needs a URL, a ytsearch1: query or a file path"
         )
+    warn_missing_labels(str(path), table.columns, label_columns)
     base = path.resolve().parent
-    extra = [c for c in df.columns if c not in KNOWN_COLUMNS and c not in label_columns]
+    extra = [c for c in table.columns if c not in KNOWN_COLUMNS and c not in label_columns]
     requests = []
-    for i, rec in enumerate(df.to_dict(orient="records")):
+    for i, (rec, line) in enumerate(zip(table.rows, table.lines)):
         source = _cell(rec.get("source")) or ""
         kind = classify_source(source) if source else "none"
         local = None
@@ -134,7 +252,7 @@ def read_manifest(path: str | Path, label_columns: tuple[str, ...] | list[str]) 
                 lyrics_path=lyr,
                 labels={c: _cell(rec.get(c)) for c in label_columns},
                 metadata={c: _cell(rec.get(c)) for c in extra},
-                where=f"{path.name} line {i + 2}",
+                where=f"{path.name} line {line}",
             )
         )
     return requests

@@ -21,14 +21,16 @@ SKIP_REASONS = {
     "too long": "longer than download.max_duration_s",
     "corrupt": "the file does not decode completely (damaged or truncated)",
     "empty": "zero bytes or no audio frames",
-    "unsupported format": "not an audio format soundfile decodes (or not audio at all)",
+    "unsupported format": "not an audio format soundfile decodes (or not audio at all), a sample rate "
+    "below 4 kHz, or a FLAC whose header gives no length",
     "missing file": "a local path (or file:// URL) that does not exist",
     "outside allowed roots": "a file outside the input's folder and data.allowed_roots: never read",
     "not a regular file": "a folder, named pipe, device or socket: never read",
     "broken link": "a symbolic link to a file that does not exist",
     "symlink loop": "a symbolic link that points (through others) at itself",
     "permission denied": "the file exists but cannot be opened for reading",
-    "duplicate id": "the song id (track_id, or derived from artist/title/file) was already used by an earlier row",
+    "duplicate id": "the song id (track_id, or derived from artist/title/file) was already used by an earlier "
+    "row, or a second labels.csv row names the same file",
     "no source": "the row has an empty source cell",
     "error": "an unexpected error while handling this row (the message says which); please report it",
 }

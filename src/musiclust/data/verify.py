@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from musiclust.audio.io import AudioDecodeError, probe
+from musiclust.audio.io import AudioDecodeError, probe, sf_name
 
 #: peak amplitude below which a whole song counts as silent (about -80 dBFS)
 SILENT_PEAK = 1e-4
@@ -90,7 +90,7 @@ def verify_audio(path: str | Path, max_duration_s: float | None = None) -> Verif
         )
     frames, peak = 0, 0.0
     try:
-        with sf.SoundFile(str(path)) as f:
+        with sf.SoundFile(sf_name(path)) as f:
             # read() until it returns nothing: blocks() trusts the header's frame count, which is
             # exactly what a truncated MP3 gets wrong
             while (block := f.read(_BLOCK, dtype="float32", always_2d=True)).shape[0]:

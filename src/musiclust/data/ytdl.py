@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from musiclust.fileio import disk_full_error, is_disk_full
+
 log = logging.getLogger(__name__)
 
 # substrings of yt-dlp / urllib / requests errors, lower-cased, mapped to report reasons
@@ -227,6 +229,8 @@ def fetch_once(source: str, work_dir: Path, stem: str, settings: YtdlSettings) -
     except DownloadFailure:
         raise
     except Exception as exc:  # yt_dlp.utils.DownloadError and friends
+        if is_disk_full(exc):  # not this song's fault: the stage stops (musiclust.data.acquire)
+            raise disk_full_error(exc, work_dir) from None
         raise classify_error(exc) from None
     produced = [Path(d["filepath"]) for d in (info.get("requested_downloads") or []) if d.get("filepath")]
     produced = [p for p in produced if p.is_file()]

@@ -48,13 +48,17 @@ import scipy.fft
 from numpy.lib.stride_tricks import sliding_window_view
 
 from musiclust.contracts.features import TENSOR_SETS, VECTOR_SETS
-from musiclust.params import AudioParams, FeatureParams
+from musiclust.params import (
+    MFCC_N_MELS,
+    SPECTRAL_CONTRAST_FMIN_HZ,
+    SPECTRAL_CONTRAST_OCTAVES,
+    AudioParams,
+    FeatureParams,
+)
 
-#: Mel bands under the MFCCs and the onset envelope (librosa's default for both).
-MFCC_N_MELS = 128
 STATS = ("mean", "std", "min", "max")
 SPECTRAL_FRAMEWISE = ("centroid", "bandwidth", "rolloff", "flatness", "zcr", "rms")
-N_CONTRAST = 7  # librosa default: 6 octave bands + the residual band above
+N_CONTRAST = SPECTRAL_CONTRAST_OCTAVES + 1  # librosa default: 6 octave bands + the residual band above
 N_CHROMA = 12
 #: rhythm: onset envelopes of this many equal groups of the 128 mel bands (low to high)
 N_ONSET_BANDS = 4
@@ -250,7 +254,9 @@ class Featurizer:
             np.float32
         )
         self.moments = np.stack([np.ones_like(self.freq), self.freq, self.freq**2], axis=1).astype(np.float32)
-        self._contrast_bands = self._contrast_band_slices()
+        # only the spectral set has contrast bands; they need a Nyquist frequency above the top band
+        # (params.validate refuses such a rate at load), while the other sets work at any rate
+        self._contrast_bands = self._contrast_band_slices() if "spectral" in c.sets else []
         # tempo: librosa.feature.tempo defaults (8 s autocorrelation window, log-normal prior at 120 BPM)
         self.tempo_win = int(np.floor(8.0 * sr / c.hop_length))
         self.tempo_window = _hann(self.tempo_win).astype(np.float32)
@@ -267,11 +273,14 @@ class Featurizer:
     def _contrast_band_slices(self) -> list[tuple[int, int, int]]:
         """(first bin, stop bin, quantile count) per band, as ``librosa.feature.spectral_contrast``."""
         sr, freq = self.cfg.sample_rate, self.freq
-        n_bands, fmin, quantile = N_CONTRAST - 1, 200.0, 0.02
+        n_bands, fmin, quantile = N_CONTRAST - 1, SPECTRAL_CONTRAST_FMIN_HZ, 0.02
         octa = np.zeros(n_bands + 2)
         octa[1:] = fmin * (2.0 ** np.arange(0, n_bands + 1))
         if np.any(octa[:-1] >= 0.5 * sr):
-            raise ValueError(f"spectral contrast bands exceed Nyquist at {sr} Hz")
+            raise ValueError(
+                f"audio.sample_rate={sr} is too low for features.sets 'spectral' (its contrast bands "
+                f"exceed the Nyquist frequency); use a rate above {2 * octa[-2]:g} Hz or drop 'spectral'"
+            )
         bands = []
         for k, (f_low, f_high) in enumerate(zip(octa[:-1], octa[1:])):
             current = (freq >= f_low) & (freq <= f_high)

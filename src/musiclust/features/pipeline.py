@@ -35,6 +35,7 @@ from musiclust.features.extract import (
     tensor_shapes,
 )
 from musiclust.features.pretrained import PRETRAINED_SET, PretrainedEmbedder, resolve_model
+from musiclust.fileio import UserInputError, disk_full_stops
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,14 @@ log = logging.getLogger(__name__)
 #: buffers (about 8 MB of float32 frames at n_fft 2048).
 FRAMES_PER_BATCH = 1024
 _THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+class NoClipsError(UserInputError):
+    """The segment folder holds no clip to featurize."""
+
+
+class StaleSegmentsError(ValueError, UserInputError):
+    """The segment folder was written with other settings (or by hand): re-run the segment stage."""
 
 
 @dataclass(frozen=True)
@@ -270,11 +279,32 @@ def featurize_segments(
     t0 = time.perf_counter()
     segments_dir, out_dir = Path(segments_dir), Path(out_dir)
     seg, table, prefix = _read_clips(segments_dir, sample_rate)
+    with disk_full_stops(out_dir):
+        return _featurize(segments_dir, out_dir, sample_rate, features, compute, seg, table, prefix, t0)
+
+
+def _featurize(
+    segments_dir: Path,
+    out_dir: Path,
+    sample_rate: int,
+    features: object,
+    compute: object | None,
+    seg: pd.DataFrame,
+    table: Path,
+    prefix: str,
+    t0: float,
+) -> dict:
+    """The body of :func:`featurize_segments` once the clips are read."""
     cfg = FeatureConfig.from_params(sample_rate, features)
     # the pretrained model is located (and its code checked) before any work, so a missing one fails
     # at once; it is loaded after the worker pool has run, so that no worker is forked from a process
     # holding torch's thread pools
     source = resolve_model(features.pretrained) if PRETRAINED_SET in cfg.sets else None
+    if not len(seg):
+        raise NoClipsError(
+            f"{table}: no usable clip to featurize (the table is empty); re-run the segment stage, "
+            "which names the segment setting to change"
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     contract.clear(out_dir)
     tasks, n_samples = _shard_tasks(seg, table, segments_dir, prefix, cfg)
@@ -349,7 +379,7 @@ def _read_clips(segments_dir: Path, sample_rate: int) -> tuple[pd.DataFrame, Pat
     seg_report = segments_contract.read_report(segments_dir)
     audio_meta = (seg_report or {}).get("audio", {})
     if audio_meta.get("sample_rate") not in (None, sample_rate):
-        raise ValueError(
+        raise StaleSegmentsError(
             f"{segments_dir}: clips were cut at {audio_meta['sample_rate']} Hz but audio.sample_rate is "
             f"{sample_rate}; re-run the segment stage"
         )
@@ -365,7 +395,7 @@ def _shard_tasks(
     if not (
         seg["shard"].is_monotonic_increasing and (seg.groupby("shard")["row"].diff().dropna() == 1).all()
     ):
-        raise ValueError(f"{table}: rows are not in shard order; re-run the segment stage")
+        raise StaleSegmentsError(f"{table}: rows are not in shard order; re-run the segment stage")
     n_samples = int(
         np.load(shard_path(segments_dir, prefix, int(seg["shard"].iloc[0])), mmap_mode="r").shape[1]
     )

@@ -9,13 +9,17 @@ from typing import Any
 
 import torch
 
-from musiclust.fileio import atomic_write_bytes
+from musiclust.fileio import UserInputError, atomic_write_bytes
 from musiclust.models.base import LatentModel
-from musiclust.models.registry import model_class, with_key
+from musiclust.models.registry import REGISTRY, model_class, with_key
 
 
-class CheckpointError(ValueError):
-    """A checkpoint file is missing, unreadable or not one of ours."""
+class CheckpointError(ValueError, UserInputError):
+    """A checkpoint file is missing, unreadable, not one of ours, or its contents do not rebuild a
+    model (one line naming the file; a stage shows it without a traceback)."""
+
+
+_RETRAIN = "re-run training to rewrite it"
 
 
 def make_checkpoint(model: LatentModel, **extra: Any) -> dict[str, Any]:
@@ -55,7 +59,10 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[La
     """Rebuild a trained model from ``path``: ``(model in eval mode, checkpoint dict)``.
 
     Uses ``torch.load(weights_only=True)``: a checkpoint can hold only tensors and primitives,
-    never code.
+    never code. Its contents are data too and are checked before use: a registry key, constructor
+    arguments that rebuild that model with exactly the stored weights' names and shapes (tried on
+    PyTorch's ``meta`` device first, so edited arguments cannot make it allocate gigabytes), and
+    finite weights. Anything else raises :class:`CheckpointError`.
     """
     path = Path(path)
     if not path.exists():
@@ -63,14 +70,79 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[La
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # torch raises several types for corrupt/unsafe files
+        raise CheckpointError(f"{path}: cannot be loaded safely ({_first_line(exc)}); {_RETRAIN}") from None
+    key, kwargs, state = _parts(path, ckpt)
+    cls = model_class(key)
+    try:
+        with torch.device("meta"):  # shapes only, no memory
+            shell = cls(**kwargs)
+    except Exception as exc:  # whatever the constructor says about arguments it cannot take
         raise CheckpointError(
-            f"{path}: cannot be loaded safely ({exc}); re-run training to rewrite it"
-        ) from exc
-    if not isinstance(ckpt, dict) or not {"model_key", "constructor", "state_dict"} <= set(ckpt):
-        raise CheckpointError(
-            f"{path}: not a musiclust checkpoint (needs model_key, constructor, state_dict)"
-        )
-    model = with_key(model_class(ckpt["model_key"])(**ckpt["constructor"]), ckpt["model_key"])
-    model.load_state_dict(ckpt["state_dict"])
+            f"{path}: its constructor arguments do not build a {key} model ({_first_line(exc)}); {_RETRAIN}"
+        ) from None
+    _check_shapes(path, key, {k: (tuple(v.shape), v.dtype) for k, v in shell.state_dict().items()}, state)
+    model = with_key(cls(**kwargs), key)
+    model.load_state_dict(state)
     model.to(device).eval()
     return model, ckpt
+
+
+def _parts(path: Path, ckpt: Any) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
+    """``(model_key, constructor kwargs, state_dict)`` of a loaded checkpoint, each checked for its type."""
+    if not isinstance(ckpt, dict) or not {"model_key", "constructor", "state_dict"} <= set(ckpt):
+        raise CheckpointError(
+            f"{path}: not a musiclust checkpoint (needs model_key, constructor, state_dict); {_RETRAIN}"
+        )
+    key, kwargs, state = ckpt["model_key"], ckpt["constructor"], ckpt["state_dict"]
+    if not isinstance(key, str) or key not in REGISTRY:
+        raise CheckpointError(
+            f"{path}: model_key {str(key)[:80]!r} is not a known model ({', '.join(sorted(REGISTRY))}); "
+            f"{_RETRAIN}"
+        )
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise CheckpointError(f"{path}: constructor is not a mapping of argument names; {_RETRAIN}")
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise CheckpointError(f"{path}: state_dict is not a mapping of names to tensors; {_RETRAIN}")
+    if not isinstance(ckpt.get("inputs", {}), dict):
+        raise CheckpointError(f"{path}: inputs is not a mapping; {_RETRAIN}")
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise CheckpointError(
+            f"{path}: non-finite weights (NaN or inf) in {', '.join(bad[:3])}"
+            f"{' and more' if len(bad) > 3 else ''}: the model would place every song at random; {_RETRAIN}"
+        )
+    return key, kwargs, state
+
+
+def _check_shapes(
+    path: Path,
+    key: str,
+    expected: dict[str, tuple[tuple[int, ...], torch.dtype]],
+    state: dict[str, torch.Tensor],
+) -> None:
+    """The stored weights must be exactly the ones the constructor arguments build, name by name:
+    shape and dtype (``load_state_dict`` would cast float weights to int8 without a word)."""
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = [k for k in expected if k in state and (tuple(state[k].shape), state[k].dtype) != expected[k]]
+    if missing or extra or wrong:
+        if wrong:
+            shape, dtype = expected[wrong[0]]
+            what = (
+                f"{wrong[0]} is {list(state[wrong[0]].shape)} {state[wrong[0]].dtype}, "
+                f"the arguments build {list(shape)} {dtype}"
+            )
+        else:
+            what = f"missing {missing[:3]}" if missing else f"unexpected {extra[:3]}"
+        raise CheckpointError(
+            f"{path}: its weights do not fit the {key} model its constructor arguments build ({what}); "
+            f"{_RETRAIN}"
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message, one line of it (torch's explanations run over several)."""
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:300]
