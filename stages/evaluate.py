@@ -6,9 +6,9 @@ import argparse
 import logging
 
 from musiclust.contracts import metrics as contract
-from musiclust.evaluation.pipeline import run_evaluate_step
 from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
+from musiclust.ranking.pipeline import run_evaluate_step
 
 log = logging.getLogger("musiclust.stages.evaluate")
 

@@ -26,9 +26,9 @@ from musiclust.evaluation.disentanglement import (
     mig,
     mig_from_codes,
     mutual_information,
-    summarize,
 )
 from musiclust.fileio import read_json, write_parquet
+from musiclust.ranking.aggregate import summarize_mig
 
 # ---------------------------------------------------------------- MIG, hand-worked
 
@@ -125,7 +125,7 @@ def test_disentanglement_rows_and_summary() -> None:
     r0, r1 = rows.iloc[0], rows.iloc[1]
     assert r0["top_dim"] == "z_01" and r0["mig"] > 0.9 and r0["n_units"] == n // 2
     assert r1["mig"] == pytest.approx(0.0, abs=1e-12)
-    s = summarize(rows, {"vae": ["genre"]})
+    s = summarize_mig(rows, {"vae": ["genre"]})
     d = s["vae"]["genre"]
     assert d["n_seeds"] == 2 and d["conditioned"] is True
     assert d["mig"] == pytest.approx(rows["mig"].mean())

@@ -156,7 +156,7 @@ def build_headline(
 ) -> dict[str, Any]:
     """The headline numbers per representation (see module doc); conditioned labels are left out.
 
-    ``disentanglement``: :func:`musiclust.evaluation.disentanglement.summarize` (models' MIG).
+    ``disentanglement``: :func:`musiclust.ranking.aggregate.summarize_mig` (models' MIG).
     """
     out: dict[str, Any] = {}
     for label, entries in ranking.items():
@@ -198,7 +198,7 @@ def build_summary(
     disentanglement_method: str = "",
 ) -> dict[str, Any]:
     """summary.json (keys :data:`SUMMARY_KEYS`); ``disentanglement`` as
-    :func:`musiclust.evaluation.disentanglement.summarize` returns it."""
+    :func:`musiclust.ranking.aggregate.summarize_mig` returns it."""
     rank_out = {
         lab: [{k: (num(e[k]) if isinstance(e[k], float) else e[k]) for k in RANK_KEYS} for e in entries]
         for lab, entries in ranking.items()
