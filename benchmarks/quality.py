@@ -59,7 +59,13 @@ def measure(reps: list[str], tag: str, params_path: str, root: Path, work: Path)
         cluster_stage.main(cluster_args(rep, root, out / "clusters" / rep, params_path))
     p = load_params(params_path)
     ev = run_evaluate_step(
-        root / "data/segments", out / "clusters", reps, p.data.label_columns, p.evaluate, p.cluster.algorithms
+        root / "data/segments",
+        out / "clusters",
+        reps,
+        p.data.label_columns,
+        p.evaluate,
+        p.cluster.algorithms,
+        p.segment.split,
     )
     m = ev.means
     allsongs = m[

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> contract.Evaluation:
         params.data.label_columns,
         params.evaluate,
         params.cluster.algorithms,
+        params.segment.split,
     )
     contract.write(
         ev,
@@ -49,6 +50,9 @@ def main(argv: list[str] | None = None) -> contract.Evaluation:
         plots=args.plots,
     )
     for label, w in ev.summary["winner"].items():
+        if w is None:
+            log.warning("no winner for %s: %s", label, ev.summary["not_ranked"][label]["reason"])
+            continue
         log.info(
             "winner for %s: %s, NMI %.3f [%.3f, %.3f] on %d test songs (cannot be separated from: %s)",
             label,

@@ -293,6 +293,7 @@ def test_cluster_stage_with_metadata_and_mig(tmp_path: Path, repo_root: Path) ->
         algorithms=["kmeans"],
         baselines=["raw", "metadata"],
         metadata_columns=["artist", "title", "year"],
+        evaluate={"min_test_songs_per_class": 2},  # 8 test songs rank genre's 4 classes
     )
     clusters = tmp_path / "clusters"
     stages.cluster.main(_metadata_argv(paths, clusters / "metadata", params))

@@ -128,6 +128,7 @@ def summary_json() -> dict:
         },
         "ranking_rule": RULE,
         "winner": winner,
+        "not_ranked": {},
         "ranking": ranking,
         "best_per_modality": {lab: {"audio": WINNER[lab]} for lab in LABELS},
         "not_applicable": {"lyrics": NOT_APPLICABLE_REASON},

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from musiclust.contracts import clusters as cluster_contract
+from musiclust.contracts.metrics import MEANS_COLUMNS
 from musiclust.evaluation.metrics import EXTERNAL
 from musiclust.evaluation.scores import GROUP, RepScores
 from musiclust.evaluation.stats import ResamplePlan
@@ -81,6 +82,8 @@ def aggregate(
                 if draw is not None:
                     row[f"{m}_low"], row[f"{m}_high"] = percentile_interval(draw, ci, estimate=row[m])
         rows.append(row)
+    if not rows:  # every representation not applicable
+        return pd.DataFrame(columns=MEANS_COLUMNS), group_boot
     return pd.DataFrame(rows), group_boot
 
 
@@ -99,22 +102,36 @@ def boot_values(outputs: Sequence[cluster_contract.ClusterOutput]) -> RepScores:
 
 
 def score_rows(outputs: Sequence[cluster_contract.ClusterOutput], n_boot: int) -> pd.DataFrame:
-    """Every representation's per-seed score rows, checked to come from ``n_boot`` resamples."""
+    """Every representation's per-seed score rows (none when every one is not applicable), their
+    bootstrap values checked to come from ``n_boot`` resamples."""
     frames = [o.scores for o in outputs if o.scores is not None and not o.scores.empty]
     if not frames:
-        raise RuntimeError("no clustering run was scored: every representation is not applicable")
-    found = {len(v) for o in outputs if o.boot is not None for v in o.boot["values"]}
-    if found != {n_boot}:
+        log.warning("no clustering run was scored: every representation is not applicable; nothing to rank")
+        return pd.DataFrame(columns=cluster_contract.SCORE_COLUMNS)
+    stale = {
+        o.name: sorted({len(v) for v in o.boot["values"]} - {n_boot})
+        for o in outputs
+        if o.boot is not None and not o.boot.empty
+    }
+    stale = {name: found for name, found in stale.items() if found}
+    if stale:
         raise ValueError(
-            f"cluster outputs hold {sorted(found)} bootstrap resamples, evaluate.bootstrap is "
-            f"{n_boot}: re-run the cluster stages (`dvc repro`)"
+            f"evaluate.bootstrap is {n_boot}, but "
+            + ", ".join(
+                f"data/clusters/{name} holds {found} resamples" for name, found in sorted(stale.items())
+            )
+            + ": they were scored under another evaluate.bootstrap. Run `dvc repro` (it re-runs those "
+            "cluster stages, which score with evaluate.bootstrap) rather than this stage alone"
         )
     return pd.concat(frames, ignore_index=True)
 
 
 def leakage_table(outputs: Sequence[cluster_contract.ClusterOutput], threshold: float) -> pd.DataFrame:
     """The representations' audits in one table, flagged at ``threshold`` (and said in the log)."""
-    leak = pd.concat([o.leakage for o in outputs if o.leakage is not None], ignore_index=True)
+    frames = [o.leakage for o in outputs if o.leakage is not None and not o.leakage.empty]
+    if not frames:
+        return pd.DataFrame(columns=[*cluster_contract.LEAKAGE_COLUMNS, "flagged"]).astype({"flagged": bool})
+    leak = pd.concat(frames, ignore_index=True)
     leak["flagged"] = leak["balanced_accuracy"].astype(float) >= threshold
     for (rep, label), g in leak[leak["flagged"]].groupby(["representation", "label"]):
         log.warning(

@@ -21,7 +21,7 @@ from musiclust.contracts.segments import read_segments
 from musiclust.evaluation import disentanglement
 from musiclust.evaluation.scores import make_labels
 from musiclust.evaluation.stats import resample_plan
-from musiclust.params import EvaluateParams
+from musiclust.params import EvaluateParams, SplitParams
 from musiclust.ranking.aggregate import aggregate, boot_values, leakage_table, mig_table, score_rows
 from musiclust.ranking.rank import HEADLINE_ALGORITHMS, HEADLINE_LEVEL, RANKING_RULE, headline_algorithm, rank
 
@@ -34,34 +34,45 @@ def evaluate(
     label_columns: Sequence[str],
     params: EvaluateParams,
     algorithms: Sequence[str],
+    split: SplitParams,
 ) -> contract.Evaluation:
-    """Aggregate the representations' scores, rank them and audit; returns every table (nothing written)."""
+    """Aggregate the representations' scores, rank them and audit; returns every table (nothing written).
+
+    A small collection is reported, not refused: a label its test songs cannot rank
+    (:func:`musiclust.ranking.rank.rankability`; ``split`` is ``segment.split``, to say how many songs
+    a ranking needs) gets no winner and a reason, and with every representation not applicable the
+    tables are empty and every label says so.
+    """
     labels = make_labels(segments, label_columns)
-    labels.classes = {k: v for k, v in labels.classes.items() if len(v) >= 2}
-    if not labels.classes:
-        raise ValueError(f"no label column of {list(label_columns)} has two or more classes to score against")
     algorithm = headline_algorithm(algorithms)
     if algorithm is None:
-        raise ValueError(f"cluster.algorithms has none of {HEADLINE_ALGORITHMS}: no headline clustering")
+        raise ValueError(
+            f"cluster.algorithms {list(algorithms)} has none of {list(HEADLINE_ALGORITHMS)}, the algorithms "
+            "the headline can use: add kmeans (the default headline) to cluster.algorithms"
+        )
     scores = score_rows(outputs, params.bootstrap)
     plan = resample_plan(len(labels.test_songs), params.bootstrap, seed=0)
     means, group_boot = aggregate(scores, boot_values(outputs), plan, params.ci)
-    ranking = rank(means, group_boot, labels, algorithm, params.ci)
-    mig = mig_table(outputs, list(labels.classes))
+    ranking, not_ranked = rank(
+        means, group_boot, labels, algorithm, params.ci, params.min_test_songs_per_class, split
+    )
+    mig = mig_table(outputs, list(ranking))
     summary = contract.build_summary(
         outputs=outputs,
         ranking=ranking,
+        not_ranked=not_ranked,
         leak=leakage_table(outputs, params.leakage_threshold),
         labels=labels,
         params=params,
-        rule=RANKING_RULE.format(algorithm=algorithm),
+        rule=RANKING_RULE.format(algorithm=algorithm, per_class=params.min_test_songs_per_class),
         algorithm=algorithm,
         level=HEADLINE_LEVEL,
         n_test_clips=int((segments["split"].astype(str) == "test").sum()),
         disentanglement=mig,
         disentanglement_method=disentanglement.METHOD,
     )
-    headline = contract.build_headline(ranking, outputs, mig)
+    ranked = {label: entries for label, entries in ranking.items() if label not in not_ranked}
+    headline = contract.build_headline(ranked, outputs, mig)
     return contract.Evaluation(scores=scores, means=means, summary=summary, headline=headline)
 
 
@@ -72,6 +83,7 @@ def run_evaluate_step(
     label_columns: Sequence[str],
     params: EvaluateParams,
     algorithms: Sequence[str],
+    split: SplitParams,
 ) -> contract.Evaluation:
     """Read the ``representations``' scores and the labels, and evaluate (the stage writes the result)."""
     segments = read_segments(segments_path, require=())
@@ -79,4 +91,4 @@ def run_evaluate_step(
         clusters_dir, representations, tables=("scores", "boot", "leakage", "disentanglement")
     )
     log.info("representations: %s", ", ".join(o.name if o.applicable else f"{o.name} (n/a)" for o in outputs))
-    return evaluate(outputs, segments, label_columns, params, algorithms)
+    return evaluate(outputs, segments, label_columns, params, algorithms, split)
