@@ -4,7 +4,8 @@
   representation: ``{rep: {label: {nmi, nmi_low, nmi_high, ami[, mig]}, silhouette, best_val_loss}}``
   under the headline protocol (summary.json says which); ``mig`` (models only) is the mean over
   seeds of the Mutual Information Gap of the latents. Not-applicable representations are absent, and
-  so is a label that was not ranked (its numbers stand on too few test songs to compare).
+  so is a label that was not ranked (its numbers stand on too few test songs to compare); a trained
+  model keeps its ``best_val_loss`` even where no label was ranked.
 - ``metrics/means.csv``: one row per representation x algorithm x level x k x label x scope
   (:data:`MEANS_COLUMNS`); ``metrics/all.csv``: the per-seed rows (:data:`SCORE_COLUMNS`);
 - ``metrics/summary.json``: the ranking and winner per label, intervals, not-applicable and
@@ -183,8 +184,8 @@ def build_headline(
                 d["silhouette"] = num(e["silhouette"])
     for o in outputs:
         loss = (o.info.get("training") or {}).get("best_val_loss_mean")
-        if o.applicable and loss is not None and o.name in out:
-            out[o.name]["best_val_loss"] = num(loss)
+        if o.applicable and loss is not None:  # a training number: kept where no label could be ranked
+            out.setdefault(o.name, {})["best_val_loss"] = num(loss)
     for rep, by_label in (disentanglement or {}).items():
         for label, d in by_label.items():
             if rep in out and label in out[rep] and isinstance(out[rep][label], dict):
