@@ -26,9 +26,9 @@ if str(REPO) not in sys.path:  # `python benchmarks/quality.py` from the reposit
 
 from stages import cluster as cluster_stage  # noqa: E402
 
-from musiclust.evaluation.pipeline import run_evaluate_step  # noqa: E402
 from musiclust.log import setup_logging  # noqa: E402
 from musiclust.params import load_params  # noqa: E402
+from musiclust.ranking.pipeline import run_evaluate_step  # noqa: E402
 
 log = logging.getLogger("benchmarks.quality")
 FEATURE_BASELINES = ("raw", "pca", "spectral_features")
@@ -59,7 +59,13 @@ def measure(reps: list[str], tag: str, params_path: str, root: Path, work: Path)
         cluster_stage.main(cluster_args(rep, root, out / "clusters" / rep, params_path))
     p = load_params(params_path)
     ev = run_evaluate_step(
-        root / "data/segments", out / "clusters", reps, p.data.label_columns, p.evaluate, p.cluster.algorithms
+        root / "data/segments",
+        out / "clusters",
+        reps,
+        p.data.label_columns,
+        p.evaluate,
+        p.cluster.algorithms,
+        p.segment.split,
     )
     m = ev.means
     allsongs = m[

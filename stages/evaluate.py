@@ -6,9 +6,9 @@ import argparse
 import logging
 
 from musiclust.contracts import metrics as contract
-from musiclust.evaluation.pipeline import run_evaluate_step
 from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
+from musiclust.ranking.pipeline import run_evaluate_step
 
 log = logging.getLogger("musiclust.stages.evaluate")
 
@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> contract.Evaluation:
         params.data.label_columns,
         params.evaluate,
         params.cluster.algorithms,
+        params.segment.split,
     )
     contract.write(
         ev,
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> contract.Evaluation:
         plots=args.plots,
     )
     for label, w in ev.summary["winner"].items():
+        if w is None:
+            log.warning("no winner for %s: %s", label, ev.summary["not_ranked"][label]["reason"])
+            continue
         log.info(
             "winner for %s: %s, NMI %.3f [%.3f, %.3f] on %d test songs (cannot be separated from: %s)",
             label,

@@ -211,6 +211,27 @@ def test_page_is_self_contained_escaped_and_deterministic(sweep):
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
 
 
+def test_an_experiment_that_ranked_nothing_is_compared_without_a_best():
+    """A small collection's headline.json has no label blocks (evaluate ranked no label; summary.json
+    says why): the comparison shows it without naming a best representation, and does not break."""
+    small = Experiment(
+        name="small",
+        rev="small",
+        params={"beta": 8.0, "seeds": [0]},
+        headline={"vae": {"best_val_loss": 1.5}},
+    )
+    empty = Experiment(name="empty", rev="empty", params={"beta": 2.0, "seeds": [0]}, headline={})
+    exps = [_exp("main", 4.0), small, empty]
+    headline = frames.headline_frame(exps)
+    assert set(headline["experiment"]) == {"main"}
+    table = frames.summary_table(frames.params_frame(exps), headline).set_index("experiment")
+    assert table.loc["main", "language best"] == "beta_vae"
+    assert table.loc[["small", "empty"], "language best"].isna().all()
+    html = page.render_page(exps)
+    assert "<td>small</td>" in html and "<td>empty</td>" in html
+    assert page.render_page([small, empty])  # nothing ranked anywhere: still a page
+
+
 def test_page_without_changed_params_says_so():
     html = page.render_page([_exp("a", 1), _exp("b", 1)])
     assert "No param differs between the experiments." in html

@@ -252,3 +252,15 @@ def test_readme_results_are_the_pipelines():
     assert block.group(1) == results.read_text(encoding="utf-8"), (
         "README results differ from metrics/results.md"
     )
+
+
+def test_only_evaluate_depends_on_the_ranking():
+    """Editing the ranking re-runs `evaluate` alone: the per-run scoring the cluster stages import
+    (musiclust.evaluation) must not import the ranking (musiclust.ranking)."""
+    users = set()
+    for name, st in _stage_defs().items():
+        script = REPO / re.search(r"python (stages/\w+\.py)", st["cmd"]).group(1)
+        if any(m.split(".")[:2] == ["musiclust", "ranking"] for m in _closure(script)):
+            users.add(name)
+    assert users == {"evaluate"}, users
+    assert "src/musiclust/ranking" not in _stage_defs()["cluster"]["deps"]

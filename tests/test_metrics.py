@@ -19,7 +19,8 @@ from musiclust.evaluation.metrics import (
     internal_scores,
     purity,
 )
-from musiclust.evaluation.stats import batch_nmi, percentile_interval, resample_plan, separable
+from musiclust.evaluation.stats import batch_nmi, resample_plan
+from musiclust.ranking.intervals import percentile_interval, separable
 
 
 def test_single_cluster_is_degenerate_not_good():
@@ -256,8 +257,8 @@ def test_interval_covers_seed_variation():
     """Two seeds whose bootstrap values never overlap: the interval spans both, the mean sits between."""
     import pandas as pd
 
-    from musiclust.evaluation.pipeline import aggregate
     from musiclust.evaluation.scores import RepScores
+    from musiclust.ranking.aggregate import aggregate
 
     plan = resample_plan(10, 400, seed=0)
     rows, boot = [], RepScores()

@@ -26,9 +26,9 @@ from musiclust.evaluation.disentanglement import (
     mig,
     mig_from_codes,
     mutual_information,
-    summarize,
 )
 from musiclust.fileio import read_json, write_parquet
+from musiclust.ranking.aggregate import summarize_mig
 
 # ---------------------------------------------------------------- MIG, hand-worked
 
@@ -125,7 +125,7 @@ def test_disentanglement_rows_and_summary() -> None:
     r0, r1 = rows.iloc[0], rows.iloc[1]
     assert r0["top_dim"] == "z_01" and r0["mig"] > 0.9 and r0["n_units"] == n // 2
     assert r1["mig"] == pytest.approx(0.0, abs=1e-12)
-    s = summarize(rows, {"vae": ["genre"]})
+    s = summarize_mig(rows, {"vae": ["genre"]})
     d = s["vae"]["genre"]
     assert d["n_seeds"] == 2 and d["conditioned"] is True
     assert d["mig"] == pytest.approx(rows["mig"].mean())
@@ -293,6 +293,7 @@ def test_cluster_stage_with_metadata_and_mig(tmp_path: Path, repo_root: Path) ->
         algorithms=["kmeans"],
         baselines=["raw", "metadata"],
         metadata_columns=["artist", "title", "year"],
+        evaluate={"min_test_songs_per_class": 2},  # 8 test songs rank genre's 4 classes
     )
     clusters = tmp_path / "clusters"
     stages.cluster.main(_metadata_argv(paths, clusters / "metadata", params))

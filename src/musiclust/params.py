@@ -518,8 +518,10 @@ class EvaluateParams:
     ci: float = 0.95
     bootstrap: int = 500  # resamples of the test songs (paired across representations), seeds drawn with them
     leakage_threshold: float = 0.95
+    min_test_songs_per_class: int = 4  # a label of k classes is ranked only with this many x k test songs
 
     def __post_init__(self) -> None:
+        _at_least("evaluate.min_test_songs_per_class", self.min_test_songs_per_class, 1)
         if self.silhouette_sample < 10:
             raise ParamsError(f"evaluate.silhouette_sample must be >= 10, got {self.silhouette_sample}")
         if not 0 < self.ci < 1:
@@ -714,26 +716,24 @@ def check_model_settings(key: str, cfg: Any) -> dict[str, Any]:
     return out
 
 
-def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_val: int) -> None:
-    """Refuse at once what a model cannot be trained on, before minutes of work are spent.
+def check_training_data(key: str, model_cfg: Mapping[str, Any], n_train: int, n_val: int) -> str | None:
+    """Why model ``key`` cannot be trained on this many clips (one line saying what helps), or None.
 
-    ``n_train``/``n_val`` are the usable (non-silent) clips of the train and val splits.
-    Raises :class:`ParamsError` naming the key to change.
+    ``n_train``/``n_val`` are the usable (non-silent) clips of the train and val splits. Checked
+    before minutes of work are spent; a collection this small makes the model not applicable
+    (reported with this reason), it does not stop the run.
     """
     if n_train < 2:
-        raise ParamsError(
-            f"{key}: only {n_train} usable training clip(s); add songs or raise segment.split.train"
-        )
+        return f"only {n_train} usable training clip(s), need 2: add songs or raise segment.split.train"
     if n_val < 1:
-        raise ParamsError(
-            f"{key}: no usable validation clip (early stopping needs one); add songs or raise segment.split.val"
-        )
+        return "no usable validation clip (early stopping needs one): add songs or raise segment.split.val"
     n_components = model_cfg.get("n_components")
     if isinstance(n_components, int) and n_train < n_components:
-        raise ParamsError(
-            f"models.{key}.n_components={n_components} needs at least that many training clips, have {n_train}; "
+        return (
+            f"models.{key}.n_components={n_components} needs at least that many training clips, have {n_train}: "
             f"lower models.{key}.n_components or add songs"
         )
+    return None
 
 
 #: the most values params.yaml may stand for once YAML aliases are expanded (a real one has hundreds)

@@ -83,6 +83,12 @@ def baseline_input(
             if len(set(units.song_id[units.split == "train"])) < 2:
                 raise NotApplicable("fewer than two training songs have lyrics: no lyrics PCA to fit")
             return fused_representation(raw, text, pca_dim)
+        if name == "pca":
+            n_train = int((raw.units(contract.SEED_INDEPENDENT).split == "train").sum())
+            if n_train < 2:
+                raise NotApplicable(
+                    f"{n_train} usable training clip(s), PCA needs two to fit on: add songs or raise segment.split.train"
+                )
         return raw if name == "raw" else pca_representation(raw, pca_dim)
     if name == "spectral_features":
         ids, x, cols = load_vectors(features_dir, ["spectral"], standardize=True)
@@ -128,14 +134,17 @@ def cluster_representation(
             rep = baseline_input(
                 name, clips, features_dir, lyrics_path, raw_sets, params.pca_dim, params.metadata_columns
             )
+        if not info["k_plan"]:
+            raise NotApplicable(_no_k_reason(classes, clips))
     except NotApplicable as exc:
-        log.warning("%s: not applicable: %s (not clustered, never ranked)", name, exc)
-        info.update(applicable=False, reason=str(exc))
-        return contract.ClusterOutput(info, **contract.empty_tables())
+        return _not_applicable(info, str(exc))
 
     fed = reduce_representation(rep, params.reduce, params.reduce_dim, seed=seeds[0] if seeds else 0)
     with threadpool_limits(limits=1):  # many small problems: BLAS/OpenMP threads only contend
         result = run_mod.cluster_representations([fed], classes, params, seeds)
+        if result.runs.empty:  # every level too small or degenerate (a handful of songs, identical vectors)
+            info["skipped_runs"] = result.skipped
+            return _not_applicable(info, _nothing_clustered_reason(result.skipped, fed))
         maps = song_maps(fed, params.maps, seed=int(seeds[0]) if seeds else 0)
     keys = ["run_id", "representation", "algorithm", "seed", "level", "fit_on", "k_mode", "k", "for_labels"]
     assignments = result.assignments.merge(result.runs[keys], on="run_id", how="left")
@@ -164,6 +173,34 @@ def cluster_representation(
         table = run_mod.representation_table(rep)
         output.latents = table[table["level"] == "clip"].reset_index(drop=True)
     return output
+
+
+def _not_applicable(info: dict[str, Any], reason: str) -> contract.ClusterOutput:
+    """The output of a representation that cannot be clustered: info.json with the reason, empty tables."""
+    log.warning("%s: not applicable: %s (not clustered, never ranked)", info["representation"], reason)
+    info.update(applicable=False, reason=reason)
+    return contract.ClusterOutput(info, **contract.empty_tables())
+
+
+def _no_k_reason(classes: dict[str, list[str]], clips: pd.DataFrame) -> str:
+    """Why ``cluster.k: per_label`` gives no k here, and what helps."""
+    counts = ", ".join(f"{lab}: {len(v)} class(es)" for lab, v in classes.items()) or "no label column"
+    return (
+        f"no label column has two or more classes among the {clips['song_id'].nunique()} song(s) ({counts}), "
+        "so cluster.k = per_label sets no k: add songs of another class, or set cluster.k to an integer or auto"
+    )
+
+
+def _nothing_clustered_reason(skipped: list[dict[str, Any]], rep: Representation) -> str:
+    """Why no clustering run was possible: each level's distinct skip reasons (too few or identical vectors)."""
+    by_level: dict[str, list[str]] = {}
+    for s in skipped:
+        reasons = by_level.setdefault(str(s["level"]), [])
+        if s["reason"] not in reasons:
+            reasons.append(str(s["reason"]))
+    detail = "; ".join(f"{level}: {' / '.join(r)}" for level, r in by_level.items()) or "no vectors"
+    songs = {s for units in rep.clips.values() for s in units.song_id}
+    return f"no clustering could be run on its {len(songs)} song(s) ({detail})"
 
 
 def _base_info(

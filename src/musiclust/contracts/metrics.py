@@ -3,12 +3,18 @@
 - ``metrics/headline.json`` (the only DVC ``metrics:`` file): numbers only, a few per
   representation: ``{rep: {label: {nmi, nmi_low, nmi_high, ami[, mig]}, silhouette, best_val_loss}}``
   under the headline protocol (summary.json says which); ``mig`` (models only) is the mean over
-  seeds of the Mutual Information Gap of the latents. Not-applicable representations are absent.
+  seeds of the Mutual Information Gap of the latents. Not-applicable representations are absent, and
+  so is a label that was not ranked (its numbers stand on too few test songs to compare); a trained
+  model keeps its ``best_val_loss`` even where no label was ranked.
 - ``metrics/means.csv``: one row per representation x algorithm x level x k x label x scope
   (:data:`MEANS_COLUMNS`); ``metrics/all.csv``: the per-seed rows (:data:`SCORE_COLUMNS`);
 - ``metrics/summary.json``: the ranking and winner per label, intervals, not-applicable and
   conditioned representations, the leakage audit, the protocol in words, and ``disentanglement``:
-  ``{rep: {label: {mig, mig_min, mig_max, n_seeds, conditioned}}}`` for models (:data:`SUMMARY_KEYS`);
+  ``{rep: {label: {mig, mig_min, mig_max, n_seeds, conditioned}}}`` for models (:data:`SUMMARY_KEYS`).
+  ``labels`` lists every label column with a known value; ``winner[label]`` is null for a label the
+  test songs cannot rank, and ``not_ranked[label]`` says why (:data:`NOT_RANKED_KEYS`): too few test
+  songs or classes (with how many test songs, and songs in the collection, a ranking needs), or no
+  representation scored. Its entries in ``ranking`` are listed with their scores and no rank;
 - ``metrics/results.md``: the README's results table; ``plots/metrics/<label>_nmi.csv``: bar data.
 """
 
@@ -66,6 +72,7 @@ SUMMARY_KEYS = (
     "headline_protocol",
     "ranking_rule",
     "winner",
+    "not_ranked",
     "ranking",
     "best_per_modality",
     "not_applicable",
@@ -77,6 +84,9 @@ SUMMARY_KEYS = (
     "label_notes",
     "notes",
 )
+#: summary.json ``not_ranked[label]``: why the label has no winner and what a ranking needs
+#: (``min_test_songs`` test songs, about ``min_songs`` songs in the collection; null if segment.split.test is 0)
+NOT_RANKED_KEYS = ("reason", "n_test_songs", "n_classes", "n_test_classes", "min_test_songs", "min_songs")
 RANK_KEYS = (
     "rank",
     "representation",
@@ -156,7 +166,7 @@ def build_headline(
 ) -> dict[str, Any]:
     """The headline numbers per representation (see module doc); conditioned labels are left out.
 
-    ``disentanglement``: :func:`musiclust.evaluation.disentanglement.summarize` (models' MIG).
+    ``disentanglement``: :func:`musiclust.ranking.aggregate.summarize_mig` (models' MIG).
     """
     out: dict[str, Any] = {}
     for label, entries in ranking.items():
@@ -174,8 +184,8 @@ def build_headline(
                 d["silhouette"] = num(e["silhouette"])
     for o in outputs:
         loss = (o.info.get("training") or {}).get("best_val_loss_mean")
-        if o.applicable and loss is not None and o.name in out:
-            out[o.name]["best_val_loss"] = num(loss)
+        if o.applicable and loss is not None:  # a training number: kept where no label could be ranked
+            out.setdefault(o.name, {})["best_val_loss"] = num(loss)
     for rep, by_label in (disentanglement or {}).items():
         for label, d in by_label.items():
             if rep in out and label in out[rep] and isinstance(out[rep][label], dict):
@@ -187,6 +197,7 @@ def build_summary(
     *,
     outputs: Sequence[Any],
     ranking: Mapping[str, list[dict[str, Any]]],
+    not_ranked: Mapping[str, Mapping[str, Any]],
     leak: pd.DataFrame,
     labels: Any,
     params: Any,
@@ -197,8 +208,9 @@ def build_summary(
     disentanglement: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
     disentanglement_method: str = "",
 ) -> dict[str, Any]:
-    """summary.json (keys :data:`SUMMARY_KEYS`); ``disentanglement`` as
-    :func:`musiclust.evaluation.disentanglement.summarize` returns it."""
+    """summary.json (keys :data:`SUMMARY_KEYS`); ``ranking`` has every label with a known value,
+    ``not_ranked`` those of them without a winner (:data:`NOT_RANKED_KEYS`); ``disentanglement`` as
+    :func:`musiclust.ranking.aggregate.summarize_mig` returns it."""
     rank_out = {
         lab: [{k: (num(e[k]) if isinstance(e[k], float) else e[k]) for k in RANK_KEYS} for e in entries]
         for lab, entries in ranking.items()
@@ -206,7 +218,7 @@ def build_summary(
     winner, by_modality = _winners(rank_out)
     # one literal dict, key by key as SUMMARY_KEYS lists them: longer than 60 lines, clearer whole
     return {
-        "labels": list(labels.classes),
+        "labels": list(ranking),
         "n_test_songs": len(labels.test_songs),
         "n_test_clips": n_test_clips,
         "interval": {
@@ -227,6 +239,9 @@ def build_summary(
         },
         "ranking_rule": rule,
         "winner": winner,
+        "not_ranked": {
+            lab: {k: not_ranked[lab][k] for k in NOT_RANKED_KEYS} for lab in ranking if lab in not_ranked
+        },
         "ranking": rank_out,
         "best_per_modality": by_modality,
         "not_applicable": {o.name: o.info.get("reason") for o in outputs if not o.applicable},
@@ -253,7 +268,8 @@ def build_summary(
 
 
 def _winners(rank_out: Mapping[str, list[dict[str, Any]]]) -> tuple[dict, dict]:
-    """The winner per label (with the ranked methods it cannot be told from) and the best per modality."""
+    """The winner per label (with the ranked methods it cannot be told from; None where nothing was
+    ranked) and the best per modality."""
     winner: dict[str, Any] = {}
     by_modality: dict[str, dict[str, str]] = {}
     keys = ("representation", "nmi", "nmi_low", "nmi_high", "ami", "ami_low", "ami_high", "n_songs")
@@ -262,6 +278,8 @@ def _winners(rank_out: Mapping[str, list[dict[str, Any]]]) -> tuple[dict, dict]:
         if ranked:
             tied = [e["representation"] for e in ranked[1:] if not e["separable_from_winner"]]
             winner[lab] = {**{k: ranked[0][k] for k in keys}, "not_separable_from": tied}
+        else:
+            winner[lab] = None
         for e in ranked:
             by_modality.setdefault(lab, {}).setdefault(e["modality"], e["representation"])
     return winner, by_modality
@@ -293,8 +311,13 @@ def _flagged(leak: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def label_notes(labels: Any) -> list[str]:
-    """What the report should say about the labels: classes per label, and labels too thin to score."""
-    return [f"{lab}: {len(v)} classes ({', '.join(v)})" for lab, v in labels.classes.items()]
+    """What the report should say about the labels: classes per label, and labels no song has."""
+    return [
+        f"{lab}: {len(v)} class{'es' if len(v) != 1 else ''} ({', '.join(v)})"
+        if v
+        else f"{lab}: no song has a value (not scored)"
+        for lab, v in labels.classes.items()
+    ]
 
 
 def _skip_notes(outputs: Sequence[Any]) -> list[str]:
@@ -382,10 +405,15 @@ def results_markdown(summary: Mapping[str, Any]) -> str:
             f"MIG (models only, mean over seeds, min–max over seeds): {summary['disentanglement_method']}",
         ]
     for label, entries in summary["ranking"].items():
-        win = summary["winner"].get(label, {}).get("representation", "none")
+        win = summary["winner"].get(label)
+        head = (
+            f"winner: {win['representation']}"
+            if win
+            else "not ranked: " + summary["not_ranked"][label]["reason"]
+        )
         lines += [
             "",
-            f"**{label}** (winner: {win}; {n} test songs)",
+            f"**{label}** ({head}; {n} test songs)",
             "",
             "| rank | representation | modality | test songs | NMI [95% CI] | AMI [95% CI] | silhouette | MIG |",
             "|---|---|---|---|---|---|---|---|",

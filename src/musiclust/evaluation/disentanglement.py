@@ -19,7 +19,8 @@ bias is shared by the top and the second dimension, so it mostly cancels in the 
 
 Only model latents are scored (a baseline has no latent axes to disentangle). The rows are
 written beside the clusterings by :mod:`musiclust.evaluation.scores` (contract:
-``disentanglement.parquet``) and averaged over seeds by ``evaluate``.
+``disentanglement.parquet``) and averaged over seeds by ``evaluate``
+(:func:`musiclust.ranking.aggregate.summarize_mig`).
 """
 
 from __future__ import annotations
@@ -211,27 +212,3 @@ def disentanglement_rows(
                 }
             )
     return pd.DataFrame(rows, columns=DISENTANGLEMENT_COLUMNS)
-
-
-def summarize(rows: pd.DataFrame, conditioned: Mapping[str, Sequence[str]] | None = None) -> dict:
-    """Per representation and label: the mean MIG over seeds and its min/max over seeds.
-
-    ``{rep: {label: {mig, mig_min, mig_max, n_seeds, conditioned}}}``, sorted; ``conditioned``
-    (rep -> labels the model saw) marks a model's own condition, whose MIG says how little of the
-    label its latents kept rather than how well they isolate it. No interval: the seeds are few,
-    and the spread over them is reported as it is.
-    """
-    conditioned = conditioned or {}
-    out: dict = {}
-    if rows is None or rows.empty:
-        return out
-    for (rep, label), g in rows.groupby(["representation", "label"], sort=True):
-        vals = g["mig"].astype(float)
-        out.setdefault(str(rep), {})[str(label)] = {
-            "mig": float(vals.mean()),
-            "mig_min": float(vals.min()),
-            "mig_max": float(vals.max()),
-            "n_seeds": int(g["seed"].nunique()),
-            "conditioned": str(label) in set(conditioned.get(str(rep), ())),
-        }
-    return out

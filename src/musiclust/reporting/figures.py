@@ -115,21 +115,22 @@ def training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
 def ranking_bars(rows: Sequence[Mapping[str, object]], label: str, ci: float) -> Figure:
     """Horizontal NMI bars with the evaluation's interval as whiskers, best rank on top.
 
-    Dark blue: the winner; light blue: not separable from it; grey: separable (worse).
+    Dark blue: the winner; light blue: not separable from it; grey: separable (worse), or not
+    ranked (a label without a winner, a model that saw the label). No whisker where the evaluation
+    wrote no interval.
     """
     n = len(rows)
     fig, axes = _new_fig(6.4, 0.32 * n + 1.2)
     ax = axes[0][0]
     y = np.arange(n)[::-1]
     nmi = np.array([float(r["nmi"]) for r in rows])
-    err = np.array(
-        [
-            [float(r["nmi"]) - float(r["nmi_low"]) for r in rows],
-            [float(r["nmi_high"]) - float(r["nmi"]) for r in rows],
-        ]
-    )
+    low = np.array([float(r["nmi"] if r["nmi_low"] is None else r["nmi_low"]) for r in rows])
+    high = np.array([float(r["nmi"] if r["nmi_high"] is None else r["nmi_high"]) for r in rows])
+    err = np.array([nmi - low, high - nmi])
     colours = [
-        OKABE_ITO[0] if r["rank"] == 1 else ("#9ecae1" if not r["separable_from_winner"] else "#BBBBBB")
+        OKABE_ITO[0]
+        if r["rank"] == 1
+        else ("#BBBBBB" if r["rank"] is None or r["separable_from_winner"] else "#9ecae1")
         for r in rows
     ]
     ax.barh(y, nmi, color=colours, xerr=err, error_kw={"elinewidth": 1, "capsize": 2, "ecolor": "#333333"})

@@ -55,12 +55,20 @@ class Ctx:
         return {"uri": data_uri(png, "image/png"), "alt": alt, "caption": caption, "name": stem}
 
 
-def _winner_of(ctx: Ctx, label: str) -> str:
-    return str(ctx.inp.summary["winner"][label]["representation"])
+def _winner_of(ctx: Ctx, label: str) -> str | None:
+    """The representation evaluate named winner for ``label``; None where it ranked nothing (too few
+    test songs or classes: ``not_ranked`` says why)."""
+    w = ctx.inp.summary["winner"][label]
+    if w is None:
+        if label not in ctx.inp.summary["not_ranked"]:
+            raise ValueError(f"summary.json names no winner for '{label}' and no reason under not_ranked")
+        return None
+    return str(w["representation"])
 
 
 def summary(ctx: Ctx) -> dict[str, Any]:
-    """The headline: one winner per label, the ranking rule, the protocol, what was not applicable."""
+    """The headline: one winner per label (or why there is none), the ranking rule, the protocol, what
+    was not applicable."""
     s = ctx.inp.summary
     labels = list(s["labels"])
     for lab in labels:  # a consistency check of what evaluate wrote, not a statistic
@@ -75,7 +83,8 @@ def summary(ctx: Ctx) -> dict[str, Any]:
         "interval": s["interval"],
         "ranking_rule": s["ranking_rule"],
         "headline_protocol": s["headline_protocol"],
-        "winners": [{"label": lab, **s["winner"][lab]} for lab in labels],
+        "winners": [{"label": lab, **s["winner"][lab]} for lab in labels if _winner_of(ctx, lab)],
+        "not_ranked": [{"label": lab, **s["not_ranked"][lab]} for lab in labels if not _winner_of(ctx, lab)],
         "not_applicable": sorted(s["not_applicable"].items()),
         "conditioned": sorted(s["conditioned"].items()),
         # representation/label pairs with a flagged column (the evaluation lists each pair's strongest)
@@ -124,21 +133,24 @@ def ranking(ctx: Ctx) -> dict[str, Any]:
     for lab in s["labels"]:
         rows = list(s["ranking"][lab])
         winner = _winner_of(ctx, lab)
-        if winner not in {r["representation"] for r in rows}:
+        if winner is not None and winner not in {r["representation"] for r in rows}:
             raise ValueError(f"winner '{winner}' for '{lab}' is not in summary.json ranking['{lab}']")
-        fig = ctx.figure(
-            F.ranking_bars(rows, lab, ci),
-            f"ranking_{lab}",
-            f"NMI ranking for {lab}",
+        caption = (
             f"NMI with {lab} on {s['n_test_songs']} test songs; whiskers: {ci:.0%} interval "
-            "(metrics/summary.json). Dark: the winner; light: not separable from it.",
+            "(metrics/summary.json). "
+        ) + ("Dark: the winner; light: not separable from it." if winner else "Not ranked: no winner.")
+        fig = (
+            ctx.figure(F.ranking_bars(rows, lab, ci), f"ranking_{lab}", f"NMI ranking for {lab}", caption)
+            if rows
+            else None
         )
         per_label.append(
             {
                 "label": lab,
                 "winner": winner,
+                "not_ranked": s["not_ranked"].get(lab),
                 "rows": [{**r, "is_winner": r["representation"] == winner} for r in rows],
-                "best_per_modality": sorted(s["best_per_modality"][lab].items()),
+                "best_per_modality": sorted(s["best_per_modality"].get(lab, {}).items()),
                 "figure": fig,
             }
         )
@@ -260,9 +272,12 @@ def listen(ctx: Ctx) -> dict[str, Any]:
     songs = ctx.inp.songs.set_index("song_id")
     split = ctx.inp.segments.drop_duplicates("song_id").set_index("song_id")["split"]
     n = ctx.params.n_central_songs
-    per_label = []
+    per_label, not_ranked = [], []
     for lab in ctx.inp.summary["labels"]:
         winner = _winner_of(ctx, lab)
+        if winner is None:  # nothing to listen to: no clustering was named the best for this label
+            not_ranked.append(lab)
+            continue
         rep = ctx.inp.reps[winner]
         clusters, vectors, seed = winner_clusters(ctx.inp.paths, winner, lab, list(rep.info["columns"]))
         central = central_songs(vectors, list(rep.info["columns"]), clusters, n)
@@ -284,7 +299,7 @@ def listen(ctx: Ctx) -> dict[str, Any]:
                 )
             groups.append({"cluster": c, "size": int((clusters == c).sum()), "songs": group_songs})
         per_label.append({"label": lab, "winner": winner, "seed": seed, "k": len(central), "groups": groups})
-    return {"n": n, "excerpt_s": ctx.params.excerpt_s, "labels": per_label}
+    return {"n": n, "excerpt_s": ctx.params.excerpt_s, "labels": per_label, "not_ranked": not_ranked}
 
 
 def _recon_figures(ctx: Ctx, name: str, recon: dict) -> list[dict[str, str]]:

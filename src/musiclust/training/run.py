@@ -5,7 +5,8 @@ checkpoints (plus ``pretrain_seed_<s>.pt`` for a model with a pretraining stage,
 ``latents.parquet``, ``recon.npz``, ``history.csv``,
 ``metrics.json`` and ``info.json``. A model whose inputs are absent (a text model when no song
 has lyrics, a conditional model without two condition classes in the train split) is not
-trained: it writes ``info.json`` and ``metrics.json`` with ``applicable: false`` and a reason,
+trained, and neither is a model with too few clips to train on (:func:`musiclust.params.check_training_data`):
+it writes ``info.json`` and ``metrics.json`` with ``applicable: false`` and a reason,
 and a ``history.csv`` with only its header. Timings are returned, never written there.
 """
 
@@ -122,12 +123,14 @@ def _train_all_seeds(
     counts, info_args = _describe(key, data, cfg, seeds, device)
     out_dir.mkdir(parents=True, exist_ok=True)
     contract.clear_outputs(out_dir)
-    reason = not_applicable_reason(data, cls.needs, cfg.get("condition"))
+    # inputs absent, or too few clips to train on (e.g. VaDE components > training clips): not applicable
+    # at once, not after minutes, and the run goes on with the other representations
+    reason = not_applicable_reason(data, cls.needs, cfg.get("condition")) or check_training_data(
+        key, cfg, int(train_mask.sum()), int(val_mask.sum())
+    )
     if reason is not None:
         log.warning("%s: not trained (applicable: false): %s", key, reason)
         return _write_run(key, out_dir, reason, [], {}, counts, {**info_args, "conditioned_on": []})
-    # refuse at once what cannot be trained (e.g. VaDE components > training clips), not after minutes
-    check_training_data(key, cfg, int(train_mask.sum()), int(val_mask.sum()))
 
     train, val = data.select(train_mask), data.select(val_mask)
     params_record = {
