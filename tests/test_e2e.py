@@ -142,7 +142,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     beta_run = _run([dvc, "repro"], work, env)
     ran = _ran(beta_run)
-    assert ran == {"configure", "train@beta_vae", "cluster@beta_vae", "evaluate", "report"}, ran
+    assert ran == {"configure", "train@beta_vae", "cluster@beta_vae", "evaluate", "publish", "report"}, ran
 
     # back to a beta run before: the run-cache restores train@ and cluster@ instead of recomputing,
     # and the outputs are the first run's, byte for byte (dvc.lock records their hashes)
@@ -150,8 +150,9 @@ def test_dvc_repro_end_to_end(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     back_run = _run([dvc, "repro"], work, env)
     ran = _ran(back_run)
-    assert not ran & {"train@beta_vae", "cluster@beta_vae", "report"}, back_run[-3000:]
-    assert "Stage 'train@beta_vae' is cached - skipping run" in back_run, back_run[-3000:]
+    assert not ran & {"train@beta_vae", "cluster@beta_vae", "evaluate", "report"}, back_run[-3000:]
+    for stage in ("train@beta_vae", "evaluate"):
+        assert f"Stage '{stage}' is cached - skipping run" in back_run, back_run[-3000:]
     assert (work / "dvc.lock").read_text() == first_lock
     assert (work / "metrics" / "headline.json").read_bytes() == first_headline
 
@@ -164,7 +165,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     ran = _ran(lyrics_run)
     text_models = sorted(k for k, spec in REGISTRY.items() if "text" in spec.needs)
     assert text_models == ["attention_mm", "hybrid", "multimodal", "shared_private"]
-    expected = {"embed_lyrics", "configure", "evaluate", "report"}
+    expected = {"embed_lyrics", "configure", "evaluate", "publish", "report"}
     expected |= {f"baseline@{b}" for b in params["cluster"]["baselines"]}
     expected |= {f"train@{k}" for k in text_models} | {f"cluster@{k}" for k in text_models}
     assert ran == expected, ran
@@ -174,7 +175,7 @@ def test_dvc_repro_end_to_end(tmp_path):
     chosen = dict(params, train={**params["train"], "models": ["vae", "beta_vae"]})
     (work / "params.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
     few_run = _run([dvc, "repro"], work, env)
-    assert _ran(few_run) == {"configure", "evaluate", "report"}, _ran(few_run)
+    assert _ran(few_run) == {"configure", "evaluate", "publish", "report"}, _ran(few_run)
     ranked = {e["representation"] for entries in _summary(work)["ranking"].values() for e in entries}
     assert ranked <= {"vae", "beta_vae", *params["cluster"]["baselines"]} and {"vae", "beta_vae"} <= ranked
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
