@@ -177,6 +177,7 @@ def write_params(
     if models is not None:
         have = p["models"]
         p["models"] = {k: have.get(k, have["vae"]) for k in models}
+        p["train"]["models"] = list(models)
     path.write_text(yaml.safe_dump(p))
     return path
 

@@ -29,6 +29,7 @@ def test_gtzan40_baselines_find_genre(tmp_path: Path, repo_root: Path, shared_da
     p["lyrics"].update(encoder="tfidf-char")  # GTZAN has no lyrics: no encoder is needed
     p["seeds"] = [0, 1]
     p["models"] = {}  # baselines only: no cluster@<model> stage
+    p["train"]["models"] = []
     p["cluster"].update(algorithms=["kmeans", "agglomerative"], baselines=BASELINES, maps=["pca"])
     p["evaluate"].update(bootstrap=200)
     # 16 of the 40 songs held out: a ranking of 4 genres needs 4 x 4 test songs (6 would name no winner)

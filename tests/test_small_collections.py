@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import stages.cluster
+import stages.configure
 import stages.download
 import stages.embed_lyrics
 import stages.evaluate
@@ -50,6 +51,7 @@ def _params(root: Path, n_songs: int, encoder: str, evaluate: dict | None = None
     )
     p["train"]["seed_workers"] = 1
     p["models"] = {k: p["models"][k] for k in MODELS}
+    p["train"]["models"] = list(MODELS)
     p["cluster"].update(algorithms=["kmeans", "agglomerative"], maps=["pca"], baselines=list(BASELINES))
     p["evaluate"].update({"bootstrap": 100, **(evaluate or {})})
     p["report"].update(n_central_songs=1, excerpt_s=1.0)
@@ -67,10 +69,12 @@ def run_pipeline(root: Path, n_songs: int, encoder: str = "tfidf-char", evaluate
     stages.segment.main(["--raw", str(raw), "--out", str(seg), *pp])
     stages.featurize.main(["--segments", str(seg), "--out", str(feat), *pp])
     stages.embed_lyrics.main(["--raw", str(raw), "--segments", str(seg), "--out", str(lyr), *pp])
+    stages.configure.main(["--lyrics", str(lyr), "--out", str(root / "configs"), *pp])
     for key in MODELS:
         stages.train.main([
-            "--model", key, "--segments", str(seg), "--features", str(feat), "--lyrics", str(lyr),
-            "--out", str(root / "models" / key), "--timings", str(root / "timings" / f"{key}.json"), *pp,
+            "--model", key, "--config", str(root / "configs" / key), "--segments", str(seg),
+            "--features", str(feat), "--out", str(root / "models" / key),
+            "--timings", str(root / "timings" / f"{key}.json"),
         ])  # fmt: skip
     inputs = {
         "raw": ["--features", str(feat)],
