@@ -63,8 +63,10 @@ def test_every_song_of_every_map_is_in_the_explorer_with_its_clusters(report) ->
             assert np.allclose(rep["maps"][method]["x"], stored["x"], atol=1e-4)
             assert np.allclose(rep["maps"][method]["y"], stored["y"], atol=1e-4)
         asg = pd.read_parquet(paths["clusters"] / rep["name"] / "assignments.parquet")
+        # baselines are mapped once (seed -1) and clustered with seeds: the first clustering seed is shown
+        assert rep["cluster_seed"] == int(asg["seed"].min()) == (0 if rep["name"] != "vae" else rep["seed"])
         for lab in ("language", "genre"):
-            sel = asg[(asg["for_labels"] == lab) & (asg["seed"] == rep["seed"])].set_index("song_id")
+            sel = asg[(asg["for_labels"] == lab) & (asg["seed"] == rep["cluster_seed"])].set_index("song_id")
             assert rep["clusters"][lab]["cluster"] == sel["cluster"].reindex(ids).astype(int).tolist()
     assert rep["maps"]["tsne"]["note"] is None
     raw = next(r for r in d["reps"] if r["name"] == "raw")
@@ -153,6 +155,15 @@ def test_excerpts_shorten_to_fit_the_budget() -> None:
     )
 
 
+def test_bad_explorer_params_are_named() -> None:
+    from musiclust.params import ParamsError, parse_params
+
+    with pytest.raises(ParamsError, match=r"report\.explore_kbps must be in \[6, 256\], got 4"):
+        parse_params({"report": {"explore_kbps": 4}})
+    with pytest.raises(ParamsError, match=r"report\.explore_audio_mb must be > 0, got 0"):
+        parse_params({"report": {"explore_audio_mb": 0}})
+
+
 def test_opus_excerpts_keep_their_bitrate_and_decode() -> None:
     rng = np.random.default_rng(0)
     y = (0.3 * rng.normal(size=22050 * 10)).astype(np.float32)  # noise: the codec spends every bit
@@ -206,7 +217,8 @@ def test_the_explorer_works_in_a_browser(report, browser) -> None:
     b = browser
     b.open(paths["out"].resolve().as_uri())
     _wait_render(b, 1)
-    assert b.evaluate("document.getElementById('explorer').dataset.state").startswith("vae|tsne|language|")
+    # it opens on the first label's winner (language: pca), t-SNE, coloured by that label
+    assert b.evaluate("document.getElementById('explorer').dataset.state") == "pca|tsne|language|label|false"
     first = b.evaluate(POINTS_JS)
     assert sorted(p["id"] for p in first) == [f"s{k:02d}" for k in range(N_SONGS)]  # every song drawn
     assert sum(p["role"] == "test song" for p in first) == TEST_SONGS
@@ -220,7 +232,7 @@ def test_the_explorer_works_in_a_browser(report, browser) -> None:
     assert {shapes[p["id"]] for p in first if p["role"] != "test song"} == {"circle"}
 
     # switching the representation moves the points
-    _choose(b, "explore-rep", "pca")
+    _choose(b, "explore-rep", "vae")
     _wait_render(b, 2)
     moved = {p["id"]: (p["x"], p["y"]) for p in b.evaluate(POINTS_JS)}
     assert len(moved) == N_SONGS

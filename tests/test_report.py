@@ -316,24 +316,26 @@ def make_inputs(root: Path) -> dict[str, Path]:
                                 "note": "all points identical" if same else None,
                             }
                         )
-                    for lab in LABELS:
-                        asg_rows.append(
-                            {
-                                "run_id": f"{rep}|kmeans|{lab}|{seed}",
-                                "representation": rep,
-                                "algorithm": "kmeans",
-                                "seed": seed,
-                                "level": "song_mean",
-                                "fit_on": "train",
-                                "k_mode": "per_label",
-                                "k": 2,
-                                "for_labels": lab,
-                                "unit_id": song.song_id,
-                                "song_id": song.song_id,
-                                "split": _split(k),
-                                "cluster": _cluster(rep, lab, k, song),
-                            }
-                        )
+                    # baselines: one (seed-independent) vector per song, clustered with seeds 0 and 1
+                    for aseed in [seed] if kind == "model" else [0, 1]:
+                        for lab in LABELS:
+                            asg_rows.append(
+                                {
+                                    "run_id": f"{rep}|kmeans|{lab}|{aseed}",
+                                    "representation": rep,
+                                    "algorithm": "kmeans",
+                                    "seed": aseed,
+                                    "level": "song_mean",
+                                    "fit_on": "train",
+                                    "k_mode": "per_label",
+                                    "k": 2,
+                                    "for_labels": lab,
+                                    "unit_id": song.song_id,
+                                    "song_id": song.song_id,
+                                    "split": _split(k),
+                                    "cluster": _cluster(rep, lab, k, song),
+                                }
+                            )
         write_parquet(
             pd.DataFrame(
                 map_rows,

@@ -412,7 +412,7 @@ class ReportParams:
     n_central_songs: int = 3
     excerpt_s: float = 4.0
     explore_kbps: float = 24.0
-    explore_audio_mb: float = 20.0
+    explore_audio_mb: float = 15.0
 
     def __post_init__(self) -> None:
         _at_least("report.n_central_songs", self.n_central_songs, 0)

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import pandas as pd
 from markupsafe import Markup
 from tqdm import tqdm
 
+from musiclust.contracts.clusters import SEED_INDEPENDENT
 from musiclust.params import ReportParams
 from musiclust.reporting.excerpts import ExcerptError, centre_distances, data_uri, encode_opus, song_excerpt
 from musiclust.reporting.figures import METHOD_NAMES, natural_key
@@ -43,8 +46,12 @@ VEGA_GLOBALS = {"vega": "vega", "vega-lite": "vegaLite", "vega-embed": "vegaEmbe
 #: The shortest excerpt worth playing; a collection too large for the budget at this length
 #: still gets it (the page and the log say that the budget was exceeded).
 MIN_EXCERPT_S = 1.0
-#: Bytes an Ogg/Opus excerpt carries besides its audio (headers, tags, page framing), measured.
+#: Bytes an Ogg/Opus excerpt carries besides its audio (headers, tags), and how far above the
+#: asked bitrate its audio runs (page framing, variable bitrate): measured on real songs, with room.
 OPUS_OVERHEAD_BYTES = 1000
+OPUS_RATE_HEADROOM = 1.1
+#: Threads that cut and encode excerpts (the result does not depend on it).
+EXCERPT_THREADS = max(1, min(4, os.cpu_count() or 1))
 #: Digits kept of map coordinates and distances in the page (presentation; the files keep all).
 COORD_DIGITS = 4
 DISTANCE_DIGITS = 3
@@ -92,11 +99,11 @@ def excerpt_seconds(n_songs: int, params: ReportParams) -> tuple[float, str | No
 
     ``report.excerpt_s`` when they fit; shorter (to 0.1 s) when they do not; never under
     :data:`MIN_EXCERPT_S`, which the returned note then says (None when the budget holds).
-    Sizes are estimated from the bitrate: base64 text of ``overhead + kbps/8 * seconds`` bytes.
+    Sizes are estimated from the bitrate: base64 text of ``overhead + headroom * kbps/8 * seconds`` bytes.
     """
     if n_songs <= 0:
         return float(params.excerpt_s), None
-    bytes_per_s = params.explore_kbps * 1000 / 8
+    bytes_per_s = params.explore_kbps * 1000 / 8 * OPUS_RATE_HEADROOM
     per_song = params.explore_audio_mb * 1e6 / n_songs * 3 / 4  # base64 makes 4 characters of 3 bytes
     fits = (per_song - OPUS_OVERHEAD_BYTES) / bytes_per_s
     if fits >= params.excerpt_s:
@@ -158,14 +165,16 @@ def _representation(
             "note": "; ".join(notes) or None,
         }
     columns = list(rep.info["columns"])
-    per_label = {}
+    per_label, cluster_seeds = {}, set()
     for lab in labels:
         clusters, vectors, cseed = winner_clusters(inp.paths, name, lab, columns)
-        if cseed != seed:
+        # a seed-independent representation (a baseline) is mapped once; its clusterings have seeds
+        if seed not in (cseed, SEED_INDEPENDENT):
             raise ReportInputError(
                 f"{inp.paths.clusters / name}: maps are of seed {seed} but the first {lab} clustering "
                 f"is of seed {cseed}; re-run `dvc repro cluster@{name}`"
             )
+        cluster_seeds.add(cseed)
         dist = centre_distances(vectors, columns, clusters)
         majority = majority_labels(clusters, songs[lab])
         cl = clusters.reindex(ids)
@@ -187,6 +196,7 @@ def _representation(
         "modality": rep.info["modality"],
         "description": rep.info["description"],
         "seed": seed,
+        "cluster_seed": min(cluster_seeds) if cluster_seeds else seed,
         "maps": maps,
         "clusters": per_label,
     }
@@ -209,17 +219,22 @@ def explore_data(inp: ReportInputs, labels: Sequence[str], params: ReportParams)
     seconds, budget_note = excerpt_seconds(len(ids), params)
     if budget_note:
         log.warning("explorer: %s; raise it or lower report.explore_kbps", budget_note)
-    audio, starts, failed = [], [], {}
-    for sid in tqdm(ids, desc="explorer excerpts", unit="song", leave=False):
+
+    def excerpt(sid: str) -> tuple[str | None, float | None, str | None]:
         try:
             y, sr, start = song_excerpt(inp.segments, inp.paths.segments, sid, seconds)
         except ExcerptError as exc:  # one song without audio keeps its point, not the page from building
-            failed[sid] = str(exc)
-            audio.append(None)
-            starts.append(None)
-            continue
-        audio.append(data_uri(encode_opus(y, sr, params.explore_kbps), "audio/ogg"))
-        starts.append(round(float(start), 1))
+            return None, None, str(exc)
+        return data_uri(encode_opus(y, sr, params.explore_kbps), "audio/ogg"), round(float(start), 1), None
+
+    # the Opus encoder (~0.1 s of CPU per 4 s excerpt) releases the GIL; map keeps the song order
+    with ThreadPoolExecutor(max_workers=EXCERPT_THREADS) as pool:
+        done = list(
+            tqdm(pool.map(excerpt, ids), total=len(ids), desc="explorer excerpts", unit="song", leave=False)
+        )
+    audio = [uri for uri, _, _ in done]
+    starts = [start for _, start, _ in done]
+    failed = {sid: why for sid, (_, _, why) in zip(ids, done) if why is not None}
     for sid, why in failed.items():
         log.warning("explorer: no excerpt for %s: %s", sid, why)
     meta = songs.reindex(ids)
@@ -259,8 +274,13 @@ def page_json(payload: Mapping[str, Any]) -> Markup:
     return Markup(text)
 
 
-def section_data(payload: Mapping[str, Any], vega: VegaLibraries) -> dict[str, Any]:
-    """What ``explore.html.j2`` renders: the controls' choices, the notes, the data and the libraries."""
+def section_data(
+    payload: Mapping[str, Any], vega: VegaLibraries, selected: str | None = None
+) -> dict[str, Any]:
+    """What ``explore.html.j2`` renders: the controls' choices, the notes, the data and the libraries.
+
+    ``selected``: the representation shown first (default: the new songs' one, else the first).
+    """
     reps = payload["reps"]
     methods = sorted({m for r in reps for m in r["maps"]}, key=list(METHOD_NAMES).index)
     n_audio = sum(a is not None for a in payload["songs"]["audio"])
@@ -278,6 +298,7 @@ def section_data(payload: Mapping[str, Any], vega: VegaLibraries) -> dict[str, A
         "no_excerpt": payload["no_excerpt"],
         "not_applicable": payload["not_applicable"],
         "new": payload["new"],
+        "selected": selected or (payload["new"] or {}).get("representation"),
         "json": page_json(payload),
         "vega_notice": vega.notice,
         "vega": [Markup(js) for js in vega.scripts],

@@ -250,9 +250,15 @@ def maps(ctx: Ctx) -> dict[str, Any]:
 
 
 def explore(ctx: Ctx) -> dict[str, Any]:
-    """Every song on one interactive map: any representation, map and label, hover and listen."""
-    payload = explore_data(ctx.inp, list(ctx.inp.summary["labels"]), ctx.params)
-    return section_data(payload, read_vega(ctx.inp.paths.vega))
+    """Every song on one interactive map: any representation, map and label, hover and listen.
+
+    It opens on the first label's winner.
+    """
+    labels = list(ctx.inp.summary["labels"])
+    payload = explore_data(ctx.inp, labels, ctx.params)
+    return section_data(
+        payload, read_vega(ctx.inp.paths.vega), _winner_of(ctx, labels[0]) if labels else None
+    )
 
 
 def _excerpt(ctx: Ctx, song_id: str) -> dict[str, Any]:
