@@ -164,7 +164,14 @@ class Browser:
             )
 
     def hover(self, x: float, y: float) -> None:
+        """Move the mouse to viewport coordinates."""
         self.call("Input.dispatchMouseEvent", session=True, type="mouseMoved", x=x, y=y)
+
+    def wheel(self, x: float, y: float, delta_y: float) -> None:
+        """Turn the mouse wheel at viewport coordinates (negative ``delta_y``: away from the user)."""
+        self.call(
+            "Input.dispatchMouseEvent", session=True, type="mouseWheel", x=x, y=y, deltaX=0, deltaY=delta_y
+        )
 
     def screenshot(self, path: Path, clip: dict[str, float] | None = None) -> Path:
         """A PNG of the viewport, or of ``clip`` (page coordinates: x, y, width, height)."""

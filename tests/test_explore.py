@@ -52,6 +52,7 @@ def test_every_song_of_every_map_is_in_the_explorer_with_its_clusters(report) ->
     ids = d["songs"]["id"]
     assert ids == [f"s{k:02d}" for k in range(N_SONGS)]
     assert sum(s == "test" for s in d["songs"]["split"]) == TEST_SONGS
+    assert d["songs"]["has_lyrics"] == [False] * N_SONGS  # songs.parquet: no fixture song has lyrics
     assert [r["name"] for r in d["reps"]] == ["pca", "raw", "vae"]  # lyrics: not applicable
     assert d["not_applicable"] == [["lyrics", "no song has lyrics"]]
     for rep in d["reps"]:
@@ -238,8 +239,22 @@ def test_the_explorer_works_in_a_browser(report, browser) -> None:
     assert len(moved) == N_SONGS
     assert sum(moved[p["id"]] != (p["x"], p["y"]) for p in first) >= N_SONGS - 1
 
-    # hover shows the song; a click plays its excerpt
+    # the wheel zooms in (the x scale's domain narrows)
     b.evaluate("document.getElementById('explore-chart').scrollIntoView()")
+    pts = b.evaluate(POINTS_JS)
+    domain = "window.musiclustExplorer.view().scale('x').domain()"
+    before = b.evaluate(domain)
+    cx, cy = float(np.mean([p["cx"] for p in pts])), float(np.mean([p["cy"] for p in pts]))
+    b.hover(cx, cy)
+    b.wheel(cx, cy, -300)
+    after = b.wait_for(
+        f"(() => {{ const d = {domain}; return d[1] - d[0] < {before[1] - before[0]} ? d : null; }})()"
+    )
+    assert after[1] - after[0] < 0.9 * (before[1] - before[0])
+    b.evaluate("window.musiclustExplorer.render()")  # back to the whole map
+    _wait_render(b, 3)
+
+    # hover shows the song; a click plays its excerpt
     pts = b.evaluate(POINTS_JS)
     target = max(
         pts, key=lambda p: min(np.hypot(p["cx"] - q["cx"], p["cy"] - q["cy"]) for q in pts if q is not p)
@@ -253,7 +268,7 @@ def test_the_explorer_works_in_a_browser(report, browser) -> None:
         for t, sid in zip(page_data(text)["songs"]["title"], page_data(text)["songs"]["id"])
         if sid == target["id"]
     )
-    assert title in tip and "distance to cluster centre" in tip and "split" in tip
+    assert title in tip and "distance to cluster centre" in tip and "split" in tip and "lyrics: none" in tip
     b.click(target["cx"], target["cy"])
     assert b.wait_for("document.getElementById('explore-player').dataset.song") == target["id"]
     b.wait_for(
@@ -262,9 +277,9 @@ def test_the_explorer_works_in_a_browser(report, browser) -> None:
 
     # "only songs that disagree": raw's language clusters put exactly one song with the other language
     _choose(b, "explore-rep", "raw")
-    _wait_render(b, 3)
-    b.evaluate("document.getElementById('explore-only').click()")
     _wait_render(b, 4)
+    b.evaluate("document.getElementById('explore-only').click()")
+    _wait_render(b, 5)
     assert [p["id"] for p in b.evaluate(POINTS_JS)] == [MISPLACED[2]]
     assert b.errors == [], b.errors
     assert all(u.startswith(("file:", "data:", "about:")) for u in b.requests), b.requests

@@ -625,12 +625,16 @@ def map_positions(
             if np.isfinite(stored).all() and np.abs(refit - stored).max() <= 1e-3 * scale:
                 pos = np.zeros(2)
                 pos[:k] = pca.transform(z[None, :])[0]
-                out[method] = {"x": float(pos[0]), "y": float(pos[1]), "how": "exact (the PCA projection)"}
+                out[method] = {
+                    "x": round(float(pos[0]), 4),
+                    "y": round(float(pos[1]), 4),
+                    "how": "exact (the PCA projection)",
+                }
                 continue
         pos = xy.reindex(near_ids).mean().to_numpy()
         out[method] = {
-            "x": float(pos[0]),
-            "y": float(pos[1]),
+            "x": round(float(pos[0]), 4),
+            "y": round(float(pos[1]), 4),
             "how": f"approximate: the mean position of its {len(near_ids)} nearest songs in the latent space",
         }
     return out

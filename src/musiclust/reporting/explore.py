@@ -246,6 +246,10 @@ def explore_data(inp: ReportInputs, labels: Sequence[str], params: ReportParams)
             "artist": [_label_value(v) or "" for v in meta["artist"]],
             "split": [split.get(s, "unknown") for s in ids],
             "labels": {lab: [_label_value(v) for v in meta[lab]] for lab in labels},
+            # shown on hover: a song without lyrics is one a lyrics-reading representation cannot place
+            "has_lyrics": [None if pd.isna(v) else bool(v) for v in meta["has_lyrics"]]
+            if "has_lyrics" in meta.columns
+            else [None] * len(ids),
             "audio": audio,
             "start_s": starts,
         },
