@@ -140,7 +140,7 @@ def _rounded(values: Sequence[Any], digits: int) -> list[float | None]:
 
 
 def _label_value(v: Any) -> str | None:
-    return None if v is None or (isinstance(v, float) and np.isnan(v)) or pd.isna(v) else str(v)
+    return None if v is None or pd.isna(v) else str(v)
 
 
 def _representation(
