@@ -18,6 +18,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", type=Path, default=Path("models"))
     ap.add_argument("--clusters", type=Path, default=Path("data/clusters"))
     ap.add_argument("--metrics", type=Path, default=Path("metrics"))
+    ap.add_argument(
+        "--vega", type=Path, default=Path(".dvc/plots/offline.html"), help="vega libraries for the explorer"
+    )
     ap.add_argument("--out", type=Path, default=Path("plots/report/index.html"))
     ap.add_argument("--figures", type=Path, default=Path("plots/figures"))
     ap.add_argument("--pdf", type=Path, default=None, help="also print the page to this PDF (needs Chromium)")
@@ -27,7 +30,12 @@ def main(argv: list[str] | None = None) -> None:
     setup_logging()
     p = load_params(args.params)
     paths = ReportPaths(
-        raw=args.raw, segments=args.segments, models=args.models, clusters=args.clusters, metrics=args.metrics
+        raw=args.raw,
+        segments=args.segments,
+        models=args.models,
+        clusters=args.clusters,
+        metrics=args.metrics,
+        vega=args.vega,
     )
     write_report(
         paths,

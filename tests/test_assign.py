@@ -303,3 +303,98 @@ def test_assign_refuses_a_checkpoint_with_nan_weights_and_json_is_strict(
         assert capsys.readouterr().out == ""
     finally:
         shutil.copyfile(backup, ckpt_file)
+
+
+def _evaluate(root: Path) -> None:
+    """The evaluate stage over the mini pipeline's one clustered representation (the explorer reads it)."""
+    import stages.evaluate
+    import yaml
+
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    params["models"] = {"vae": params["models"]["vae"]}
+    params["train"]["models"] = ["vae"]
+    params["cluster"]["baselines"] = []
+    pp = root / "evaluate.yaml"
+    pp.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    m = root / "metrics"
+    stages.evaluate.main(
+        [
+            "--segments",
+            str(root / "data" / "segments"),
+            "--clusters",
+            str(root / "data" / "clusters"),
+            "--headline",
+            str(m / "headline.json"),
+            "--means",
+            str(m / "means.csv"),
+            "--table",
+            str(m / "all.csv"),
+            "--summary",
+            str(m / "summary.json"),
+            "--results",
+            str(m / "results.md"),
+            "--plots",
+            str(root / "plots" / "metrics"),
+            "--params",
+            str(pp),
+        ]
+    )
+
+
+@pytest.mark.slow
+def test_assign_explore_draws_a_corpus_song_where_the_pipeline_drew_it(
+    mini_pipeline: Path, tmp_path: Path
+) -> None:
+    """``--explore``: a corpus song fed back lands on its own PCA point (exact projection), near its
+    own t-SNE point (mean of its nearest songs, labelled approximate), in its own clusters."""
+    import argparse
+    import json
+    import re
+    import shutil
+
+    from tests.conftest import REPO
+
+    from musiclust.assign import add_arguments
+
+    root = mini_pipeline
+    _evaluate(root)
+    (root / ".dvc" / "plots").mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / ".dvc" / "plots" / "offline.html", root / ".dvc" / "plots" / "offline.html")
+    seg = pd.read_parquet(root / "data" / "segments" / "segments.parquet").drop_duplicates("song_id")
+    songs = pd.read_parquet(root / "data" / "raw" / "songs.parquet").set_index("song_id")
+    test_song = seg.loc[seg["split"] == "test", "song_id"].iloc[0]
+    audio = root / "data" / "raw" / songs.loc[test_song, "audio_path"]
+    out = tmp_path / "where.html"
+    ap = argparse.ArgumentParser()
+    add_arguments(ap)
+    args = ap.parse_args([str(audio), "--model", "vae", "--pipeline-root", str(root), "--explore", str(out)])
+    assert run(args) == 0
+    page = out.read_text(encoding="utf-8")
+    data = json.loads(re.search(r'id="explore-data">(.*?)</script>', page, re.S).group(1))
+    (new,) = data["new"]["songs"]
+    assert data["new"]["representation"] == "vae" and new["title"] == audio.name
+    vae = next(r for r in data["reps"] if r["name"] == "vae")
+    i = data["songs"]["id"].index(test_song)
+    pca = new["maps"]["pca"]
+    assert pca["how"].startswith("exact")
+    assert (
+        abs(pca["x"] - vae["maps"]["pca"]["x"][i]) < 1e-3
+        and abs(pca["y"] - vae["maps"]["pca"]["y"][i]) < 1e-3
+    )
+    # t-SNE: the mean map position of its 3 nearest songs in the latent space (itself among them)
+    vec = pd.read_parquet(root / "data" / "clusters" / "vae" / "vectors.parquet")
+    known = vec[(vec["level"] == "song_mean") & (vec["seed"] == 0)]
+    cols = [c for c in known.columns if c.startswith("z_")]
+    z = known.set_index("song_id").loc[test_song, cols].to_numpy(float)
+    d = np.linalg.norm(known[cols].to_numpy(float) - z, axis=1)
+    near = known["song_id"].to_numpy()[np.argsort(d, kind="stable")[:3]]
+    assert test_song in near
+    tsne = data["songs"]["id"]
+    mean_x = np.mean([vae["maps"]["tsne"]["x"][tsne.index(s)] for s in near])
+    assert (
+        new["maps"]["tsne"]["how"].startswith("approximate") and abs(new["maps"]["tsne"]["x"] - mean_x) < 1e-2
+    )
+    for lab, cl in vae["clusters"].items():
+        assert new["clusters"][lab]["cluster"] == cl["cluster"][i], lab
+    assert new["audio"].startswith("data:audio/ogg;base64,")
+    assert "1 new song(s) placed on vae" in page

@@ -60,6 +60,14 @@ class SongPlacement:
     makeup: dict[str, dict[str, float]] = field(default_factory=dict)
     cluster_size: int = 0
     neighbours: list[dict[str, Any]] = field(default_factory=list)
+    #: the song's vector (mean of its clips' latents) and an excerpt ``(samples, rate, start_s)``,
+    #: kept for ``--explore``; not printed
+    vector: np.ndarray | None = field(default=None, repr=False)
+    excerpt: tuple[np.ndarray, int, float] | None = field(default=None, repr=False)
+
+    def printable(self) -> dict[str, Any]:
+        """The placement as JSON-ready values (without the vector and the audio)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("vector", "excerpt")}
 
 
 @dataclass
@@ -308,6 +316,16 @@ def load_cluster_space(
     songs = songs.merge(assign[["unit_id", "cluster"]], on="unit_id", how="inner")
     if songs.empty:
         raise AssignError(f"{clusters_dir / key}: run {run['run_id']} has no song vectors to compare with")
+    return cluster_space(songs, cols, str(run.get("fit_on", "train")) == "train", str(run["run_id"]))
+
+
+def cluster_space(songs: pd.DataFrame, cols: list[str], fit_on_train: bool, run: str) -> ClusterSpace:
+    """A :class:`ClusterSpace` from one row per song (``song_id``, ``split``, ``cluster``, ``cols``).
+
+    Each centroid is the mean of its cluster's training songs when the clustering was fit on them
+    (``fit_on_train``: what K-Means' fitted centres are), of all its songs otherwise or when a
+    cluster has no training song.
+    """
     x = songs[cols].to_numpy(np.float64)
     if not np.isfinite(x).all():
         raise AssignError(
@@ -315,12 +333,7 @@ def load_cluster_space(
             "to them means anything; re-run the pipeline (dvc repro)"
         )
     clusters = songs["cluster"].to_numpy(np.int64)
-    # centroids of the training songs: K-Means was fit on them (fit_on == train)
-    fit = (
-        songs["split"].to_numpy() == "train"
-        if str(run.get("fit_on", "train")) == "train"
-        else np.ones(len(songs), bool)
-    )
+    fit = songs["split"].to_numpy() == "train" if fit_on_train else np.ones(len(songs), bool)
     ids, cents = [], []
     for c in sorted(set(clusters.tolist()) - {-1}):
         m = (clusters == c) & fit
@@ -329,7 +342,7 @@ def load_cluster_space(
         ids.append(c)
         cents.append(x[m].mean(axis=0))
     return ClusterSpace(
-        cols, songs["song_id"].to_numpy(), x, clusters, np.asarray(ids), np.vstack(cents), str(run["run_id"])
+        cols, songs["song_id"].to_numpy(), x, clusters, np.asarray(ids), np.vstack(cents), run
     )
 
 
@@ -387,8 +400,12 @@ def place_songs(
     lyrics_files: Sequence[Path | None] | None = None,
     condition: str | None = None,
     n_neighbours: int = 3,
+    excerpt_s: float | None = None,
 ) -> list[SongPlacement]:
-    """Run the whole assign path for ``files`` against the pipeline under ``root``."""
+    """Run the whole assign path for ``files`` against the pipeline under ``root``.
+
+    With ``excerpt_s``, each placed song also keeps that many seconds of its audio (for ``--explore``).
+    """
     from musiclust.training.encode import encode_clips
 
     model, ckpt = _checked_model(root, key, seed, params, condition)
@@ -414,6 +431,8 @@ def place_songs(
         if cond_col:
             seg[cond_col] = condition
         latents, data = encode_clips(model, ckpt, seg, feat_dir, lyrics)
+        if excerpt_s is not None:
+            _keep_excerpts(placements, seg, seg_dir, excerpt_s)
     if getattr(data, "skipped", None):
         log.warning("clips not encoded: %s", data.skipped)
     zc = [c for c in latents.columns if str(c).startswith("z_")]
@@ -423,6 +442,20 @@ def place_songs(
         if p.status == "ok":
             _place_song(p, lat, zc, space, meta, params.data.label_columns, n_neighbours)
     return placements
+
+
+def _keep_excerpts(
+    placements: Sequence[SongPlacement], seg: pd.DataFrame, seg_dir: Path, seconds: float
+) -> None:
+    """Cut each segmented song's excerpt while its clips still exist (the folder is temporary)."""
+    from musiclust.reporting.excerpts import ExcerptError, song_excerpt
+
+    for p in placements:
+        if p.status == "ok" and p.n_clips:
+            try:
+                p.excerpt = song_excerpt(seg, seg_dir, p.song_id, seconds)
+            except ExcerptError as exc:
+                log.warning("%s: no excerpt for the explorer: %s", p.file, exc)
 
 
 def _place_song(
@@ -457,6 +490,7 @@ def _place_song(
     if not np.isfinite(z).all():  # a distance to NaN is NaN: every cluster would be "nearest"
         p.status, p.reason = "skipped", "the model gives this song a latent that is not finite"
         return
+    p.vector = z
     _describe_placement(p, z, space, meta, label_columns, n_neighbours)
 
 
@@ -552,7 +586,7 @@ def placements_json(placements: Sequence[SongPlacement]) -> str:
             return [clean(x) for x in v]
         return v
 
-    rows = [clean(dataclasses.asdict(p)) for p in placements]
+    rows = [clean(p.printable()) for p in placements]
     return json.dumps(rows, indent=2, ensure_ascii=False, allow_nan=False, default=str)
 
 
@@ -581,6 +615,146 @@ def format_placement(p: SongPlacement) -> str:
                 + f"  (distance {n['distance']:.2f})"
             )
     return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- explorer
+
+
+def map_positions(
+    known: pd.DataFrame, cols: list[str], maps: pd.DataFrame, z: np.ndarray, n_neighbours: int
+) -> dict[str, dict[str, Any]]:
+    """Where a new song vector ``z`` (d,) lands on each 2-D map of the known songs.
+
+    ``known``: one row per known song (``song_id`` + ``cols``), the vectors the maps were drawn
+    from; ``maps``: ``maps.parquet`` rows of one seed (``method``, ``song_id``, ``x``, ``y``).
+    A PCA map is a linear projection, so it is refit on ``known`` and, when the refit reproduces
+    the stored map, applied to ``z`` exactly. A t-SNE (or UMAP) map has no such projection: the
+    song is drawn at the mean map position of its ``n_neighbours`` nearest known songs in the
+    latent space, which says where it belongs, not where the method would have put it. Returns
+    ``{method: {"x", "y", "how"}}``.
+    """
+    from sklearn.decomposition import PCA
+
+    x = known[cols].to_numpy(np.float64)
+    d = np.linalg.norm(x - z[None, :], axis=1)
+    near = np.argsort(d, kind="stable")[: max(1, n_neighbours)]
+    near_ids = known["song_id"].to_numpy()[near]
+    out = {}
+    for method, m in maps.groupby("method", sort=True):
+        xy = m.drop_duplicates("song_id").set_index("song_id")[["x", "y"]].astype(np.float64)
+        if method == "pca" and len(xy) >= 3:
+            ids = known["song_id"].astype(str).to_numpy()
+            k = min(2, x.shape[0], x.shape[1])
+            pca = PCA(n_components=k, svd_solver="full").fit(x)
+            refit = np.zeros((len(x), 2))
+            refit[:, :k] = pca.transform(x)
+            stored = xy.reindex(ids).to_numpy()
+            scale = max(1.0, float(np.nanmax(np.abs(stored))))
+            if np.isfinite(stored).all() and np.abs(refit - stored).max() <= 1e-3 * scale:
+                pos = np.zeros(2)
+                pos[:k] = pca.transform(z[None, :])[0]
+                out[method] = {
+                    "x": round(float(pos[0]), 4),
+                    "y": round(float(pos[1]), 4),
+                    "how": "exact (the PCA projection)",
+                }
+                continue
+        pos = xy.reindex(near_ids).mean().to_numpy()
+        out[method] = {
+            "x": round(float(pos[0]), 4),
+            "y": round(float(pos[1]), 4),
+            "how": f"approximate: the mean position of its {len(near_ids)} nearest songs in the latent space",
+        }
+    return out
+
+
+def write_explorer(
+    root: Path,
+    key: str,
+    seed: int,
+    placements: Sequence[SongPlacement],
+    params: Any,
+    out: Path,
+    n_neighbours: int,
+) -> Path:
+    """The report's explorer with the placed songs drawn on ``key``'s maps, written to ``out``.
+
+    Each new song gets, per label, the headline cluster the explorer shows (K-Means, k = the
+    label's number of classes) whose centroid is nearest, and a position on every map
+    (:func:`map_positions`).
+    """
+    from musiclust.reporting.build import write_explorer as write_page
+    from musiclust.reporting.excerpts import data_uri, encode_opus
+    from musiclust.reporting.explore import explore_data, read_vega
+    from musiclust.reporting.inputs import ReportInputError, ReportPaths, load_inputs
+
+    paths = ReportPaths(
+        raw=root / "data" / "raw",
+        segments=root / "data" / "segments",
+        models=root / "models",
+        clusters=root / "data" / "clusters",
+        metrics=root / "metrics",
+        vega=root / ".dvc" / "plots" / "offline.html",
+    )
+    try:
+        inp = load_inputs(paths)
+        vega = read_vega(paths.vega)
+        payload = explore_data(inp, list(inp.summary["labels"]), params.report)
+    except ReportInputError as exc:
+        raise AssignError(f"cannot build the explorer: {exc}") from None
+    rep = next((r for r in payload["reps"] if r["name"] == key), None)
+    if rep is None:
+        raise AssignError(
+            f"{paths.clusters / key}: no map of {key} (not applicable); the explorer cannot show it"
+        )
+    if rep["seed"] != seed:
+        raise AssignError(
+            f"the maps of {key} are of seed {rep['seed']}: pass --seed {rep['seed']} with --explore"
+        )
+    out_rep = cluster_contract.read(paths.clusters / key, tables=("vectors", "maps"))
+    vec = out_rep.vectors
+    known = vec[(vec["level"] == "song_mean") & (vec["seed"] == seed)].reset_index(drop=True)
+    cols = list(out_rep.info["columns"])
+    maps = out_rep.maps[out_rep.maps["seed"] == seed]
+    ids = payload["songs"]["id"]
+    frame = pd.DataFrame({"song_id": ids, "split": payload["songs"]["split"]})
+    spaces = {}
+    for lab, cl in rep["clusters"].items():
+        songs = frame.assign(cluster=cl["cluster"]).dropna(subset=["cluster"])
+        songs = songs.merge(known[["song_id", *cols]], on="song_id", how="inner")
+        spaces[lab] = cluster_space(songs, cols, True, f"{key} kmeans {lab}")
+    new, skipped = [], []
+    for p in placements:
+        if p.status != "ok" or p.vector is None:
+            skipped.append((Path(p.file).name, p.reason or "not placed"))
+            continue
+        clusters = {}
+        for lab, space in spaces.items():
+            c, dist = space.nearest_centroid(p.vector)
+            clusters[lab] = {"cluster": c, "distance": round(dist, 3)}
+        audio = start = None
+        if p.excerpt is not None:
+            y, sr, start = p.excerpt
+            audio = data_uri(encode_opus(y, sr, params.report.explore_kbps), "audio/ogg")
+        new.append(
+            {
+                "id": p.song_id,
+                "title": Path(p.file).name,
+                "artist": "",
+                "maps": map_positions(known, cols, maps, p.vector, n_neighbours),
+                "clusters": clusters,
+                "audio": audio,
+                "start_s": None if start is None else round(float(start), 1),
+            }
+        )
+    payload["new"] = {"representation": key, "songs": new, "skipped": skipped}
+    return write_page(
+        payload,
+        vega,
+        out,
+        "musiclust: where new songs land",
+        f"{len(new)} new song(s) placed on {key} (seed {seed}) among the {len(ids)} songs of the collection.",
+    )
 
 
 # --------------------------------------------------------------------------- CLI
@@ -615,6 +789,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--params", type=Path, default=None, help="params file (default: <root>/params.yaml)")
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    parser.add_argument(
+        "--explore",
+        type=Path,
+        default=None,
+        metavar="OUT.html",
+        help="also write the report's interactive map with the new songs on it (a self-contained page)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -649,7 +830,10 @@ def run(args: argparse.Namespace) -> int:
             args.lyrics or None,
             args.condition,
             args.neighbours,
+            excerpt_s=params.report.excerpt_s if args.explore else None,
         )
+        if args.explore:
+            write_explorer(root, args.model, seed, placements, params, args.explore, args.neighbours)
     except AssignError as exc:
         log.error("refused: %s", exc)
         return 2

@@ -5,6 +5,7 @@ musiclust bench pipeline [--songs N] [--manifest CSV | --folder DIR]
                                         per-stage time, realtime factor and memory of
                                         download, segment, featurize, embed_lyrics
 musiclust assign FILE...                place new songs among the learned clusters
+  [--explore OUT.html]                  ... and draw them on the report's interactive map
 musiclust compare [REV...]              table and HTML page comparing DVC experiments
 musiclust plots-template TGZ TGZ TGZ    offline HTML template for `dvc plots show/diff`
 """

@@ -536,10 +536,15 @@ class EvaluateParams:
 class ReportParams:
     n_central_songs: int = 3
     excerpt_s: float = 4.0
+    explore_kbps: float = 24.0
+    explore_audio_mb: float = 15.0
 
     def __post_init__(self) -> None:
         _at_least("report.n_central_songs", self.n_central_songs, 0)
         _positive("report.excerpt_s", self.excerpt_s)
+        if not 6 <= self.explore_kbps <= 256:  # the bitrates libsndfile's Opus encoder takes
+            raise ParamsError(f"report.explore_kbps must be in [6, 256], got {self.explore_kbps!r}")
+        _positive("report.explore_audio_mb", self.explore_audio_mb)
 
 
 @dataclass(frozen=True)

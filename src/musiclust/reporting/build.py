@@ -20,6 +20,7 @@ from musiclust.contracts.models import HISTORY_COLUMNS
 from musiclust.fileio import atomic_write_bytes
 from musiclust.params import ReportParams
 from musiclust.reporting.excerpts import ExcerptError
+from musiclust.reporting.explore import VegaLibraries, section_data
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, ReportPaths, load_inputs
 from musiclust.reporting.pdf import maybe_print_pdf
 from musiclust.reporting.sections import SECTIONS, Ctx
@@ -123,6 +124,20 @@ def render(
         interval=summary["interval"],
         n_test_songs=summary["n_test_songs"],
     )
+
+
+def write_explorer(
+    payload: dict[str, Any], vega: VegaLibraries, out_html: Path, title: str, subtitle: str
+) -> Path:
+    """The explorer alone as a self-contained page (``musiclust assign --explore``)."""
+    text = (
+        environment()
+        .get_template("explore_page.html.j2")
+        .render(d=section_data(payload, vega), title=title, subtitle=subtitle)
+    )
+    atomic_write_bytes(out_html, text.encode("utf-8"))
+    log.info("wrote %s (%.0f kB)", out_html, len(text) / 1024)
+    return out_html
 
 
 def write_report(

@@ -85,13 +85,13 @@ def song_excerpt(
     return out[:filled], sr, t0
 
 
-def encode_ogg(y: np.ndarray, sr: int, max_sr: int = 22050) -> bytes:
-    """Peak-normalized, faded, Ogg/Vorbis-compressed mono audio (a 4 s excerpt is ~20-40 kB)."""
+def _for_listening(y: np.ndarray, sr: int, rate: int | None) -> tuple[np.ndarray, int]:
+    """Mono float32 resampled to ``rate`` (when given and different), peak-normalized, faded in and out."""
     y = np.asarray(y, dtype=np.float32)
-    if sr > max_sr:  # smaller files; nobody judges a cluster by content above 11 kHz
+    if rate is not None and sr != rate:
         import soxr
 
-        y, sr = soxr.resample(y, sr, max_sr).astype(np.float32), max_sr
+        y, sr = soxr.resample(y, sr, rate).astype(np.float32), rate
     peak = float(np.max(np.abs(y))) if y.size else 0.0
     if peak > 1e-6:
         y = y * (0.89 / peak)  # about -1 dBFS
@@ -100,8 +100,42 @@ def encode_ogg(y: np.ndarray, sr: int, max_sr: int = 22050) -> bytes:
         ramp = np.linspace(0.0, 1.0, n_fade, dtype=np.float32)
         y[:n_fade] *= ramp
         y[-n_fade:] *= ramp[::-1]
+    return y, sr
+
+
+def encode_ogg(y: np.ndarray, sr: int, max_sr: int = 22050) -> bytes:
+    """Peak-normalized, faded, Ogg/Vorbis-compressed mono audio (a 4 s excerpt is ~20-40 kB)."""
+    # smaller files above max_sr; nobody judges a cluster by content above 11 kHz
+    y, sr = _for_listening(y, sr, max_sr if sr > max_sr else None)
     buf = io.BytesIO()
     sf.write(buf, y, sr, format="OGG", subtype="VORBIS")
+    return fixed_ogg_serial(buf.getvalue())
+
+
+#: Sample rate of Opus excerpts: one of the rates Opus takes (8, 12, 16, 24, 48 kHz); 24 kHz
+#: keeps content up to 12 kHz, more than a low bitrate spends bits on.
+OPUS_RATE = 24000
+#: libsndfile sets an Opus stream's bitrate from its compression level c in [0, 1]:
+#: ``6 kbps + (1 - c) * (256 - 6) kbps``; these are the ends of that range.
+OPUS_MIN_KBPS, OPUS_MAX_KBPS = 6.0, 256.0
+
+
+def opus_compression_level(kbps: float) -> float:
+    """libsndfile's compression level that asks Opus for ``kbps`` kilobits per second."""
+    if not OPUS_MIN_KBPS <= kbps <= OPUS_MAX_KBPS:
+        raise ValueError(f"Opus bitrate {kbps} kbps is outside [{OPUS_MIN_KBPS:g}, {OPUS_MAX_KBPS:g}]")
+    return 1.0 - (kbps - OPUS_MIN_KBPS) / (OPUS_MAX_KBPS - OPUS_MIN_KBPS)
+
+
+def encode_opus(y: np.ndarray, sr: int, kbps: float) -> bytes:
+    """Peak-normalized, faded, Ogg/Opus mono audio at about ``kbps`` (24 kbps: ~3 kB per second).
+
+    Opus keeps music recognisable at bitrates where Vorbis cannot go (its floor is ~35 kbps
+    here), which is what lets the explorer carry an excerpt of every song of a large collection.
+    """
+    y, sr = _for_listening(y, sr, OPUS_RATE)
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="OGG", subtype="OPUS", compression_level=opus_compression_level(kbps))
     return fixed_ogg_serial(buf.getvalue())
 
 
@@ -147,21 +181,35 @@ def fixed_ogg_serial(data: bytes, serial: int = OGG_SERIAL) -> bytes:
     return bytes(out)
 
 
+def centre_distances(vectors: pd.DataFrame, columns: list[str], clusters: pd.Series) -> pd.Series:
+    """Each clustered song's distance to its cluster's centre, indexed by song_id (sorted).
+
+    The centre is the mean of the cluster's song vectors (all its songs, whatever their split):
+    a presentation aid for the Listen and Explore sections, not a score. ``vectors`` holds one
+    row per song (``song_id`` plus ``columns``); ``clusters`` maps song_id to cluster.
+    """
+    v = vectors[vectors["song_id"].isin(clusters.index)].sort_values("song_id", kind="stable")
+    x = v[columns].to_numpy(np.float64)
+    c = v["song_id"].map(clusters).to_numpy()
+    d = np.zeros(len(v))
+    for k in np.unique(c):
+        m = c == k
+        d[m] = np.linalg.norm(x[m] - x[m].mean(axis=0), axis=1)
+    return pd.Series(d, index=v["song_id"].astype(str).to_numpy(), name="distance")
+
+
 def central_songs(
     vectors: pd.DataFrame, columns: list[str], clusters: pd.Series, n: int
 ) -> dict[int, list[tuple[str, float]]]:
-    """The ``n`` songs nearest their cluster's centroid, per cluster: ``{cluster: [(song_id, distance)]}``.
+    """The ``n`` songs nearest their cluster's centre, per cluster: ``{cluster: [(song_id, distance)]}``.
 
-    ``vectors`` holds one row per song (``song_id`` plus ``columns``); ``clusters`` maps song_id
-    to cluster. Ties are broken by song order, so the choice is stable.
+    Distances as :func:`centre_distances`; ties are broken by song order, so the choice is stable.
     """
-    v = vectors[vectors["song_id"].isin(clusters.index)].sort_values("song_id", kind="stable")
+    d = centre_distances(vectors, columns, clusters)
     out: dict[int, list[tuple[str, float]]] = {}
-    for c, g in v.groupby(v["song_id"].map(clusters), sort=True):
-        x = g[columns].to_numpy(np.float64)
-        d = np.linalg.norm(x - x.mean(axis=0), axis=1)
-        order = np.argsort(d, kind="stable")[:n]
-        out[int(c)] = [(str(g["song_id"].iloc[i]), float(d[i])) for i in order]
+    for c, g in d.groupby(d.index.map(clusters), sort=True):
+        order = np.argsort(g.to_numpy(), kind="stable")[:n]
+        out[int(c)] = [(str(g.index[i]), float(g.iloc[i])) for i in order]
     return out
 
 

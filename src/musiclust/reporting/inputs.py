@@ -34,6 +34,7 @@ class ReportPaths:
     models: Path  # models/<key>/
     clusters: Path  # data/clusters/<rep>/
     metrics: Path  # summary.json, means.csv
+    vega: Path  # .dvc/plots/offline.html: the explorer's vega, vega-lite and vega-embed
 
 
 @dataclass

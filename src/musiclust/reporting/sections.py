@@ -18,6 +18,7 @@ from musiclust.fileio import atomic_write_bytes, safe_id
 from musiclust.params import ReportParams
 from musiclust.reporting import figures as F
 from musiclust.reporting.excerpts import central_songs, data_uri, encode_ogg, song_excerpt
+from musiclust.reporting.explore import explore_data, read_vega, section_data
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, winner_clusters
 from musiclust.reporting.style import fig_to_png
 
@@ -260,6 +261,18 @@ def maps(ctx: Ctx) -> dict[str, Any]:
     return {"maps": items, "not_applicable": skipped}
 
 
+def explore(ctx: Ctx) -> dict[str, Any]:
+    """Every song on one interactive map: any representation, map and label, hover and listen.
+
+    It opens on the first label's winner.
+    """
+    labels = list(ctx.inp.summary["labels"])
+    payload = explore_data(ctx.inp, labels, ctx.params)
+    return section_data(
+        payload, read_vega(ctx.inp.paths.vega), _winner_of(ctx, labels[0]) if labels else None
+    )
+
+
 def _excerpt(ctx: Ctx, song_id: str) -> dict[str, Any]:
     if song_id not in ctx.excerpts:  # the same song can be central for two labels
         y, sr, start = song_excerpt(ctx.inp.segments, ctx.inp.paths.segments, song_id, ctx.params.excerpt_s)
@@ -366,6 +379,7 @@ SECTIONS: Sequence[tuple[str, str, Callable[[Ctx], dict[str, Any]]]] = (
     ("leakage", "Leakage audit", leakage),
     ("disentanglement", "Disentanglement", disentanglement),
     ("maps", "Latent maps", maps),
+    ("explore", "Explore the map", explore),
     ("listen", "Listen", listen),
     ("training", "Training", training),
 )
