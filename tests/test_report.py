@@ -398,8 +398,12 @@ def make_inputs(root: Path) -> dict[str, Path]:
     write_json(metrics / "summary.json", summary_json())
     means_csv().to_csv(metrics / "means.csv", index=False)
     params = root / "params.yaml"
+    model_keys = [r for r, (kind, _, _) in REPS.items() if kind == "model"]
+    baseline_keys = [r for r, (kind, _, _) in REPS.items() if kind != "model"]
     params.write_text(
         "data:\n  label_columns: [language, genre]\nreport:\n  n_central_songs: 2\n  excerpt_s: 1.5\n"
+        f"train:\n  models: {model_keys}\nmodels: {{{', '.join(f'{m}: {{}}' for m in model_keys)}}}\n"
+        f"cluster:\n  baselines: {baseline_keys}\n"
     )
     return {
         "raw": raw,

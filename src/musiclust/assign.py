@@ -697,7 +697,10 @@ def write_explorer(
         vega=root / ".dvc" / "plots" / "offline.html",
     )
     try:
-        inp = load_inputs(paths)
+        # the representations of this params.yaml that have been clustered (a tool, not a stage:
+        # it draws what exists)
+        reps = [r for r in params.representations if (paths.clusters / r / "info.json").exists()]
+        inp = load_inputs(paths, reps)
         vega = read_vega(paths.vega)
         payload = explore_data(inp, list(inp.summary["labels"]), params.report)
     except ReportInputError as exc:
