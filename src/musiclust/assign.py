@@ -316,6 +316,11 @@ def load_cluster_space(
     songs = songs.merge(assign[["unit_id", "cluster"]], on="unit_id", how="inner")
     if songs.empty:
         raise AssignError(f"{clusters_dir / key}: run {run['run_id']} has no song vectors to compare with")
+    if not np.isfinite(songs[cols].to_numpy(np.float64)).all():
+        raise AssignError(
+            f"{clusters_dir / key}: song vectors of run {run['run_id']} hold NaN or inf values, so no distance "
+            "to them means anything; re-run the pipeline (dvc repro)"
+        )
     return cluster_space(songs, cols, str(run.get("fit_on", "train")) == "train", str(run["run_id"]))
 
 
@@ -327,11 +332,6 @@ def cluster_space(songs: pd.DataFrame, cols: list[str], fit_on_train: bool, run:
     cluster has no training song.
     """
     x = songs[cols].to_numpy(np.float64)
-    if not np.isfinite(x).all():
-        raise AssignError(
-            f"{clusters_dir / key}: song vectors of run {run['run_id']} hold NaN or inf values, so no distance "
-            "to them means anything; re-run the pipeline (dvc repro)"
-        )
     clusters = songs["cluster"].to_numpy(np.int64)
     fit = songs["split"].to_numpy() == "train" if fit_on_train else np.ones(len(songs), bool)
     ids, cents = [], []
