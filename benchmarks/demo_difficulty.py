@@ -9,7 +9,7 @@ the ``evaluate`` step ranks them. Every number is the headline protocol of ``met
 (K-Means, k = number of genres, fit on training songs, a song = the mean of its clip vectors,
 scored on the test songs, mean over training seeds, paired percentile bootstrap interval), so
 nothing here re-implements a statistic. Only what the headline does not need is switched off to
-save time: the other clustering algorithms, the 2-D maps, the feature sets no model reads.
+save time: the other clustering algorithms, the 2-D maps, the feature sets no model here reads.
 
 Writes ``<out>.csv`` (one row per knob, value, corpus seed, representation and label: NMI, its
 interval, rank, whether the paired difference from the winner excludes 0), ``<out>.json`` (the
@@ -58,7 +58,7 @@ from musiclust.params import load_params  # noqa: E402
 log = logging.getLogger("benchmarks.demo_difficulty")
 KNOBS = ("overlap", "between_fraction", "production")
 BASELINES = ("raw", "pca", "spectral_features")
-#: feature sets each model reads beyond train.features (mfcc_stats)
+#: feature sets models read beyond train.features (mfcc_stats)
 MODEL_SETS = {"conv_vae": "logmel", "conv1d_vae": "mfcc_seq", "attention_mm": "mfcc_seq"}
 RESULT = "result.json"
 
@@ -106,7 +106,6 @@ def write_params(
     knobs: dict[str, float],
     corpus_seed: int,
     train_seeds: list[int],
-    models: list[str],
     extra: dict[str, Any],
 ) -> None:
     """The params file of one configuration: the base with the knobs, seeds and overrides set."""
@@ -115,12 +114,9 @@ def write_params(
     p["seeds"] = list(train_seeds)
     for k, v in knobs.items():
         p["data"]["demo"][k] = v
-    sets = list(
-        dict.fromkeys(
-            [*p["train"]["features"], "spectral", *(MODEL_SETS[m] for m in models if m in MODEL_SETS)]
-        )
-    )
-    p["features"]["sets"] = sets
+    # every set the models here may read, whatever --models says: a corpus is featurized once
+    # and reused by later runs with other models
+    p["features"]["sets"] = list(dict.fromkeys([*p["train"]["features"], "spectral", *MODEL_SETS.values()]))
     p["cluster"]["algorithms"] = ["kmeans"]  # the headline's algorithm; the others are not ranked
     p["cluster"]["maps"] = []
     p["download"]["cache_dir"] = "download-cache"
@@ -162,12 +158,12 @@ def run_config(
 ) -> dict[str, Any]:
     """Measure one configuration (or read its earlier result); returns the result record."""
     corpus_dir = work / "corpus" / slug(knobs, corpus_seed)
-    run_dir = work / "runs" / slug(knobs, corpus_seed, extra)
+    run_dir = work / "runs" / f"{slug(knobs, corpus_seed, extra)}-{'+'.join(sorted(models))}"
     if (run_dir / RESULT).exists():
         return json.loads((run_dir / RESULT).read_text(encoding="utf-8"))
     run_dir.mkdir(parents=True, exist_ok=True)
     params = run_dir / "params.yaml"
-    write_params(base, params, knobs, corpus_seed, train_seeds, models, extra)
+    write_params(base, params, knobs, corpus_seed, train_seeds, extra)
     # the corpus stages read only data.*, seed, audio, segment, features: shared by runs that
     # differ in model params (--set beta=...), so they run once per knob setting and corpus seed
     corpus_dir.mkdir(parents=True, exist_ok=True)
