@@ -271,7 +271,7 @@ def curves(df: pd.DataFrame) -> pd.DataFrame:
     keys = ["sweep", *KNOBS, *[c for c in df.columns if c.startswith("set_")], "label", "representation"]
     return (
         df.assign(width=df["nmi_high"] - df["nmi_low"])
-        .groupby(keys, dropna=False)
+        .groupby(keys, dropna=False, sort=False)
         .agg(
             nmi_mean=("nmi", "mean"),
             nmi_min=("nmi", "min"),

@@ -79,9 +79,9 @@ class DemoParams:
     genres: tuple[str, ...] = ("pop", "rock", "folk", "electronic")
     #: how hard genre is (musiclust.synth.corpus): parts borrowed from other genres, songs
     #: between two genres, spread of recording/mastering; each 0-1, all 0 = genres apart
-    overlap: float = 0.0
-    between_fraction: float = 0.0
-    production: float = 0.0
+    overlap: float = 0.2
+    between_fraction: float = 0.25
+    production: float = 0.5
 
     def __post_init__(self) -> None:
         _at_least("data.demo.n_songs", self.n_songs, 1)
