@@ -6,10 +6,10 @@ age, mastered by different hands; much of what a timbre feature sees is that, no
 its labels, and :func:`apply_production` runs it on the mixed song:
 
 * **reverb**: a room (exponentially decaying noise, RT60 0.3-2.5 s) mixed in at a wet level;
+* **noise**: a hiss or rumble floor (white to brown) at a signal-to-noise ratio;
 * **EQ**: a spectral tilt (dB per octave around 1 kHz: dark or bright masters), and in some
   songs a low-pass (a dull, band-limited recording) or a high-pass (a thin one);
-* **compression**: a feed-forward RMS compressor (ratio, threshold relative to the song's RMS);
-* **noise**: a hiss or rumble floor (white to brown) at a signal-to-noise ratio.
+* **compression**: a feed-forward RMS compressor (ratio, threshold relative to the song's RMS).
 
 ``strength`` (``data.demo.production``, 0-1) scales every effect from none (0: the chain is
 skipped and the song is exactly what the arrangement and mix made) to the widest spread (1).
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import signal
+from scipy import fft, signal
 from scipy.ndimage import uniform_filter1d
 
 #: At ``strength`` 1: the widest EQ tilt (dB per octave, either sign), the largest wet level,
@@ -84,29 +84,32 @@ def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x)))) + 1e-12
 
 
-def _reverb(y: np.ndarray, sr: int, wet: float, rt60: float, rng: np.random.Generator) -> np.ndarray:
-    """Dry/wet mix with a synthetic room: 10-30 ms pre-delay, decaying noise whose highs fade faster."""
+def _power(spec: np.ndarray, n_fft: int) -> float:
+    """Mean square of the length-``n_fft`` signal whose ``rfft`` is ``spec`` (Parseval)."""
+    w = np.full(len(spec), 2.0)
+    w[0] = 1.0
+    if n_fft % 2 == 0:
+        w[-1] = 1.0
+    return float(np.sum(w * (spec.real**2 + spec.imag**2))) / n_fft**2
+
+
+def _room(sr: int, rt60: float, rng: np.random.Generator) -> np.ndarray:
+    """Impulse response of a synthetic room: 10-30 ms pre-delay, then decaying noise whose highs fade faster."""
     n_ir = int(rt60 * sr)
     t = np.arange(n_ir) / sr
     ir = rng.standard_normal(n_ir) * np.exp(-6.9 * t / rt60)
     ir = signal.sosfilt(signal.butter(1, min(6000.0, 0.45 * sr), fs=sr, output="sos"), ir)
-    ir = np.concatenate([np.zeros(int(rng.uniform(0.01, 0.03) * sr)), ir])
-    tail = signal.fftconvolve(y, ir)[: len(y)]
-    tail *= _rms(y) / _rms(tail)
-    return (1.0 - wet) * y + wet * tail
+    return np.concatenate([np.zeros(int(rng.uniform(0.01, 0.03) * sr)), ir])
 
 
-def _eq(y: np.ndarray, sr: int, p: Production) -> np.ndarray:
-    """Zero-phase EQ in the frequency domain: the tilt and the optional 4th-order low/high-pass."""
-    spec = np.fft.rfft(y)
-    f = np.fft.rfftfreq(len(y), 1.0 / sr)
-    octaves = np.log2(np.maximum(f, 30.0) / 1000.0)
-    gain = 10 ** (p.tilt_db_per_octave * octaves / 20)
+def _eq_gain(f: np.ndarray, p: Production) -> np.ndarray:
+    """The EQ's magnitude response: the tilt and the optional 4th-order low/high-pass."""
+    gain = 10 ** (p.tilt_db_per_octave * np.log2(np.maximum(f, 30.0) / 1000.0) / 20)
     if p.lowpass_hz is not None:
         gain /= np.sqrt(1.0 + (f / p.lowpass_hz) ** 8)
     if p.highpass_hz is not None:
         gain /= np.sqrt(1.0 + (p.highpass_hz / np.maximum(f, 1e-3)) ** 8)
-    return np.fft.irfft(spec * gain, n=len(y))
+    return gain
 
 
 def _compress(y: np.ndarray, sr: int, ratio: float, threshold_db: float) -> np.ndarray:
@@ -119,22 +122,33 @@ def _compress(y: np.ndarray, sr: int, ratio: float, threshold_db: float) -> np.n
     return y * uniform_filter1d(gain, size=max(1, int(0.01 * sr)))
 
 
-def _noise(n: int, sr: int, slope: float, rng: np.random.Generator) -> np.ndarray:
-    """Unit-RMS noise whose power falls ``slope`` * 10 dB per decade (0 white, -1 pink, -2 brown)."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.maximum(np.fft.rfftfreq(n, 1.0 / sr), 20.0)
-    x = np.fft.irfft(spec * f ** (slope / 2), n=n)
-    return x / _rms(x)
-
-
 def apply_production(y: np.ndarray, sr: int, p: Production) -> np.ndarray:
-    """Run the chain on a mixed song: reverb, EQ, compression, then the noise floor."""
+    """Run the chain on a mixed song: the room, the noise floor, the EQ, then the compressor.
+
+    The room, the noise and the EQ are applied in one frequency-domain pass on a zero-padded
+    FFT (a fast length that also leaves room for the reverb tail, so nothing wraps around):
+    a song's length in samples may have a large prime factor, and separate FFTs of it made
+    the demo's rendering several times slower. The reverb tail is scaled to the song's level
+    before the wet/dry mix; the noise is set against the song (with its room) before the EQ,
+    which colours it as it colours the music (noise recorded with the music, then mastered).
+    """
     rng = np.random.default_rng([p.seed, 0x70726F64])  # "prod"
-    out = np.asarray(y, dtype=np.float64)
-    if p.reverb_wet > 0:
-        out = _reverb(out, sr, p.reverb_wet, p.reverb_rt60_s, rng)
-    out = _eq(out, sr, p)
-    out = _compress(out, sr, p.compress_ratio, p.compress_threshold_db)
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    ir = _room(sr, p.reverb_rt60_s, rng) if p.reverb_wet > 0 else None
+    n_fft = fft.next_fast_len(n + (len(ir) if ir is not None else sr // 10), real=True)
+    spec = fft.rfft(y, n_fft)
+    f = fft.rfftfreq(n_fft, 1.0 / sr)
+    if ir is not None:
+        tail = spec * fft.rfft(ir, n_fft)
+        tail *= np.sqrt(_power(spec, n_fft) / max(_power(tail, n_fft), 1e-30))
+        spec = (1.0 - p.reverb_wet) * spec + p.reverb_wet * tail
     if p.noise_snr_db is not None:
-        out = out + _noise(len(out), sr, p.noise_slope, rng) * _rms(out) * 10 ** (-p.noise_snr_db / 20)
-    return out
+        # white Gaussian noise drawn in the frequency domain, shaped to the slope, set to the SNR
+        noise = rng.standard_normal(len(f)) + 1j * rng.standard_normal(len(f))
+        noise *= np.maximum(f, 20.0) ** (p.noise_slope / 2)
+        level = _power(spec, n_fft) * n_fft / n  # the song's mean square over its own n samples
+        noise *= np.sqrt(level / _power(noise, n_fft) * 10 ** (-p.noise_snr_db / 10))
+        spec = spec + noise
+    out = fft.irfft(spec * _eq_gain(f, p), n_fft)[:n]
+    return _compress(out, sr, p.compress_ratio, p.compress_threshold_db)
