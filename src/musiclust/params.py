@@ -170,10 +170,19 @@ class DemoParams:
     max_duration_s: float = 60.0
     languages: tuple[str, ...] = ("en", "bn")
     genres: tuple[str, ...] = ("pop", "rock", "folk", "electronic")
+    #: how hard genre is (musiclust.synth.corpus): parts borrowed from other genres, songs
+    #: between two genres, spread of recording/mastering; each 0-1, all 0 = genres apart
+    overlap: float = 0.2
+    between_fraction: float = 0.25
+    production: float = 0.5
 
     def __post_init__(self) -> None:
         _at_least("data.demo.n_songs", self.n_songs, 1)
         _positive("data.demo.min_duration_s", self.min_duration_s)
+        for key in ("overlap", "between_fraction", "production"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ParamsError(f"data.demo.{key} must be between 0 and 1, got {value!r}")
         if self.max_duration_s < self.min_duration_s:
             raise ParamsError(
                 f"data.demo.max_duration_s ({self.max_duration_s:g}) is below min_duration_s ({self.min_duration_s:g})"

@@ -1,14 +1,18 @@
 """Harmony and genre arrangements of the synthetic demo corpus.
 
 A :class:`GenreRecipe` per genre (tempo range, mode preference, progressions, step grid)
-and its ``arrange`` function, which plays drums, bass and harmony over a song's bars
-(:class:`SongContext`); :func:`melody` writes a sung line's tune in the song's key.
+and its three part players (drums, harmony, bass). :func:`arrange` plays a song's parts over
+its bars (:class:`SongContext`), each part by the genre its :class:`Style` names: a song
+squarely in its genre has every part from that genre, a song that borrows (``data.demo.overlap``)
+or sits between two genres (``data.demo.between_fraction``) does not. :func:`melody` writes a
+sung line's tune in the song's key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,7 +57,9 @@ class GenreRecipe:
     steps: int  # grid steps per 4-beat bar (16: straight 16ths, 12: triplet feel)
     major_progressions: tuple[tuple[str, ...], ...]
     minor_progressions: tuple[tuple[str, ...], ...]
-    arrange: Callable[[SongContext], dict[str, np.ndarray]]
+    drums: Callable[[SongContext], np.ndarray]
+    harmony: Callable[[SongContext], np.ndarray]
+    bass: Callable[[SongContext], np.ndarray]
     humanize_ms: float = 8.0
 
 
@@ -79,6 +85,8 @@ class SongContext:
     steps: int
     bars: list[Bar]
     humanize_ms: float
+    #: what one part leaves for another (folk strings and folk bass share their plucking seed)
+    shared: dict[str, object] = field(default_factory=dict)
 
     @property
     def beat(self) -> float:
@@ -181,11 +189,15 @@ def _bass_line(
 _ALL = ("intro", "verse", "chorus", "break", "outro")
 _SUNG = ("verse", "chorus")
 
+# Each genre is played by three parts, called in the order drums, harmony, bass on one song
+# generator (musiclust.synth.arrange.arrange), so a song whose parts all come from its own genre
+# draws exactly the random numbers the single per-genre arrangement drew before the parts were split.
 
-def _arrange_pop(ctx: SongContext) -> dict[str, np.ndarray]:
-    """Pop: kick with a syncopated 'and', clap+snare backbeat, 8th hats, bright piano and pad."""
+
+def _drums_pop(ctx: SongContext) -> np.ndarray:
+    """Pop drums: kick with a syncopated 'and', clap+snare backbeat, 8th hats (busier in the chorus)."""
     sr, rng = ctx.sr, ctx.rng
-    drums, harm, bass_bus = np.zeros(ctx.n), np.zeros(ctx.n), np.zeros(ctx.n)
+    drums = np.zeros(ctx.n)
     k = [instruments.kick(sr, rng, tune=1.1, decay=0.25)]
     sn, cl = instruments.snare(sr, rng, tone=210, decay=0.11, snappy=0.7), instruments.clap(sr, rng)
     s = [0.6 * sn]
@@ -195,11 +207,18 @@ def _arrange_pop(ctx: SongContext) -> dict[str, np.ndarray]:
     ctx.play(drums, "....X.......X...", s)
     ctx.play(drums, "x.x.x.x.x.x.x.x.", h, sections=("intro", "verse", "break", "outro"))
     ctx.play(drums, "x.xxx.x.x.xxx.x.", h, sections=("chorus",))
+    return drums
+
+
+def _harmony_pop(ctx: SongContext) -> np.ndarray:
+    """Pop harmony: bright piano chords, a soft synth pad under the chorus or the whole song."""
+    sr, rng = ctx.sr, ctx.rng
+    harm = np.zeros(ctx.n)
     bright = rng.uniform(0.8, 1.0)
     piano = _note_cache(lambda m, n: instruments.piano(sr, float(instruments.midi_to_hz(m)), n, bright))
     pattern = rng.choice(["X..x..x.X..x..x.", "X...x...X...x...", "x.x.x.x.x.x.x.x."])
-    _chords_by_pattern(ctx, harm, pattern, piano, floor=rng.choice([55, 60]))
-    if rng.random() < 0.7:  # a soft synth pad under the chorus (or the whole song)
+    _chords_by_pattern(ctx, harm, _fit(pattern, ctx.steps), piano, floor=rng.choice([55, 60]))
+    if rng.random() < 0.7:
         padn = _note_cache(
             lambda m, n: instruments.pad(sr, float(instruments.midi_to_hz(m)), n, cutoff=3000.0)
         )
@@ -211,15 +230,22 @@ def _arrange_pop(ctx: SongContext) -> dict[str, np.ndarray]:
             floor=60,
             sections=("chorus",) if rng.random() < 0.5 else None,
         )
+    return harm
+
+
+def _bass_pop(ctx: SongContext) -> np.ndarray:
+    """Pop bass: electric finger bass on the one and the syncopated 'and' of three."""
+    sr = ctx.sr
+    bass_bus = np.zeros(ctx.n)
     bn = _note_cache(lambda m, n: instruments.bass(sr, float(instruments.midi_to_hz(m)), n, "finger"))
-    _bass_line(ctx, bass_bus, "X.......X.x.....", bn)
-    return {"drums": drums, "harmony": harm, "bass": bass_bus}
+    _bass_line(ctx, bass_bus, _fit("X.......X.x.....", ctx.steps), bn)
+    return bass_bus
 
 
-def _arrange_rock(ctx: SongContext) -> dict[str, np.ndarray]:
-    """Rock: kick/snare backbeat with ride 8ths and crashes, palm-muted then open distorted power chords."""
+def _drums_rock(ctx: SongContext) -> np.ndarray:
+    """Rock drums: kick/snare backbeat with ride 8ths and crashes on the chorus."""
     sr, rng = ctx.sr, ctx.rng
-    drums, harm, bass_bus = np.zeros(ctx.n), np.zeros(ctx.n), np.zeros(ctx.n)
+    drums = np.zeros(ctx.n)
     k = [instruments.kick(sr, rng, tune=0.95, decay=0.2, click=0.6)]
     s = [instruments.snare(sr, rng, tone=180, decay=0.2, snappy=0.6) for _ in range(2)]
     h = [0.4 * instruments.hat(sr, rng, open_=o) for o in (False, False, True)]
@@ -228,29 +254,47 @@ def _arrange_rock(ctx: SongContext) -> dict[str, np.ndarray]:
     ctx.play(drums, "x.x.x.x.x.x.x.x.", h)
     crash_s = [0.5 * instruments.crash(sr, rng)]
     ctx.play(drums, "X" + "." * (ctx.steps - 1), crash_s, sections=("chorus", "break"), every=2)
+    return drums
+
+
+def _harmony_rock(ctx: SongContext) -> np.ndarray:
+    """Rock harmony: palm-muted then open distorted power chords."""
+    sr, rng = ctx.sr, ctx.rng
+    harm = np.zeros(ctx.n)
     drive = rng.uniform(5.0, 9.0)
     pc = _note_cache(
         lambda m, n, mute: instruments.power_chord(sr, float(instruments.midi_to_hz(m)), n, mute, drive)
     )
     floor = int(rng.choice([40, 43]))
+    # muted 8ths in verse and intro, open hits elsewhere (a 16-step grid; _fit moves them onto another)
+    muted, pushed, open_ = (
+        _fit(p, ctx.steps) for p in ("x.x.x.x.x.x.x.x.", "X.....X.X.....X.", "X.......X.......")
+    )
     for bar in ctx.bars:
         root = ctx.midi(bar.chord[0], floor)
         mute = bar.section in ("verse", "intro")
-        hits = range(0, ctx.steps, 2) if mute else (0, 6, 8, 14) if rng.random() < 0.5 else (0, 8)
-        hits = list(hits)
+        pattern = muted if mute else pushed if rng.random() < 0.5 else open_
+        hits = [k for k, c in enumerate(pattern) if c != "."]
         for j, st in enumerate(hits):
             nxt = hits[j + 1] if j + 1 < len(hits) else ctx.steps
             length = ctx.step_samples(nxt) - ctx.step_samples(st)
             instruments.add_at(harm, pc(root, length, mute), bar.start + ctx.step_samples(st))
+    return harm
+
+
+def _bass_rock(ctx: SongContext) -> np.ndarray:
+    """Rock bass: a low, driving 8th-note saw bass."""
+    sr = ctx.sr
+    bass_bus = np.zeros(ctx.n)
     bn = _note_cache(lambda m, n: instruments.bass(sr, float(instruments.midi_to_hz(m)), n, "saw"))
-    _bass_line(ctx, bass_bus, "x.x.x.x.x.x.x.x.", bn, floor=28)
-    return {"drums": drums, "harmony": harm, "bass": bass_bus}
+    _bass_line(ctx, bass_bus, _fit("x.x.x.x.x.x.x.x.", ctx.steps), bn, floor=28)
+    return bass_bus
 
 
-def _arrange_folk(ctx: SongContext) -> dict[str, np.ndarray]:
-    """Folk: tabla/dhol-like hand drums in a lilting triplet feel, plucked-string arpeggios, a reed drone."""
+def _drums_folk(ctx: SongContext) -> np.ndarray:
+    """Folk drums: tabla/dhol-like hand drums in a lilting triplet feel, a shaker in some choruses."""
     sr, rng = ctx.sr, ctx.rng
-    drums, harm, bass_bus = np.zeros(ctx.n), np.zeros(ctx.n), np.zeros(ctx.n)
+    drums = np.zeros(ctx.n)
     p = rng.uniform(0.9, 1.15)
     low = [instruments.hand_drum(sr, rng, "low", p)]
     high = [0.6 * instruments.hand_drum(sr, rng, "high", p * 1.02) for _ in range(2)]
@@ -266,8 +310,22 @@ def _arrange_folk(ctx: SongContext) -> dict[str, np.ndarray]:
     ctx.play(drums, "...o.....o..", slap, sections=("chorus",))
     if rng.random() < 0.5:
         ctx.play(drums, "x.ox.ox.ox.o", [0.25 * instruments.shaker(sr, rng)], sections=("chorus",))
+    return drums
+
+
+def _string_seed(ctx: SongContext) -> int:
+    """The song's string seed: folk strings and folk bass are plucked alike (drawn once per song)."""
+    if "string_seed" not in ctx.shared:
+        ctx.shared["string_seed"] = int(ctx.rng.integers(2**31))
+    return int(ctx.shared["string_seed"])  # type: ignore[call-overload]
+
+
+def _harmony_folk(ctx: SongContext) -> np.ndarray:
+    """Folk harmony: plucked-string arpeggios, and a reed drone in most songs."""
+    sr, rng = ctx.sr, ctx.rng
+    harm = np.zeros(ctx.n)
     bright = rng.uniform(0.4, 0.8)
-    string_seed = int(rng.integers(2**31))  # each song's strings are plucked differently
+    string_seed = _string_seed(ctx)  # each song's strings are plucked differently
     pl = _note_cache(
         lambda m, n: instruments.pluck(
             sr, float(instruments.midi_to_hz(m)), n, np.random.default_rng([string_seed, m]), bright
@@ -277,7 +335,7 @@ def _arrange_folk(ctx: SongContext) -> dict[str, np.ndarray]:
     _chords_by_pattern(
         ctx,
         harm,
-        arp,
+        _fit(arp, ctx.steps),
         lambda m, n: 0.8 * pl(m, max(n, int(0.6 * sr))),
         floor=int(rng.choice([52, 55])),
         arpeggio=True,
@@ -287,19 +345,27 @@ def _arrange_folk(ctx: SongContext) -> dict[str, np.ndarray]:
         instruments.add_at(
             harm, 0.12 * instruments.organ_drone(sr, float(instruments.midi_to_hz(ctx.midi(0, 48))), ctx.n), 0
         )
+    return harm
+
+
+def _bass_folk(ctx: SongContext) -> np.ndarray:
+    """Folk bass: a plucked low string alternating root and fifth."""
+    sr = ctx.sr
+    bass_bus = np.zeros(ctx.n)
+    string_seed = _string_seed(ctx)
     bp = _note_cache(
         lambda m, n: instruments.pluck(
             sr, float(instruments.midi_to_hz(m)), n, np.random.default_rng([string_seed, m, 1]), 0.3, 0.993
         )
     )
-    _bass_line(ctx, bass_bus, "X.....x.....", lambda m, n: bp(m, n), floor=36, fifths=True)
-    return {"drums": drums, "harmony": harm, "bass": bass_bus}
+    _bass_line(ctx, bass_bus, _fit("X.....x.....", ctx.steps), lambda m, n: bp(m, n), floor=36, fifths=True)
+    return bass_bus
 
 
-def _arrange_electronic(ctx: SongContext) -> dict[str, np.ndarray]:
-    """Electronic: four-on-the-floor, off-beat open hats, sidechain-pumped supersaw, 16th arpeggio, sub bass."""
+def _drums_electronic(ctx: SongContext) -> np.ndarray:
+    """Electronic drums: four-on-the-floor kick, clap backbeat, off-beat open hats, 16th hats."""
     sr, rng = ctx.sr, ctx.rng
-    drums, harm, bass_bus = np.zeros(ctx.n), np.zeros(ctx.n), np.zeros(ctx.n)
+    drums = np.zeros(ctx.n)
     k = [instruments.kick(sr, rng, tune=1.0, decay=0.35, click=0.2)]
     ctx.play(drums, "X...X...X...X...", k)
     ctx.play(
@@ -307,6 +373,13 @@ def _arrange_electronic(ctx: SongContext) -> dict[str, np.ndarray]:
     )
     ctx.play(drums, "..x...x...x...x.", [0.35 * instruments.hat(sr, rng, open_=True)])
     ctx.play(drums, "xoxoxoxoxoxoxoxo", [0.22 * instruments.hat(sr, rng)], sections=("chorus", "break"))
+    return drums
+
+
+def _harmony_electronic(ctx: SongContext) -> np.ndarray:
+    """Electronic harmony: a sidechain-pumped supersaw and, in most songs, a 16th-note arpeggio."""
+    sr, rng = ctx.sr, ctx.rng
+    harm = np.zeros(ctx.n)
     pad_cut = rng.uniform(2500, 4500)
     saw = _note_cache(
         lambda m, n: instruments.pad(
@@ -338,9 +411,70 @@ def _arrange_electronic(ctx: SongContext) -> dict[str, np.ndarray]:
             with_octave=True,
             sections=("chorus", "break", "verse") if rng.random() < 0.5 else ("chorus", "break"),
         )
+    return harm
+
+
+def _bass_electronic(ctx: SongContext) -> np.ndarray:
+    """Electronic bass: an 808-style sub on the off-beats."""
+    sr = ctx.sr
+    bass_bus = np.zeros(ctx.n)
     bn = _note_cache(lambda m, n: instruments.bass(sr, float(instruments.midi_to_hz(m)), n, "sub"))
-    _bass_line(ctx, bass_bus, "..X...X...X...X.", bn, floor=33)
-    return {"drums": drums, "harmony": harm, "bass": bass_bus}
+    _bass_line(ctx, bass_bus, _fit("..X...X...X...X.", ctx.steps), bn, floor=33)
+    return bass_bus
+
+
+def _fit(pattern: str, steps: int) -> str:
+    """A pattern written for its genre's grid, on a grid of ``steps`` (the drums' genre sets the grid).
+
+    Patterns of the song's own grid pass unchanged; on another grid each hit moves to the nearest
+    step (hits that land on the same step keep the first), so a borrowed part keeps its rhythm.
+    """
+    if len(pattern) == steps:
+        return pattern
+    out = ["."] * steps
+    for k, ch in enumerate(pattern):
+        if ch != ".":
+            j = min(steps - 1, int(round(k * steps / len(pattern))))
+            if out[j] == ".":
+                out[j] = ch
+    return "".join(out)
+
+
+#: The parts a song is made of, each played by one genre's recipe: the tempo range (and so
+#: the feel), the drums (which also set the step grid: straight 16ths or a triplet feel), the
+#: harmony instrument with its mode preference and chord progressions, and the bass.
+PARTS = ("tempo", "drums", "harmony", "bass")
+
+
+@dataclass(frozen=True)
+class Style:
+    """Which genre's recipe plays each part of a song (:data:`PARTS`)."""
+
+    tempo: str
+    drums: str
+    harmony: str
+    bass: str
+
+    @classmethod
+    def of(cls, genre: str) -> Style:
+        """Every part played by ``genre``: a song squarely in its genre."""
+        return cls(genre, genre, genre, genre)
+
+    def genres(self) -> tuple[str, ...]:
+        """The genre of each part, in :data:`PARTS` order."""
+        return tuple(getattr(self, p) for p in PARTS)
+
+
+def arrange(ctx: SongContext, style: Style) -> dict[str, np.ndarray]:
+    """Play the drums, harmony and bass buses, each by the recipe ``style`` names for it.
+
+    The drums' genre sets the song's step grid and timing looseness (``ctx.steps`` and
+    ``ctx.humanize_ms``); a harmony or bass part from a genre on another grid has its
+    patterns moved onto that grid (:func:`_fit`).
+    """
+    grid = GENRES[style.drums]
+    ctx = dataclasses.replace(ctx, steps=grid.steps, humanize_ms=grid.humanize_ms)
+    return {part: getattr(GENRES[getattr(style, part)], part)(ctx) for part in ("drums", "harmony", "bass")}
 
 
 #: Genre name -> recipe. Add a recipe here to make a new genre available to ``data.demo.genres``.
@@ -352,7 +486,9 @@ GENRES: dict[str, GenreRecipe] = {
         16,
         (("I", "V", "vi", "IV"), ("vi", "IV", "I", "V"), ("I", "vi", "IV", "V"), ("I", "IV", "vi", "V")),
         (("i", "VI", "III", "VII"), ("i", "iv", "VI", "V")),
-        _arrange_pop,
+        _drums_pop,
+        _harmony_pop,
+        _bass_pop,
         humanize_ms=4.0,
     ),
     "rock": GenreRecipe(
@@ -362,7 +498,9 @@ GENRES: dict[str, GenreRecipe] = {
         16,
         (("I", "bVII", "IV", "I"), ("I", "IV", "V", "IV"), ("I", "V", "IV", "IV")),
         (("i", "VI", "VII", "i"), ("i", "III", "VII", "IV"), ("i", "iv", "VII", "VI")),
-        _arrange_rock,
+        _drums_rock,
+        _harmony_rock,
+        _bass_rock,
         humanize_ms=8.0,
     ),
     "folk": GenreRecipe(
@@ -372,7 +510,9 @@ GENRES: dict[str, GenreRecipe] = {
         12,
         (("I", "IV", "I", "V"), ("I", "V", "IV", "I"), ("I", "I", "IV", "V")),
         (("i", "VII", "VI", "VII"), ("i", "iv", "i", "VII"), ("i", "VII", "i", "v")),
-        _arrange_folk,
+        _drums_folk,
+        _harmony_folk,
+        _bass_folk,
         humanize_ms=12.0,
     ),
     "electronic": GenreRecipe(
@@ -382,7 +522,9 @@ GENRES: dict[str, GenreRecipe] = {
         16,
         (("vi", "IV", "I", "V"), ("I", "V", "vi", "IV")),
         (("i", "VI", "III", "VII"), ("i", "VII", "VI", "VII"), ("i", "iv", "VI", "VII")),
-        _arrange_electronic,
+        _drums_electronic,
+        _harmony_electronic,
+        _bass_electronic,
         humanize_ms=0.0,
     ),
 }

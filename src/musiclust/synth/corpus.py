@@ -21,6 +21,26 @@ What carries each label (and nothing else should):
 Within a cell songs vary in key, mode, tempo, progression, instrument mix, singer
 (male/female range), loudness and duration. Durations, loudness, presence of lyrics,
 artist names and ids are drawn independently of the labels, so none of them leaks one.
+
+How hard genre is to recover is set by three knobs (``data.demo``, each 0-1; at 0 every song
+is squarely in its genre and rendered exactly as without the knob):
+
+* ``overlap``: each part of a song (tempo range, drums, harmony instrument with its mode and
+  progressions, bass; :data:`musiclust.synth.arrange.PARTS`) is, with this probability,
+  played by a genre drawn uniformly from all genres instead of the song's own, so genres
+  share tempi and instruments (at 1 the music says nothing of the genre);
+* ``between_fraction``: this fraction of the songs (spread evenly over the cells) sits
+  between its genre and a second one: one to three of its four parts come from the second
+  genre. It keeps one genre label, its nominal genre: a listener might file it under either;
+* ``production``: every song gets its own recording and mastering chain (reverb, EQ tilt and
+  band limits, compression, a noise floor; :mod:`musiclust.synth.production`), whose spread
+  grows with the knob, so timbre differs within a genre as much as between some genres.
+
+All three are drawn from a generator of their own, independently of the labels (a song's
+borrowed parts come from any genre alike, the between songs are spread evenly over the cells,
+the production chain does not look at the cell), so they blur genre without marking it. The
+lyrics keep their nominal genre's flavour words, and the sung line and lyrics carry the
+language as before.
 """
 
 from __future__ import annotations
@@ -41,9 +61,20 @@ from tqdm import tqdm
 
 from musiclust.fileio import safe_id
 from musiclust.params import DemoParams
-from musiclust.synth.arrange import GENRES, Bar, SongContext, check_labels, melody, parse_chord
+from musiclust.synth.arrange import (
+    GENRES,
+    PARTS,
+    Bar,
+    SongContext,
+    Style,
+    arrange,
+    check_labels,
+    melody,
+    parse_chord,
+)
 from musiclust.synth.instruments import add_at
 from musiclust.synth.lyrics import Lyrics, Word, line_rhythm, make_lyrics, strip_section_markers
+from musiclust.synth.production import Production, apply_production, draw_production
 from musiclust.synth.voice import SungSyllable, Voice, sing
 
 log = logging.getLogger(__name__)
@@ -57,7 +88,12 @@ NO_LYRICS_FRACTION = 0.1
 
 @dataclass(frozen=True)
 class SongSpec:
-    """What gets rendered for one song (everything drawn from the song's own generator)."""
+    """What gets rendered for one song (the rest is drawn from the song's own generator).
+
+    ``genre`` is the label; ``style`` says which genre plays each part (``None``: all of them
+    ``genre``), ``between`` the second genre of a song between two (else ``None``) and
+    ``production`` its recording chain (``None``: none).
+    """
 
     song_id: str
     language: str
@@ -66,6 +102,9 @@ class SongSpec:
     has_lyrics: bool
     artist: str
     loudness_db: float
+    style: Style | None = None
+    between: str | None = None
+    production: Production | None = None
 
 
 def render_song(
@@ -76,11 +115,12 @@ def render_song(
     If ``stems`` is a dict, it receives each bus (drums, bass, harmony, vocal) at its level
     in the mix before the limiter, for listening tests and plots.
     """
-    recipe = GENRES[spec.genre]
-    tempo = float(rng.uniform(*recipe.tempo))
-    minor = bool(rng.random() < recipe.minor_p)
+    style = spec.style or Style.of(spec.genre)
+    tempo = float(rng.uniform(*GENRES[style.tempo].tempo))
+    harmony = GENRES[style.harmony]
+    minor = bool(rng.random() < harmony.minor_p)
     tonic = int(rng.integers(0, 12))
-    progs = recipe.minor_progressions if minor else recipe.major_progressions
+    progs = harmony.minor_progressions if minor else harmony.major_progressions
     prog = [parse_chord(c, minor) for c in progs[int(rng.integers(len(progs)))]]
     n = int(round(spec.duration_s * sr))
     bar_s = 4 * 60.0 / tempo
@@ -89,11 +129,12 @@ def render_song(
     sections, vocal_lines = _timeline(lyrics, n_bars, rng)
     bar_len = int(round(bar_s * sr))
     bars = [Bar(b * bar_len, prog[b % len(prog)], sections[b]) for b in range(n_bars)]
-    ctx = SongContext(sr, n, rng, tempo, tonic, minor, recipe.steps, bars, recipe.humanize_ms)
+    grid = GENRES[style.drums]  # the drums set the step grid
+    ctx = SongContext(sr, n, rng, tempo, tonic, minor, grid.steps, bars, grid.humanize_ms)
 
-    buses = recipe.arrange(ctx)
+    buses = arrange(ctx, style)
     vocal, sung = _vocal_track(ctx, vocal_lines, spec.language)
-    mix = _mix(buses, vocal, sung, spec.loudness_db, sr, rng, stems)
+    mix = _mix(buses, vocal, sung, spec.loudness_db, sr, rng, stems, spec.production)
     # the published lyrics are the whole song's, of which the audio is an excerpt from the start
     return mix.astype(np.float32), lyrics
 
@@ -185,8 +226,10 @@ def _mix(
     sr: int,
     rng: np.random.Generator,
     stems: dict[str, np.ndarray] | None,
+    production: Production | None = None,
 ) -> np.ndarray:
-    """Balance the buses and the voice, fade, set the song's loudness and soft-limit the peaks."""
+    """Balance the buses and the voice, run the production chain, fade, set the song's loudness
+    and soft-limit the peaks (``stems`` are the balanced buses, before production)."""
     n = len(vocal)
     # bus levels (dB relative to drums) vary per song, so no fixed balance marks a cell
     gains = {"drums": 0.0, "bass": -4.0, "harmony": -3.0}
@@ -200,6 +243,8 @@ def _mix(
     if sung.any():
         scaled["vocal"] = vocal / _rms(vocal[sung]) * _rms(mix[sung]) * 10 ** (vocal_db / 20)
         mix = mix + scaled["vocal"]
+    if production is not None:
+        mix = apply_production(mix, sr, production)
     # fade in/out, loudness, a soft limiter so peaks never clip
     fade = min(n // 4, int(1.5 * sr))
     mix[:256] *= np.linspace(0, 1, 256)
@@ -307,7 +352,8 @@ def plan_corpus(params: DemoParams, seed: int) -> list[SongSpec]:
 
     Cells (language x genre) are balanced (sizes differ by at most one) and shuffled, so
     the id order says nothing about the labels; durations, loudness, the lyrics gap and
-    artists are drawn independently of the cell.
+    artists are drawn independently of the cell, and so are each song's style, between-genres
+    partner and production chain (:func:`blur_genres`).
     """
     check_labels(params.genres, params.languages)
     if params.n_songs < 1:
@@ -334,8 +380,10 @@ def plan_corpus(params: DemoParams, seed: int) -> list[SongSpec]:
     )
     artists = _artists(rng, max(2, min(len(_FIRST) * len(_LAST), params.n_songs // 4)))
     width = max(4, len(str(params.n_songs - 1)))
+    blurred = blur_genres(params, labels, seed)
     specs = []
     for i, (lang, genre) in enumerate(labels):
+        style, between, production = blurred[i]
         specs.append(
             SongSpec(
                 song_id=safe_id(f"demo_{i:0{width}d}"),
@@ -345,9 +393,58 @@ def plan_corpus(params: DemoParams, seed: int) -> list[SongSpec]:
                 has_lyrics=i not in no_lyrics,
                 artist=artists[int(rng.integers(len(artists)))],
                 loudness_db=float(loudness[i]),
+                style=style,
+                between=between,
+                production=production,
             )
         )
     return specs
+
+
+def blur_genres(
+    params: DemoParams, labels: list[tuple[str, str]], seed: int
+) -> list[tuple[Style, str | None, Production | None]]:
+    """Each song's style, between-genres partner and production (module doc: the three knobs).
+
+    Drawn from a generator of their own, so the labels, durations, loudness, lyrics and artists
+    of a corpus do not change with the knobs, and at 0 every song is its plain genre. The
+    same random numbers are drawn whatever the knobs are (a knob only sets the thresholds and
+    scales), so raising a knob changes more of the same songs' parts rather than other songs.
+    The between songs are the ``round(between_fraction * n_songs)`` first in an order that
+    takes the cells in turn (a random order within each cell), so they spread evenly over the
+    cells; a between song's second genre is drawn uniformly from the other genres.
+    """
+    genres = params.genres
+    n = len(labels)
+    n_between = int(round(params.between_fraction * n))
+    if n_between and len(genres) < 2:
+        raise ValueError(
+            f"data.demo.between_fraction is {params.between_fraction:g} but data.demo.genres has one "
+            "genre: a song between genres needs a second one (set between_fraction: 0 or add a genre)"
+        )
+    rng = np.random.default_rng([seed, 0x626C7572])  # "blur"
+    priority = np.empty(n)
+    for cell in sorted(set(labels)):
+        rows = [i for i, lab in enumerate(labels) if lab == cell]
+        priority[rows] = (rng.permutation(len(rows)) + rng.random(len(rows))) / len(rows)
+    between_rows = set(np.argsort(priority, kind="stable")[:n_between].tolist())
+    out = []
+    for i, (_, genre) in enumerate(labels):
+        parts = dict.fromkeys(PARTS, genre)
+        others = [g for g in genres if g != genre]
+        second = others[int(rng.random() * len(others))] if others else None
+        borrowed = rng.permutation(len(PARTS))[: 1 + int(rng.integers(len(PARTS) - 1))]
+        swap_u, swap_g = rng.random(len(PARTS)), rng.integers(len(genres), size=len(PARTS))
+        production = draw_production(rng, params.production)
+        between = second if i in between_rows else None
+        if between is not None:
+            for j in borrowed:
+                parts[PARTS[j]] = between
+        for j, part in enumerate(PARTS):
+            if swap_u[j] < params.overlap:
+                parts[part] = genres[int(swap_g[j])]
+        out.append((Style(**parts), between, production))
+    return out
 
 
 def _title(lyrics: Lyrics, rng: np.random.Generator) -> str:
@@ -456,10 +553,15 @@ def generate_demo_corpus(
         rows = [_render_and_write(job) for job in bar(jobs)]
     df = pd.DataFrame(rows, columns=SONG_COLUMNS)
     log.info(
-        "demo corpus: %d songs, %.1f min of audio, %d without lyrics, in %.1f s with %d worker(s) -> %s",
+        "demo corpus: %d songs, %.1f min of audio, %d without lyrics, %d between genres, %d of %d parts "
+        "played by another genre, %d with a production chain, in %.1f s with %d worker(s) -> %s",
         len(df),
         df["duration_s"].sum() / 60,
         int((~df["has_lyrics"]).sum()),
+        sum(s.between is not None for s in specs),
+        sum(g != s.genre for s in specs for g in (s.style or Style.of(s.genre)).genres()),
+        len(PARTS) * len(specs),
+        sum(s.production is not None for s in specs),
         time.perf_counter() - t0,
         workers,
         out_dir / "audio",
