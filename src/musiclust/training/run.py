@@ -43,7 +43,7 @@ from musiclust.training.data import (
 from musiclust.training.determinism import deterministic, seed_everything
 from musiclust.training.diagnostics import latent_usage
 from musiclust.training.encode import encode_arrays, encode_data
-from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors
+from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors, validation_subset
 
 log = logging.getLogger(__name__)
 
@@ -329,7 +329,7 @@ def _train_seed(
     ckpt_extra = {"params": params_record, "seed": seed, "inputs": inputs}
     seconds: dict[str, float] = {}
     extra: dict[str, Any] = {}
-    if model.pretrain_epochs > 0:
+    if model.pretrain_steps > 0:
         extra, seconds["pretrain_seconds"] = _pretrain_seed(
             key, model, train, val, train_cfg, seed, device, out_dir, ckpt_extra
         )
@@ -337,16 +337,19 @@ def _train_seed(
     seconds["seconds"] = round(res.seconds, 3)
     save_checkpoint(contract.checkpoint_path(out_dir, seed), _checkpoint(model, res, ckpt_extra))
     mu, cluster = encode_data(model, data, device, train_cfg.workers)
-    usage = latent_usage(model, val if len(val["x"]) else train, device, train_cfg.workers)
+    # on the validation clips each pass scores (train.val_clips): its cost is flat in the collection
+    scored = validation_subset(val, train_cfg.val_clips) if len(val["x"]) else train
+    usage = latent_usage(model, scored, device, train_cfg.workers)
     log.info(
-        "%s seed %s: val loss %.4g (epoch 0) -> %.4g (best, epoch %d of %d) in %.1f s",
-        key, seed, res.first_val_loss, res.best_val_loss, res.best_epoch, res.epochs, res.seconds,
+        "%s seed %s: val loss %.4g (first pass, step %d) -> %.4g (best, step %d of %d) in %.1f s",
+        key, seed, res.first_val_loss, min(train_cfg.eval_every, res.steps), res.best_val_loss,
+        res.best_step, res.steps, res.seconds,
     )  # fmt: skip
     summary = {
         "first_val_loss": float(res.first_val_loss),
         "best_val_loss": float(res.best_val_loss),
-        "best_epoch": res.best_epoch,
-        "epochs": res.epochs,
+        "best_step": res.best_step,
+        "steps": res.steps,
         "stopped_early": res.stopped_early,
         **extra,
         "latent_usage": usage,
@@ -379,15 +382,15 @@ def _pretrain_seed(
     pretrain_seconds = round(pre.seconds, 3)
     codes, _ = encode_arrays(model, train, device, train_cfg.workers)
     extra = {
-        "pretrain_epochs": pre.epochs,
+        "pretrain_steps": pre.steps,
         "pretrain_val_loss": float(pre.best_val_loss),
         **model.after_pretraining(codes, seed),
     }
     log.info(
-        "%s seed %d: pretrained %d epochs (val loss %.4g); %s",
+        "%s seed %d: pretrained %d steps (val loss %.4g); %s",
         key,
         seed,
-        pre.epochs,
+        pre.steps,
         pre.best_val_loss,
         extra,
     )
@@ -403,12 +406,12 @@ def _pretrain(
     device: torch.device,
     label: str,
 ) -> FitResult:
-    """The model's first training stage (``pretrain_epochs``, no KL warm-up, ``pretraining`` on)."""
+    """The model's first training stage (``pretrain_steps``, no KL warm-up, ``pretraining`` on)."""
     model.pretraining = True
     try:
         return fit(
             model, train, val, cfg, seed=seed, label=label, device=device,
-            max_epochs=model.pretrain_epochs, kl_warmup_epochs=0,
+            max_steps=model.pretrain_steps, kl_warmup_steps=0,
         )  # fmt: skip
     finally:
         model.pretraining = False
@@ -418,7 +421,7 @@ def _checkpoint(model: LatentModel, res: FitResult, extra: Mapping[str, Any], **
     """A checkpoint of ``model`` after ``res`` (no timings: the file must be reproducible)."""
     return make_checkpoint(
         model,
-        epoch=res.best_epoch,
+        step=res.best_step,
         best_val_loss=float(res.best_val_loss),
         history=[dict(h) for h in res.history],
         **extra,
