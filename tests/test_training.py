@@ -131,7 +131,14 @@ def _one_thread():
 
 
 FAST = TrainParams(
-    max_steps=8, eval_every=2, patience=2, kl_warmup_steps=4, batch_size=16, device="cpu", threads=1, seed_workers=1
+    max_steps=8,
+    eval_every=2,
+    patience=2,
+    kl_warmup_steps=4,
+    batch_size=16,
+    device="cpu",
+    threads=1,
+    seed_workers=1,
 )
 
 

@@ -18,7 +18,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +151,7 @@ def fit(
     device: torch.device,
     max_steps: int | None = None,
     kl_warmup_steps: int | None = None,
+    on_pass: Callable[[FitResult, Mapping[str, torch.Tensor]], None] | None = None,
 ) -> FitResult:
     """Train ``model`` on ``train`` for at most ``max_steps`` optimizer steps (``train.max_steps``),
     validate every ``train.eval_every`` steps on at most ``train.val_clips`` clips of ``val``,
@@ -160,6 +161,9 @@ def fit(
     weights, drives ReduceLROnPlateau and early stopping is the full objective (weight 1) on
     the validation clips, and patience only counts once the warm-up is over, so a rising KL
     weight is not mistaken for overfitting. ``label`` names the model in logs and errors.
+    ``on_pass``, if given, is called after every validation pass with the result so far and the
+    best weights so far (what training with ``max_steps`` equal to the steps taken would restore:
+    the batches do not depend on ``max_steps``), e.g. to score several budgets in one run.
     """
     max_steps = cfg.max_steps if max_steps is None else max_steps
     warmup = cfg.kl_warmup_steps if kl_warmup_steps is None else kl_warmup_steps
@@ -195,6 +199,8 @@ def fit(
             res.first_val_loss = va_m["total"]
         sched.step(va_m["total"])
         stop = best.update(va_m["total"], res.steps)
+        if on_pass is not None:
+            on_pass(res, best.state)
         bar.set_postfix(val=f"{va_m['total']:.3g}", best=f"{res.best_val_loss:.3g}")
         log.debug("%s seed %d step %d: %s", label, seed, res.steps, res.history[-1])
         if stop:
@@ -232,7 +238,9 @@ def _pass_order(train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Gen
     return [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
 
 
-def _batch_stream(train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Generator) -> Iterator[np.ndarray]:
+def _batch_stream(
+    train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Generator
+) -> Iterator[np.ndarray]:
     """Batches of training row indices without end: shuffled pass after shuffled pass.
 
     Which batch comes at step ``s`` depends on the seed of ``gen`` and the data only, not on
