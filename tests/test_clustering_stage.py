@@ -16,6 +16,7 @@ import pytest
 import stages.cluster
 import yaml
 
+from musiclust.clustering import run as run_mod
 from musiclust.clustering.representations import (
     lyrics_representation,
     model_representation,
@@ -312,7 +313,15 @@ def test_runs_cover_algorithms_levels_and_seeds(clustered: dict[str, Path]) -> N
     assert set(raw["seed"]) == {0, 1} and set(runs["vae"]["seed"]) == {0, 1}
     assert (raw.loc[raw.level == "clip", "n_units"] == 159).all()
     assert (raw.loc[raw.level != "clip", "n_units"] == 40).all()
-    assert (runs["lyrics"].loc[runs["lyrics"].level == "clip", "n_units"] == 155).all()  # song 2: no lyrics
+    # song vectors (the lyrics baseline: each clip carries its song's embedding) are clustered once,
+    # at song level, over the songs with lyrics (song 2 has none); the other levels say why not
+    lyr = runs["lyrics"]
+    assert set(lyr["level"]) == {"song_mean"} and (lyr["n_units"] == 39).all()
+    skipped = read_json(clustered["clusters"] / "lyrics" / "info.json")["skipped_runs"]
+    assert {(sk["algorithm"], sk["level"], sk["seed"]) for sk in skipped} == {
+        (a, lv, s) for a in set(raw["algorithm"]) for lv in ("clip", "song_vote") for s in (0, 1)
+    }
+    assert {sk["reason"] for sk in skipped} == {run_mod.SONG_VECTORS_REASON}
     # VaDE's own assignments are a method of their own
     own = runs["vade"][runs["vade"].algorithm == contract.OWN]
     assert set(own["level"]) == {"clip", "song_vote"} and set(own["seed"]) == {0, 1}
