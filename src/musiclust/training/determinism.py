@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -23,20 +22,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-def _use_deterministic_algorithms(mode: bool, warn_only: bool) -> None:
-    """``torch.use_deterministic_algorithms`` without its import of ``torch._inductor``.
-
-    The public function sets the flag and, for ``torch.compile``, inductor's config, which it
-    imports first: about 1.4 s of CPU per process (as long again as importing torch), paid by the
-    train stage and every seed process although nothing here is compiled. Eager kernels read only
-    the flag; where inductor is already loaded (a caller that compiles) the public function runs.
-    """
-    if "torch._inductor" in sys.modules or not hasattr(torch._C, "_set_deterministic_algorithms"):
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-    else:
-        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
 
 
 @contextmanager
@@ -64,7 +49,7 @@ def deterministic(threads: int, device: torch.device) -> Iterator[None]:
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
-    _use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
@@ -72,6 +57,6 @@ def deterministic(threads: int, device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved[0])
-        _use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
         torch.utils.deterministic.fill_uninitialized_memory = saved[5]
