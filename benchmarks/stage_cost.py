@@ -1,22 +1,28 @@
-"""What clustering one representation costs at a given collection size, for one or more checkouts.
+"""What one stage costs per representation at a given collection size, for one or more checkouts.
 
 Builds, under ``--work``, a collection of ``--songs`` songs from a prepared workspace (``--root``,
 holding ``data/segments``, ``data/features`` and ``data/lyrics.parquet`` from the pipeline's first
 stages) by repeating its songs under new ids (``<song>~<copy>``, each copy in its original's
-split), and gives every model key of ``train.models`` stand-in latents of its shape: its
+split; tensor feature sets get an index of the new ids pointing at the same shard rows, the
+shards linked, not copied).
+
+``--stage cluster`` times ``stages/cluster.py`` for every representation (models and
+baselines). Every model key of ``train.models`` gets stand-in latents of its shape: its
 ``latent_dim``, its level (a song-level model writes one vector per song to each of the song's
-clips) and, for VaDE, its own cluster column. Stand-ins are a seeded random projection of the
+clips) and, for VaDE, its own cluster column; stand-ins are a seeded random projection of the
 standardized clip features (song means for a song-level model), so their cost is that of real
-latents of the same shape; their scores mean nothing.
+latents of the same shape, and their scores mean nothing.
 
-Then it times ``stages/cluster.py`` for every representation (models and baselines) with each
-``--checkout`` in turn, interleaved representation by representation so that a busy machine's
-load falls on every checkout alike, each with that checkout's own ``params.yaml`` (the stage
-reads cluster, evaluate, seeds and label settings from it), and writes one CSV row per
-representation and checkout: wall seconds, CPU seconds (user + system, the less load-dependent
-number), peak memory and the number of clustering runs::
+``--stage train`` runs each checkout's ``stages/configure.py`` and then times
+``stages/train.py`` for every model key (or ``--reps``), as ``dvc.yaml`` runs them.
 
-    python benchmarks/cluster_cost.py --root /tmp/ws --songs 1000 --work /tmp/cc \\
+Checkouts run in turn, interleaved representation by representation so that a busy machine's
+load falls on every checkout alike, each with its own code and ``params.yaml``. One CSV row per
+representation and checkout: wall seconds, CPU seconds (user + system of the stage and its
+child processes: the less load-dependent number), peak memory (of the largest process) and, for
+``cluster``, the number of clustering runs::
+
+    python benchmarks/stage_cost.py --stage cluster --root /tmp/ws --songs 1000 --work /tmp/cc \
         --checkout /tmp/before --checkout . --out runs/cluster_cost.csv
 
 Not part of the pipeline; docs/scaling.md has its numbers.
@@ -46,10 +52,12 @@ from musiclust.contracts.features import load_vectors  # noqa: E402
 from musiclust.log import setup_logging  # noqa: E402
 from musiclust.models.registry import model_spec  # noqa: E402
 
-log = logging.getLogger("benchmarks.cluster_cost")
+log = logging.getLogger("benchmarks.stage_cost")
 
-#: the vector feature tables a baseline may read (the tensor sets are not needed to cluster)
+#: the vector feature tables a baseline or vector model may read
 VECTOR_TABLES = ("mfcc_stats", "spectral", "rhythm")
+#: the tensor feature sets (index.parquet + shard-*.npy) the sequence and convolutional models read
+TENSOR_SETS = ("logmel", "mfcc_seq")
 
 
 def _copies(song_ids: pd.Index, n_songs: int) -> pd.DataFrame:
@@ -85,6 +93,20 @@ def build_collection(root: Path, work: Path, n_songs: int) -> Path:
         f.drop(columns=["song_id", "copy", "new_id"]).to_parquet(
             data / f"features/{name}.parquet", index=False
         )
+    for name in TENSOR_SETS:
+        src = root / "data/features" / name
+        if not (src / "index.parquet").exists():
+            continue
+        (data / "features" / name).mkdir(parents=True, exist_ok=True)
+        for shard in src.glob("shard-*.npy"):
+            (data / "features" / name / shard.name).symlink_to(shard.resolve())
+        idx = (
+            pd.read_parquet(src / "index.parquet").merge(seg_of, on="segment_id").merge(copies, on="song_id")
+        )
+        idx["segment_id"] = idx["segment_id"].astype(str) + "~" + idx["copy"].astype(str)
+        idx.drop(columns=["song_id", "copy", "new_id"]).to_parquet(
+            data / f"features/{name}/index.parquet", index=False
+        )
     shutil.copy(root / "data/features/scalers.json", data / "features/scalers.json")
     lyr = pd.read_parquet(root / "data/lyrics.parquet").merge(copies, on="song_id")
     lyr["song_id"] = lyr["new_id"]
@@ -93,8 +115,8 @@ def build_collection(root: Path, work: Path, n_songs: int) -> Path:
     return data
 
 
-def write_stand_in_models(data: Path, params: dict) -> list[str]:
-    """``models/<key>/`` with stand-in latents for every key of ``train.models``; the keys."""
+def write_stand_in_models(data: Path, params: dict) -> None:
+    """``models/<key>/`` with stand-in latents for every key of ``train.models``."""
     seg = pd.read_parquet(data / "segments/segments.parquet")
     ids, x, _ = load_vectors(data / "features", ["mfcc_stats"], standardize=True)
     x = pd.DataFrame(np.asarray(x), index=ids.astype(str)).reindex(seg["segment_id"].astype(str)).to_numpy()
@@ -130,7 +152,23 @@ def write_stand_in_models(data: Path, params: dict) -> list[str]:
         }
         (out / "info.json").write_text(json.dumps(info))
         (out / "metrics.json").write_text(json.dumps({"applicable": True, "best_val_loss_mean": 0.0}))
-    return keys
+
+
+def configure(work: Path, checkout: Path) -> Path:
+    """``stages/configure.py`` of ``checkout`` with its own params: its models' settings folder."""
+    out = work / "configs" / checkout.name
+    cmd = ["stages/configure.py", "--lyrics", str(work / "data/lyrics.parquet"), "--out", str(out)]
+    time_stage([*cmd, "--params", str(checkout / "params.yaml")], checkout)
+    return out
+
+
+def train_command(key: str, work: Path, configs: Path, out: Path) -> list[str]:
+    """The train stage's command line for ``key`` (as dvc.yaml builds it; its settings are in ``configs``)."""
+    d = work / "data"
+    return [
+        "stages/train.py", "--model", key, "--config", str(configs / key), "--segments", str(d / "segments"),
+        "--features", str(d / "features"), "--out", str(out), "--timings", str(out.parent / f"{key}.json"),
+    ]  # fmt: skip
 
 
 def cluster_command(rep: str, work: Path, baselines: list[str], params: Path, out: Path) -> list[str]:
@@ -175,32 +213,45 @@ def time_stage(cmd: list[str], checkout: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--stage", choices=("cluster", "train"), default="cluster")
     ap.add_argument("--root", type=Path, required=True, help="prepared workspace (data/segments, ...)")
     ap.add_argument("--songs", type=int, required=True, help="songs in the built collection")
     ap.add_argument("--work", type=Path, required=True, help="scratch folder (the collection is kept)")
     ap.add_argument("--checkout", type=Path, action="append", required=True, help="code to time (repeatable)")
-    ap.add_argument("--reps", nargs="*", default=None, help="default: every model and baseline")
+    ap.add_argument("--reps", nargs="*", default=None, help="default: every model (and baseline)")
     ap.add_argument("--out", type=Path, required=True, help="CSV to write")
     args = ap.parse_args(argv)
     setup_logging()
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     build_collection(args.root, args.work, args.songs)
-    keys = write_stand_in_models(args.work / "data", params)
+    checkouts = [c.resolve() for c in args.checkout]
+    keys = list(params["train"]["models"])
     baselines = list(params["cluster"]["baselines"])
-    reps = args.reps or [*keys, *baselines]
+    if args.stage == "cluster":
+        write_stand_in_models(args.work / "data", params)
+        reps = args.reps or [*keys, *baselines]
+    else:
+        configs = {c: configure(args.work, c) for c in checkouts}
+        reps = args.reps or keys
     rows = []
     for rep in reps:
-        for checkout in (c.resolve() for c in args.checkout):
-            out = args.work / "clusters" / checkout.name / rep
-            cmd = cluster_command(rep, args.work, baselines, checkout / "params.yaml", out)
-            row = {"representation": rep, "checkout": str(checkout), **time_stage(cmd, checkout)}
-            row["runs"] = len(pd.read_parquet(out / "runs.parquet")) if (out / "runs.parquet").exists() else 0
+        for checkout in checkouts:
+            out = args.work / args.stage / checkout.name / rep
+            params_path = checkout / "params.yaml"
+            if args.stage == "cluster":
+                cmd = cluster_command(rep, args.work, baselines, params_path, out)
+            else:
+                cmd = train_command(rep, args.work, configs[checkout], out)
+            row = {"stage": args.stage, "representation": rep, "songs": args.songs, "checkout": str(checkout)}
+            row.update(time_stage(cmd, checkout))
+            row["runs"] = (
+                len(pd.read_parquet(out / "runs.parquet")) if (out / "runs.parquet").exists() else None
+            )
             row["load_1min"] = round(os.getloadavg()[0], 1)
             rows.append(row)
             log.info("%s", row)
-            df = pd.DataFrame(rows)
             args.out.parent.mkdir(parents=True, exist_ok=True)
-            df.to_csv(args.out, index=False)
+            pd.DataFrame(rows).to_csv(args.out, index=False)
     return pd.DataFrame(rows)
 
 
