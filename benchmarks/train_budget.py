@@ -223,6 +223,42 @@ def table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def plot(df: pd.DataFrame, png: Path) -> None:
+    """Headline genre NMI (test songs, all songs) and best validation loss against the budget: one
+    row of panels per dataset, one line per model (mean over seeds, bars: one standard deviation)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = df[df["budget"] != EARLY].assign(budget=lambda d: d["budget"].astype(int))
+    datasets = list(dict.fromkeys(curves["dataset"]))
+    metrics = [c for c in ("nmi_genre_test", "nmi_genre_all", "nmi_language_test") if c in curves]
+    metrics.append("best_val_loss")
+    fig, axes = plt.subplots(
+        len(datasets), len(metrics), figsize=(3.6 * len(metrics), 2.8 * len(datasets)), squeeze=False
+    )
+    for i, ds in enumerate(datasets):
+        d = curves[curves["dataset"] == ds]
+        for j, m in enumerate(metrics):
+            ax = axes[i][j]
+            for model, g in d.groupby("model", sort=True):
+                if g[m].isna().all():
+                    continue
+                stats = g.groupby("budget")[m].agg(["mean", "std"]).sort_index()
+                if m == "best_val_loss":  # each model on its own scale: relative to its first point
+                    stats = stats / stats["mean"].iloc[0]
+                ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], label=model, capsize=2, lw=1)
+            ax.set_xscale("log", base=2)
+            ax.set_title(
+                f"{ds}: {m if m != 'best_val_loss' else 'best val loss / at the first budget'}", fontsize=9
+            )
+            ax.set_xlabel("optimizer steps (train.max_steps)")
+    axes[0][-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(png, dpi=110)
+
+
 def provenance() -> dict[str, str]:
     """Date, commit and machine of this measurement (written beside the CSV, quoted in the docs)."""
     commit = subprocess.run(
@@ -238,16 +274,25 @@ def provenance() -> dict[str, str]:
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("models", nargs="+", help="model keys (models with a pretraining stage are refused)")
-    ap.add_argument("--root", type=Path, required=True, help="workspace holding data/segments, data/features")
+    ap.add_argument("models", nargs="*", help="model keys (models with a pretraining stage are refused)")
+    ap.add_argument("--root", type=Path, help="workspace holding data/segments, data/features")
     ap.add_argument("--params", default=None, help="params.yaml (default: <root>/params.yaml)")
-    ap.add_argument("--budgets", type=int, nargs="+", required=True, help="optimizer steps")
+    ap.add_argument("--budgets", type=int, nargs="+", help="optimizer steps")
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="default: params seeds")
     ap.add_argument("--dataset", default=None, help="name in the table (default: the root's name)")
-    ap.add_argument("--out", type=Path, required=True, help="CSV to write (a .json of provenance beside it)")
+    ap.add_argument("--out", type=Path, help="CSV to write (a .json of provenance beside it)")
     ap.add_argument("--table", type=Path, default=None, help="also write the Markdown table here")
+    ap.add_argument("--plot", type=Path, nargs="+", help="draw these CSVs into --png instead of measuring")
+    ap.add_argument("--png", type=Path, help="the figure --plot writes")
     args = ap.parse_args(argv)
     setup_logging()
+    if args.plot:
+        df = pd.concat([pd.read_csv(p, dtype={"budget": str}) for p in args.plot], ignore_index=True)
+        plot(df, args.png)
+        print(table(df))
+        return df
+    if not (args.models and args.root and args.budgets and args.out):
+        ap.error("models, --root, --budgets and --out are needed to measure")
     params = load_params(args.params or args.root / "params.yaml")
     bad = [b for b in args.budgets if b % params.train.eval_every]
     if bad:
