@@ -259,7 +259,7 @@ def plot(df: pd.DataFrame, png: Path) -> None:
     fig.savefig(png, dpi=110)
 
 
-def provenance() -> dict[str, str]:
+def provenance(threads: int) -> dict[str, str]:
     """Date, commit and machine of this measurement (written beside the CSV, quoted in the docs)."""
     commit = subprocess.run(
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
@@ -267,7 +267,7 @@ def provenance() -> dict[str, str]:
     return {
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "commit": commit,
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch thread(s)",
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, training on {threads} torch thread(s)",
         "load_average_at_end": " ".join(f"{x:.1f}" for x in os.getloadavg()),
     }
 
@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     df = measure(args.models, params, args.root, sorted(args.budgets), seeds, args.dataset or args.root.name)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(args.out, index=False)
-    args.out.with_suffix(".json").write_text(json.dumps(provenance(), indent=1) + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps(provenance(params.train.threads), indent=1) + "\n")
     md = table(df)
     if args.table is not None:
         args.table.write_text(md + "\n")
