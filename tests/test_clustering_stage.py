@@ -578,3 +578,23 @@ def test_fit_sample_plan_bounds_the_quadratic_algorithms() -> None:
         assert normalized_mutual_info_score(truth, c.labels) > 0.95, algorithm
         again = run_algorithm(algorithm, x, train, 3, 0, min_samples=5, ward=ward, sample=sample)
         assert np.array_equal(c.labels, again.labels)
+
+
+def test_nearest_centroid_in_bounded_chunks_matches_the_full_computation(monkeypatch) -> None:
+    """Units outside a fit sample join the nearest centroid; many clusters (HDBSCAN finds hundreds)
+    are handled in row chunks sized to the centroid count, with the same answer as all at once."""
+    from musiclust.clustering import algorithms
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 6))
+    labels = rng.integers(-1, 40, size=200)  # noise (-1) is no centroid
+    full = ((x[:, None, :] - _centroids(x[:200], labels)[None]) ** 2).sum(axis=2).argmin(axis=1)
+    ids = np.array(sorted(set(labels.tolist()) - {-1}))
+    monkeypatch.setattr(algorithms, "NEAREST_CHUNK_ELEMENTS", 40 * 6 * 7)  # 7 rows at a time
+    got = algorithms.nearest_centroid(x, x[:200], labels)
+    assert np.array_equal(got, ids[full])
+    assert (algorithms.nearest_centroid(x, x[:200], np.full(200, -1)) == -1).all()
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.stack([x[labels == c].mean(axis=0) for c in sorted(set(labels.tolist()) - {-1})])
