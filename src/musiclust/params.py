@@ -362,7 +362,7 @@ class TrainParams:
     weight_decay: float = 1e-4
     batch_size: int = 64
     #: the training budget: optimizer steps per seed at most, whatever the collection's size
-    max_steps: int = 2000
+    max_steps: int = 800
     #: optimizer steps between validation passes (each pass is one row of history.csv)
     eval_every: int = 50
     #: validation passes without improvement (once the KL warm-up is over) before training stops
