@@ -242,6 +242,9 @@ def plot(df: pd.DataFrame, png: Path) -> None:
         d = curves[curves["dataset"] == ds]
         for j, m in enumerate(metrics):
             ax = axes[i][j]
+            if d[m].isna().all():  # e.g. a collection without language labels
+                ax.set_visible(False)
+                continue
             for model, g in d.groupby("model", sort=True):
                 if g[m].isna().all():
                     continue
@@ -250,6 +253,8 @@ def plot(df: pd.DataFrame, png: Path) -> None:
                     stats = stats / stats["mean"].iloc[0]
                 ax.errorbar(stats.index, stats["mean"], yerr=stats["std"], label=model, capsize=2, lw=1)
             ax.set_xscale("log", base=2)
+            budgets = sorted(d["budget"].unique())
+            ax.set_xticks(budgets, [str(b) for b in budgets], fontsize=7)
             ax.set_title(
                 f"{ds}: {m if m != 'best_val_loss' else 'best val loss / at the first budget'}", fontsize=9
             )
