@@ -393,7 +393,7 @@ def test_seeds_trained_in_processes_write_the_same_bytes_as_one_after_another(da
     cfg = {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_steps": 2}
     a, b = tmp_path / "a", tmp_path / "b"
     _train("vade", cfg, dataset, a, seeds=[0, 1, 2], train_cfg=dataclasses.replace(FAST, max_steps=4))
-    _train(
+    res = _train(
         "vade",
         cfg,
         dataset,
@@ -401,6 +401,9 @@ def test_seeds_trained_in_processes_write_the_same_bytes_as_one_after_another(da
         seeds=[0, 1, 2],
         train_cfg=dataclasses.replace(FAST, max_steps=4, seed_workers=2),
     )
+    # two at a time: the stage's own process (which has the clips loaded already) and one child
+    where = res.timings["seed_process"]
+    assert where["0"] == "stage" and "child" in where.values() and set(where.values()) <= {"stage", "child"}
     names = sorted(p.name for p in a.iterdir())
     assert {"seed_0.pt", "seed_1.pt", "seed_2.pt", "pretrain_seed_2.pt", "latents.parquet"} <= set(names)
     assert names == sorted(p.name for p in b.iterdir())
@@ -430,8 +433,8 @@ def test_seed_processes_exit_when_the_stage_is_killed(dataset, tmp_path):
         "from musiclust.params import TrainParams\n"
         "from musiclust.training.run import train_model\n"
         "if __name__ == '__main__':\n"
-        "    cfg = TrainParams(max_steps=10**8, patience=10**8, device='cpu', seed_workers=2)\n"
-        "    train_model('vae', {'latent_dim': 2, 'hidden': [8]}, cfg, [0, 1], *sys.argv[1:])\n"
+        "    cfg = TrainParams(max_steps=10**8, patience=10**8, device='cpu', seed_workers=3)\n"
+        "    train_model('vae', {'latent_dim': 2, 'hidden': [8]}, cfg, [0, 1, 2], *sys.argv[1:])\n"
     )
     args = [str(dataset["segments"]), str(dataset["features"]), str(dataset["lyrics"]), str(tmp_path / "out")]
     proc = subprocess.Popen([sys.executable, str(script), *args])

@@ -17,7 +17,7 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,13 +63,15 @@ class TrainResult:
 
 @dataclass
 class _SeedRun:
-    """One seed's outcome: its summary for info/metrics, history rows, latents and seconds."""
+    """One seed's outcome: its summary for info/metrics, history rows, latents, seconds and the
+    process it ran in (``stage`` or ``child``: for the timings file only)."""
 
     summary: dict[str, Any]
     history: list[dict[str, float]]
     latents: pd.DataFrame
     seconds: dict[str, float]
     model: LatentModel
+    process: str = "stage"
 
 
 def train_model(
@@ -141,13 +143,11 @@ def _train_all_seeds(
         str(out_dir), params_record, str(device),
     )  # fmt: skip
     procs = _seed_processes(train_cfg, len(seeds), device)
-    if procs > 1:
-        runs = _train_seeds_in_processes(job, seeds, procs)
-    else:
-        runs = {
-            s: _train_seed(key, cfg, data, train, val, train_cfg, s, device, out_dir, params_record)
-            for s in seeds
-        }
+
+    def here(s: int) -> _SeedRun:
+        return _train_seed(key, cfg, data, train, val, train_cfg, s, device, out_dir, params_record)
+
+    runs = _train_seeds_in_processes(job, seeds, procs, here) if procs > 1 else {s: here(s) for s in seeds}
     _write_latents(out_dir, data, runs, device)
     conditioned_on = [cfg["condition"]] if data.dims.get("condition_values") else []
     latent_dim = runs[seeds[0]].model.latent_dim
@@ -161,6 +161,7 @@ def _train_all_seeds(
         {**info_args, "conditioned_on": conditioned_on, "latent_dim": latent_dim},
     )
     result.timings["per_seed"] = {str(s): r.seconds for s, r in runs.items()}
+    result.timings["seed_process"] = {str(s): r.process for s, r in runs.items()}
     result.timings["seconds_total"] = round(sum(sum(r.seconds.values()) for r in runs.values()), 3)
     return result
 
@@ -187,21 +188,35 @@ def _seed_processes(train_cfg: TrainParams, n_seeds: int, device: torch.device) 
     return max(1, min(train_cfg.seed_workers, n_seeds))
 
 
-def _train_seeds_in_processes(job: _SeedJob, seeds: list[int], procs: int) -> dict[int, _SeedRun]:
-    """Each seed in its own process (``procs`` at a time), results in seed order.
+def _train_seeds_in_processes(
+    job: _SeedJob, seeds: list[int], procs: int, here: Callable[[int], _SeedRun]
+) -> dict[int, _SeedRun]:
+    """``procs`` seeds at a time: this process trains seeds itself (``here``, on the clips it has
+    already loaded) beside ``procs - 1`` child processes; results in seed order.
 
-    A seed's run depends only on its seed and inputs (everything is reseeded, each process runs
-    ``train.threads`` threads with deterministic kernels), so the files are byte-identical to
-    training the seeds one after another; ``spawn`` keeps the children free of the parent's
-    thread pools.
+    This process takes the first seed, then every seed no child has started, from the last one
+    back; the children take theirs from the front. A seed's run depends only on its seed and
+    inputs (everything is reseeded, each process runs ``train.threads`` threads with deterministic
+    kernels), so the files are byte-identical to training the seeds one after another, wherever
+    each ran. A child costs a Python start, the torch imports (about 3.5 s of CPU) and a load of
+    the clips, which this process has done already; ``spawn`` keeps the children free of this
+    process's thread pools.
     """
     ctx = mp.get_context("spawn")
-    log.info("%s: training %d seeds in %d processes (train.seed_workers)", job.key, len(seeds), procs)
+    log.info(
+        "%s: training %d seeds, %d at a time (this process and %d more; train.seed_workers)",
+        job.key, len(seeds), procs, procs - 1,
+    )  # fmt: skip
     with ProcessPoolExecutor(
-        max_workers=procs, mp_context=ctx, initializer=_init_seed_process, initargs=(os.getpid(),)
+        max_workers=procs - 1, mp_context=ctx, initializer=_init_seed_process, initargs=(os.getpid(),)
     ) as pool:
-        futures = {s: pool.submit(_seed_in_process, job, s) for s in seeds}
-        return {s: futures[s].result() for s in seeds}
+        futures = {s: pool.submit(_seed_in_process, job, s) for s in seeds[1:]}
+        runs = {seeds[0]: here(seeds[0])}
+        for s in reversed(seeds[1:]):
+            if futures[s].cancel():  # not started by a child: train it here
+                runs[s] = here(s)
+        runs.update({s: f.result() for s, f in futures.items() if s not in runs})
+    return {s: runs[s] for s in seeds}
 
 
 def _init_seed_process(parent: int) -> None:
@@ -233,6 +248,7 @@ def _seed_in_process(job: _SeedJob, seed: int) -> _SeedRun:
             job.key, cfg, data, train, val, job.train_cfg, seed, device, Path(job.out_dir), job.params_record
         )
     run.model.to("cpu")
+    run.process = "child"
     return run
 
 
