@@ -194,28 +194,33 @@ def _train_seeds_in_processes(
     """``procs`` seeds at a time: this process trains seeds itself (``here``, on the clips it has
     already loaded) beside ``procs - 1`` child processes; results in seed order.
 
-    This process takes the first seed, then every seed no child has started, from the last one
-    back; the children take theirs from the front. A seed's run depends only on its seed and
-    inputs (everything is reseeded, each process runs ``train.threads`` threads with deterministic
-    kernels), so the files are byte-identical to training the seeds one after another, wherever
-    each ran. A child costs a Python start, the torch imports (about 3.5 s of CPU) and a load of
-    the clips, which this process has done already; ``spawn`` keeps the children free of this
-    process's thread pools.
+    This process takes the first seed and each child one of the next; whenever this process
+    finishes a seed it hands the next ones to children that are idle and takes one itself. A
+    seed's run depends only on its seed and inputs (everything is reseeded, each process runs
+    ``train.threads`` threads with deterministic kernels), so the files are byte-identical to
+    training the seeds one after another, wherever each ran. A child costs a Python start, the
+    torch imports (about 3.5 s of CPU) and a load of the clips, which this process has done
+    already; ``spawn`` keeps the children free of this process's thread pools.
     """
     ctx = mp.get_context("spawn")
     log.info(
         "%s: training %d seeds, %d at a time (this process and %d more; train.seed_workers)",
         job.key, len(seeds), procs, procs - 1,
     )  # fmt: skip
+    queue, runs = list(seeds), {}
     with ProcessPoolExecutor(
         max_workers=procs - 1, mp_context=ctx, initializer=_init_seed_process, initargs=(os.getpid(),)
     ) as pool:
-        futures = {s: pool.submit(_seed_in_process, job, s) for s in seeds[1:]}
-        runs = {seeds[0]: here(seeds[0])}
-        for s in reversed(seeds[1:]):
-            if futures[s].cancel():  # not started by a child: train it here
-                runs[s] = here(s)
-        runs.update({s: f.result() for s, f in futures.items() if s not in runs})
+        mine = queue.pop(0)
+        futures = {s: pool.submit(_seed_in_process, job, s) for s in queue[: procs - 1]}
+        del queue[: procs - 1]
+        while mine is not None:
+            runs[mine] = here(mine)
+            idle = procs - 1 - sum(not f.done() for f in futures.values())
+            futures.update({s: pool.submit(_seed_in_process, job, s) for s in queue[:idle]})
+            del queue[:idle]
+            mine = queue.pop(0) if queue else None
+        runs.update({s: f.result() for s, f in futures.items()})
     return {s: runs[s] for s in seeds}
 
 
