@@ -169,7 +169,7 @@ def test_checkpoint_round_trip(key, tmp_path):
         make_checkpoint(
             model,
             params={"train": {"lr": 0.001}},
-            epoch=1,
+            step=1,
             best_val_loss=1.5,
             seed=0,
             inputs={"x_kind": model.x_kind},
