@@ -8,7 +8,7 @@ Protocol (written into each ``info.json`` so the numbers carry it):
   baselines, song-level models) is clustered at ``song_mean`` only: each clip carries
   its song's vector, so a clip clustering would cluster each song as many times as it
   has clips and its vote would repeat the song clustering; those levels are recorded
-  as skipped with :data:`SONG_VECTORS_REASON`;
+  as skipped (algorithm ``all``, one entry per level and seed) with :data:`SONG_VECTORS_REASON`;
 - K-Means and GMM are fit on training units and predict all units; Ward,
   HDBSCAN and spectral clustering are fit on all units (``fit_on`` says which);
 - ``k``: ``per_label`` runs one clustering per distinct class count of the label
@@ -290,9 +290,8 @@ def _cluster_one(
     run_levels: tuple[str, ...] = ("clip", "song_mean")
     if rep.vector_level == "song":
         run_levels = ("song_mean",)
-        for level in ("clip", "song_vote"):
-            for algorithm in cfg.algorithms:
-                _skip(skipped, rep, algorithm, level, seed, SONG_VECTORS_REASON)
+        for level in ("clip", "song_vote"):  # every algorithm alike: one entry (and one note) per level
+            _skip(skipped, rep, "all", level, seed, SONG_VECTORS_REASON)
     for level in run_levels:
         _cluster_level(rep, seed, level, levels[level], levels["song_mean"], plan, cfg, record, skipped)
     if seed in rep.own_clusters:
