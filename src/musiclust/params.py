@@ -369,7 +369,7 @@ class TrainParams:
     patience: int = 6
     #: optimizer steps over which the KL weight rises linearly to 1
     kl_warmup_steps: int = 300
-    #: validation clips scored per pass at most: a fixed seeded subset of whole songs (0: all)
+    #: validation clips scored per pass at most: a fixed seeded subset (whole songs for song-level models; 0: all)
     val_clips: int = 1024
     grad_clip: float = 5.0
     lr_factor: float = 0.5

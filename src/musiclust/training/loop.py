@@ -6,7 +6,7 @@ precision when present, and a clear error on a NaN/inf loss.
 
 The budget is counted in optimizer steps, not in passes over the collection: training runs at
 most ``train.max_steps`` steps, validates every ``train.eval_every`` steps on at most
-``train.val_clips`` validation clips (a fixed subset of whole songs), and stops after
+``train.val_clips`` validation clips (a fixed seeded subset), and stops after
 ``train.patience`` validation passes without improvement. So a bigger collection costs no more
 steps: it only draws each batch from more clips. Batches come from a stream of seeded shuffled
 passes over the training clips, so the clips seen depend on the seed and the data only.
@@ -90,12 +90,13 @@ def kl_weight_at(step: int, warmup_steps: int) -> float:
 
 
 def validation_subset(val: Mapping[str, Any], cap: int, seed: int = 0) -> Mapping[str, Any]:
-    """At most ``cap`` rows of ``val`` (0: all): whole songs drawn in a seeded random order, in
-    their original row order, so the cost of a validation pass does not grow with the collection.
+    """At most ``cap`` rows of ``val`` (0: all), drawn at random with a fixed ``seed`` and kept in
+    their original order, so the cost of a validation pass does not grow with the collection.
 
-    Songs are whole so that a song-level model's validation songs are complete; a clip-level
-    model's arrays carry no song column, so its rows are drawn one by one. ``seed`` is fixed
-    (not the training seed): every seed and every model is scored on the same clips.
+    A clip-level model's rows are drawn one by one (a uniform sample of the validation clips); a
+    song-level model's (arrays with a ``"song"`` column) as whole songs, since it encodes a song
+    from its clips. The seed is not the training seed: every seed of a model, and every
+    clip-level model of the same clips, is scored on the same subset.
     """
     n = len(val["x"])
     if cap <= 0 or n <= cap:
