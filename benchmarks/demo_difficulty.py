@@ -45,13 +45,13 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/demo_difficulty.py` from the repository root
     sys.path.insert(0, str(REPO))
 
+from musiclust.evaluation.pipeline import run_evaluate_step  # noqa: E402
 from stages import cluster as cluster_stage  # noqa: E402
 from stages import download as download_stage  # noqa: E402
 from stages import featurize as featurize_stage  # noqa: E402
 from stages import segment as segment_stage  # noqa: E402
 from stages import train as train_stage  # noqa: E402
 
-from musiclust.evaluation.pipeline import run_evaluate_step  # noqa: E402
 from musiclust.log import setup_logging  # noqa: E402
 from musiclust.params import load_params  # noqa: E402
 

@@ -1,19 +1,20 @@
-"""Peak memory and epoch time of the train stage on a synthetic collection.
+"""Peak memory and step time of the train stage on a synthetic collection.
 
 Writes a synthetic featurize/embed_lyrics output set of ``--clips`` clips (log-mel shards of
 float16 like the featurize stage's, 10 clips per song), then runs ``stages/train.py`` for one
 model in a fresh process and reports its peak RSS (``ru_maxrss``) and the training seconds
-per epoch from the stage's timings file. Not part of the pipeline; used to check that memory
+per optimizer step from the stage's timings file (``--steps`` steps, validated every ``--steps``). Not part of the pipeline; used to check that memory
 stays flat in the collection size (docs/pipeline.md, ``models/<key>/``)::
 
     python benchmarks/train_memory.py --clips 10000 --model conv_vae --work /tmp/bench
 
 With ``--baseline OTHER_CHECKOUT`` it times the same run with that checkout's code too,
 alternating the two ``--repeats`` times (a shared machine's load then hits both alike), and
-reports the median seconds per epoch of each, their ratio and both validation loss curves::
+reports the median seconds per step of each, their ratio and both validation loss curves (the
+baseline must be a checkout whose params count training in steps)::
 
     git worktree add /tmp/before HEAD~3
-    python benchmarks/train_memory.py --clips 7000 --epochs 3 --work /tmp/bench --baseline /tmp/before --repeats 4
+    python benchmarks/train_memory.py --clips 7000 --steps 300 --work /tmp/bench --baseline /tmp/before --repeats 4
 """
 
 from __future__ import annotations
@@ -110,7 +111,7 @@ def run_stage(root: Path, model: str, params: dict, repo: Path = REPO, tag: str 
     metrics = json.loads((root / f"models{tag}" / model / "metrics.json").read_text())
     history = pd.read_csv(root / f"models{tag}" / model / "history.csv")
     res = {"peak_rss_mib": round(peak_mib, 1), "timings": t, "metrics": metrics}
-    res["seconds_per_epoch"] = round(t["per_seed"]["0"]["seconds"] / max(1, len(history)), 3)
+    res["seconds_per_step"] = round(t["per_seed"]["0"]["seconds"] / max(1, metrics["seed_0_steps"]), 4)
     res["val_total"] = [round(v, 4) for v in history["val_total"]]
     return res
 
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--clips", type=int, required=True)
     ap.add_argument("--model", default="conv_vae")
     ap.add_argument("--work", type=Path, required=True, help="scratch folder (the collection is kept)")
-    ap.add_argument("--epochs", type=int, default=1)
+    ap.add_argument("--steps", type=int, default=100, help="optimizer steps (one validation pass at the end)")
     ap.add_argument("--n-mels", type=int, default=64)
     ap.add_argument("--frames", type=int, default=128)
     ap.add_argument("--set", action="append", default=[], help="params override a.b=value (yaml value)")
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> dict:
         make_collection(root, args.clips, args.n_mels, args.frames)
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["seeds"] = [0]
-    params["train"].update(max_epochs=args.epochs, patience=args.epochs, device="cpu")
+    params["train"].update(max_steps=args.steps, eval_every=args.steps, patience=1, device="cpu")
     for item in args.set:
         key, value = item.split("=", 1)
         node = params
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> dict:
         return compare(root, args.model, params, args.baseline.resolve(), args.repeats)
     res = run_stage(root, args.model, params)
     log.info(json.dumps({"clips": args.clips, "model": args.model, "peak_rss_mib": res["peak_rss_mib"],
-                         "seconds_per_epoch": res["seconds_per_epoch"],
+                         "seconds_per_step": res["seconds_per_step"],
                          "best_val_loss": res["metrics"].get("best_val_loss_mean")}))  # fmt: skip
     return res
 
@@ -156,11 +157,11 @@ def compare(root: Path, model: str, params: dict, baseline: Path, repeats: int) 
     for i in range(repeats):
         for name, repo in (("baseline", baseline), ("this", REPO)):
             runs[name].append(run_stage(root, model, params, repo, tag=f"-{name}"))
-            log.info("%s run %d: %.3f s/epoch", name, i, runs[name][-1]["seconds_per_epoch"])
-    med = {k: float(np.median([r["seconds_per_epoch"] for r in v])) for k, v in runs.items()}
+            log.info("%s run %d: %.4f s/step", name, i, runs[name][-1]["seconds_per_step"])
+    med = {k: float(np.median([r["seconds_per_step"] for r in v])) for k, v in runs.items()}
     out = {
         "model": model,
-        "median_seconds_per_epoch": med,
+        "median_seconds_per_step": med,
         "speedup": round(med["baseline"] / med["this"], 2),
         "val_total": {k: v[-1]["val_total"] for k, v in runs.items()},
         # every run of one checkout must give the same curve (training is deterministic)

@@ -135,7 +135,14 @@ TINY = {
     "segment": {"window_s": 2.0, "hop_s": 2.0, "split": {"train": 0.5, "val": 0.25, "test": 0.25}},
     "features": {"sets": ["mfcc_stats", "spectral"], "workers": 1},
     "lyrics": {"encoder": "tfidf-char", "dim": 8},
-    "train": {"models": ["vae"], "max_epochs": 3, "patience": 2, "kl_warmup_epochs": 1, "batch_size": 16},
+    "train": {
+        "models": ["vae"],
+        "max_steps": 6,
+        "eval_every": 2,
+        "patience": 2,
+        "kl_warmup_steps": 2,
+        "batch_size": 16,
+    },
     "cluster": {"algorithms": ["kmeans"], "baselines": ["raw"]},
 }
 

@@ -16,6 +16,7 @@ import pytest
 import stages.cluster
 import yaml
 
+from musiclust.clustering import run as run_mod
 from musiclust.clustering.representations import (
     lyrics_representation,
     model_representation,
@@ -313,7 +314,15 @@ def test_runs_cover_algorithms_levels_and_seeds(clustered: dict[str, Path]) -> N
     assert set(raw["seed"]) == {0, 1} and set(runs["vae"]["seed"]) == {0, 1}
     assert (raw.loc[raw.level == "clip", "n_units"] == 159).all()
     assert (raw.loc[raw.level != "clip", "n_units"] == 40).all()
-    assert (runs["lyrics"].loc[runs["lyrics"].level == "clip", "n_units"] == 155).all()  # song 2: no lyrics
+    # song vectors (the lyrics baseline: each clip carries its song's embedding) are clustered once,
+    # at song level, over the songs with lyrics (song 2 has none); the other levels say why not
+    lyr = runs["lyrics"]
+    assert set(lyr["level"]) == {"song_mean"} and (lyr["n_units"] == 39).all()
+    skipped = read_json(clustered["clusters"] / "lyrics" / "info.json")["skipped_runs"]
+    assert sorted((sk["algorithm"], sk["level"], sk["seed"]) for sk in skipped) == [
+        ("all", lv, s) for lv in ("clip", "song_vote") for s in (0, 1)
+    ]
+    assert {sk["reason"] for sk in skipped} == {run_mod.SONG_VECTORS_REASON}
     # VaDE's own assignments are a method of their own
     own = runs["vade"][runs["vade"].algorithm == contract.OWN]
     assert set(own["level"]) == {"clip", "song_vote"} and set(own["seed"]) == {0, 1}
@@ -570,3 +579,23 @@ def test_fit_sample_plan_bounds_the_quadratic_algorithms() -> None:
         assert normalized_mutual_info_score(truth, c.labels) > 0.95, algorithm
         again = run_algorithm(algorithm, x, train, 3, 0, min_samples=5, ward=ward, sample=sample)
         assert np.array_equal(c.labels, again.labels)
+
+
+def test_nearest_centroid_in_bounded_chunks_matches_the_full_computation(monkeypatch) -> None:
+    """Units outside a fit sample join the nearest centroid; many clusters (HDBSCAN finds hundreds)
+    are handled in row chunks sized to the centroid count, with the same answer as all at once."""
+    from musiclust.clustering import algorithms
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 6))
+    labels = rng.integers(-1, 40, size=200)  # noise (-1) is no centroid
+    full = ((x[:, None, :] - _centroids(x[:200], labels)[None]) ** 2).sum(axis=2).argmin(axis=1)
+    ids = np.array(sorted(set(labels.tolist()) - {-1}))
+    monkeypatch.setattr(algorithms, "NEAREST_CHUNK_ELEMENTS", 40 * 6 * 7)  # 7 rows at a time
+    got = algorithms.nearest_centroid(x, x[:200], labels)
+    assert np.array_equal(got, ids[full])
+    assert (algorithms.nearest_centroid(x, x[:200], np.full(200, -1)) == -1).all()
+
+
+def _centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    return np.stack([x[labels == c].mean(axis=0) for c in sorted(set(labels.tolist()) - {-1})])

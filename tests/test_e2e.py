@@ -25,7 +25,7 @@ TINY = {
     "seeds": [0],
     "data": {"demo": {"n_songs": 16, "min_duration_s": 8.0, "max_duration_s": 10.0}},
     "segment": {"window_s": 2.0, "hop_s": 2.0, "split": {"train": 0.5, "val": 0.25, "test": 0.25}},
-    "train": {"max_epochs": 3, "patience": 2, "kl_warmup_epochs": 1, "batch_size": 16},
+    "train": {"max_steps": 6, "eval_every": 2, "patience": 2, "kl_warmup_steps": 2, "batch_size": 16},
     "cluster": {"algorithms": ["kmeans", "agglomerative"], "maps": ["pca", "tsne"]},
     # 4 test songs: rank them at 1 per class, so that the headline has numbers an experiment can move
     "evaluate": {"bootstrap": 100, "min_test_songs_per_class": 1},

@@ -316,7 +316,9 @@ def test_failing_download_leaves_the_previous_collection_untouched(tmp_path):
 @pytest.mark.parametrize(
     "override,key",
     [
-        ({"train": {"max_epochs": 0}}, "train.max_epochs"),
+        ({"train": {"max_steps": 0}}, "train.max_steps"),
+        ({"train": {"eval_every": 0}}, "train.eval_every"),
+        ({"train": {"val_clips": -1}}, "train.val_clips"),
         ({"train": {"lr": -0.1}}, "train.lr"),
         ({"train": {"features": []}}, "train.features"),
         ({"seeds": []}, "seeds"),
@@ -335,7 +337,7 @@ def test_bad_params_name_the_key(override, key):
 
 def test_bad_param_is_one_line_without_traceback(tmp_path):
     p = tmp_path / "params.yaml"
-    p.write_text(yaml.safe_dump({"train": {"max_epochs": 0}}))
+    p.write_text(yaml.safe_dump({"train": {"max_steps": 0}}))
     proc = subprocess.run(
         [sys.executable, "stages/download.py", "--out", str(tmp_path / "raw"), "--params", str(p)],
         capture_output=True,
@@ -345,7 +347,7 @@ def test_bad_param_is_one_line_without_traceback(tmp_path):
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "train.max_epochs" in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and "train.max_steps" in proc.stderr
 
 
 def test_too_few_training_clips_is_a_reason_saying_what_helps():

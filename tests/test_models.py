@@ -169,7 +169,7 @@ def test_checkpoint_round_trip(key, tmp_path):
         make_checkpoint(
             model,
             params={"train": {"lr": 0.001}},
-            epoch=1,
+            step=1,
             best_val_loss=1.5,
             seed=0,
             inputs={"x_kind": model.x_kind},
@@ -233,13 +233,15 @@ def test_vade_clusters_separated_blobs():
     xv, yv = _blobs(n_per=20, k=4, dim=12, seed=0)
     torch.manual_seed(0)
     model = build_model(
-        "vade", {"latent_dim": 4, "hidden": [32], "n_components": 4, "pretrain_epochs": 15}, {"audio_dim": 12}
+        "vade", {"latent_dim": 4, "hidden": [32], "n_components": 4, "pretrain_steps": 150}, {"audio_dim": 12}
     )
     assert isinstance(model, VaDE)
-    cfg = TrainParams(max_epochs=15, patience=5, kl_warmup_epochs=3, batch_size=32, lr=3e-3, device="cpu")
+    cfg = TrainParams(
+        max_steps=150, eval_every=10, patience=5, kl_warmup_steps=30, batch_size=32, lr=3e-3, device="cpu"
+    )
     cpu = torch.device("cpu")
     model.pretraining = True
-    fit(model, {"x": x}, {"x": xv}, cfg, seed=0, label="vade/pretrain", device=cpu, kl_warmup_epochs=0)
+    fit(model, {"x": x}, {"x": xv}, cfg, seed=0, label="vade/pretrain", device=cpu, kl_warmup_steps=0)
     model.pretraining = False
     model.init_prior(model.latent({"x": torch.as_tensor(x)}).numpy(), seed=0)
     res = fit(model, {"x": x}, {"x": xv}, cfg, seed=0, label="vade", device=cpu)
@@ -317,13 +319,13 @@ def test_training_hooks_of_the_interface(key):
     assert float(parts["total"].detach()) == pytest.approx(float(total.detach()), rel=1e-5)
     own = model.assign(batch)
     if key == "vade":
-        assert model.pretrain_epochs == CFG["vade"]["pretrain_epochs"]
+        assert model.pretrain_steps == CFG["vade"]["pretrain_steps"]
         assert own.shape == (B,) and own.dtype == torch.int64
         codes = model.latent(batch).numpy()
         summary = model.after_pretraining(np.concatenate([codes] * 3), seed=0)
         assert {"gmm_converged", "gmm_lower_bound"} <= set(summary)
     else:
-        assert model.pretrain_epochs == 0 and own is None
+        assert model.pretrain_steps == 0 and own is None
         assert model.after_pretraining(np.zeros((4, 3), np.float32), seed=0) == {}
 
 
@@ -458,7 +460,9 @@ def test_shared_private_keeps_what_each_modality_alone_knows():
         {"audio_dim": 12, "text_dim": 10},
     )
     model.fit_input_stats(data)
-    cfg = TrainParams(max_epochs=30, patience=10, kl_warmup_epochs=5, batch_size=32, lr=3e-3, device="cpu")
+    cfg = TrainParams(
+        max_steps=300, eval_every=10, patience=10, kl_warmup_steps=50, batch_size=32, lr=3e-3, device="cpu"
+    )
     tr = {k: v[:300] for k, v in data.items()}
     va = {k: v[300:] for k, v in data.items()}
     fit(model, tr, va, cfg, seed=0, label="shared_private", device=torch.device("cpu"))

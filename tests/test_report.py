@@ -370,7 +370,7 @@ def make_inputs(root: Path) -> dict[str, Path]:
             hist = pd.DataFrame(
                 [
                     {
-                        "epoch": e,
+                        "step": e,
                         "seed": s,
                         "train_recon": 2.0 / (e + 1),
                         "train_kl": 0.1,

@@ -47,7 +47,13 @@ def _params(root: Path, n_songs: int, encoder: str, evaluate: dict | None = None
     p["features"].update(sets=["mfcc_stats"], workers=1)
     p["lyrics"].update(encoder=encoder, dim=8)
     p["train"].update(
-        features=["mfcc_stats"], max_epochs=2, patience=1, kl_warmup_epochs=1, batch_size=16, device="cpu"
+        features=["mfcc_stats"],
+        max_steps=6,
+        eval_every=2,
+        patience=1,
+        kl_warmup_steps=2,
+        batch_size=16,
+        device="cpu",
     )
     p["train"]["seed_workers"] = 1
     p["models"] = {k: p["models"][k] for k in MODELS}

@@ -24,9 +24,9 @@ def _tiny_params(tmp_path: Path) -> Path:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["seeds"] = [0, 1]
     params["train"].update(
-        max_epochs=3, patience=2, kl_warmup_epochs=2, batch_size=16, device="cpu", threads=1
+        max_steps=6, eval_every=2, patience=2, kl_warmup_steps=4, batch_size=16, device="cpu", threads=1
     )
-    params["models"]["vade"]["pretrain_epochs"] = 2
+    params["models"]["vade"]["pretrain_steps"] = 4
     params["models"]["conv_vae"].update(channels=[4, 8], pool=[2, 2])
     params["models"]["conv1d_vae"].update(channels=[4, 8])
     params["models"]["attention_mm"].update(channels=[8, 16], heads=2)
@@ -62,7 +62,7 @@ def test_train_stage_writes_declared_outputs(key, tmp_path):
     for s in (0, 1):
         model, ckpt = load_model(out / f"seed_{s}.pt")
         assert ckpt["model_key"] == key and ckpt["seed"] == s and np.isfinite(ckpt["best_val_loss"])
-        assert {"params", "epoch", "inputs", "constructor", "state_dict"} <= set(ckpt)
+        assert {"params", "step", "inputs", "constructor", "state_dict"} <= set(ckpt)
     if key == "vade":
         assert (out / "pretrain_seed_0.pt").exists()
     latent_dim = yaml.safe_load((REPO / "params.yaml").read_text())["models"][key]["latent_dim"]
@@ -96,7 +96,7 @@ def test_train_stage_writes_declared_outputs(key, tmp_path):
     assert metrics["best_val_loss_mean"] == pytest.approx(
         np.mean([metrics["seed_0_best_val_loss"], metrics["seed_1_best_val_loss"]])
     )
-    assert {"n_clips", "n_train_clips", "n_val_clips", "seed_1_best_epoch", "epochs_mean"} <= set(metrics)
+    assert {"n_clips", "n_train_clips", "n_val_clips", "seed_1_best_step", "steps_mean"} <= set(metrics)
     # every output is inside models/<key>/; timings only in the (undeclared) timings file
     assert sorted(p.name for p in (root / "models").iterdir()) == [key]
     assert not (root / "metrics").exists() and not (root / "plots").exists()

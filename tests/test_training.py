@@ -131,7 +131,14 @@ def _one_thread():
 
 
 FAST = TrainParams(
-    max_epochs=4, patience=2, kl_warmup_epochs=2, batch_size=16, device="cpu", threads=1, seed_workers=1
+    max_steps=8,
+    eval_every=2,
+    patience=2,
+    kl_warmup_steps=4,
+    batch_size=16,
+    device="cpu",
+    threads=1,
+    seed_workers=1,
 )
 
 
@@ -193,7 +200,9 @@ def test_fit_lowers_val_loss_and_restores_best(dataset):
     _, data = _load(dataset, x_kind="vector", feature_sets=["mfcc_stats"])
     torch.manual_seed(0)
     model = build_model("vae", {"latent_dim": 2, "hidden": [16]}, data.dims)
-    cfg = TrainParams(max_epochs=30, patience=30, kl_warmup_epochs=1, batch_size=8, lr=3e-3, device="cpu")
+    cfg = TrainParams(
+        max_steps=120, eval_every=4, patience=30, kl_warmup_steps=4, batch_size=8, lr=3e-3, device="cpu"
+    )
     res = fit(
         model,
         data.select(data.split_mask("train")),
@@ -203,10 +212,11 @@ def test_fit_lowers_val_loss_and_restores_best(dataset):
         label="vae",
         device=torch.device("cpu"),
     )
-    assert res.epochs == 30 and len(res.history) == 30
+    assert res.steps == 120 and len(res.history) == 30
+    assert [h["step"] for h in res.history] == list(range(4, 121, 4))
     assert res.best_val_loss < 0.8 * res.first_val_loss
     assert res.best_val_loss == min(h["val_total"] for h in res.history)
-    # the restored weights are the best epoch's
+    # the restored weights are the best validation pass's
     from musiclust.training.loop import evaluate, to_tensors
 
     val = to_tensors(data.select(data.split_mask("val")), torch.device("cpu"))
@@ -217,8 +227,8 @@ def test_early_stopping_stops(dataset):
     _, data = _load(dataset, x_kind="vector", feature_sets=["mfcc_stats"])
     torch.manual_seed(0)
     model = build_model("autoencoder", {"latent_dim": 2, "hidden": [16]}, data.dims)
-    # lr 0 -> val loss never improves after epoch 0 -> stop after `patience` bad epochs
-    cfg = TrainParams(max_epochs=50, patience=3, kl_warmup_epochs=0, lr=0.0, device="cpu")
+    # lr 0 -> val loss never improves after the first pass -> stop after `patience` bad passes
+    cfg = TrainParams(max_steps=200, eval_every=2, patience=3, kl_warmup_steps=0, lr=0.0, device="cpu")
     res = fit(
         model,
         data.select(data.split_mask("train")),
@@ -228,15 +238,85 @@ def test_early_stopping_stops(dataset):
         label="autoencoder",
         device=torch.device("cpu"),
     )
-    assert res.stopped_early and res.epochs == 4
+    assert res.stopped_early and res.steps == 8 and len(res.history) == 4 and res.best_step == 2
 
 
-def test_nan_loss_names_model_epoch_seed(dataset):
+def test_training_cost_is_counted_in_steps_not_passes(tmp_path):
+    """The same budget on a collection ten times bigger takes the same optimizer steps and
+    validation passes; the small one is simply passed over several times."""
+    cfg = TrainParams(max_steps=12, eval_every=3, patience=100, kl_warmup_steps=0, batch_size=8, device="cpu")
+    for n_songs in (12, 120):
+        _, data = _load(make_dataset(tmp_path / str(n_songs), n_songs=n_songs), x_kind="vector")
+        torch.manual_seed(0)
+        model = build_model("vae", {"latent_dim": 2, "hidden": [8]}, data.dims)
+        train, val = data.select(data.split_mask("train")), data.select(data.split_mask("val"))
+        res = fit(model, train, val, cfg, seed=0, label="vae", device=torch.device("cpu"))
+        assert res.steps == 12 and [h["step"] for h in res.history] == [3, 6, 9, 12], n_songs
+
+
+def test_batch_stream_is_seeded_shuffled_passes():
+    """Batches come pass after pass, each pass a seeded permutation of every training row."""
+    from musiclust.training.loop import _batch_stream
+
+    train = {"x": np.zeros((10, 2), np.float32)}
+    stream = _batch_stream(train, 10, 4, torch.Generator().manual_seed(3))
+    got = [next(stream) for _ in range(6)]
+    assert [len(b) for b in got] == [4, 4, 2, 4, 4, 2]
+    assert sorted(np.concatenate(got[:3])) == list(range(10)) == sorted(np.concatenate(got[3:]))
+    assert not np.array_equal(np.concatenate(got[:3]), np.concatenate(got[3:]))  # reshuffled
+    again = _batch_stream(train, 10, 4, torch.Generator().manual_seed(3))
+    assert all(np.array_equal(b, next(again)) for b in got)
+
+
+def test_validation_schedule_does_not_change_the_batches(dataset):
+    """Validating every 2 or every 4 steps trains on the same batches: the validation losses at
+    the steps both runs share are equal (which batch comes at a step depends on the seed only)."""
+    _, data = _load(dataset, x_kind="vector")
+    train, val = data.select(data.split_mask("train")), data.select(data.split_mask("val"))
+    at = {}
+    for every in (2, 4):
+        torch.manual_seed(0)
+        model = build_model("vae", {"latent_dim": 2, "hidden": [8]}, data.dims)
+        cfg = TrainParams(
+            max_steps=8, eval_every=every, patience=100, lr_patience=100, kl_warmup_steps=4,
+            batch_size=8, device="cpu",
+        )  # fmt: skip
+        res = fit(model, train, val, cfg, seed=0, label="vae", device=torch.device("cpu"))
+        at[every] = {h["step"]: h["val_total"] for h in res.history}
+    assert sorted(at[2]) == [2, 4, 6, 8] and sorted(at[4]) == [4, 8]
+    assert at[4] == {s: at[2][s] for s in (4, 8)}
+
+
+def test_validation_is_capped_to_a_fixed_subset_of_whole_songs(dataset):
+    from musiclust.training.loop import evaluate, validation_subset
+
+    x = np.arange(100, dtype=np.float32)[:, None]
+    sub = validation_subset({"x": x}, 30)
+    assert len(sub["x"]) == 30 and (np.diff(sub["x"][:, 0]) > 0).all()  # rows keep their order
+    assert np.array_equal(validation_subset({"x": x}, 30)["x"], sub["x"])  # the same rows every time
+    assert validation_subset({"x": x}, 0)["x"] is x and validation_subset({"x": x}, 100)["x"] is x
+    song = np.repeat(np.arange(20), 5).astype(np.float32)  # a song-level model's arrays: whole songs
+    by_song = validation_subset({"x": x, "song": song}, 32)
+    per_song = np.bincount(by_song["song"].astype(int), minlength=20)
+    assert set(per_song) == {0, 5} and len(by_song["x"]) == 30
+    # fit scores its validation passes on the capped subset only
+    _, data = _load(dataset, x_kind="vector")
+    train, val = data.select(data.split_mask("train")), data.select(data.split_mask("val"))
+    assert len(val["x"]) > 3
+    torch.manual_seed(0)
+    model = build_model("vae", {"latent_dim": 2, "hidden": [8]}, data.dims)
+    cfg = dataclasses.replace(FAST, val_clips=3)
+    res = fit(model, train, val, cfg, seed=0, label="vae", device=torch.device("cpu"))
+    assert evaluate(model, validation_subset(val, 3))["total"] == pytest.approx(res.best_val_loss, rel=1e-5)
+    assert evaluate(model, val)["total"] != pytest.approx(res.best_val_loss, rel=1e-5)
+
+
+def test_nan_loss_names_model_step_seed(dataset):
     _, data = _load(dataset, x_kind="vector", feature_sets=["mfcc_stats"])
     model = build_model("vae", {"latent_dim": 2, "hidden": [16]}, data.dims)
     train = data.select(data.split_mask("train"))
     train["x"][3, 0] = np.inf
-    with pytest.raises(TrainingError, match=r"vae: loss is (nan|inf) at epoch 0 .*seed 7"):
+    with pytest.raises(TrainingError, match=r"vae: loss is (nan|inf) at step [01] .*seed 7"):
         fit(model, train, None, FAST, seed=7, label="vae", device=torch.device("cpu"))
 
 
@@ -256,7 +336,7 @@ def test_train_model_outputs_and_reencoding(dataset, tmp_path):
     result = _train("cvae_language", {"latent_dim": 3, "hidden": [16]}, dataset, out)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics == result.metrics
-    assert {"seed_0_best_val_loss", "seed_1_epochs", "best_val_loss_mean", "best_epoch_mean"} <= set(metrics)
+    assert {"seed_0_best_val_loss", "seed_1_steps", "best_val_loss_mean", "best_step_mean"} <= set(metrics)
     assert not [k for k in metrics if "second" in k]  # timings are not results
     assert set(result.timings["per_seed"]) == {"0", "1"} and result.timings["seconds_total"] > 0
     info = json.loads((out / "info.json").read_text())
@@ -286,14 +366,14 @@ def test_train_model_outputs_and_reencoding(dataset, tmp_path):
 @pytest.mark.parametrize(
     ("key", "cfg"),
     [
-        ("vade", {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_epochs": 1}),
+        ("vade", {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_steps": 2}),
         ("conv_vae", {"latent_dim": 2, "channels": [4], "pool": [2, 2], "target": "sorted"}),
         ("song_vae", {"latent_dim": 2, "hidden": [8], "clips_per_song": 2}),
     ],
 )
 def test_same_inputs_give_byte_identical_outputs(key, cfg, dataset, tmp_path):
     """Two runs of the same code, params and inputs write the same bytes (DVC run-cache safe)."""
-    fast = dataclasses.replace(FAST, max_epochs=2, threads=2)
+    fast = dataclasses.replace(FAST, max_steps=4, threads=2)
     a, b = tmp_path / "a", tmp_path / "b"
     _train(key, cfg, dataset, a, seeds=[0], train_cfg=fast)
     _train(key, cfg, dataset, b, seeds=[0], train_cfg=fast)
@@ -310,17 +390,20 @@ def test_same_inputs_give_byte_identical_outputs(key, cfg, dataset, tmp_path):
 
 def test_seeds_trained_in_processes_write_the_same_bytes_as_one_after_another(dataset, tmp_path):
     """train.seed_workers only changes how long it takes: every file is byte-identical."""
-    cfg = {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_epochs": 1}
+    cfg = {"latent_dim": 2, "hidden": [8], "n_components": 2, "pretrain_steps": 2}
     a, b = tmp_path / "a", tmp_path / "b"
-    _train("vade", cfg, dataset, a, seeds=[0, 1, 2], train_cfg=dataclasses.replace(FAST, max_epochs=2))
-    _train(
+    _train("vade", cfg, dataset, a, seeds=[0, 1, 2], train_cfg=dataclasses.replace(FAST, max_steps=4))
+    res = _train(
         "vade",
         cfg,
         dataset,
         b,
         seeds=[0, 1, 2],
-        train_cfg=dataclasses.replace(FAST, max_epochs=2, seed_workers=2),
+        train_cfg=dataclasses.replace(FAST, max_steps=4, seed_workers=2),
     )
+    # two at a time: the stage's own process (which has the clips loaded already) and one child
+    where = res.timings["seed_process"]
+    assert where["0"] == "stage" and "child" in where.values() and set(where.values()) <= {"stage", "child"}
     names = sorted(p.name for p in a.iterdir())
     assert {"seed_0.pt", "seed_1.pt", "seed_2.pt", "pretrain_seed_2.pt", "latents.parquet"} <= set(names)
     assert names == sorted(p.name for p in b.iterdir())
@@ -350,8 +433,8 @@ def test_seed_processes_exit_when_the_stage_is_killed(dataset, tmp_path):
         "from musiclust.params import TrainParams\n"
         "from musiclust.training.run import train_model\n"
         "if __name__ == '__main__':\n"
-        "    cfg = TrainParams(max_epochs=100000, patience=100000, device='cpu', seed_workers=2)\n"
-        "    train_model('vae', {'latent_dim': 2, 'hidden': [8]}, cfg, [0, 1], *sys.argv[1:])\n"
+        "    cfg = TrainParams(max_steps=10**8, patience=10**8, device='cpu', seed_workers=3)\n"
+        "    train_model('vae', {'latent_dim': 2, 'hidden': [8]}, cfg, [0, 1, 2], *sys.argv[1:])\n"
     )
     args = [str(dataset["segments"]), str(dataset["features"]), str(dataset["lyrics"]), str(tmp_path / "out")]
     proc = subprocess.Popen([sys.executable, str(script), *args])
@@ -458,7 +541,7 @@ def test_logmel_clips_are_streamed_and_workers_do_not_change_results(dataset, tm
     assert isinstance(data.arrays["x"], ShardedArray)  # never the whole set as float32 in memory
     assert isinstance(data.select(data.split_mask("train"))["x"], ShardedArray)
     cfg = {"latent_dim": 2, "channels": [4], "pool": [2, 2], "target": "sorted"}
-    fast = dataclasses.replace(FAST, max_epochs=2)
+    fast = dataclasses.replace(FAST, max_steps=4)
     _train("conv_vae", cfg, dataset, tmp_path / "w0", seeds=[0], train_cfg=fast)
     _train(
         "conv_vae", cfg, dataset, tmp_path / "w2", seeds=[0], train_cfg=dataclasses.replace(fast, workers=2)

@@ -137,7 +137,7 @@ MODEL_SETTINGS: dict[str, Setting] = {
     "target": Setting("choice", choices=("patch", "sorted")),
     "free_bits": Setting("float", low=0),
     "n_components": Setting("int", low=2),
-    "pretrain_epochs": Setting("int", low=0),
+    "pretrain_steps": Setting("int", low=0),
     "audio_private_dim": Setting("int", low=0),
     "text_private_dim": Setting("int", low=0),
     "clips_per_song": Setting("int", low=0),
@@ -419,9 +419,16 @@ class TrainParams:
     lr: float = 1e-3
     weight_decay: float = 1e-4
     batch_size: int = 64
-    max_epochs: int = 60
-    patience: int = 8
-    kl_warmup_epochs: int = 10
+    #: the training budget: optimizer steps per seed at most, whatever the collection's size
+    max_steps: int = 800
+    #: optimizer steps between validation passes (each pass is one row of history.csv)
+    eval_every: int = 50
+    #: validation passes without improvement (once the KL warm-up is over) before training stops
+    patience: int = 6
+    #: optimizer steps over which the KL weight rises linearly to 1
+    kl_warmup_steps: int = 300
+    #: validation clips scored per pass at most: a fixed seeded subset (whole songs for song-level models; 0: all)
+    val_clips: int = 1024
     grad_clip: float = 5.0
     lr_factor: float = 0.5
     lr_patience: int = 3
@@ -438,13 +445,15 @@ class TrainParams:
             )
         _choice("train.optimizer", self.optimizer, ("adam", "adamw"))
         _choice("train.device", self.device, ("auto", "cpu", "cuda"))
-        # max_epochs 0 used to cluster, score and report untrained models with Infinity/NaN metrics
-        _at_least("train.max_epochs", self.max_epochs, 1)
+        # max_steps 0 used to cluster, score and report untrained models with Infinity/NaN metrics
+        _at_least("train.max_steps", self.max_steps, 1)
+        _at_least("train.eval_every", self.eval_every, 1)
+        _at_least("train.val_clips", self.val_clips, 0)
         _at_least("train.lr", self.lr, 0)  # 0 freezes the weights: tests of early stopping use it
         _at_least("train.weight_decay", self.weight_decay, 0)
         _at_least("train.batch_size", self.batch_size, 1)
         _at_least("train.patience", self.patience, 1)
-        _at_least("train.kl_warmup_epochs", self.kl_warmup_epochs, 0)
+        _at_least("train.kl_warmup_steps", self.kl_warmup_steps, 0)
         _positive("train.grad_clip", self.grad_clip)
         if not 0 < self.lr_factor < 1:
             raise ParamsError(f"train.lr_factor must be in (0, 1), got {self.lr_factor!r}")

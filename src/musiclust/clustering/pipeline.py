@@ -235,7 +235,8 @@ def protocol_text(params: ClusterParams) -> dict[str, str]:
         "fit": "kmeans, gmm: fit on train units, predict all; agglomerative (ward), hdbscan, spectral: fit on all "
         "units; own (VaDE): the model's mixture assignments (model trained on train songs)",
         "levels": "clip: clip vectors; song_mean: mean of each song's clip vectors; "
-        "song_vote: majority cluster of the song's clips in the clip-level run (ties: smallest id)",
+        "song_vote: majority cluster of the song's clips in the clip-level run (ties: smallest id); "
+        "song vectors (vector_level song) are clustered at song_mean only (clip and song_vote skipped)",
         "k": {
             "per_label": "one run per distinct class count; for_labels names the labels it serves",
             "auto": f"k in {list(params.k_range)} chosen by silhouette on fit units (BIC for gmm)",

@@ -248,6 +248,7 @@ def lyrics_representation(clips: pd.DataFrame, lyrics: pd.DataFrame) -> Represen
         {SEED_INDEPENDENT: units},
         counts=counts,
         modality="lyrics",
+        vector_level="song",
     )
 
 

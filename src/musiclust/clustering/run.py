@@ -3,7 +3,12 @@
 Protocol (written into each ``info.json`` so the numbers carry it):
 - levels: ``clip`` (cluster clip vectors), ``song_mean`` (cluster each song's
   mean clip vector) and ``song_vote`` (each song takes the majority cluster of
-  its clips in a ``clip`` clustering; ties go to the smallest cluster id);
+  its clips in a ``clip`` clustering; ties go to the smallest cluster id). A
+  representation of song vectors (``vector_level`` song: the lyrics and metadata
+  baselines, song-level models) is clustered at ``song_mean`` only: each clip carries
+  its song's vector, so a clip clustering would cluster each song as many times as it
+  has clips and its vote would repeat the song clustering; those levels are recorded
+  as skipped (algorithm ``all``, one entry per level and seed) with :data:`SONG_VECTORS_REASON`;
 - K-Means and GMM are fit on training units and predict all units; Ward,
   HDBSCAN and spectral clustering are fit on all units (``fit_on`` says which);
 - ``k``: ``per_label`` runs one clustering per distinct class count of the label
@@ -41,6 +46,10 @@ from musiclust.projection import degenerate_reason
 log = logging.getLogger(__name__)
 
 AUTO_SILHOUETTE_SAMPLE = 1000  # units used to score each candidate k in `auto` mode
+#: why a representation of song vectors has no clip or song_vote runs (its skipped entries say so)
+SONG_VECTORS_REASON = (
+    "song vectors: every clip carries its song's vector, so the song_mean clustering is the only one"
+)
 
 
 @dataclass
@@ -275,9 +284,15 @@ def _cluster_one(
     record: Callable[..., str],
     skipped: list[dict[str, Any]],
 ) -> None:
-    """Every algorithm and k of ``plan`` on one representation and seed, at clip and song_mean level."""
+    """Every algorithm and k of ``plan`` on one representation and seed, at clip and song_mean level
+    (song_mean only for song vectors, the clip and song_vote levels recorded as skipped)."""
     levels = _level_units(rep, seed)
-    for level in ("clip", "song_mean"):
+    run_levels: tuple[str, ...] = ("clip", "song_mean")
+    if rep.vector_level == "song":
+        run_levels = ("song_mean",)
+        for level in ("clip", "song_vote"):  # every algorithm alike: one entry (and one note) per level
+            _skip(skipped, rep, "all", level, seed, SONG_VECTORS_REASON)
+    for level in run_levels:
         _cluster_level(rep, seed, level, levels[level], levels["song_mean"], plan, cfg, record, skipped)
     if seed in rep.own_clusters:
         _own_clusters(rep, seed, levels["clip"], record)

@@ -3,7 +3,8 @@
 - ``info.json`` (:data:`INFO_KEYS`, :func:`info_record`): what was trained on what;
 - ``metrics.json`` (:func:`metrics_record`): ``applicable``, ``reason``, clip counts and per-seed
   values of :data:`SEED_METRICS` with their means;
-- ``history.csv`` (:data:`HISTORY_COLUMNS`): one row per seed and epoch;
+- ``history.csv`` (:data:`HISTORY_COLUMNS`): one row per seed and validation pass (``step``:
+  optimizer steps taken by then);
 - when applicable only: ``seed_<s>.pt`` checkpoints (and ``pretrain_seed_<s>.pt`` for a model with a
   pretraining stage; :func:`checkpoint_path`), ``latents.parquet`` (:data:`LATENT_META` + ``z_..``
   (:func:`latent_columns`), + ``cluster`` for a model with its own assignments) and ``recon.npz``.
@@ -32,9 +33,10 @@ HISTORY_FILE = "history.csv"
 LATENTS_FILE = "latents.parquet"
 RECON_FILE = "recon.npz"
 
-#: columns of ``history.csv``: one row per seed and epoch of the main training stage
+#: columns of ``history.csv``: one row per seed and validation pass of the main training stage,
+#: ``step`` being the optimizer steps taken by then (every ``train.eval_every`` steps)
 HISTORY_COLUMNS = [
-    "epoch",
+    "step",
     "seed",
     "train_recon",
     "train_kl",
@@ -46,7 +48,7 @@ HISTORY_COLUMNS = [
     "kl_weight",
 ]
 #: per-seed values that metrics.json lists per seed and as a mean over seeds
-SEED_METRICS = ("best_val_loss", "first_val_loss", "best_epoch", "epochs")
+SEED_METRICS = ("best_val_loss", "first_val_loss", "best_step", "steps")
 #: files a run writes besides history.csv, metrics.json and info.json (removed before a run)
 MODEL_FILES = (LATENTS_FILE, RECON_FILE)
 CHECKPOINT_GLOBS = ("seed_*.pt", "pretrain_seed_*.pt")

@@ -19,12 +19,12 @@ so one training loop and one encoding function serve them all. What the loop nee
 that is also on the interface, with defaults that most models keep:
 
 - ``objective(recon, kl, kl_weight)``: how ``loss`` combines its parts into ``total`` (the loop
-  uses it for the full-weight training total of an epoch);
-- ``pretrain_epochs`` / ``pretraining`` / ``after_pretraining(codes, seed)``: an optional first
+  uses it for the full-weight training total between two validation passes);
+- ``pretrain_steps`` / ``pretraining`` / ``after_pretraining(codes, seed)``: an optional first
   training stage (VaDE's autoencoder pretraining and GMM initialisation of its prior);
 - ``assign(batch)``: the model's own cluster of each example, or ``None`` (every model but VaDE);
 - ``n_examples(batch)``: how many examples the loss averages over (clips; songs for a song-level
-  model), the weight of a batch in an epoch's means;
+  model), the weight of a batch in the training means of the history;
 - ``level``: ``"clip"``, or ``"song"`` for a model whose per-clip latents are its song's
   embedding repeated (written to info.json, so clip-level scores are not read as clip evidence).
 """
@@ -70,8 +70,8 @@ class LatentModel(nn.Module, abc.ABC):
     config_keys: ClassVar[frozenset[str]] = frozenset({"latent_dim", "hidden"})
     #: KL weight of the objective (beta-VAE overrides it)
     beta: float = 1.0
-    #: epochs of a first training stage run before the main one (0: none); see after_pretraining
-    pretrain_epochs: int = 0
+    #: optimizer steps of a first training stage run before the main one (0: none); see after_pretraining
+    pretrain_steps: int = 0
     #: True while the loop runs that first stage (a model's ``loss`` may then differ)
     pretraining: bool = False
 
@@ -154,13 +154,13 @@ class LatentModel(nn.Module, abc.ABC):
     def objective(self, recon: Any, kl: Any, kl_weight: float = 1.0) -> Any:
         """The loss total from its parts (tensors or floats): ``recon + kl_weight * beta * kl``.
 
-        :meth:`loss` uses it, and the training loop calls it on an epoch's mean recon and kl
+        :meth:`loss` uses it, and the training loop calls it on the mean recon and kl of the steps between validation passes
         (at ``kl_weight`` 1) so that the reported training total is the model's own objective.
         """
         return recon + kl_weight * self.beta * kl
 
     def after_pretraining(self, codes: np.ndarray, seed: int) -> dict[str, Any]:
-        """Called once after the ``pretrain_epochs`` stage with the TRAIN clips' codes ``(N, D)``
+        """Called once after the ``pretrain_steps`` stage with the TRAIN clips' codes ``(N, D)``
         (posterior means); returns a summary (primitives) for info.json. Default: nothing to do."""
         return {}
 

@@ -24,7 +24,7 @@ _RETRAIN = "re-run training to rewrite it"
 
 def make_checkpoint(model: LatentModel, **extra: Any) -> dict[str, Any]:
     """The checkpoint dict: ``model_key``, ``constructor`` kwargs, ``state_dict`` plus ``extra``
-    (``params``, ``epoch``, ``best_val_loss``, ``seed``, ``inputs``, ...; primitives only)."""
+    (``params``, ``step``, ``best_val_loss``, ``seed``, ``inputs``, ...; primitives only)."""
     state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     return {"model_key": model.key, "constructor": model.constructor_kwargs(), "state_dict": state, **extra}
 

@@ -26,7 +26,7 @@ class VaDE(VAE):
     """
 
     key = "vade"
-    config_keys = frozenset({"latent_dim", "hidden", "n_components", "pretrain_epochs"})
+    config_keys = frozenset({"latent_dim", "hidden", "n_components", "pretrain_steps"})
 
     def __init__(
         self,
@@ -34,7 +34,7 @@ class VaDE(VAE):
         latent_dim: int,
         hidden: list[int] | tuple[int, ...],
         n_components: int,
-        pretrain_epochs: int,
+        pretrain_steps: int,
     ) -> None:
         if n_components < 1:
             raise ModelConfigError("models.vade.n_components must be >= 1")
@@ -44,7 +44,7 @@ class VaDE(VAE):
             hidden,
         )
         self.n_components = int(n_components)
-        self.pretrain_epochs = int(pretrain_epochs)
+        self.pretrain_steps = int(pretrain_steps)
         # mixture prior: logits of pi, component means and log-variances (K, D)
         self.pi_logits = nn.Parameter(torch.zeros(n_components))
         self.mu_c = nn.Parameter(torch.randn(n_components, latent_dim))

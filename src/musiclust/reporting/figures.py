@@ -89,9 +89,9 @@ def latent_map(points: Mapping[str, pd.DataFrame], labels: Mapping[str, pd.Serie
 
 
 def training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
-    """Validation loss (``val_total``) per epoch, one panel per model on its own scale.
+    """Validation loss (``val_total``) against optimizer steps, one panel per model on its own scale.
 
-    Thin lines: each seed; thick line: their mean at each epoch (drawn only, never reported).
+    Thin lines: each seed; thick line: their mean at each step (drawn only, never reported).
     """
     keys = list(histories)
     ncols = min(3, len(keys))
@@ -101,11 +101,11 @@ def training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
         ax = axes[idx // ncols][idx % ncols]
         h = histories[key]
         for _, g in h.groupby("seed", sort=True):
-            ax.plot(g["epoch"], g["val_total"], color=OKABE_ITO[0], lw=0.8, alpha=0.35)
-        mean = h.groupby("epoch", sort=True)["val_total"].mean()
+            ax.plot(g["step"], g["val_total"], color=OKABE_ITO[0], lw=0.8, alpha=0.35)
+        mean = h.groupby("step", sort=True)["val_total"].mean()
         ax.plot(mean.index, mean.to_numpy(), color=OKABE_ITO[0], lw=1.8)
         ax.set_title(key)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("optimizer step")
         ax.set_ylabel("validation loss")
     for idx in range(len(keys), nrows * ncols):
         axes[idx // ncols][idx % ncols].set_visible(False)

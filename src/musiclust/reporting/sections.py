@@ -364,8 +364,9 @@ def training(ctx: Ctx) -> dict[str, Any]:
         curves = ctx.figure(
             F.training_curves({n: r.history for n, r in trained.items()}),
             "training_curves",
-            "validation loss per epoch",
-            "Validation loss per epoch (history.csv); thin: each seed, thick: their mean.",
+            "validation loss per optimizer step",
+            "Validation loss against optimizer steps (history.csv, one point per validation pass); "
+            "thin: each seed, thick: their mean.",
         )
     return {"models": rows, "curves": curves, "recon": recon}
 

@@ -1,8 +1,15 @@
 """One training loop for every model in the family.
 
-Adam/AdamW, KL annealing (linear warm-up of the KL weight), early stopping on the
-validation loss with patience, ReduceLROnPlateau, gradient clipping, CUDA with
-mixed precision when present, and a clear error on a NaN/inf loss.
+Adam/AdamW, KL annealing (linear warm-up of the KL weight over optimizer steps), early stopping
+on the validation loss with patience, ReduceLROnPlateau, gradient clipping, CUDA with mixed
+precision when present, and a clear error on a NaN/inf loss.
+
+The budget is counted in optimizer steps, not in passes over the collection: training runs at
+most ``train.max_steps`` steps, validates every ``train.eval_every`` steps on at most
+``train.val_clips`` validation clips (a fixed seeded subset), and stops after
+``train.patience`` validation passes without improvement. So a bigger collection costs no more
+steps: it only draws each batch from more clips. Batches come from a stream of seeded shuffled
+passes over the training clips, so the clips seen depend on the seed and the data only.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ import copy
 import logging
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +28,7 @@ from tqdm.auto import tqdm
 
 from musiclust.models.base import LatentModel
 from musiclust.params import TrainParams
-from musiclust.training.streaming import batches, eval_order, song_batches
+from musiclust.training.streaming import batches, eval_order, song_batches, subset
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +42,15 @@ class TrainingError(RuntimeError):
 
 @dataclass
 class FitResult:
-    """What :func:`fit` did: per-epoch history and the best (restored) epoch."""
+    """What :func:`fit` did: the history (one row per validation pass) and the best (restored) step."""
 
     history: list[dict[str, float]] = field(default_factory=list)
     best_val_loss: float = math.inf
     first_val_loss: float = math.nan
-    best_epoch: int = 0
-    epochs: int = 0
+    #: optimizer steps taken when the best validation loss was reached (its weights are restored)
+    best_step: int = 0
+    #: optimizer steps taken in all
+    steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
 
@@ -73,11 +82,34 @@ def _autocast(device: torch.device):
     return torch.autocast("cpu", enabled=False)
 
 
-def kl_weight_at(epoch: int, warmup_epochs: int) -> float:
-    """Linear KL annealing: 1/warmup at epoch 0 up to 1 after ``warmup_epochs`` epochs."""
-    if warmup_epochs <= 0:
+def kl_weight_at(step: int, warmup_steps: int) -> float:
+    """Linear KL annealing: ``1/warmup`` at step 0, up to 1 from step ``warmup_steps - 1`` on."""
+    if warmup_steps <= 0:
         return 1.0
-    return min(1.0, (epoch + 1) / warmup_epochs)
+    return min(1.0, (step + 1) / warmup_steps)
+
+
+def validation_subset(val: Mapping[str, Any], cap: int, seed: int = 0) -> Mapping[str, Any]:
+    """At most ``cap`` rows of ``val`` (0: all), drawn at random with a fixed ``seed`` and kept in
+    their original order, so the cost of a validation pass does not grow with the collection.
+
+    A clip-level model's rows are drawn one by one (a uniform sample of the validation clips); a
+    song-level model's (arrays with a ``"song"`` column) as whole songs, since it encodes a song
+    from its clips. The seed is not the training seed: every seed of a model, and every
+    clip-level model of the same clips, is scored on the same subset.
+    """
+    n = len(val["x"])
+    if cap <= 0 or n <= cap:
+        return val
+    gen = torch.Generator().manual_seed(seed)
+    if "song" in val:
+        songs = song_batches(val["song"], 1, gen)  # one song per entry, in a random order
+        sizes = np.cumsum([len(r) for r in songs])
+        take = max(1, int(np.searchsorted(sizes, cap, side="right")))
+        rows = np.sort(np.concatenate(songs[:take]))
+    else:
+        rows = np.sort(torch.randperm(n, generator=gen)[:cap].numpy())
+    return {k: subset(v, rows) for k, v in val.items()}
 
 
 @torch.no_grad()
@@ -118,46 +150,60 @@ def fit(
     seed: int,
     label: str,
     device: torch.device,
-    max_epochs: int | None = None,
-    kl_warmup_epochs: int | None = None,
+    max_steps: int | None = None,
+    kl_warmup_steps: int | None = None,
+    on_pass: Callable[[FitResult, Mapping[str, torch.Tensor]], None] | None = None,
 ) -> FitResult:
-    """Train ``model`` on ``train``, early-stop on ``val``, restore the best epoch's weights.
+    """Train ``model`` on ``train`` for at most ``max_steps`` optimizer steps (``train.max_steps``),
+    validate every ``train.eval_every`` steps on at most ``train.val_clips`` clips of ``val``,
+    early-stop, and restore the best validation pass's weights.
 
     The loss that is optimised uses the annealed KL weight; the loss that selects the best
-    epoch, drives ReduceLROnPlateau and early stopping is the full objective (weight 1) on
+    weights, drives ReduceLROnPlateau and early stopping is the full objective (weight 1) on
     the validation clips, and patience only counts once the warm-up is over, so a rising KL
     weight is not mistaken for overfitting. ``label`` names the model in logs and errors.
+    ``on_pass``, if given, is called after every validation pass with the result so far and the
+    best weights so far (what training with ``max_steps`` equal to the steps taken would restore:
+    the batches do not depend on ``max_steps``), e.g. to score several budgets in one run.
     """
-    max_epochs = cfg.max_epochs if max_epochs is None else max_epochs
-    warmup = cfg.kl_warmup_epochs if kl_warmup_epochs is None else kl_warmup_epochs
+    max_steps = cfg.max_steps if max_steps is None else max_steps
+    warmup = cfg.kl_warmup_steps if kl_warmup_steps is None else kl_warmup_steps
     model.to(device)
     n = len(train["x"])
     va = _checked_splits(n, val, label, seed)
+    if va is not None:
+        va = validation_subset(va, cfg.val_clips)
     step = _Stepper(model, cfg, device, label, seed)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
         step.opt, factor=cfg.lr_factor, patience=cfg.lr_patience
     )
     gen = torch.Generator().manual_seed(seed)  # batch order depends on the seed only
-    bs = max(2, min(cfg.batch_size, n))
+    stream = _batch_stream(train, n, max(2, min(cfg.batch_size, n)), gen)
     res = FitResult()
-    best = _BestEpoch(model, res, cfg.patience, warmup)
+    best = _Best(model, res, cfg.patience, warmup)
     t0 = time.perf_counter()
-    bar = tqdm(range(max_epochs), desc=f"{label} seed {seed}", leave=False, mininterval=2.0)
-    for epoch in bar:
-        w = kl_weight_at(epoch, warmup)
-        order = _epoch_order(train, n, bs, gen)
-        tr_m = _train_epoch(model, batches(train, order, device, cfg.workers), step, w, epoch)
+    bar = tqdm(total=max_steps, desc=f"{label} seed {seed}", unit="step", leave=False, mininterval=2.0)
+    while res.steps < max_steps:
+        first = res.steps
+        order = [next(stream) for _ in range(min(cfg.eval_every, max_steps - first))]
+        tr_m = _train_steps(model, batches(train, order, device, cfg.workers), step, first, warmup)
+        res.steps = first + len(order)
+        bar.update(len(order))
         va_m = evaluate(model, va, device=device, workers=cfg.workers) if va is not None else tr_m
         if not math.isfinite(va_m["total"]):
-            raise TrainingError(f"{label}: validation loss is {va_m['total']} at epoch {epoch} (seed {seed})")
-        res.history.append(_history_row(epoch, seed, tr_m, va_m, step.opt.param_groups[0]["lr"], w))
-        if epoch == 0:
+            raise TrainingError(
+                f"{label}: validation loss is {va_m['total']} at step {res.steps} (seed {seed})"
+            )
+        w = kl_weight_at(res.steps - 1, warmup)
+        res.history.append(_history_row(res.steps, seed, tr_m, va_m, step.opt.param_groups[0]["lr"], w))
+        if not res.history[:-1]:
             res.first_val_loss = va_m["total"]
         sched.step(va_m["total"])
-        stop = best.update(va_m["total"], epoch)
+        stop = best.update(va_m["total"], res.steps)
+        if on_pass is not None:
+            on_pass(res, best.state)
         bar.set_postfix(val=f"{va_m['total']:.3g}", best=f"{res.best_val_loss:.3g}")
-        log.debug("%s seed %d epoch %d: %s", label, seed, epoch, res.history[-1])
-        res.epochs = epoch + 1
+        log.debug("%s seed %d step %d: %s", label, seed, res.steps, res.history[-1])
         if stop:
             res.stopped_early = True
             break
@@ -184,8 +230,8 @@ def _checked_splits(
     return va
 
 
-def _epoch_order(train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Generator) -> list[np.ndarray]:
-    """One epoch's batches of training row indices, shuffled by ``gen``."""
+def _pass_order(train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Generator) -> list[np.ndarray]:
+    """One shuffled pass over the training rows in batches (drawn from ``gen``)."""
     if "song" in train:  # a song-level model: whole songs, about bs clips, in a random order
         return song_batches(train["song"], bs, gen)
     perm = torch.randperm(n, generator=gen).numpy()
@@ -193,28 +239,41 @@ def _epoch_order(train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Ge
     return [perm[s : s + bs] for s in range(0, n, bs) if n - s >= 2]
 
 
-class _BestEpoch:
-    """Tracks the best validation total (into ``res``) and its weights; counts bad epochs.
+def _batch_stream(
+    train: Mapping[str, np.ndarray], n: int, bs: int, gen: torch.Generator
+) -> Iterator[np.ndarray]:
+    """Batches of training row indices without end: shuffled pass after shuffled pass.
+
+    Which batch comes at step ``s`` depends on the seed of ``gen`` and the data only, not on
+    ``train.eval_every`` or ``train.max_steps``; a collection bigger than the budget is simply
+    not seen whole.
+    """
+    while True:
+        yield from _pass_order(train, n, bs, gen)
+
+
+class _Best:
+    """Tracks the best validation total (into ``res``) and its weights; counts bad validation passes.
 
     An improvement must beat the best by a relative 1e-6 (float noise is not progress), and
-    bad epochs only count once the KL warm-up is over.
+    bad passes only count once the KL warm-up is over.
     """
 
     def __init__(self, model: LatentModel, res: FitResult, patience: int, warmup: int) -> None:
         self.model, self.res, self.patience, self.warmup = model, res, patience, warmup
         self.state = copy.deepcopy(model.state_dict())
-        self.bad_epochs = 0
+        self.bad_passes = 0
 
-    def update(self, val_total: float, epoch: int) -> bool:
-        """Record ``epoch``'s validation total; True when patience is exhausted (stop)."""
+    def update(self, val_total: float, steps: int) -> bool:
+        """Record the validation total after ``steps`` steps; True when patience is exhausted (stop)."""
         best = self.res.best_val_loss
         if not math.isfinite(best) or val_total < best - 1e-6 * abs(best):
-            self.res.best_val_loss, self.res.best_epoch = val_total, epoch
+            self.res.best_val_loss, self.res.best_step = val_total, steps
             self.state = copy.deepcopy(self.model.state_dict())
-            self.bad_epochs = 0
-        elif epoch + 1 >= self.warmup:
-            self.bad_epochs += 1
-        return self.bad_epochs >= self.patience
+            self.bad_passes = 0
+        elif steps >= self.warmup:
+            self.bad_passes += 1
+        return self.bad_passes >= self.patience
 
 
 class _Stepper:
@@ -233,7 +292,7 @@ class _Stepper:
         )
 
     def __call__(self, batch: Mapping[str, torch.Tensor], kl_weight: float, where: str) -> dict[str, float]:
-        """Step on ``batch``; returns its recon and kl means. ``where`` (epoch/step) names it in errors."""
+        """Step on ``batch``; returns its recon and kl means. ``where`` (the step) names it in errors."""
         with _autocast(self.device):
             parts = self.model.loss(batch, kl_weight=kl_weight)
         loss = parts["total"]
@@ -241,7 +300,7 @@ class _Stepper:
             raise TrainingError(
                 f"{self.label}: loss is {float(loss.detach())} at {where} (seed {self.seed}; "
                 f"recon {float(parts['recon'].detach()):.4g}, kl {float(parts['kl'].detach()):.4g}). "
-                "Lower train.lr, raise train.kl_warmup_epochs, or check the input features for extreme values."
+                "Lower train.lr, raise train.kl_warmup_steps, or check the input features for extreme values."
             )
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
@@ -258,24 +317,25 @@ class _Stepper:
         }
 
 
-def _train_epoch(
+def _train_steps(
     model: LatentModel,
     loader: Iterable[Mapping[str, torch.Tensor]],
     step: _Stepper,
-    kl_weight: float,
-    epoch: int,
+    first: int,
+    warmup: int,
 ) -> dict[str, float]:
-    """One pass over the training batches of ``loader``; means of recon, kl and total.
+    """Optimizer steps ``first``, ``first + 1``, ... on the batches of ``loader`` (each at its own
+    annealed KL weight); means of recon, kl and total over those batches.
 
     The total is the model's objective at full KL weight on those means (no second pass over
-    the training set): the KL term as the objective charges it (a model with a KL floor, such as
+    the training batches): the KL term as the objective charges it (a model with a KL floor, such as
     beta_vae's free bits, reports it as ``kl_charged``), so it is the same quantity as the
     validation total, which :func:`evaluate` takes from the model's loss at weight 1.
     """
     model.train()
     run = {"recon": 0.0, "kl": 0.0, "kl_charged": 0.0, "n": 0}
     for i, batch in enumerate(loader):
-        parts = step(batch, kl_weight, f"epoch {epoch} step {i}")
+        parts = step(batch, kl_weight_at(first + i, warmup), f"step {first + i}")
         b = model.n_examples(batch)
         for k in ("recon", "kl", "kl_charged"):
             run[k] += parts[k] * b
@@ -286,11 +346,13 @@ def _train_epoch(
 
 
 def _history_row(
-    epoch: int, seed: int, tr_m: Mapping[str, float], va_m: Mapping[str, float], lr: float, w: float
+    steps: int, seed: int, tr_m: Mapping[str, float], va_m: Mapping[str, float], lr: float, w: float
 ) -> dict[str, float]:
-    """One row of the per-epoch history (the columns of ``history.csv``)."""
+    """One row of the history (the columns of ``history.csv``): a validation pass after ``steps``
+    optimizer steps, the training means over the steps since the previous pass, the learning rate
+    and the KL weight of the last step."""
     return {
-        "epoch": epoch,
+        "step": steps,
         "seed": seed,
         "train_recon": tr_m["recon"],
         "train_kl": tr_m["kl"],

@@ -18,7 +18,7 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +44,7 @@ from musiclust.training.data import (
 from musiclust.training.determinism import deterministic, seed_everything
 from musiclust.training.diagnostics import latent_usage
 from musiclust.training.encode import encode_arrays, encode_data
-from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors
+from musiclust.training.loop import FitResult, fit, resolve_device, to_tensors, validation_subset
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,15 @@ class TrainResult:
 
 @dataclass
 class _SeedRun:
-    """One seed's outcome: its summary for info/metrics, history rows, latents and seconds."""
+    """One seed's outcome: its summary for info/metrics, history rows, latents, seconds and the
+    process it ran in (``stage`` or ``child``: for the timings file only)."""
 
     summary: dict[str, Any]
     history: list[dict[str, float]]
     latents: pd.DataFrame
     seconds: dict[str, float]
     model: LatentModel
+    process: str = "stage"
 
 
 def train_model(
@@ -144,13 +146,11 @@ def _train_all_seeds(
         str(out_dir), params_record, str(device),
     )  # fmt: skip
     procs = _seed_processes(train_cfg, len(seeds), device)
-    if procs > 1:
-        runs = _train_seeds_in_processes(job, seeds, procs)
-    else:
-        runs = {
-            s: _train_seed(key, cfg, data, train, val, train_cfg, s, device, out_dir, params_record)
-            for s in seeds
-        }
+
+    def here(s: int) -> _SeedRun:
+        return _train_seed(key, cfg, data, train, val, train_cfg, s, device, out_dir, params_record)
+
+    runs = _train_seeds_in_processes(job, seeds, procs, here) if procs > 1 else {s: here(s) for s in seeds}
     _write_latents(out_dir, data, runs, device)
     conditioned_on = [cfg["condition"]] if data.dims.get("condition_values") else []
     latent_dim = runs[seeds[0]].model.latent_dim
@@ -164,6 +164,7 @@ def _train_all_seeds(
         {**info_args, "conditioned_on": conditioned_on, "latent_dim": latent_dim},
     )
     result.timings["per_seed"] = {str(s): r.seconds for s, r in runs.items()}
+    result.timings["seed_process"] = {str(s): r.process for s, r in runs.items()}
     result.timings["seconds_total"] = round(sum(sum(r.seconds.values()) for r in runs.values()), 3)
     return result
 
@@ -190,21 +191,40 @@ def _seed_processes(train_cfg: TrainParams, n_seeds: int, device: torch.device) 
     return max(1, min(train_cfg.seed_workers, n_seeds))
 
 
-def _train_seeds_in_processes(job: _SeedJob, seeds: list[int], procs: int) -> dict[int, _SeedRun]:
-    """Each seed in its own process (``procs`` at a time), results in seed order.
+def _train_seeds_in_processes(
+    job: _SeedJob, seeds: list[int], procs: int, here: Callable[[int], _SeedRun]
+) -> dict[int, _SeedRun]:
+    """``procs`` seeds at a time: this process trains seeds itself (``here``, on the clips it has
+    already loaded) beside ``procs - 1`` child processes; results in seed order.
 
-    A seed's run depends only on its seed and inputs (everything is reseeded, each process runs
+    This process takes the first seed and each child one of the next; whenever this process
+    finishes a seed it hands the next ones to children that are idle and takes one itself. A
+    seed's run depends only on its seed and inputs (everything is reseeded, each process runs
     ``train.threads`` threads with deterministic kernels), so the files are byte-identical to
-    training the seeds one after another; ``spawn`` keeps the children free of the parent's
-    thread pools.
+    training the seeds one after another, wherever each ran. A child costs a Python start, the
+    torch imports (about 3.5 s of CPU) and a load of the clips, which this process has done
+    already; ``spawn`` keeps the children free of this process's thread pools.
     """
     ctx = mp.get_context("spawn")
-    log.info("%s: training %d seeds in %d processes (train.seed_workers)", job.key, len(seeds), procs)
+    log.info(
+        "%s: training %d seeds, %d at a time (this process and %d more; train.seed_workers)",
+        job.key, len(seeds), procs, procs - 1,
+    )  # fmt: skip
+    queue, runs = list(seeds), {}
     with ProcessPoolExecutor(
-        max_workers=procs, mp_context=ctx, initializer=_init_seed_process, initargs=(os.getpid(),)
+        max_workers=procs - 1, mp_context=ctx, initializer=_init_seed_process, initargs=(os.getpid(),)
     ) as pool:
-        futures = {s: pool.submit(_seed_in_process, job, s) for s in seeds}
-        return {s: futures[s].result() for s in seeds}
+        mine = queue.pop(0)
+        futures = {s: pool.submit(_seed_in_process, job, s) for s in queue[: procs - 1]}
+        del queue[: procs - 1]
+        while mine is not None:
+            runs[mine] = here(mine)
+            idle = procs - 1 - sum(not f.done() for f in futures.values())
+            futures.update({s: pool.submit(_seed_in_process, job, s) for s in queue[:idle]})
+            del queue[:idle]
+            mine = queue.pop(0) if queue else None
+        runs.update({s: f.result() for s, f in futures.items()})
+    return {s: runs[s] for s in seeds}
 
 
 def _init_seed_process(parent: int) -> None:
@@ -236,6 +256,7 @@ def _seed_in_process(job: _SeedJob, seed: int) -> _SeedRun:
             job.key, cfg, data, train, val, job.train_cfg, seed, device, Path(job.out_dir), job.params_record
         )
     run.model.to("cpu")
+    run.process = "child"
     return run
 
 
@@ -332,7 +353,7 @@ def _train_seed(
     ckpt_extra = {"params": params_record, "seed": seed, "inputs": inputs}
     seconds: dict[str, float] = {}
     extra: dict[str, Any] = {}
-    if model.pretrain_epochs > 0:
+    if model.pretrain_steps > 0:
         extra, seconds["pretrain_seconds"] = _pretrain_seed(
             key, model, train, val, train_cfg, seed, device, out_dir, ckpt_extra
         )
@@ -340,16 +361,19 @@ def _train_seed(
     seconds["seconds"] = round(res.seconds, 3)
     save_checkpoint(contract.checkpoint_path(out_dir, seed), _checkpoint(model, res, ckpt_extra))
     mu, cluster = encode_data(model, data, device, train_cfg.workers)
-    usage = latent_usage(model, val if len(val["x"]) else train, device, train_cfg.workers)
+    # on the validation clips each pass scores (train.val_clips): its cost is flat in the collection
+    scored = validation_subset(val, train_cfg.val_clips) if len(val["x"]) else train
+    usage = latent_usage(model, scored, device, train_cfg.workers)
     log.info(
-        "%s seed %s: val loss %.4g (epoch 0) -> %.4g (best, epoch %d of %d) in %.1f s",
-        key, seed, res.first_val_loss, res.best_val_loss, res.best_epoch, res.epochs, res.seconds,
+        "%s seed %s: val loss %.4g (first pass, step %d) -> %.4g (best, step %d of %d) in %.1f s",
+        key, seed, res.first_val_loss, min(train_cfg.eval_every, res.steps), res.best_val_loss,
+        res.best_step, res.steps, res.seconds,
     )  # fmt: skip
     summary = {
         "first_val_loss": float(res.first_val_loss),
         "best_val_loss": float(res.best_val_loss),
-        "best_epoch": res.best_epoch,
-        "epochs": res.epochs,
+        "best_step": res.best_step,
+        "steps": res.steps,
         "stopped_early": res.stopped_early,
         **extra,
         "latent_usage": usage,
@@ -382,15 +406,15 @@ def _pretrain_seed(
     pretrain_seconds = round(pre.seconds, 3)
     codes, _ = encode_arrays(model, train, device, train_cfg.workers)
     extra = {
-        "pretrain_epochs": pre.epochs,
+        "pretrain_steps": pre.steps,
         "pretrain_val_loss": float(pre.best_val_loss),
         **model.after_pretraining(codes, seed),
     }
     log.info(
-        "%s seed %d: pretrained %d epochs (val loss %.4g); %s",
+        "%s seed %d: pretrained %d steps (val loss %.4g); %s",
         key,
         seed,
-        pre.epochs,
+        pre.steps,
         pre.best_val_loss,
         extra,
     )
@@ -406,12 +430,12 @@ def _pretrain(
     device: torch.device,
     label: str,
 ) -> FitResult:
-    """The model's first training stage (``pretrain_epochs``, no KL warm-up, ``pretraining`` on)."""
+    """The model's first training stage (``pretrain_steps``, no KL warm-up, ``pretraining`` on)."""
     model.pretraining = True
     try:
         return fit(
             model, train, val, cfg, seed=seed, label=label, device=device,
-            max_epochs=model.pretrain_epochs, kl_warmup_epochs=0,
+            max_steps=model.pretrain_steps, kl_warmup_steps=0,
         )  # fmt: skip
     finally:
         model.pretraining = False
@@ -421,7 +445,7 @@ def _checkpoint(model: LatentModel, res: FitResult, extra: Mapping[str, Any], **
     """A checkpoint of ``model`` after ``res`` (no timings: the file must be reproducible)."""
     return make_checkpoint(
         model,
-        epoch=res.best_epoch,
+        step=res.best_step,
         best_val_loss=float(res.best_val_loss),
         history=[dict(h) for h in res.history],
         **extra,
