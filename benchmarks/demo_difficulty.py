@@ -45,8 +45,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # `python benchmarks/demo_difficulty.py` from the repository root
     sys.path.insert(0, str(REPO))
 
-from musiclust.evaluation.pipeline import run_evaluate_step  # noqa: E402
 from stages import cluster as cluster_stage  # noqa: E402
+from stages import configure as configure_stage  # noqa: E402
 from stages import download as download_stage  # noqa: E402
 from stages import featurize as featurize_stage  # noqa: E402
 from stages import segment as segment_stage  # noqa: E402
@@ -54,6 +54,7 @@ from stages import train as train_stage  # noqa: E402
 
 from musiclust.log import setup_logging  # noqa: E402
 from musiclust.params import load_params  # noqa: E402
+from musiclust.ranking.pipeline import run_evaluate_step  # noqa: E402
 
 log = logging.getLogger("benchmarks.demo_difficulty")
 KNOBS = ("overlap", "between_fraction", "production")
@@ -106,12 +107,14 @@ def write_params(
     knobs: dict[str, float],
     corpus_seed: int,
     train_seeds: list[int],
+    models: list[str],
     extra: dict[str, Any],
 ) -> None:
-    """The params file of one configuration: the base with the knobs, seeds and overrides set."""
+    """The params file of one configuration: the base with the knobs, seeds, models and overrides set."""
     p = json.loads(json.dumps(base))  # deep copy
     p["seed"] = corpus_seed
     p["seeds"] = list(train_seeds)
+    p["train"]["models"] = list(models)
     for k, v in knobs.items():
         p["data"]["demo"][k] = v
     # every set the models here may read, whatever --models says: a corpus is featurized once
@@ -169,7 +172,7 @@ def run_config(
         return record
     run_dir.mkdir(parents=True, exist_ok=True)
     params = run_dir / "params.yaml"
-    write_params(base, params, knobs, corpus_seed, train_seeds, extra)
+    write_params(base, params, knobs, corpus_seed, train_seeds, models, extra)
     # the corpus stages read only data.*, seed, audio, segment, features: shared by runs that
     # differ in model params (--set beta=...), so they run once per knob setting and corpus seed
     corpus_dir.mkdir(parents=True, exist_ok=True)
@@ -177,11 +180,15 @@ def run_config(
     corpus_stages(corpus_dir, params, keep)
     t_corpus = time.perf_counter() - t0
     segments = str(corpus_dir / "segments")
+    # the configure stage resolves each model's settings from the run's params (as in dvc.yaml)
+    configure_stage.main(
+        ["--lyrics", str(corpus_dir / "no-lyrics.parquet"), "--out", str(run_dir / "configs"), "--params", str(params)]
+    )  # fmt: skip
     for m in models:
         train_stage.main(
-            ["--model", m, "--segments", segments, "--features", str(corpus_dir / "features"),
-             "--lyrics", str(corpus_dir / "no-lyrics.parquet"), "--out", str(run_dir / "models" / m),
-             "--timings", str(run_dir / "timings" / f"{m}.json"), "--params", str(params)]
+            ["--model", m, "--config", str(run_dir / "configs" / m), "--segments", segments,
+             "--features", str(corpus_dir / "features"), "--out", str(run_dir / "models" / m),
+             "--timings", str(run_dir / "timings" / f"{m}.json")]
         )  # fmt: skip
     reps = [*BASELINES, *models]
     for rep in reps:
@@ -222,6 +229,7 @@ def evaluate(run_dir: Path, corpus_dir: Path, reps: list[str]) -> tuple[dict[str
         p.data.label_columns,
         p.evaluate,
         p.cluster.algorithms,
+        p.segment.split,
     )
     m = ev.means
     m = m[

@@ -11,7 +11,7 @@ largest process of the stage: seed processes and workers count as their own maxi
 One CSV row per N and stage, plus a ``total`` row for the whole ``dvc repro`` (DVC's own work
 included)::
 
-    python benchmarks/scaling.py --collection ../shared/data/songs_en_de_400 \\
+    python benchmarks/scaling.py --collection <folder>/songs_en_de_400 \\
         --songs 250 500 1000 2000 --work /tmp/scaling --out runs/scaling.csv
 
 ``--set key=value`` overrides a params.yaml value in every workspace (YAML value, e.g.

@@ -102,10 +102,10 @@ class Setting:
             return value
         if self.kind in ("ints", "int_or_ints") and isinstance(value, (list, tuple)):
             if not value:
-                raise ParamsError(f"{where} is empty: list at least one {self._range('int')}")
+                raise ParamsError(f"{where} is empty: list at least one value, each {self._range('int')}")
             return [self._number(f"{where}[{i}]", v, int) for i, v in enumerate(value)]
         if self.kind == "ints":
-            raise ParamsError(f"{where} must be a list of {self._range('int')}s, got {value!r}")
+            raise ParamsError(f"{where} must be a list, each value {self._range('int')}, got {value!r}")
         return self._number(where, value, float if self.kind == "float" else int)
 
     def _number(self, where: str, value: Any, tp: type) -> Any:

@@ -142,9 +142,26 @@ def _curves(
                     "id": f"curve-{param}-{label}",
                     "title": f"NMI on {label} against {param}",
                     "png": _b64(figures.curve_figure(data, param, label)),
+                    "flat": flat_note(data, param, label),
                 }
             )
     return curves
+
+
+def flat_note(data: pd.DataFrame, param: str, label: str) -> str:
+    """A sentence naming the drawn representations whose NMI on ``label`` is the same at every value of
+    ``param`` (a flat line is a result, said in words, not left for the reader to spot); "" if none."""
+    flat = [
+        f"{rep} ({g['metric'].iloc[0]:.3f})"
+        for rep, g in data.groupby("representation", sort=True)
+        if g["value"].nunique() > 1 and g["metric"].nunique(dropna=False) == 1
+    ]
+    if not flat:
+        return ""
+    return (
+        f"No effect on {label} NMI: {', '.join(flat)} score the same at every value of {param} "
+        "(drawn because another of their headline numbers moved)."
+    )
 
 
 def _maps(maps: Maps | None) -> tuple[list[dict], list[str]]:
