@@ -9,7 +9,7 @@ export TRANSFORMERS_OFFLINE := 1
 export MUSICLUST_OFFLINE := 1
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install repro test test-fast lint clean-venv plots-template
+.PHONY: install repro test test-fast lint clean-venv plots-template readme-results
 
 install: $(STAMP)
 
@@ -22,6 +22,11 @@ $(STAMP): pyproject.toml constraints.txt
 repro: install
 	$(BIN)/dvc config --local core.analytics false 2>/dev/null || true
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/dvc repro
+
+# Copy metrics/results.md (written by the evaluate stage) into README.md's results block, after a
+# `dvc repro` whose dvc.lock you commit (tests/test_contract.py keeps the two identical).
+readme-results:
+	$(PYTHON) -c 'import pathlib, re; r = pathlib.Path("README.md"); t = pathlib.Path("metrics/results.md").read_text(encoding="utf-8"); s = r.read_text(encoding="utf-8"); n = re.sub(r"(<!-- results:start -->\n).*?(<!-- results:end -->)", lambda m: m.group(1) + t + m.group(2), s, count=1, flags=re.S); assert n != s or t in s, "README.md lacks the results block"; r.write_text(n, encoding="utf-8")'
 
 test: install
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/python -m pytest -q
