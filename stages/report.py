@@ -25,6 +25,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--figures", type=Path, default=Path("plots/figures"))
     ap.add_argument("--pdf", type=Path, default=None, help="also print the page to this PDF (needs Chromium)")
     ap.add_argument("--history", type=Path, default=None, help="every model's training history in one CSV")
+    ap.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder of figures and excerpts drawn by earlier reports (redraws only what changed; same output)",
+    )
     ap.add_argument("--params", type=Path, default=Path("params.yaml"))
     args = ap.parse_args(argv)
     setup_logging()
@@ -46,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
         args.figures,
         pdf=args.pdf,
         history_csv=args.history,
+        cache_dir=args.cache,
     )
 
 

@@ -11,6 +11,7 @@ import base64
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -544,6 +545,45 @@ def test_two_runs_are_byte_identical(built, tmp_path: Path) -> None:
     assert again == text
     for p in paths["figures"].glob("*.png"):
         assert (tmp_path / "figures" / p.name).read_bytes() == p.read_bytes(), p.name
+
+
+def test_the_cache_redraws_only_what_changed_and_changes_no_byte(built, tmp_path: Path, monkeypatch) -> None:
+    """With --cache, a second report reuses every figure and excerpt of the first; a changed input
+    (one model's training history) is drawn again; the pages equal the ones drawn without a cache."""
+    import pandas as pd
+
+    from musiclust.reporting.cache import ArtefactCache
+
+    counts: list[tuple[int, int]] = []
+    prune = ArtefactCache.prune
+
+    def counting_prune(self, *a, **k):
+        counts.append((self.misses, self.hits))
+        return prune(self, *a, **k)
+
+    monkeypatch.setattr(ArtefactCache, "prune", counting_prune)
+    text, paths = built
+    cache = tmp_path / "cache"
+
+    def run(name: str, **over: Path) -> str:
+        return run_stage(
+            paths, out=tmp_path / name / "index.html", figures=tmp_path / name / "figures", **over
+        )
+
+    assert run("a", cache=cache) == text
+    n = len(list(cache.glob("??/*")))
+    assert n > 0 and counts[-1] == (n, 0)  # figures and excerpts, each stored once
+    assert run("b", cache=cache) == text
+    assert counts[-1] == (0, n)
+    model = next(p for p in sorted(paths["models"].iterdir()) if (p / "history.csv").exists())
+    changed = tmp_path / "models"
+    shutil.copytree(paths["models"], changed)
+    h = pd.read_csv(changed / model.name / "history.csv")
+    h["val_total"] = h["val_total"] * 1.5
+    h.to_csv(changed / model.name / "history.csv", index=False)
+    third = run("c", models=changed, cache=cache)
+    assert counts[-1] == (1, n - 1)  # the loss curves alone are drawn again
+    assert third == run("d", models=changed) != text
 
 
 def test_a_summary_without_a_contract_key_fails_naming_file_and_key(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from markupsafe import Markup
 from musiclust.contracts.models import HISTORY_COLUMNS
 from musiclust.fileio import atomic_write_bytes
 from musiclust.params import ReportParams
+from musiclust.reporting.cache import ArtefactCache
 from musiclust.reporting.excerpts import ExcerptError
 from musiclust.reporting.explore import VegaLibraries, section_data
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, ReportPaths, load_inputs
@@ -149,13 +150,15 @@ def write_report(
     figures_dir: Path,
     pdf: Path | None = None,
     history_csv: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> Path:
     """Build the report from ``paths``; write ``out_html``, ``figures_dir/*.png`` and (with Chromium) ``pdf``.
 
     ``representations`` are the ``data/clusters/<rep>/`` folders drawn (params.yaml's models and
     baselines: a folder left from an earlier selection is not part of this run). ``history_csv``
     receives every model's training history in one table (:func:`training_history`), the data of
-    the ``dvc plots`` loss curves.
+    the ``dvc plots`` loss curves. ``cache_dir``: figures and excerpts of earlier reports
+    (:mod:`musiclust.reporting.cache`), so only what changed is drawn again; the output is the same.
 
     ``figures_dir`` is emptied of old PNGs first: outputs are rewritten whole. The PDF, when asked
     for, is a side file outside the stage's cached outputs: whether it can be printed depends on
@@ -168,11 +171,12 @@ def write_report(
     if history_csv is not None:
         history_csv.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(history_csv, training_history(inputs).to_csv(index=False).encode("utf-8"))
-    ctx = Ctx(inputs, params, tuple(label_columns), figures_dir)
+    ctx = Ctx(inputs, params, tuple(label_columns), figures_dir, cache=ArtefactCache(cache_dir))
     env = environment()
     sections = build_sections(ctx, env)
     text = render(env, sections, params, label_columns, ctx.figure_names, inputs.summary)
     atomic_write_bytes(out_html, text.encode("utf-8"))
+    ctx.cache.prune()
     log.info(
         "wrote %s (%.0f kB, %d figures, %d excerpts)",
         out_html,

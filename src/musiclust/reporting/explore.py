@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from musiclust.contracts.clusters import SEED_INDEPENDENT
 from musiclust.params import ReportParams
+from musiclust.reporting.cache import ArtefactCache
 from musiclust.reporting.excerpts import ExcerptError, centre_distances, data_uri, encode_opus, song_excerpt
 from musiclust.reporting.figures import METHOD_NAMES, natural_key
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, winner_clusters
@@ -202,8 +203,12 @@ def _representation(
     }
 
 
-def explore_data(inp: ReportInputs, labels: Sequence[str], params: ReportParams) -> dict[str, Any]:
+def explore_data(
+    inp: ReportInputs, labels: Sequence[str], params: ReportParams, cache: ArtefactCache | None = None
+) -> dict[str, Any]:
     """The explorer's data: songs (metadata, split, labels, excerpt) and every applicable representation.
+
+    ``cache`` supplies excerpts encoded by an earlier report (the same audio at the same bitrate).
 
     Songs are those on at least one map, sorted by id; every array in the result is aligned with
     ``songs["id"]`` (None where a representation has no point or cluster for a song).
@@ -217,6 +222,7 @@ def explore_data(inp: ReportInputs, labels: Sequence[str], params: ReportParams)
     split = inp.segments.drop_duplicates("song_id").set_index("song_id")["split"].astype(str)
     reps = [_representation(inp, n, ids, labels, songs) for n in applicable]
     seconds, budget_note = excerpt_seconds(len(ids), params)
+    cache = cache or ArtefactCache(None)
     if budget_note:
         log.warning("explorer: %s; raise it or lower report.explore_kbps", budget_note)
 
@@ -225,7 +231,8 @@ def explore_data(inp: ReportInputs, labels: Sequence[str], params: ReportParams)
             y, sr, start = song_excerpt(inp.segments, inp.paths.segments, sid, seconds)
         except ExcerptError as exc:  # one song without audio keeps its point, not the page from building
             return None, None, str(exc)
-        return data_uri(encode_opus(y, sr, params.explore_kbps), "audio/ogg"), round(float(start), 1), None
+        opus = cache.get(encode_opus, y, sr, params.explore_kbps)
+        return data_uri(opus, "audio/ogg"), round(float(start), 1), None
 
     # the Opus encoder (~0.1 s of CPU per 4 s excerpt) releases the GIL; map keeps the song order
     with ThreadPoolExecutor(max_workers=EXCERPT_THREADS) as pool:

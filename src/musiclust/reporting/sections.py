@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from musiclust.fileio import atomic_write_bytes, safe_id
 from musiclust.params import ReportParams
 from musiclust.reporting import figures as F
+from musiclust.reporting.cache import ArtefactCache
 from musiclust.reporting.excerpts import central_songs, data_uri, encode_ogg, song_excerpt
 from musiclust.reporting.explore import explore_data, read_vega, section_data
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, winner_clusters
@@ -44,16 +45,25 @@ class Ctx:
     figures_dir: Path
     figure_names: list[str] = field(default_factory=list)
     excerpts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: drawn figures and encoded excerpts of earlier reports (off: ``ArtefactCache(None)``)
+    cache: ArtefactCache = field(default_factory=lambda: ArtefactCache(None))
 
-    def figure(self, fig: Figure, name: str, alt: str, caption: str = "") -> dict[str, str]:
-        """Write ``<figures_dir>/<name>.png`` and return it for a template (``uri``, ``alt``, ``caption``)."""
-        png = fig_to_png(fig)
+    def figure(
+        self, draw: Callable[..., Figure], args: tuple, name: str, alt: str, caption: str = ""
+    ) -> dict[str, str]:
+        """``draw(*args)`` as ``<figures_dir>/<name>.png``, returned for a template (``uri``, ``alt``,
+        ``caption``). The PNG comes from the cache when the same figure was drawn before."""
+        png = self.cache.get(_png, draw, args)
         stem = safe_id(name)
         if stem in self.figure_names:
             raise ValueError(f"two figures named {stem}")
         atomic_write_bytes(self.figures_dir / f"{stem}.png", png)
         self.figure_names.append(stem)
         return {"uri": data_uri(png, "image/png"), "alt": alt, "caption": caption, "name": stem}
+
+
+def _png(draw: Callable[..., Figure], args: tuple) -> bytes:
+    return fig_to_png(draw(*args))
 
 
 def _winner_of(ctx: Ctx, label: str) -> str | None:
@@ -141,7 +151,7 @@ def ranking(ctx: Ctx) -> dict[str, Any]:
             "(metrics/summary.json). "
         ) + ("Dark: the winner; light: not separable from it." if winner else "Not ranked: no winner.")
         fig = (
-            ctx.figure(F.ranking_bars(rows, lab, ci), f"ranking_{lab}", f"NMI ranking for {lab}", caption)
+            ctx.figure(F.ranking_bars, (rows, lab, ci), f"ranking_{lab}", f"NMI ranking for {lab}", caption)
             if rows
             else None
         )
@@ -243,7 +253,8 @@ def maps(ctx: Ctx) -> dict[str, Any]:
             for note in sorted(points[meth]["note"].dropna().astype(str).unique())
         ]
         fig = ctx.figure(
-            F.latent_map(points, labels, f"{name} ({seed_text})"),
+            F.latent_map,
+            (points, labels, f"{name} ({seed_text})"),
             f"latent_{name}",
             f"2-D maps of {name}",
             f"{name}: one point per song ({rep.info['modality']}), {seed_text}; "
@@ -267,7 +278,7 @@ def explore(ctx: Ctx) -> dict[str, Any]:
     It opens on the first label's winner.
     """
     labels = list(ctx.inp.summary["labels"])
-    payload = explore_data(ctx.inp, labels, ctx.params)
+    payload = explore_data(ctx.inp, labels, ctx.params, ctx.cache)
     return section_data(
         payload, read_vega(ctx.inp.paths.vega), _winner_of(ctx, labels[0]) if labels else None
     )
@@ -276,7 +287,10 @@ def explore(ctx: Ctx) -> dict[str, Any]:
 def _excerpt(ctx: Ctx, song_id: str) -> dict[str, Any]:
     if song_id not in ctx.excerpts:  # the same song can be central for two labels
         y, sr, start = song_excerpt(ctx.inp.segments, ctx.inp.paths.segments, song_id, ctx.params.excerpt_s)
-        ctx.excerpts[song_id] = {"uri": data_uri(encode_ogg(y, sr), "audio/ogg"), "start_s": start}
+        ctx.excerpts[song_id] = {
+            "uri": data_uri(ctx.cache.get(encode_ogg, y, sr), "audio/ogg"),
+            "start_s": start,
+        }
     return ctx.excerpts[song_id]
 
 
@@ -328,12 +342,18 @@ def _recon_figures(ctx: Ctx, name: str, recon: dict) -> list[dict[str, str]]:
     out = []
     for k in pairs:
         what = "" if len(pairs) == 1 else f" ({k})"
-        fig = F.reconstruction_figure(
-            recon[k][:N_RECON], recon[f"{k}_recon"][:N_RECON], f"{name}{what}: original vs reconstructed", ids
+        args = (
+            recon[k][:N_RECON],
+            recon[f"{k}_recon"][:N_RECON],
+            f"{name}{what}: original vs reconstructed",
+            ids,
         )
         out.append(
             ctx.figure(
-                fig, f"recon_{name}" + (f"_{k}" if len(pairs) > 1 else ""), f"reconstructions of {name}{what}"
+                F.reconstruction_figure,
+                args,
+                f"recon_{name}" + (f"_{k}" if len(pairs) > 1 else ""),
+                f"reconstructions of {name}{what}",
             )
         )
     return out
@@ -362,7 +382,8 @@ def training(ctx: Ctx) -> dict[str, Any]:
     curves = None
     if trained:
         curves = ctx.figure(
-            F.training_curves({n: r.history for n, r in trained.items()}),
+            F.training_curves,
+            ({n: r.history for n, r in trained.items()},),
             "training_curves",
             "validation loss per optimizer step",
             "Validation loss against optimizer steps (history.csv, one point per validation pass); "

@@ -1,0 +1,94 @@
+"""A content-addressed store of what the report draws and encodes, so a report redraws only what changed.
+
+Drawing the figures (matplotlib) and encoding the audio excerpts are most of the report stage's
+time, and after an experiment that re-trains one model almost all of them are the same as the
+last run's. Each artefact is stored under the SHA-256 of everything that determines its bytes:
+
+* the drawing or encoding function (module and name) and its arguments, pickled (data frames and
+  arrays included): equal pickles mean equal inputs, so a hit can only return the very bytes the
+  function would have produced; a different pickle of equal data is a miss, never a wrong hit;
+* the code that turns them into bytes: the source of the reporting modules that draw and encode,
+  and the versions of matplotlib, numpy and libsndfile.
+
+The store is a plain folder (``stages/report.py --cache``, in dvc.yaml the project's own
+``.musiclust/cache/report``), outside every DVC output: the report's outputs are the same bytes
+with or without it (tests/test_report.py checks that). ``root=None`` switches it off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from musiclust.fileio import atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+#: Entries kept after a report: the ones it used, then the most recently used up to this many.
+KEEP_ENTRIES = 4000
+
+
+def _code_key() -> bytes:
+    """What, besides the arguments, decides an artefact's bytes: the drawing/encoding code and libraries."""
+    import matplotlib
+    import numpy
+    import soundfile
+
+    from musiclust.reporting import excerpts, figures, style
+
+    h = hashlib.sha256()
+    for mod in (figures, style, excerpts):
+        h.update(Path(mod.__file__).read_bytes())
+    for version in (matplotlib.__version__, numpy.__version__, soundfile.__libsndfile_version__):
+        h.update(version.encode() + b"\0")
+    return h.digest()
+
+
+class ArtefactCache:
+    """``get(fn, *args)`` returns ``fn(*args)`` (bytes), from the store when the same call was made before."""
+
+    def __init__(self, root: Path | None):
+        self.root = Path(root) if root is not None else None
+        self.used: set[Path] = set()
+        self.hits = 0
+        self.misses = 0
+        self._code = _code_key() if self.root is not None else b""
+
+    def get(self, fn: Callable[..., bytes], *args: Any) -> bytes:
+        if self.root is None:
+            return fn(*args)
+        h = hashlib.sha256(self._code)
+        h.update(f"{fn.__module__}.{fn.__qualname__}\0".encode())
+        h.update(pickle.dumps(args, protocol=4))
+        path = self.root / h.hexdigest()[:2] / h.hexdigest()
+        self.used.add(path)
+        try:
+            data = path.read_bytes()
+            os.utime(path)  # most recently used: kept longest by prune()
+            self.hits += 1
+            return data
+        except FileNotFoundError:
+            pass
+        data = fn(*args)
+        try:
+            atomic_write_bytes(path, data)
+        except OSError as exc:  # a full or read-only disk costs the next run time, not this report
+            log.warning("report cache: cannot store %s: %s", path, exc)
+        self.misses += 1
+        return data
+
+    def prune(self, keep: int = KEEP_ENTRIES) -> None:
+        """Delete the least recently used entries beyond ``keep`` (never one this report used)."""
+        if self.root is None or not self.root.is_dir():
+            return
+        entries = [p for p in self.root.glob("??/*") if p.is_file() and p not in self.used]
+        room = max(keep - len(self.used), 0)
+        entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[room:]:
+            old.unlink(missing_ok=True)
+        log.info("report cache: %d drawn or encoded, %d reused (%s)", self.misses, self.hits, self.root)
