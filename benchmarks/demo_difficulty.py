@@ -18,9 +18,11 @@ curves as tables, as docs/demo.md shows them) and ``<out>.png`` (the genre curve
 are kept in ``--work`` and skipped when run again, so an interrupted sweep resumes. Not part of
 the pipeline; how the curves of docs/demo.md were measured::
 
-    python benchmarks/demo_difficulty.py --out docs/demo_difficulty \\
-        --sweep overlap=0,0.25,0.5,0.75 --sweep between_fraction=0,0.25,0.5 \\
-        --sweep production=0,0.5,1 --corpus-seeds 0 1 2 --models vae beta_vae conv_vae
+    python benchmarks/demo_difficulty.py --out docs/demo/demo_difficulty \\
+        --base overlap=0.2,between_fraction=0.25,production=0.5 \\
+        --sweep overlap=0,0.2,0.5,0.8 --sweep between_fraction=0,0.25,0.5 \\
+        --sweep production=0,0.5,1 --point overlap=0,between_fraction=0,production=0 \\
+        --corpus-seeds 0 1 --models vae beta_vae
 
 ``--point overlap=0.4,production=0.5`` measures one combination (as ``--sweep`` values do, with
 the knobs it does not name at ``--base``); ``--set beta=16`` overrides any other param for every
