@@ -508,6 +508,45 @@ def test_11_a_full_disk_on_the_final_write_is_one_line_and_keeps_the_collection(
     assert _files(tmp_path / "raw") == before
 
 
+def test_11_a_full_disk_in_segment_and_featurize_is_one_line(tmp_path, monkeypatch, capsys):
+    """Segment and featurize write their tables through the same writer: a full disk there is the
+    one `error:` line naming the disk and the file, not a pyarrow traceback."""
+    import stages.featurize as feat_stage
+    import stages.segment as seg_stage
+
+    import musiclust.fileio as fileio
+
+    run_main(download_stage.main, _download_argv(tmp_path, _three_songs(tmp_path)))
+    pp = _params_file(
+        tmp_path,
+        {"segment": {"workers": 0, "window_s": 0.25, "hop_s": 0.25}, "features": {"workers": 0}},
+        "stages.yaml",
+    )
+    seg_argv = ["--raw", str(tmp_path / "raw"), "--out", str(tmp_path / "segments"), "--params", str(pp)]
+    feat_argv = [
+        "--segments",
+        str(tmp_path / "segments"),
+        "--out",
+        str(tmp_path / "features"),
+        "--params",
+        str(pp),
+    ]
+    real = pd.DataFrame.to_parquet
+
+    def to_full_disk(self, path, *a, **k):  # what pyarrow raises on a full disk, for real
+        return real(self, "/dev/full", *a, **k)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(fileio.pd.DataFrame, "to_parquet", to_full_disk)
+        line = _one_error_line(capsys, seg_stage.main, seg_argv)
+    assert "disk is full" in line and "segments" in line, line
+    run_main(seg_stage.main, seg_argv)  # room again: the stage runs
+    with monkeypatch.context() as mp:
+        mp.setattr(fileio.pd.DataFrame, "to_parquet", to_full_disk)
+        line = _one_error_line(capsys, feat_stage.main, feat_argv)
+    assert "disk is full" in line and "features" in line, line
+
+
 # ---------------------------------------------------------------- 12: the smaller ones
 
 
