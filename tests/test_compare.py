@@ -204,7 +204,7 @@ def test_page_is_self_contained_escaped_and_deterministic(sweep):
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert 'id="curve-beta-language"' in html and 'id="curve-beta-genre"' in html
     # beta moved beta_vae's language NMI, not its genre NMI (0.2 everywhere): the page says so in words
-    assert "No effect on genre NMI: beta_vae (0.200) score the same at every value of beta" in html
+    assert "No effect on genre NMI: beta_vae (0.200) scores the same at every value of beta" in html
     assert "No effect on language NMI" not in html
     assert 'id="maps"' in html and "no data/clusters/beta_vae/maps.parquet" in html
     for name in ("exp-b1", "exp-b2", "exp-b16", "main"):

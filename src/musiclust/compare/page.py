@@ -158,9 +158,10 @@ def flat_note(data: pd.DataFrame, param: str, label: str) -> str:
     ]
     if not flat:
         return ""
+    verb, whose = ("scores", "its") if len(flat) == 1 else ("score", "their")
     return (
-        f"No effect on {label} NMI: {', '.join(flat)} score the same at every value of {param} "
-        "(drawn because another of their headline numbers moved)."
+        f"No effect on {label} NMI: {', '.join(flat)} {verb} the same at every value of {param} "
+        f"(drawn because another of {whose} headline numbers moved)."
     )
 
 
