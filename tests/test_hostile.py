@@ -1,6 +1,6 @@
-"""Hostile and degenerate input to the download stage and params (issue 14).
+"""Hostile and degenerate input to the download stage and params.
 
-Each test names the defect it guards; on the code before issue 14 each one fails.
+Each test names the defect it guards; on the code before these fixes each one fails.
 """
 
 from __future__ import annotations

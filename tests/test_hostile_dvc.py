@@ -1,4 +1,4 @@
-"""Defect 3 of issue 14: Ctrl-C, then ``dvc exp run``, fetches only the songs not yet finished.
+"""Ctrl-C, then ``dvc exp run``, fetches only the songs not yet finished.
 
 ``dvc exp run`` resets ``data/raw`` to its last recorded version before it runs the
 stage, so finished downloads must live outside it (``download.cache_dir``). This runs

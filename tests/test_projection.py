@@ -1,4 +1,4 @@
-"""2-D projections on degenerate input: a note, never a crash (defect 1 of issue 14)."""
+"""2-D projections on degenerate input: a note, never a crash."""
 
 from __future__ import annotations
 
