@@ -37,7 +37,7 @@ from musiclust.params import ReportParams
 from musiclust.reporting.cache import ArtefactCache
 from musiclust.reporting.excerpts import ExcerptError, centre_distances, data_uri, encode_opus, song_excerpt
 from musiclust.reporting.figures import METHOD_NAMES, natural_key
-from musiclust.reporting.inputs import ReportInputError, ReportInputs, winner_clusters
+from musiclust.reporting.inputs import ReportInputError, ReportInputs, first_seed_maps, winner_clusters
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +149,7 @@ def _representation(
 ) -> dict[str, Any]:
     """One applicable representation: its maps and, per label, its headline clusters aligned with ``ids``."""
     rep = inp.reps[name]
-    mp = rep.maps
-    if mp.empty:
-        raise ReportInputError(
-            f"{inp.paths.clusters / name / 'maps.parquet'}: no rows for an applicable representation"
-        )
-    seed = int(mp["seed"].min())
-    first = mp[mp["seed"] == seed]
+    seed, first = first_seed_maps(inp.paths, name, rep)
     maps = {}
     for method in sorted(first["method"].unique(), key=list(METHOD_NAMES).index):
         m = first[first["method"] == method].drop_duplicates("song_id").set_index("song_id")

@@ -120,6 +120,17 @@ def load_inputs(paths: ReportPaths, representations: Sequence[str]) -> ReportInp
     )
 
 
+def first_seed_maps(paths: ReportPaths, name: str, rep: Representation) -> tuple[int, pd.DataFrame]:
+    """An applicable representation's 2-D maps of its first seed (-1: a seed-independent baseline)."""
+    mp = rep.maps
+    if mp.empty:
+        raise ReportInputError(
+            f"{paths.clusters / name / 'maps.parquet'}: no rows for an applicable representation"
+        )
+    seed = int(mp["seed"].min())
+    return seed, mp[mp["seed"] == seed]
+
+
 def winner_clusters(
     paths: ReportPaths, rep: str, label: str, columns: list[str]
 ) -> tuple[pd.Series, pd.DataFrame, int]:

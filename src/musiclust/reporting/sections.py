@@ -20,7 +20,7 @@ from musiclust.reporting import figures as F
 from musiclust.reporting.cache import ArtefactCache
 from musiclust.reporting.excerpts import central_songs, data_uri, encode_ogg, song_excerpt
 from musiclust.reporting.explore import explore_data, read_vega, section_data
-from musiclust.reporting.inputs import ReportInputError, ReportInputs, winner_clusters
+from musiclust.reporting.inputs import ReportInputError, ReportInputs, first_seed_maps, winner_clusters
 from musiclust.reporting.style import fig_to_png
 
 #: Scores shown per row of the detailed table.
@@ -235,13 +235,7 @@ def maps(ctx: Ctx) -> dict[str, Any]:
         if not rep.applicable:
             skipped.append((name, rep.info["reason"]))
             continue
-        mp = rep.maps
-        if mp.empty:
-            raise ReportInputError(
-                f"{ctx.inp.paths.clusters / name / 'maps.parquet'}: no rows for an applicable representation"
-            )
-        seed = int(mp["seed"].min())
-        first = mp[mp["seed"] == seed]
+        seed, first = first_seed_maps(ctx.inp.paths, name, rep)
         methods = sorted(first["method"].unique(), key=METHOD_ORDER.index)  # ValueError names an unknown one
         seed_text = "seed-independent" if seed == -1 else f"seed {seed}"  # -1: baselines without seeds
         points = {
