@@ -611,10 +611,11 @@ def test_a_missing_winner_run_fails_naming_the_first_section_that_reads_it(tmp_p
     asg = paths["clusters"] / "pca" / "assignments.parquet"
     df = pd.read_parquet(asg)
     write_parquet(df[df["for_labels"] != "language"], asg)
-    # the explorer (before Listen) shows every representation's headline clusters
+    # Listen plays the winner's headline clusters (the explorer, which shows every representation's,
+    # is built last, while the PDF prints)
     with pytest.raises(
         ReportError,
-        match=r"section 'Explore the map'.*pca/assignments\.parquet: no kmeans song_mean "
+        match=r"section 'Listen'.*pca/assignments\.parquet: no kmeans song_mean "
         r"per_label run for 'language'",
     ):
         run_stage(paths)

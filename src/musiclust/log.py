@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import sys
@@ -34,9 +35,17 @@ def run_main(main: Callable[[list[str] | None], Any], argv: list[str] | None = N
     Anything raising :class:`~musiclust.fileio.UserInputError` (``ParamsError``,
     ``InputFileError``, ``ManifestError``) names the key or file and the reason, so a
     traceback would only hide it. Other exceptions are bugs and keep their traceback.
+
+    Run on the process's own command line (``argv`` None: a stage script about to exit), the
+    heap is frozen at the end (:func:`gc.freeze`): the interpreter then skips a last cyclic
+    collection over every object torch, pandas and scikit-learn created, about 0.3 s of each
+    stage process's exit. Callers passing ``argv`` (tests, in-process) keep a normal heap.
     """
     try:
         return main(argv)
     except UserInputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
+    finally:
+        if argv is None:
+            gc.freeze()

@@ -1,6 +1,6 @@
 """Every representation's per-run scores brought together: means over seeds, intervals, MIG.
 
-Reads what the cluster stages wrote beside each clustering (:mod:`musiclust.contracts.clusters`:
+Reads what the cluster stage wrote beside each clustering (:mod:`musiclust.contracts.clusters`:
 ``scores``, ``boot``, ``leakage``, ``disentanglement``) and aggregates it:
 
 - point estimates: mean over seeds of each score, per representation x algorithm x level x k x
@@ -56,23 +56,37 @@ def aggregate(
     so that differences between groups can be judged on the same resamples.
     """
     rows, group_boot = [], {}
-    for key, g in scores.groupby([*GROUP, "scope"], sort=True, dropna=False):
-        row = dict(zip([*GROUP, "scope"], key))
-        first = g.iloc[0]
+    # per group, numpy slices of columns converted once: the same sums in the same row order as
+    # pandas' per-group mean (NaN left out), at a fraction of the cost of ~1,000 group frames
+    keys = [*GROUP, "scope"]
+    values = {m: scores[m].to_numpy(dtype=np.float64, na_value=np.nan) for m in POINT_METRICS}
+    seed_col = scores["seed"].to_numpy()
+    songs, units = scores["n_songs"].to_numpy(np.float64), scores["n_units"].to_numpy(np.float64)
+    kind, modality, cond = (scores[c].to_numpy() for c in ("kind", "modality", "conditioned"))
+    # the groups in groupby's sorted order (ngroup numbers them so), each one's rows in table order
+    codes = scores.groupby(keys, sort=True, dropna=False).ngroup().to_numpy()
+    sorter = np.argsort(codes, kind="stable")
+    key_of = list(scores[keys].itertuples(index=False, name=None))
+    for idx in np.split(sorter, np.flatnonzero(np.diff(codes[sorter])) + 1) if len(codes) else []:
+        key = key_of[idx[0]]
+        row = dict(zip(keys, key))
+        first = idx[0]
         row.update(
-            kind=first["kind"],
-            modality=first["modality"],
-            conditioned=bool(first["conditioned"]),
-            n_seeds=int(g["seed"].nunique()),
-            n_songs=int(g["n_songs"].median()),
-            n_units=int(g["n_units"].median()),
+            kind=kind[first],
+            modality=modality[first],
+            conditioned=bool(cond[first]),
+            n_seeds=len(pd.unique(seed_col[idx])),
+            n_songs=int(np.median(songs[idx])),
+            n_units=int(np.median(units[idx])),
         )
         for m in POINT_METRICS:
-            row[m] = float(g[m].mean()) if g[m].notna().any() else float("nan")
+            v = values[m][idx]
+            ok = ~np.isnan(v)
+            row[m] = float(np.where(ok, v, 0.0).sum() / ok.sum()) if ok.any() else float("nan")
         for m in ("nmi", "ami"):
             row[f"{m}_low"] = row[f"{m}_high"] = float("nan")
         if key[-1] == "test":
-            seeds = sorted(int(s) for s in g["seed"].unique())
+            seeds = sorted(int(s) for s in pd.unique(seed_col[idx]))
             draws = {
                 m: _seed_draw([src.get((*key[:-1], s)) for s in seeds], plan)
                 for m, src in (("nmi", boot.boot), ("ami", boot.boot_ami))
@@ -120,8 +134,8 @@ def score_rows(outputs: Sequence[cluster_contract.ClusterOutput], n_boot: int) -
             + ", ".join(
                 f"data/clusters/{name} holds {found} resamples" for name, found in sorted(stale.items())
             )
-            + ": they were scored under another evaluate.bootstrap. Run `dvc repro` (it re-runs those "
-            "cluster stages, which score with evaluate.bootstrap) rather than this stage alone"
+            + ": they were scored under another evaluate.bootstrap. Run `dvc repro` (it re-runs the "
+            "cluster stage, which scores with evaluate.bootstrap) rather than this stage alone"
         )
     return pd.concat(frames, ignore_index=True)
 

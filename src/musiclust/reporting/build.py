@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +80,18 @@ def environment() -> jinja2.Environment:
     return env
 
 
-def build_sections(ctx: Ctx, env: jinja2.Environment) -> list[dict[str, Any]]:
-    """Every section rendered in page order (its data, then its template ``<anchor>.html.j2``).
+def build_sections(
+    ctx: Ctx, env: jinja2.Environment, skip: Collection[str] = (), only: Collection[str] | None = None
+) -> list[dict[str, Any]]:
+    """The sections rendered in page order (its data, then its template ``<anchor>.html.j2``);
+    those in ``skip`` (or not in ``only``) are left out of the list.
 
     Raises :class:`ReportError` naming the first section whose inputs (or template) fail.
     """
     out = []
     for anchor, title, fn in SECTIONS:
+        if anchor in skip or (only is not None and anchor not in only):
+            continue
         try:
             data = fn(ctx)
             html = Markup(env.get_template(f"{anchor}.html.j2").render(d=data))
@@ -173,17 +180,51 @@ def write_report(
         atomic_write_bytes(history_csv, training_history(inputs).to_csv(index=False).encode("utf-8"))
     ctx = Ctx(inputs, params, tuple(label_columns), figures_dir, cache=ArtefactCache(cache_dir))
     env = environment()
-    sections = build_sections(ctx, env)
-    text = render(env, sections, params, label_columns, ctx.figure_names, inputs.summary)
-    atomic_write_bytes(out_html, text.encode("utf-8"))
-    ctx.cache.prune()
-    log.info(
-        "wrote %s (%.0f kB, %d figures, %d excerpts)",
-        out_html,
-        len(text) / 1024,
-        len(ctx.figure_names),
-        len(ctx.excerpts),
-    )
-    if pdf is not None:
-        maybe_print_pdf(out_html, pdf)
+    # the explorer (interactive, hidden in print) is built last, while Chromium prints the PDF from
+    # the page without it: the two overlap instead of adding up
+    sections = build_sections(ctx, env, skip=(EXPLORER,))
+    with tempfile.TemporaryDirectory(prefix="musiclust-print-") as tmp, ThreadPoolExecutor(1) as printer:
+        printing = None
+        if pdf is not None:
+            print_page = Path(tmp) / "report.html"
+            print_sections = _with_section(sections, _explorer_for_print())
+            print_text = render(env, print_sections, params, label_columns, ctx.figure_names, inputs.summary)
+            print_page.write_text(print_text, encoding="utf-8")
+            printing = printer.submit(maybe_print_pdf, print_page, pdf)
+        try:
+            sections = _with_section(sections, *build_sections(ctx, env, only=(EXPLORER,)))
+            text = render(env, sections, params, label_columns, ctx.figure_names, inputs.summary)
+            atomic_write_bytes(out_html, text.encode("utf-8"))
+        except BaseException:  # no PDF of a report that was not written
+            if printing is not None:
+                printing.cancel() or printing.exception()
+                pdf.unlink(missing_ok=True)  # type: ignore[union-attr]
+            raise
+        ctx.cache.prune()
+        log.info(
+            "wrote %s (%.0f kB, %d figures, %d excerpts)",
+            out_html,
+            len(text) / 1024,
+            len(ctx.figure_names),
+            len(ctx.excerpts),
+        )
+        if printing is not None:
+            printing.result()
     return out_html
+
+
+#: The anchor of the interactive explorer section (built last; the PDF shows a note in its place).
+EXPLORER = "explore"
+
+
+def _explorer_for_print() -> dict[str, Any]:
+    """The explorer section of the page the PDF is printed from: what its print styles show."""
+    title = next(t for a, t, _ in SECTIONS if a == EXPLORER)
+    note = '<p class="print-only">The explorer is interactive: open the HTML version of this report.</p>'
+    return {"anchor": EXPLORER, "title": title, "html": Markup(note)}
+
+
+def _with_section(sections: Sequence[dict[str, Any]], *extra: dict[str, Any]) -> list[dict[str, Any]]:
+    """``sections`` plus ``extra``, in page order."""
+    order = [a for a, _, _ in SECTIONS]
+    return sorted([*sections, *extra], key=lambda s: order.index(s["anchor"]))

@@ -103,7 +103,7 @@ def load_inputs(paths: ReportPaths, representations: Sequence[str]) -> ReportInp
     missing = [n for n in names if not (paths.clusters / n / "info.json").exists()]
     if missing or not names:
         raise ReportInputError(
-            f"{paths.clusters}: no {', '.join(missing) or '<representation>'}/info.json; run the cluster stages"
+            f"{paths.clusters}: no {', '.join(missing) or '<representation>'}/info.json; run the cluster stage"
         )
     return ReportInputs(
         paths=paths,
@@ -141,14 +141,22 @@ def winner_clusters(
     (seed -1 for seed-independent baselines).
     """
     folder = paths.clusters / rep
-    out = _through(clusters_contract.read, folder, tables=("assignments", "vectors"))
+    out = _through(
+        clusters_contract.read,
+        folder,
+        tables=("assignments", "vectors"),
+        filters={
+            "assignments": [
+                ("algorithm", "=", "kmeans"),
+                ("level", "=", "song_mean"),
+                ("k_mode", "=", "per_label"),
+            ],
+            "vectors": [("level", "=", "song_mean")],
+        },
+    )
     a = out.assignments
-    sel = a[
-        (a["algorithm"] == "kmeans")
-        & (a["level"] == "song_mean")
-        & (a["k_mode"] == "per_label")
-        & a["for_labels"].astype(str).str.split(",").map(lambda labs: label in labs)
-    ]
+    # for_labels is split only on the rows the filter kept (a clip-level table is 10-100x larger)
+    sel = a[a["for_labels"].astype(str).str.split(",").map(lambda labs: label in labs)]
     if sel.empty:
         raise ReportInputError(
             f"{folder / 'assignments.parquet'}: no kmeans song_mean per_label run for '{label}'"
