@@ -1,4 +1,5 @@
-"""The ``cluster@<rep>`` stage on a small synthetic dataset laid out as docs/pipeline.md says.
+"""The ``cluster`` stage on a small synthetic dataset laid out as docs/pipeline.md says (mostly one
+representation at a time, ``--rep``; the last test runs every representation with the store).
 
 ``make_inputs`` and ``cluster_argv`` are also used by the evaluate tests. Genre is planted in the
 audio features and the model latents, language in the lyrics embedding, so the scores written
@@ -7,6 +8,7 @@ beside the clusterings have known answers.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -184,7 +186,7 @@ def write_params(
 
 
 def cluster_argv(paths: dict[str, Path], rep: str, out: Path, params: Path) -> list[str]:
-    """The command line ``dvc.yaml`` gives ``cluster@<rep>`` (models/<rep> unless a baseline)."""
+    """The command line of the cluster stage for ``rep`` alone (models/<rep> unless a baseline)."""
     argv = ["--rep", rep, "--segments", str(paths["segments"]), "--out", str(out), "--params", str(params)]
     if rep in MODEL_BASELINES:
         return [*argv, "--features", str(paths["features"])]
@@ -599,3 +601,70 @@ def test_nearest_centroid_in_bounded_chunks_matches_the_full_computation(monkeyp
 
 def _centroids(x: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return np.stack([x[labels == c].mean(axis=0) for c in sorted(set(labels.tolist()) - {-1})])
+
+
+def _all_argv(paths: dict[str, Path], out: Path, params: Path, cache: Path | None) -> list[str]:
+    """The command line dvc.yaml gives the ``cluster`` stage (every representation of params.yaml)."""
+    argv = [
+        "--segments", str(paths["segments"]), "--models", str(paths["models"]),
+        "--features", str(paths["features"]), "--lyrics", str(paths["lyrics"]),
+        "--out", str(out), "--params", str(params),
+    ]  # fmt: skip
+    return [*argv, "--cache", str(cache)] if cache is not None else argv
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def test_cluster_stage_reuses_unchanged_representations_byte_for_byte(
+    tmp_path: Path, repo_root: Path
+) -> None:
+    """The stage clusters every representation of params.yaml (two at a time); a second run after one
+    model's latents changed computes that model alone and copies the others from the store, and the
+    folder equals, byte for byte, what a run without the store, one representation at a time, writes."""
+    paths = make_inputs(tmp_path / "in", models={"vae": 4, "beta_vae": 4})
+    params = write_params(
+        tmp_path / "params.yaml", repo_root, models=("vae", "beta_vae"), baselines=["raw", "lyrics"]
+    )
+    cache, out = tmp_path / "store", tmp_path / "clusters"
+    (out / "dropped_rep").mkdir(parents=True)  # a folder of a representation no longer selected
+    first = stages.cluster.main(_all_argv(paths, out, params, cache))
+    assert first == {"vae": "clustered", "beta_vae": "clustered", "raw": "clustered", "lyrics": "clustered"}
+    assert sorted(p.name for p in out.iterdir()) == ["beta_vae", "lyrics", "raw", "vae"]
+
+    # beta_vae re-trained: new latents (another draw of the same planted structure)
+    make_inputs(tmp_path / "other", models={"beta_vae": 4}, seed=7)
+    shutil.copyfile(
+        tmp_path / "other" / "models" / "beta_vae" / "latents.parquet",
+        paths["models"] / "beta_vae" / "latents.parquet",
+    )
+    second = stages.cluster.main(_all_argv(paths, out, params, cache))
+    assert second == {"vae": "reused", "beta_vae": "clustered", "raw": "reused", "lyrics": "reused"}
+    fresh = tmp_path / "fresh"  # no store, one representation at a time: the same bytes
+    one_worker = write_params(
+        tmp_path / "params_1.yaml",
+        repo_root,
+        models=("vae", "beta_vae"),
+        baselines=["raw", "lyrics"],
+        workers=1,
+    )
+    assert stages.cluster.main(_all_argv(paths, fresh, one_worker, None)) == {
+        k: "clustered" for k in ("vae", "beta_vae", "raw", "lyrics")
+    }
+    assert _files(out) == _files(fresh)
+
+    # a param the stage reads misses every entry; dropping a baseline misses none
+    params_k = write_params(
+        tmp_path / "params_k.yaml", repo_root, models=("vae", "beta_vae"), baselines=["raw"], pca_dim=4
+    )
+    assert stages.cluster.main(_all_argv(paths, out, params_k, cache)) == {
+        "vae": "clustered", "beta_vae": "clustered", "raw": "clustered"
+    }  # fmt: skip
+    params_drop = write_params(
+        tmp_path / "params_drop.yaml", repo_root, models=("vae", "beta_vae"), baselines=["raw"]
+    )
+    assert set(stages.cluster.main(_all_argv(paths, out, params_drop, cache)).values()) == {"reused"}
+    assert sorted(p.name for p in out.iterdir()) == ["beta_vae", "raw", "vae"]

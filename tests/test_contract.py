@@ -189,8 +189,10 @@ def test_models_agree_everywhere():
     )
     stages = _dvc()["stages"]
     assert stages["train"]["foreach"] == "${train.models}"
-    assert stages["cluster"]["foreach"] == "${train.models}"
-    assert stages["baseline"]["foreach"] == "${cluster.baselines}"
+    # one cluster stage clusters every representation the params select (models, then baselines)
+    assert "foreach" not in stages["cluster"] and "baseline" not in stages
+    assert {"train.models", "cluster"} <= set(stages["cluster"]["params"])
+    assert {"models", "data/features", "data/lyrics.parquet"} <= set(stages["cluster"]["deps"])
     # a train stage reads only its own configure folder (settings, and the lyrics of text models)
     train = stages["train"]["do"]
     assert "params" not in train, "train@<key> reads its settings from data/configs/<key>, not params.yaml"
@@ -200,6 +202,18 @@ def test_models_agree_everywhere():
     assert "data/clusters" in defs["evaluate"]["deps"] and "train.models" in defs["evaluate"]["params"]
     assert {"models", "data/clusters"} <= set(defs["report"]["deps"])
     assert {"train.models", "cluster.baselines"} <= set(defs["report"]["params"])
+
+
+def test_cluster_store_keys_on_what_the_cluster_stage_depends_on():
+    """The cluster store's key covers the stage's code deps and params (dvc.yaml): a change DVC
+    re-runs the stage for is a change the store sees, so a reused folder is never stale."""
+    from musiclust.clustering.store import CODE_PATHS, PARAM_KEYS
+
+    st = _stage_defs()["cluster"]
+    code = {d.removeprefix("src/musiclust/") for d in st["deps"] if d.startswith("src/musiclust/")}
+    assert code == set(CODE_PATHS), sorted(code ^ set(CODE_PATHS))
+    # train.models says which representations run; each one's own inputs are in its key
+    assert set(st["params"]) - {"train.models"} == set(PARAM_KEYS), st["params"]
 
 
 def test_only_headline_metrics_under_metrics():
@@ -255,7 +269,7 @@ def test_readme_results_are_the_pipelines():
 
 
 def test_only_evaluate_depends_on_the_ranking():
-    """Editing the ranking re-runs `evaluate` alone: the per-run scoring the cluster stages import
+    """Editing the ranking re-runs `evaluate` alone: the per-run scoring the cluster stage imports
     (musiclust.evaluation) must not import the ranking (musiclust.ranking)."""
     users = set()
     for name, st in _stage_defs().items():

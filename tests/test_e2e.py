@@ -103,6 +103,11 @@ def _env(work: Path) -> dict:
     }
 
 
+def _clustered(log: str) -> set[str]:
+    """The representations the cluster stage computed (not copied from its store) in a repro's log."""
+    return set(re.findall(r"musiclust\.clustering\.stage: cluster (\S+): ", log))
+
+
 def _ran(out: str) -> set[str]:
     return set(re.findall(r"Running stage '([^']+)'", out))
 
@@ -142,40 +147,43 @@ def test_dvc_repro_end_to_end(tmp_path):
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     beta_run = _run([dvc, "repro"], work, env)
     ran = _ran(beta_run)
-    assert ran == {"configure", "train@beta_vae", "cluster@beta_vae", "evaluate", "publish", "report"}, ran
+    assert ran == {"configure", "train@beta_vae", "cluster", "evaluate", "publish", "report"}, ran
+    assert _clustered(beta_run) == {"beta_vae"}, beta_run[-3000:]  # the others come from the store
 
-    # back to a beta run before: the run-cache restores train@ and cluster@ instead of recomputing,
+    # back to a beta run before: the run-cache restores train@ and cluster instead of recomputing,
     # and the outputs are the first run's, byte for byte (dvc.lock records their hashes)
     params["beta"] = float(params["beta"]) / 2
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     back_run = _run([dvc, "repro"], work, env)
     ran = _ran(back_run)
-    assert not ran & {"train@beta_vae", "cluster@beta_vae", "evaluate", "report"}, back_run[-3000:]
-    for stage in ("train@beta_vae", "evaluate"):
+    assert not ran & {"train@beta_vae", "cluster", "evaluate", "report"}, back_run[-3000:]
+    for stage in ("train@beta_vae", "cluster", "evaluate"):
         assert f"Stage '{stage}' is cached - skipping run" in back_run, back_run[-3000:]
     assert (work / "dvc.lock").read_text() == first_lock
     assert (work / "metrics" / "headline.json").read_bytes() == first_headline
 
     # a new lyrics encoder re-trains the models that read lyrics, and no other (each train stage
     # depends on its own configure folder, where only those models get the lyrics table); the
-    # baselines all read the lyrics table's folder of inputs and are re-clustered (cheap)
+    # cluster stage re-clusters those models and the baselines made of lyrics, and reuses the rest
     params["lyrics"]["encoder"] = "tfidf-char"
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     lyrics_run = _run([dvc, "repro"], work, env)
     ran = _ran(lyrics_run)
     text_models = sorted(k for k, spec in REGISTRY.items() if "text" in spec.needs)
     assert text_models == ["attention_mm", "hybrid", "multimodal", "shared_private"]
-    expected = {"embed_lyrics", "configure", "evaluate", "publish", "report"}
-    expected |= {f"baseline@{b}" for b in params["cluster"]["baselines"]}
-    expected |= {f"train@{k}" for k in text_models} | {f"cluster@{k}" for k in text_models}
+    expected = {"embed_lyrics", "configure", "cluster", "evaluate", "publish", "report"}
+    expected |= {f"train@{k}" for k in text_models}
     assert ran == expected, ran
+    lyric_baselines = {"lyrics", "raw_lyrics"} & set(params["cluster"]["baselines"])
+    assert _clustered(lyrics_run) == set(text_models) & set(params["train"]["models"]) | lyric_baselines
 
     # choosing fewer models trains nothing: configure re-runs, the chosen models' folders are the
     # same, and evaluate and report rank and draw only the chosen models and the baselines
     chosen = dict(params, train={**params["train"], "models": ["vae", "beta_vae"]})
     (work / "params.yaml").write_text(yaml.safe_dump(chosen, sort_keys=False))
     few_run = _run([dvc, "repro"], work, env)
-    assert _ran(few_run) == {"configure", "evaluate", "publish", "report"}, _ran(few_run)
+    assert _ran(few_run) == {"configure", "cluster", "evaluate", "publish", "report"}, _ran(few_run)
+    assert _clustered(few_run) == set(), few_run[-3000:]  # every chosen one copied from the store
     ranked = {e["representation"] for entries in _summary(work)["ranking"].values() for e in entries}
     assert ranked <= {"vae", "beta_vae", *params["cluster"]["baselines"]} and {"vae", "beta_vae"} <= ranked
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -238,7 +246,7 @@ def test_adding_a_model_is_its_module_registry_entry_and_params_block(tmp_path):
     env = _env(work)
     _run(["git", "init", "-q"], work, env)
     ran = _ran(_run([str(BIN / "dvc"), "repro"], work, env))
-    assert {"train@linear_ae", "cluster@linear_ae", "train@vae", "baseline@raw", "report"} <= ran, ran
+    assert {"train@linear_ae", "train@vae", "cluster", "report"} <= ran, ran
     ranked = {e["representation"] for entries in _summary(work)["ranking"].values() for e in entries}
     assert ranked == {"vae", "linear_ae", "raw"}, ranked
     history = (work / "plots" / "training" / "history.csv").read_text()

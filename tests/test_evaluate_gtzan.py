@@ -28,7 +28,7 @@ def test_gtzan40_baselines_find_genre(tmp_path: Path, repo_root: Path, shared_da
     p["features"].update(sets=["mfcc_stats", "spectral"], workers=1)
     p["lyrics"].update(encoder="tfidf-char")  # GTZAN has no lyrics: no encoder is needed
     p["seeds"] = [0, 1]
-    p["models"] = {}  # baselines only: no cluster@<model> stage
+    p["models"] = {}  # baselines only: no model to cluster
     p["train"]["models"] = []
     p["cluster"].update(algorithms=["kmeans", "agglomerative"], baselines=BASELINES, maps=["pca"])
     p["evaluate"].update(bootstrap=200)

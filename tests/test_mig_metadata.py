@@ -2,7 +2,7 @@
 
 MIG cases have answers worked out by hand; the metadata baseline is built on a tiny segments
 frame (one-hot, TF-IDF, numeric columns), refused for label columns at params load, not
-applicable when no column is named, and clustered by the real ``cluster@metadata`` stage.
+applicable when no column is named, and clustered by the real ``cluster`` stage.
 """
 
 from __future__ import annotations
@@ -266,7 +266,7 @@ def _with_metadata(paths: dict[str, Path]) -> None:
 
 
 def _metadata_argv(paths: dict[str, Path], out: Path, params: Path) -> list[str]:
-    """The command line dvc.yaml gives cluster@metadata (segments only)."""
+    """The cluster stage for the metadata baseline alone (it reads segments only)."""
     return [
         "--rep",
         "metadata",
@@ -280,7 +280,7 @@ def _metadata_argv(paths: dict[str, Path], out: Path, params: Path) -> list[str]
 
 
 def test_cluster_stage_with_metadata_and_mig(tmp_path: Path, repo_root: Path) -> None:
-    """cluster@metadata and cluster@vae on the synthetic set; then evaluate aggregates MIG."""
+    """The cluster stage for metadata and vae on the synthetic set; then evaluate aggregates MIG."""
     import stages.evaluate
     from tests.test_evaluate_stage import evaluate_argv
 

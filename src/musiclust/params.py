@@ -412,7 +412,7 @@ class ComputeParams:
 
 @dataclass(frozen=True)
 class TrainParams:
-    #: the model keys trained (one train@<key> and cluster@<key> stage each); each has a models.<key> block
+    #: the model keys trained (one train@<key> stage each) and clustered; each has a models.<key> block
     models: tuple[str, ...] = ()
     features: tuple[str, ...] = ("mfcc_stats",)
     optimizer: str = "adamw"
@@ -477,13 +477,16 @@ class ClusterParams:
     hdbscan_min_samples: int = 5
     fit_sample: int = 5000  # Ward/HDBSCAN/spectral fit a seeded sample of this many units above it (O(n^2))
     pca_dim: int = 8  # components of the pca baseline (the models' usual latent size)
-    #: 2-D maps of song vectors for the report; umap adds ~40 s of numba warm-up per stage
+    #: 2-D maps of song vectors for the report; umap adds ~40 s of numba warm-up per process
     maps: tuple[str, ...] = ("pca", "tsne")
     #: song metadata columns of segments.parquet the ``metadata`` baseline is built from,
     #: each ``name`` or ``name:encoding`` (METADATA_ENCODINGS); empty: the baseline is not applicable
     metadata_columns: tuple[str, ...] = ()
+    #: representations clustered at once (processes; 0: one per CPU core); the files do not depend on it
+    workers: int = 2
 
     def __post_init__(self) -> None:
+        _at_least("cluster.workers", self.workers, 0)
         _non_empty("cluster.algorithms", self.algorithms)
         for m in self.maps:
             _choice("cluster.maps", m, MAP_METHODS)
@@ -587,7 +590,7 @@ class Params:
     @property
     def representations(self) -> tuple[str, ...]:
         """Every representation clustered and ranked: the models of ``train.models``, then the
-        baselines of ``cluster.baselines`` (one ``cluster@<model>`` / ``baseline@<name>`` stage each)."""
+        baselines of ``cluster.baselines`` (each gets ``data/clusters/<rep>/`` from the ``cluster`` stage)."""
         return (*self.train.models, *self.cluster.baselines)
 
 

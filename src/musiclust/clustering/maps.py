@@ -1,7 +1,7 @@
 """2-D maps of a representation's song vectors, computed once per representation for the report.
 
-The maps live in the ``cluster@<rep>`` stage's output so that an experiment that changes one
-model re-projects only that model; the report only draws them.
+The maps live in each representation's output of the ``cluster`` stage, so that an experiment
+that changes one model re-projects only that model; the report only draws them.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
-"""One ``cluster@<rep>`` stage end to end: build one representation, cluster it, map it, write it.
+"""One representation end to end, as the ``cluster`` stage runs it: build it, cluster it, map it.
 
-Each representation (a model key or a baseline) is its own DVC stage with its own output folder
-(:mod:`musiclust.contracts.clusters`), so an experiment that retrains one model re-clusters and
-re-maps only that model, and DVC's run-cache restores the rest.
+Each representation (a model key or a baseline) has its own output folder
+(:mod:`musiclust.contracts.clusters`); the stage (:mod:`musiclust.clustering.stage`) computes only
+those whose inputs changed, so an experiment that retrains one model re-clusters and re-maps only
+that model, and copies the rest from its store.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``data/clusters/<rep>/``: the output of one ``cluster@<rep>`` stage.
+"""``data/clusters/<rep>/``: what the ``cluster`` stage writes for one representation.
 
 One folder per representation (a model key or a baseline), so that changing one model
 re-clusters (and re-maps) only that model:
@@ -27,7 +27,7 @@ an instrumental collection) has ``applicable: false`` with a reason and empty ta
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -151,7 +151,7 @@ INFO_KEYS = (
 
 @dataclass
 class ClusterOutput:
-    """Everything one ``cluster@<rep>`` stage writes."""
+    """Everything the ``cluster`` stage writes for one representation."""
 
     info: dict[str, Any]
     assignments: pd.DataFrame
@@ -220,25 +220,33 @@ def write(out_dir: str | Path, output: ClusterOutput) -> None:
         write_parquet(frame[COLUMNS[name]] if name in COLUMNS else frame, out / f"{name}.parquet")
 
 
-def read(rep_dir: str | Path, tables: Sequence[str] = TABLES) -> ClusterOutput:
-    """Read one ``data/clusters/<rep>/`` folder: info.json and the named ``tables`` (others empty)."""
+def read(
+    rep_dir: str | Path,
+    tables: Sequence[str] = TABLES,
+    filters: Mapping[str, list[tuple[str, str, Any]]] | None = None,
+) -> ClusterOutput:
+    """Read one ``data/clusters/<rep>/`` folder: info.json and the named ``tables`` (others empty).
+
+    ``filters``: table name -> row filters in pyarrow's form (``[("level", "=", "song_mean")]``),
+    applied while reading, for a reader that needs a few rows of a large table.
+    """
     d = Path(rep_dir)
     info_path = d / "info.json"
     if not info_path.is_file():
-        raise FileNotFoundError(f"{info_path}: missing; run `dvc repro cluster@{d.name}`")
+        raise FileNotFoundError(f"{info_path}: missing; run `dvc repro cluster`")
     info = read_json(info_path)
     missing = [k for k in INFO_KEYS if k not in info]
     if missing:
-        raise ValueError(f"{info_path}: missing keys {missing}; run `dvc repro cluster@{d.name}`")
+        raise ValueError(f"{info_path}: missing keys {missing}; run `dvc repro cluster`")
     frames = empty_tables()
     for name in tables:
         path = d / f"{name}.parquet"
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: missing; run `dvc repro cluster@{d.name}`")
-        frame = pd.read_parquet(path)
+            raise FileNotFoundError(f"{path}: missing; run `dvc repro cluster`")
+        frame = pd.read_parquet(path, filters=(filters or {}).get(name))
         lacking = [c for c in COLUMNS.get(name, VECTOR_META) if c not in frame.columns]
         if lacking:
-            raise ValueError(f"{path}: missing columns {lacking}; run `dvc repro cluster@{d.name}`")
+            raise ValueError(f"{path}: missing columns {lacking}; run `dvc repro cluster`")
         frames[name] = frame
     return ClusterOutput(info, **frames)
 
@@ -253,7 +261,7 @@ def read_all(
     """
     root = Path(clusters_dir)
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: no clusters folder; run the cluster stages first")
+        raise FileNotFoundError(f"{root}: no clusters folder; run the cluster stage first")
     stale = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name not in set(names))
     if stale:
         log.warning(

@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from musiclust.contracts.clusters import SCORE_COLUMNS  # the per-seed rows are the cluster stages' scores
+from musiclust.contracts.clusters import SCORE_COLUMNS  # the per-seed rows are the cluster stage's scores
 from musiclust.fileio import atomic_write_bytes, read_json, write_json
 
 MEANS_COLUMNS = [

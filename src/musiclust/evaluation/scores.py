@@ -5,7 +5,8 @@ for the test scope, the bootstrap distribution of NMI (and of AMI on song-level 
 label's k) over the shared resamples of test songs (:mod:`musiclust.evaluation.stats`), kept per
 run so that ``evaluate`` can draw seeds with the songs and pair representations. For models, the
 Mutual Information Gap of the latents against each label (:mod:`musiclust.evaluation.disentanglement`).
-Runs inside the ``cluster@<rep>`` stage, so only a representation that changed is scored again.
+Runs inside the ``cluster`` stage, which computes only a representation that changed (the others
+come from its store, :mod:`musiclust.clustering.store`).
 """
 
 from __future__ import annotations

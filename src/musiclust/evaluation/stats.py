@@ -8,7 +8,7 @@ seeds; the interval is the percentile interval of the metric over resamples. The
 on the same songs (paired), and its own interval says whether the two can be told apart.
 
 Clip-level scores resample songs too (a song's clips go in or out together): clips of one song
-are not independent draws. The cluster stages compute the per-resample values here; the intervals
+are not independent draws. The cluster stage computes the per-resample values here; the intervals
 and paired differences taken from them are the ``evaluate`` stage's
 (:mod:`musiclust.ranking.intervals`).
 """

@@ -1,6 +1,6 @@
 """Intervals from bootstrap values, and whether a difference interval tells two methods apart.
 
-The values are the per-resample scores the cluster stages wrote (:mod:`musiclust.evaluation.stats`
+The values are the per-resample scores the cluster stage wrote (:mod:`musiclust.evaluation.stats`
 says how the resamples are drawn: test songs with replacement, one seed per resample, the same
 resamples for every representation).
 """

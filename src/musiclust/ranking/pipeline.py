@@ -3,7 +3,7 @@
 Reads every ``data/clusters/<rep>/`` (:mod:`musiclust.contracts.clusters`): the per-seed scores
 and bootstrap values that :mod:`musiclust.evaluation.scores` wrote beside each clustering, and the
 labels of ``segments.parquet``; returns the tables of :mod:`musiclust.contracts.metrics` (the stage
-writes them). Every statistic the project reports is computed here or in the cluster stages; the
+writes them). Every statistic the project reports is computed here or in the cluster stage; the
 report only displays them.
 """
 

@@ -167,7 +167,7 @@ def _representation(
         if seed not in (cseed, SEED_INDEPENDENT):
             raise ReportInputError(
                 f"{inp.paths.clusters / name}: maps are of seed {seed} but the first {lab} clustering "
-                f"is of seed {cseed}; re-run `dvc repro cluster@{name}`"
+                f"is of seed {cseed}; re-run `dvc repro cluster`"
             )
         cluster_seeds.add(cseed)
         dist = centre_distances(vectors, columns, clusters)
