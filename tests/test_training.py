@@ -666,18 +666,3 @@ def test_deterministic_sets_and_restores_torch_settings():
     )
     assert after == before
 
-
-def test_deterministic_does_not_load_the_compiler():
-    """Deterministic kernels without importing TorchDynamo/Inductor (a second of every training
-    process's start-up, for a setting only torch.compile reads): checked in a fresh interpreter."""
-    code = (
-        "import sys, torch\n"
-        "from musiclust.training.determinism import deterministic\n"
-        "with deterministic(1, torch.device('cpu')):\n"
-        "    assert torch.are_deterministic_algorithms_enabled()\n"
-        "    assert torch.is_deterministic_algorithms_warn_only_enabled()\n"
-        "assert not torch.are_deterministic_algorithms_enabled()\n"
-        "print(sorted(m for m in sys.modules if m.startswith(('torch._inductor', 'torch._dynamo'))))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout

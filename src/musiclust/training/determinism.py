@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import random
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -50,7 +49,7 @@ def deterministic(threads: int, device: torch.device) -> Iterator[None]:
     if device.type == "cuda":
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.set_num_threads(threads)
-    _use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     torch.utils.deterministic.fill_uninitialized_memory = False
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
@@ -58,20 +57,6 @@ def deterministic(threads: int, device: torch.device) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(saved[0])
-        _use_deterministic_algorithms(saved[1], warn_only=saved[2])
+        torch.use_deterministic_algorithms(saved[1], warn_only=saved[2])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = saved[3], saved[4]
         torch.utils.deterministic.fill_uninitialized_memory = saved[5]
-
-
-def _use_deterministic_algorithms(mode: bool, warn_only: bool) -> None:
-    """``torch.use_deterministic_algorithms`` without importing torch's compiler when it is not loaded.
-
-    The public function also sets ``torch._inductor.config.deterministic``, and importing that
-    module loads TorchDynamo and Inductor: about 1 s of every training process's start-up, for a
-    setting that only ``torch.compile`` reads (musiclust does not compile). Where the compiler is
-    already loaded (a caller that uses it), the public function keeps its setting in step.
-    """
-    if "torch._inductor.config" in sys.modules:
-        torch.use_deterministic_algorithms(mode, warn_only=warn_only)
-    else:
-        torch._C._set_deterministic_algorithms(mode, warn_only=warn_only)
