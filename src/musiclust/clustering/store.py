@@ -63,8 +63,9 @@ PARAM_KEYS = (
     "data.label_columns",
     "train.features",
 )
-#: Entries kept after a run: the ones it used, then the most recently used up to this many in all.
-KEEP_ENTRIES = 200
+#: Entries (folders) kept after a run: the ones it used, then the most recently used up to this many
+#: in all (five runs of the default 20 representations).
+KEEP_ENTRIES = 100
 
 
 def _version(dist: str) -> str:
