@@ -20,6 +20,7 @@ from musiclust.contracts import clusters as contract
 from musiclust.contracts.segments import read_segments
 from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
+from musiclust.workspace import shared_cache
 
 log = logging.getLogger("musiclust.stages.cluster")
 
@@ -51,7 +52,8 @@ def main(argv: list[str] | None = None) -> contract.ClusterOutput | dict[str, st
         return cluster_one(
             args.rep, segments, settings, Path(args.out), args.model, args.features, args.lyrics
         )
-    store = ClusterStore(Path(args.cache) if args.cache else None, stage_file=Path(__file__))
+    # an experiment's temporary copy (dvc exp run --queue) shares the store of its repository
+    store = ClusterStore(shared_cache(args.cache), stage_file=Path(__file__))
     return cluster_all(params, args.segments, args.models, args.features, args.lyrics, args.out, store)
 
 

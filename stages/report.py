@@ -9,6 +9,7 @@ from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 from musiclust.reporting.build import write_report
 from musiclust.reporting.inputs import ReportPaths
+from musiclust.workspace import shared_cache
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
         args.figures,
         pdf=args.pdf,
         history_csv=args.history,
-        cache_dir=args.cache,
+        cache_dir=shared_cache(args.cache),
     )
 
 

@@ -665,4 +665,3 @@ def test_deterministic_sets_and_restores_torch_settings():
         det.fill_uninitialized_memory,
     )
     assert after == before
-

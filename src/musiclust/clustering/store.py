@@ -51,6 +51,7 @@ CODE_PATHS = (
     "params.py",
     "fileio.py",
     "log.py",
+    "workspace.py",
 )
 #: Distributions whose version can change a clustering, a score or the Parquet bytes written.
 LIBRARIES = ("numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "umap-learn", "numba", "threadpoolctl")
