@@ -278,3 +278,31 @@ def test_only_evaluate_depends_on_the_ranking():
             users.add(name)
     assert users == {"evaluate"}, users
     assert "src/musiclust/ranking" not in _stage_defs()["cluster"]["deps"]
+
+
+def test_dvc_lock_records_the_committed_code_and_params():
+    """dvc.lock was written by a `dvc repro` of this code and these params: no stage's code, command
+    or params differ from what the lock records (missing data, as in a clean clone, is allowed), so
+    `dvc metrics diff` compares numbers this code produced."""
+    import shutil
+    import subprocess
+    import sys
+
+    dvc = shutil.which("dvc") or str(Path(sys.executable).with_name("dvc"))
+    if not Path(dvc).exists():
+        pytest.skip("dvc is not installed")
+    res = subprocess.run(
+        [dvc, "status", "--json"], cwd=REPO, capture_output=True, text=True, check=True, timeout=300
+    )
+    stale = {}
+    for stage, changes in json.loads(res.stdout or "{}").items():
+        for change in changes:
+            if not isinstance(change, dict):
+                stale.setdefault(stage, []).append(change)  # e.g. "changed command"
+                continue
+            # "deleted": another stage's output that is not checked out (a clean clone); any other
+            # change of a dep (code, params, the manifest) means the lock is not this commit's
+            deps = {p: why for p, why in change.get("changed deps", {}).items() if why != "deleted"}
+            if deps:
+                stale.setdefault(stage, []).append(deps)
+    assert not stale, f"dvc.lock is stale (run `dvc repro` and commit dvc.lock): {stale}"
