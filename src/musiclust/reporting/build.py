@@ -187,7 +187,7 @@ def write_report(
         printing = None
         if pdf is not None:
             print_page = Path(tmp) / "report.html"
-            print_sections = _with_section(sections, _explorer_for_print())
+            print_sections = _with_section(sections, _explorer_for_print(env))
             print_text = render(env, print_sections, params, label_columns, ctx.figure_names, inputs.summary)
             print_page.write_text(print_text, encoding="utf-8")
             printing = printer.submit(maybe_print_pdf, print_page, pdf)
@@ -217,11 +217,14 @@ def write_report(
 EXPLORER = "explore"
 
 
-def _explorer_for_print() -> dict[str, Any]:
-    """The explorer section of the page the PDF is printed from: what its print styles show."""
+def _explorer_for_print(env: jinja2.Environment) -> dict[str, Any]:
+    """The explorer section of the page the PDF is printed from: the part of it print shows."""
     title = next(t for a, t, _ in SECTIONS if a == EXPLORER)
-    note = '<p class="print-only">The explorer is interactive: open the HTML version of this report.</p>'
-    return {"anchor": EXPLORER, "title": title, "html": Markup(note)}
+    return {
+        "anchor": EXPLORER,
+        "title": title,
+        "html": Markup(env.get_template("explore_print.html.j2").render()),
+    }
 
 
 def _with_section(sections: Sequence[dict[str, Any]], *extra: dict[str, Any]) -> list[dict[str, Any]]:
