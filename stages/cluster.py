@@ -11,7 +11,6 @@ representation alone (tests, benchmarks).
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from musiclust.clustering.stage import ClusterSettings, cluster_all, cluster_one
@@ -21,8 +20,6 @@ from musiclust.contracts.segments import read_segments
 from musiclust.log import run_main, setup_logging
 from musiclust.params import load_params
 from musiclust.workspace import shared_cache
-
-log = logging.getLogger("musiclust.stages.cluster")
 
 
 def main(argv: list[str] | None = None) -> contract.ClusterOutput | dict[str, str]:

@@ -57,6 +57,12 @@ def model_input(model_dir: Path, clips: pd.DataFrame) -> tuple[Representation, d
     return model_representation(model_dir.name, clips, latents, info), training
 
 
+#: the baselines :func:`baseline_input` builds from ``features_dir`` / from ``lyrics_path`` (every
+#: baseline also reads the clips; ``metadata`` nothing else)
+READS_FEATURES = frozenset({"raw", "pca", "spectral_features", "raw_lyrics"})
+READS_LYRICS = frozenset({"lyrics", "raw_lyrics"})
+
+
 def baseline_input(
     name: str,
     clips: pd.DataFrame,

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from tqdm import tqdm
 
-from musiclust.clustering.pipeline import cluster_representation
+from musiclust.clustering.pipeline import READS_FEATURES, READS_LYRICS, cluster_representation
 from musiclust.clustering.store import PARAM_KEYS, ClusterStore
 from musiclust.contracts import clusters as contract
 from musiclust.contracts.segments import read_segments, table_path
@@ -29,10 +29,6 @@ from musiclust.log import setup_logging
 from musiclust.params import ClusterParams, EvaluateParams, Params
 
 log = logging.getLogger(__name__)
-
-#: baselines that read data/features, data/lyrics.parquet (all read segments.parquet)
-_READS_FEATURES = frozenset({"raw", "pca", "spectral_features", "raw_lyrics"})
-_READS_LYRICS = frozenset({"lyrics", "raw_lyrics"})
 
 
 def _param_values(params: Params) -> dict[str, object]:
@@ -130,8 +126,8 @@ def cluster_all(
     for rep in reps:
         is_model = rep in params.train.models
         model_dir = Path(models_dir) / rep if is_model else None
-        features = features_dir if not is_model and rep in _READS_FEATURES else None
-        lyrics = lyrics_path if not is_model and rep in _READS_LYRICS else None
+        features = features_dir if not is_model and rep in READS_FEATURES else None
+        lyrics = lyrics_path if not is_model and rep in READS_LYRICS else None
         inputs = [seg_file, *(p for p in (model_dir, features, lyrics) if p is not None)]
         key = store.key(rep, [Path(p) for p in inputs], values)
         if store.restore(key, out / rep):

@@ -197,7 +197,7 @@ def write_report(
             atomic_write_bytes(out_html, text.encode("utf-8"))
         except BaseException:  # no PDF of a report that was not written
             if printing is not None:
-                printing.cancel() or printing.exception()
+                printing.exception()  # let Chromium finish (its outcome no longer matters)
                 pdf.unlink(missing_ok=True)  # type: ignore[union-attr]
             raise
         ctx.cache.prune()
