@@ -206,6 +206,7 @@ def test_dvc_repro_end_to_end(tmp_path):
 
 NEW_MODEL = '''"""A linear autoencoder: the smallest model, added the way any model is added."""
 
+from musiclust.models import schema
 from musiclust.models.autoencoder import AutoEncoder
 
 
@@ -213,31 +214,35 @@ class LinearAE(AutoEncoder):
     """Autoencoder with one hidden layer (Baldi & Hornik, "Neural networks and principal component
     analysis", Neural Networks 1989): spans the leading principal subspace at its optimum."""
 
-    key = "linear_ae"
+    schema = schema.LINEAR_AE
 '''
+NEW_SCHEMA = """
+LINEAR_AE = Schema("linear_ae", frozenset({"latent_dim", "hidden"}))
+"""
+
+
+def _add_linear_ae(work: Path) -> None:
+    """The code edits of a new model in the copy ``work``: its module, its schema, its registry entry."""
+    (work / "src/musiclust/models/linear_ae.py").write_text(NEW_MODEL)
+    schema = work / "src/musiclust/models/schema.py"
+    schema.write_text(schema.read_text() + NEW_SCHEMA)
+    registry = work / "src/musiclust/models/registry.py"
+    text = registry.read_text()
+    last = '    ModelSpec("song_ae", schema.SONG_VAE, "musiclust.models.song_vae:SongVAE", {"variational": False}),\n'
+    assert last in text
+    entry = '    ModelSpec("linear_ae", schema.LINEAR_AE, "musiclust.models.linear_ae:LinearAE"),\n'
+    registry.write_text(text.replace(last, last + entry))
 
 
 @pytest.mark.slow
 def test_adding_a_model_is_its_module_registry_entry_and_params_block(tmp_path):
-    """A new model in a copy of the repo: its module, one registry entry and its params block (with
-    its key in train.models). Nothing in dvc.yaml, evaluate or the report changes, and `dvc repro`
-    trains, clusters, ranks and draws it."""
+    """A new model in a copy of the repo: its module, its schema, one registry entry and its params
+    block (with its key in train.models). Nothing in dvc.yaml, evaluate or the report changes, and
+    `dvc repro` trains, clusters, ranks and draws it."""
     work = tmp_path / "repo"
     work.mkdir()
     _copy_repo(work)
-    (work / "src/musiclust/models/linear_ae.py").write_text(NEW_MODEL)
-    registry = work / "src/musiclust/models/registry.py"
-    text = registry.read_text()
-    text = text.replace(
-        "from musiclust.models.vae import VAE\n",
-        "from musiclust.models.linear_ae import LinearAE\nfrom musiclust.models.vae import VAE\n",
-    )
-    text = text.replace(
-        '    ModelSpec("song_ae", SongVAE, {"variational": False}),\n',
-        '    ModelSpec("song_ae", SongVAE, {"variational": False}),\n    ModelSpec("linear_ae", LinearAE),\n',
-    )
-    assert 'ModelSpec("linear_ae"' in text
-    registry.write_text(text)
+    _add_linear_ae(work)
     params = _merge(yaml.safe_load((REPO / "params.yaml").read_text()), TINY)
     params["models"]["linear_ae"] = {"latent_dim": 4, "hidden": [16]}
     params["train"]["models"] = ["vae", "linear_ae"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -99,6 +101,67 @@ def test_registry_covers_the_family():
         assert spec.key == key and build_model(key, CFG[key], DIMS).key == key
         doc = spec.cls.__doc__
         assert CITATION.search(" ".join(doc.split())), f"{key} must cite its paper (Author, Year)"
+
+
+def test_each_registry_entry_names_the_class_of_its_schema():
+    """An entry holds its class's schema and its class by import path: the class must name that
+    same schema, and the inputs a mixin reads must be the schema's."""
+    from musiclust.models.base import TextInputs
+    from musiclust.models.conv1d_vae import SequenceInputs
+
+    for key, spec in REGISTRY.items():
+        cls = spec.cls
+        assert cls.schema is spec.schema, f"{key}: {spec.class_path} names another schema"
+        assert (cls.key, cls.config_keys, cls.needs, cls.level, cls.x_kind) == (
+            spec.schema.key,
+            spec.schema.config_keys,
+            spec.schema.needs,
+            spec.schema.level,
+            spec.schema.x_kind,
+        )
+        assert issubclass(cls, TextInputs) == ("text" in spec.needs), key
+        assert issubclass(cls, SequenceInputs) == (spec.x_kind == "mfcc_seq"), key
+
+
+def test_a_model_states_its_settings_and_inputs_only_in_its_schema():
+    """key, config_keys, needs, level, x_kind and the settings checks come from the schema: a class
+    that states one itself, names no schema, or contradicts its mixin is refused when defined."""
+    from musiclust.models import schema
+    from musiclust.models.base import LatentModel, TextInputs
+    from musiclust.models.conv1d_vae import SequenceInputs
+    from musiclust.models.vae import VAE
+
+    with pytest.raises(TypeError, match=r"sets \['key', 'needs'\]"):
+        type("Restated", (VAE,), {"key": "restated", "needs": ("text",)})
+    with pytest.raises(TypeError, match=r"sets \['check_spanning'\]"):
+        type("OwnCheck", (VAE,), {"check_spanning": classmethod(lambda cls, cfg: None)})
+    with pytest.raises(TypeError, match="names no schema"):
+        type("NoSchema", (LatentModel,), {})
+    with pytest.raises(TypeError, match="TextInputs.*lack 'text'"):
+        type("NoText", (TextInputs, VAE), {"schema": schema.VAE})
+    with pytest.raises(TypeError, match="SequenceInputs.*not 'mfcc_seq'"):
+        type("NoSeq", (SequenceInputs, VAE), {"schema": schema.HYBRID})
+    with pytest.raises(ValueError, match="x_kind 'wav'"):
+        schema.Schema("wav_vae", frozenset({"latent_dim"}), x_kind="wav")
+
+
+def test_configure_imports_no_torch(tmp_path):
+    """The configure stage checks every model's settings from the schemas alone: neither torch nor
+    a model module is imported (torch's import was most of the stage's time)."""
+    lyrics = tmp_path / "lyrics.parquet"
+    lyrics.write_bytes(b"copied, never read")
+    code = (
+        "import sys\n"
+        "import stages.configure\n"
+        "import musiclust.models as models\n"
+        f"resolved = stages.configure.main(['--lyrics', {str(lyrics)!r}, '--out', {str(tmp_path / 'c')!r}])\n"
+        "assert resolved and set(resolved) <= set(models.REGISTRY), resolved\n"
+        "assert issubclass(models.ModelConfigError, ValueError)\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'torch' or m.startswith('musiclust.models.'))\n"
+        "assert loaded == ['musiclust.models.registry', 'musiclust.models.schema'], loaded\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
 
 
 @pytest.mark.parametrize("key", sorted(REGISTRY))

@@ -104,7 +104,7 @@ def test_train_models_must_have_settings(repo_params):
 
 
 def test_model_checks_that_span_settings_run_in_configure(repo_params):
-    """What only the model's class knows (heads dividing the token width, an unregistered block)
+    """What only the model's schema knows (heads dividing the token width, an unregistered block)
     is checked when configure resolves the settings, still as one line naming the key."""
     from musiclust.models import ModelConfigError
     from musiclust.models.registry import resolve_settings
@@ -121,6 +121,46 @@ def test_model_checks_that_span_settings_run_in_configure(repo_params):
     del raw["models"]["vae"]["hidden"]
     with pytest.raises(ModelConfigError, match=r"models\.vae: missing setting\(s\) \['hidden'\]"):
         resolve_settings(parse_params(raw))
+    raw = copy.deepcopy(repo_params)
+    raw["models"]["vae"]["heads"] = 4  # a known setting (of attention_mm) that the VAE does not take
+    with pytest.raises(ModelConfigError, match=r"models\.vae: unknown setting\(s\) \['heads'\]; allowed: "):
+        resolve_settings(parse_params(raw))
+    raw = copy.deepcopy(repo_params)
+    raw["models"]["shared_private"]["audio_private_dim"] = raw["models"]["shared_private"]["latent_dim"]
+    with pytest.raises(ModelConfigError, match=r"models\.shared_private: latent_dim \(\d+\) must exceed"):
+        resolve_settings(parse_params(raw))
+
+
+@pytest.mark.parametrize(
+    "key, setting, value, message",
+    [
+        (
+            "attention_mm",
+            "heads",
+            5,
+            "models.attention_mm.heads: 5 must divide the token width channels[-1] = ",
+        ),
+        ("song_ae", "heads", 2, "models.song_ae: unknown setting(s) ['heads']; allowed: "),
+        ("shared_private", "text_private_dim", 99, "models.shared_private: latent_dim ("),
+    ],
+)
+def test_bad_model_setting_is_one_line_exit_2_at_configure(
+    repo_root, repo_params, tmp_path, key, setting, value, message
+):
+    """What only the model's schema can judge stops the configure stage the same way: one line
+    naming ``models.<key>`` (the registry key, also where a class serves several), exit code 2."""
+    raw = copy.deepcopy(repo_params)
+    raw["models"][key][setting] = value
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        [sys.executable, "stages/configure.py", "--lyrics", "x.parquet", "--out", str(tmp_path / "c"),
+         "--params", str(bad)],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), proc.stderr
 
 
 def _leaves(node: typing.Any, prefix: str = "") -> dict[str, typing.Any]:

@@ -87,7 +87,8 @@ class Setting:
     ``kind``: ``int``, ``float``, ``ints`` (a non-empty list of ints), ``int_or_ints`` or
     ``choice`` (one of ``choices``); ``low`` is the smallest allowed number (each list element
     for lists); ``odd``: odd ints only. The models declare which settings they accept
-    (``LatentModel.config_keys``) and check what spans settings (e.g. heads dividing a width).
+    (``config_keys`` of their schema, :mod:`musiclust.models.schema`) and check what spans
+    settings (e.g. heads dividing a width).
     """
 
     kind: str
@@ -721,8 +722,8 @@ def validate(p: Params) -> None:
 def check_model_settings(key: str, cfg: Any) -> dict[str, Any]:
     """``models.<key>`` checked against :data:`MODEL_SETTINGS` (types, ranges, known names).
 
-    Which of these settings a model accepts, and what spans several of them, the model's class
-    checks when the ``configure`` stage resolves its settings.
+    Which of these settings a model accepts, and what spans several of them, the model's schema
+    (:mod:`musiclust.models.schema`) checks when the ``configure`` stage resolves its settings.
     """
     if not isinstance(cfg, Mapping):
         raise ParamsError(f"models.{key} must be a mapping of settings, got {cfg!r}")

@@ -9,10 +9,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import (
     Batch,
     LatentModel,
-    ModelConfigError,
     Standardizer,
     TextInputs,
     clamp_logvar,
@@ -21,18 +21,7 @@ from musiclust.models.base import (
     sse,
 )
 from musiclust.models.conv1d_vae import SequenceInputs, check_sequence_shape, conv1d_decoder, conv1d_encoder
-
-FUSIONS = ("residual", "gated")
-
-
-def _check_settings(key: str, fusion: str, heads: int, d: int, text_tokens: int, kernel: int) -> None:
-    """Refuse an unknown ``fusion``, ``heads`` that do not divide the token width ``d``, or a bad kernel."""
-    if fusion not in FUSIONS:
-        raise ModelConfigError(f"models.{key}.fusion: {fusion!r} is not one of {', '.join(FUSIONS)}")
-    if heads < 1 or d % heads:
-        raise ModelConfigError(f"models.{key}.heads: {heads} must divide the token width channels[-1] = {d}")
-    if text_tokens < 1 or kernel < 1 or kernel % 2 == 0:
-        raise ModelConfigError(f"models.{key}: text_tokens must be >= 1 and kernel a positive odd int")
+from musiclust.models.schema import check_attention
 
 
 class AttentionMultimodalVAE(SequenceInputs, TextInputs, LatentModel):
@@ -61,17 +50,7 @@ class AttentionMultimodalVAE(SequenceInputs, TextInputs, LatentModel):
     embedding (an MLP, masked by ``has_text`` like :class:`~musiclust.models.multimodal.MultimodalVAE`).
     """
 
-    key = "attention_mm"
-    needs = ("text",)
-    config_keys = frozenset(
-        {"latent_dim", "channels", "kernel", "pool", "heads", "text_tokens", "text_hidden", "fusion"}
-    )
-
-    @classmethod
-    def check_spanning(cls, cfg: Mapping[str, Any]) -> None:
-        _check_settings(
-            cls.key, cfg["fusion"], cfg["heads"], list(cfg["channels"])[-1], cfg["text_tokens"], cfg["kernel"]
-        )
+    schema = schema.ATTENTION_MM
 
     def __init__(
         self,
@@ -91,7 +70,7 @@ class AttentionMultimodalVAE(SequenceInputs, TextInputs, LatentModel):
         channels, text_hidden = list(channels), list(text_hidden)
         t_bottom = check_sequence_shape(self.key, n_mfcc, frames, channels, pool)
         d = channels[-1]
-        _check_settings(self.key, fusion, heads, d, text_tokens, kernel)
+        check_attention(self.key, fusion, heads, d, text_tokens, kernel)
         self.fusion, self.text_tokens, self.d = fusion, int(text_tokens), d
         self._bottom = (d, t_bottom)
         # inputs

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, LatentModel, mlp
 
 
@@ -17,7 +18,7 @@ class AutoEncoder(LatentModel):
     No KL term: ``encode`` returns ``logvar=None`` and ``kl`` is zero.
     """
 
-    key = "autoencoder"
+    schema = schema.AUTOENCODER
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: list[int] | tuple[int, ...]) -> None:
         super().__init__(latent_dim=latent_dim)

@@ -41,13 +41,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from musiclust.fileio import UserInputError
+from musiclust.models.schema import ModelConfigError as ModelConfigError  # re-exported: its old home
+from musiclust.models.schema import Schema
 
 Batch = Mapping[str, torch.Tensor]
 
-
-class ModelConfigError(ValueError, UserInputError):
-    """A model's settings under ``models.<key>`` in params.yaml are unknown or invalid (one line, exit 2)."""
+#: class attributes every model takes from its schema (:mod:`musiclust.models.schema`), never states itself
+_FROM_SCHEMA = ("key", "config_keys", "needs", "level", "x_kind")
 
 
 class LatentModel(nn.Module, abc.ABC):
@@ -57,17 +57,24 @@ class LatentModel(nn.Module, abc.ABC):
     recorded as they are given (:meth:`constructor_kwargs`), so a checkpoint rebuilds the model
     with ``cls(**checkpoint["constructor"])`` without any class restating them. Constructors
     have no defaults: a model's settings come from its ``models.<key>`` block in params.yaml.
+
+    Each class names its :class:`~musiclust.models.schema.Schema` (``schema = schema.VAE``), and
+    its ``key``, ``config_keys``, ``needs``, ``level`` and ``x_kind`` are set from it when the
+    class is created; a class that states one of them itself is a TypeError.
     """
 
+    #: the class's settings and inputs, the one place the five attributes below come from
+    schema: ClassVar[Schema]
     #: the model key (params.yaml ``models.<key>``, registry, dvc stage, output folder)
-    key: ClassVar[str] = ""
-    #: batch inputs beyond ``x`` ("text", "cond", "song") and the kind of ``x`` ("vector" or "logmel")
-    needs: ClassVar[tuple[str, ...]] = ()
-    #: what one latent describes: "clip", or "song" (every clip of a song gets the same latent)
-    level: ClassVar[str] = "clip"
-    x_kind: ClassVar[str] = "vector"
+    key: ClassVar[str]
     #: settings accepted from params.yaml ``models.<key>``
-    config_keys: ClassVar[frozenset[str]] = frozenset({"latent_dim", "hidden"})
+    config_keys: ClassVar[frozenset[str]]
+    #: batch inputs beyond ``x`` ("text", "cond", "song")
+    needs: ClassVar[tuple[str, ...]]
+    #: what one latent describes: "clip", or "song" (every clip of a song gets the same latent)
+    level: ClassVar[str]
+    #: the kind of ``x``: "vector", "logmel" or "mfcc_seq"
+    x_kind: ClassVar[str]
     #: KL weight of the objective (beta-VAE overrides it)
     beta: float = 1.0
     #: optimizer steps of a first training stage run before the main one (0: none); see after_pretraining
@@ -77,6 +84,20 @@ class LatentModel(nn.Module, abc.ABC):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        stated = sorted(set(cls.__dict__) & {*_FROM_SCHEMA, "check_config", "check_spanning"})
+        if stated:
+            raise TypeError(
+                f"{cls.__name__} sets {stated}: a model's settings, inputs and their checks live in "
+                "its schema (musiclust.models.schema)"
+            )
+        schema = getattr(cls, "schema", None)
+        if not isinstance(schema, Schema):
+            raise TypeError(
+                f"{cls.__name__} names no schema (schema = schema.<NAME>, musiclust.models.schema)"
+            )
+        if "schema" in cls.__dict__:  # a subclass without its own schema keeps its parent's attributes
+            for name in _FROM_SCHEMA:
+                setattr(cls, name, getattr(schema, name))
         init = cls.__dict__.get("__init__")
         if init is not None:
             cls.__init__ = _recording(init)  # type: ignore[method-assign]
@@ -88,29 +109,16 @@ class LatentModel(nn.Module, abc.ABC):
     # ---- construction -------------------------------------------------------------
     @classmethod
     def check_config(cls, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate ``models.<key>`` settings; unknown keys are an error naming them."""
-        unknown = set(cfg) - set(cls.config_keys)
-        if unknown:
-            raise ModelConfigError(
-                f"models.{cls.key}: unknown setting(s) {sorted(unknown)}; allowed: {sorted(cls.config_keys)}"
-            )
-        missing = set(cls.config_keys) - set(cfg)
-        if missing:
-            raise ModelConfigError(
-                f"models.{cls.key}: missing setting(s) {sorted(missing)}: give every setting in params.yaml "
-                "(that is where a model's defaults live)"
-            )
-        out = {k: (list(v) if isinstance(v, (list, tuple)) else v) for k, v in cfg.items()}
-        if int(out.get("latent_dim", 1)) < 1:
-            raise ModelConfigError(f"models.{cls.key}.latent_dim must be >= 1")
-        cls.check_spanning(out)
-        return out
+        """Validate ``models.<key>`` settings (:meth:`Schema.check <musiclust.models.schema.Schema.check>`);
+        unknown keys are an error naming them."""
+        return cls.schema.check(cfg)
 
     @classmethod
     def check_spanning(cls, cfg: Mapping[str, Any]) -> None:
         """Refuse settings that are fine one by one but not together (ModelConfigError naming
-        them). Each setting's own type and range is checked when params.yaml is loaded
+        them; the schema's check). Each setting's own type and range is checked when params.yaml is loaded
         (:data:`musiclust.params.MODEL_SETTINGS`); what needs the data's shape, when the model is built."""
+        cls.schema.check_spanning(cfg)
 
     @classmethod
     @abc.abstractmethod
@@ -278,15 +286,19 @@ class Standardizer(nn.Module):
 
 
 class TextInputs:
-    """Mixin for the models that read the lyrics embedding (``needs`` "text").
+    """Mixin for the models that read the lyrics embedding (their schema's ``needs`` has "text").
 
     Builds from ``audio_dim``/``text_dim``, fits a per-dimension standardizer of the
     embedding on training clips that have lyrics, and gives the masked, standardized text
     (zero for songs without lyrics). The class must create ``self.text_norm = Standardizer(E)``.
     """
 
-    needs: ClassVar[tuple[str, ...]] = ("text",)
     text_norm: Standardizer
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)  # LatentModel's: sets needs from the schema
+        if "text" not in getattr(cls, "needs", ()):
+            raise TypeError(f"{cls.__name__} reads lyrics (TextInputs), but its schema's needs lack 'text'")
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], dims: Mapping[str, Any]) -> Any:

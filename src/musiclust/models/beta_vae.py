@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, ModelConfigError, sse
 from musiclust.models.vae import VAE
 
@@ -26,8 +27,7 @@ class BetaVAE(VAE):
     than 0.1 nats, on gtzan40 none did).
     """
 
-    key = "beta_vae"
-    config_keys = frozenset({"latent_dim", "hidden", "beta", "free_bits"})
+    schema = schema.BETA_VAE
 
     def __init__(
         self,

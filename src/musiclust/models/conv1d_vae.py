@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, LatentModel, ModelConfigError, Standardizer, clamp_logvar
 
 
@@ -17,12 +18,19 @@ class SequenceInputs:
 
     The sequence is standardized per coefficient with train-split statistics (buffers
     ``norm.*``, so a checkpoint needs nothing else) and average-pooled over time by ``pool``.
-    The class must create ``self.norm = Standardizer(n_mfcc)`` and ``self.time_pool``.
+    The class must create ``self.norm = Standardizer(n_mfcc)`` and ``self.time_pool``; its
+    schema's ``x_kind`` is "mfcc_seq".
     """
 
-    x_kind: ClassVar[str] = "mfcc_seq"
     norm: Standardizer
     time_pool: nn.Module
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)  # LatentModel's: sets x_kind from the schema
+        if getattr(cls, "x_kind", None) != "mfcc_seq":
+            raise TypeError(
+                f"{cls.__name__} reads MFCC sequences (SequenceInputs), but its schema's x_kind is not 'mfcc_seq'"
+            )
 
     def fit_sequence_stats(self, train: Mapping[str, np.ndarray]) -> dict[str, Any]:
         # per-coefficient mean/std over every training frame: (N, C, T) -> (N*T, C)
@@ -90,8 +98,7 @@ class Conv1dVAE(SequenceInputs, LatentModel):
     reconstructs the standardized (pooled) sequence.
     """
 
-    key = "conv1d_vae"
-    config_keys = frozenset({"latent_dim", "channels", "kernel", "pool"})
+    schema = schema.CONV1D_VAE
 
     def __init__(
         self,

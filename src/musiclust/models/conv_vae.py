@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import (
     Batch,
     LatentModel,
@@ -38,9 +39,7 @@ class ConvVAE(LatentModel):
     while the encoder still sees the whole patch.
     """
 
-    key = "conv_vae"
-    x_kind = "logmel"
-    config_keys = frozenset({"latent_dim", "channels", "pool", "target"})
+    schema = schema.CONV_VAE
     TARGETS = ("patch", "sorted")
 
     def __init__(

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, LatentModel, ModelConfigError, clamp_logvar, mlp
 
 
@@ -23,9 +24,7 @@ class CVAE(LatentModel):
     ``condition_values == []``, and the model is then an unconditioned VAE (and says so).
     """
 
-    key = "cvae"
-    needs = ("cond",)
-    config_keys = frozenset({"latent_dim", "hidden", "condition"})
+    schema = schema.CVAE
 
     def __init__(
         self,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, Standardizer, TextInputs
 from musiclust.models.vae import VAE
 
@@ -16,7 +17,7 @@ class HybridVAE(TextInputs, VAE):
     without lyrics (``has_text`` = 0), so those songs are represented by audio alone.
     """
 
-    key = "hybrid"
+    schema = schema.HYBRID
 
     def __init__(
         self,

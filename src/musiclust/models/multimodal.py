@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import (
     Batch,
     LatentModel,
@@ -31,8 +32,7 @@ class MultimodalVAE(TextInputs, LatentModel):
     with lyrics only), so each expert also works on its own.
     """
 
-    key = "multimodal"
-    config_keys = frozenset({"latent_dim", "hidden", "text_hidden"})
+    schema = schema.MULTIMODAL
 
     def __init__(
         self,

@@ -7,54 +7,64 @@ fixed settings (``cvae_language`` and ``cvae_genre`` are both :class:`CVAE`, con
 top-level params the model reads (``reads``: ``beta_vae`` reads ``beta``, the knob of
 ``dvc exp run -S beta=8``).
 
-Adding a model: its module (a :class:`LatentModel` subclass citing its paper), one entry in
+An entry names its class by import path and imports it on first use (:attr:`ModelSpec.cls`);
+what the class accepts and needs is its schema (:mod:`musiclust.models.schema`), which the entry
+holds. So resolving and checking every model's settings (the ``configure`` stage) imports
+neither torch nor any model module.
+
+Adding a model: its module (a :class:`~musiclust.models.base.LatentModel` subclass citing its
+paper, naming its schema), its schema in :mod:`musiclust.models.schema`, one entry in
 ``REGISTRY`` below, and its ``models.<key>`` block (plus its key in ``train.models``) in
 params.yaml. dvc.yaml iterates over ``train.models``; the registry-wide tests pick it up.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from musiclust.models.attention import AttentionMultimodalVAE
-from musiclust.models.autoencoder import AutoEncoder
-from musiclust.models.base import LatentModel, ModelConfigError
-from musiclust.models.beta_vae import BetaVAE
-from musiclust.models.conv1d_vae import Conv1dVAE
-from musiclust.models.conv_vae import ConvVAE
-from musiclust.models.cvae import CVAE
-from musiclust.models.hybrid import HybridVAE
-from musiclust.models.multimodal import MultimodalVAE
-from musiclust.models.shared_private import SharedPrivateVAE
-from musiclust.models.song_vae import SongVAE
-from musiclust.models.vade import VaDE
-from musiclust.models.vae import VAE
+from musiclust.models import schema
+from musiclust.models.schema import ModelConfigError, Schema
 from musiclust.params import MODEL_GLOBALS, Params, check_model_settings
+
+if TYPE_CHECKING:
+    from musiclust.models.base import LatentModel
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One registry entry: the model ``key``, its class and the settings the key fixes."""
+    """One registry entry: the model ``key``, its class's schema, the class (as ``"module:Class"``,
+    imported on first use) and the settings the key fixes."""
 
     key: str
-    cls: type[LatentModel]
+    schema: Schema
+    #: ``"musiclust.models.vae:VAE"``; a test checks that the class names this entry's schema
+    class_path: str
     fixed: Mapping[str, Any] = field(default_factory=dict)
     #: top-level params (of :data:`musiclust.params.MODEL_GLOBALS`) the model reads as settings
     reads: tuple[str, ...] = ()
 
+    @cached_property
+    def cls(self) -> type[LatentModel]:
+        """The model class (its module, and torch, are imported here, on first use)."""
+        module, _, name = self.class_path.partition(":")
+        return getattr(importlib.import_module(module), name)
+
     @property
     def needs(self) -> tuple[str, ...]:
-        return self.cls.needs
+        return self.schema.needs
 
     @property
     def x_kind(self) -> str:
-        return self.cls.x_kind
+        return self.schema.x_kind
 
     def config(self, cfg: Mapping[str, Any]) -> dict[str, Any]:
-        """``models.<key>`` settings plus the fixed ones, validated by the class.
+        """``models.<key>`` settings plus the fixed ones, validated by the class's schema.
 
         A fixed setting may be repeated in params.yaml with the same value; any other value
         is an error, as is any setting the class does not know.
@@ -66,15 +76,17 @@ class ModelSpec:
                 f"{dict(self.fixed)}; use another model key instead"
             )
         try:
-            return self.cls.check_config({**cfg, **self.fixed})
-        except ModelConfigError as exc:  # the class names its own key; name the registry key
-            if self.cls.key == self.key:
+            return self.schema.check({**cfg, **self.fixed})
+        except ModelConfigError as exc:  # the schema names the class key; name the registry key
+            if self.schema.key == self.key:
                 raise
-            raise ModelConfigError(str(exc).replace(f"models.{self.cls.key}", f"models.{self.key}")) from exc
+            raise ModelConfigError(
+                str(exc).replace(f"models.{self.schema.key}", f"models.{self.key}")
+            ) from exc
 
     def resolve(self, params: Params) -> dict[str, Any]:
         """The settings this key trains with: its ``models.<key>`` block, the top-level params it
-        reads and its fixed settings, validated by the class (the one place they are put together)."""
+        reads and its fixed settings, validated by the class's schema (the one place they are put together)."""
         if self.key not in params.models:
             raise ModelConfigError(f"models.{self.key}: no settings block for this model in params.yaml")
         cfg = check_model_settings(self.key, params.models[self.key])
@@ -86,24 +98,24 @@ def _entries(*specs: ModelSpec) -> dict[str, ModelSpec]:
     for s in specs:
         if set(s.reads) - set(MODEL_GLOBALS):
             raise ValueError(f"{s.key}: reads {s.reads}, not among the model globals {MODEL_GLOBALS}")
-    return {s.key: ModelSpec(s.key, s.cls, MappingProxyType(dict(s.fixed)), s.reads) for s in specs}
+    return {s.key: dataclasses.replace(s, fixed=MappingProxyType(dict(s.fixed))) for s in specs}
 
 
 REGISTRY: dict[str, ModelSpec] = _entries(
-    ModelSpec("autoencoder", AutoEncoder),
-    ModelSpec("vae", VAE),
-    ModelSpec("beta_vae", BetaVAE, reads=("beta",)),
-    ModelSpec("conv_vae", ConvVAE),
-    ModelSpec("conv1d_vae", Conv1dVAE),
-    ModelSpec("cvae_language", CVAE, {"condition": "language"}),
-    ModelSpec("cvae_genre", CVAE, {"condition": "genre"}),
-    ModelSpec("vade", VaDE),
-    ModelSpec("multimodal", MultimodalVAE),
-    ModelSpec("hybrid", HybridVAE),
-    ModelSpec("attention_mm", AttentionMultimodalVAE),
-    ModelSpec("shared_private", SharedPrivateVAE),
-    ModelSpec("song_vae", SongVAE, {"variational": True}),
-    ModelSpec("song_ae", SongVAE, {"variational": False}),
+    ModelSpec("autoencoder", schema.AUTOENCODER, "musiclust.models.autoencoder:AutoEncoder"),
+    ModelSpec("vae", schema.VAE, "musiclust.models.vae:VAE"),
+    ModelSpec("beta_vae", schema.BETA_VAE, "musiclust.models.beta_vae:BetaVAE", reads=("beta",)),
+    ModelSpec("conv_vae", schema.CONV_VAE, "musiclust.models.conv_vae:ConvVAE"),
+    ModelSpec("conv1d_vae", schema.CONV1D_VAE, "musiclust.models.conv1d_vae:Conv1dVAE"),
+    ModelSpec("cvae_language", schema.CVAE, "musiclust.models.cvae:CVAE", {"condition": "language"}),
+    ModelSpec("cvae_genre", schema.CVAE, "musiclust.models.cvae:CVAE", {"condition": "genre"}),
+    ModelSpec("vade", schema.VADE, "musiclust.models.vade:VaDE"),
+    ModelSpec("multimodal", schema.MULTIMODAL, "musiclust.models.multimodal:MultimodalVAE"),
+    ModelSpec("hybrid", schema.HYBRID, "musiclust.models.hybrid:HybridVAE"),
+    ModelSpec("attention_mm", schema.ATTENTION_MM, "musiclust.models.attention:AttentionMultimodalVAE"),
+    ModelSpec("shared_private", schema.SHARED_PRIVATE, "musiclust.models.shared_private:SharedPrivateVAE"),
+    ModelSpec("song_vae", schema.SONG_VAE, "musiclust.models.song_vae:SongVAE", {"variational": True}),
+    ModelSpec("song_ae", schema.SONG_VAE, "musiclust.models.song_vae:SongVAE", {"variational": False}),
 )
 
 

@@ -3,16 +3,13 @@ and what only the audio knows (genre) side by side."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import (
     Batch,
     LatentModel,
-    ModelConfigError,
     Standardizer,
     TextInputs,
     clamp_logvar,
@@ -22,6 +19,7 @@ from musiclust.models.base import (
     sse,
 )
 from musiclust.models.multimodal import MultimodalVAE
+from musiclust.models.schema import check_shared_private
 
 
 class SharedPrivateVAE(TextInputs, LatentModel):
@@ -47,18 +45,7 @@ class SharedPrivateVAE(TextInputs, LatentModel):
     model's), each part on the prior's unit scale, so no modality swamps the other in a distance.
     """
 
-    key = "shared_private"
-    config_keys = frozenset({"latent_dim", "audio_private_dim", "text_private_dim", "hidden", "text_hidden"})
-
-    @classmethod
-    def check_spanning(cls, cfg: Mapping[str, Any]) -> None:
-        latent, pa, pt = int(cfg["latent_dim"]), int(cfg["audio_private_dim"]), int(cfg["text_private_dim"])
-        if min(pa, pt) < 0 or latent - pa - pt < 1 or not cfg["hidden"] or not cfg["text_hidden"]:
-            raise ModelConfigError(
-                f"models.{cls.key}: latent_dim ({latent}) must exceed audio_private_dim + text_private_dim "
-                f"({pa} + {pt}) by at least one shared dimension, private dims must be >= 0, hidden and "
-                "text_hidden non-empty"
-            )
+    schema = schema.SHARED_PRIVATE
 
     def __init__(
         self,
@@ -71,14 +58,15 @@ class SharedPrivateVAE(TextInputs, LatentModel):
         text_hidden: list[int] | tuple[int, ...],
     ) -> None:
         super().__init__(latent_dim=latent_dim)
-        self.check_spanning(
+        check_shared_private(
+            self.key,
             {
                 "latent_dim": latent_dim,
                 "audio_private_dim": audio_private_dim,
                 "text_private_dim": text_private_dim,
                 "hidden": hidden,
                 "text_hidden": text_hidden,
-            }
+            },
         )
         shared = int(latent_dim) - int(audio_private_dim) - int(text_private_dim)
         hidden, text_hidden = list(hidden), list(text_hidden)

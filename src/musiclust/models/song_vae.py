@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, LatentModel, ModelConfigError, clamp_logvar, mlp
 
 
@@ -37,10 +38,7 @@ class SongVAE(LatentModel):
     exactly, and clip-level scores of this model are song-level scores, not clip-level evidence.
     """
 
-    key = "song_vae"
-    needs = ("song",)
-    level = "song"
-    config_keys = frozenset({"latent_dim", "hidden", "clips_per_song", "variational"})
+    schema = schema.SONG_VAE
 
     def __init__(
         self,

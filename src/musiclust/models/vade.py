@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, ModelConfigError, sse
 from musiclust.models.vae import VAE
 
@@ -25,8 +26,7 @@ class VaDE(VAE):
     VaDE ELBO jointly. The responsibilities q(c|x) ~= p(c|z) give its own cluster assignments.
     """
 
-    key = "vade"
-    config_keys = frozenset({"latent_dim", "hidden", "n_components", "pretrain_steps"})
+    schema = schema.VADE
 
     def __init__(
         self,

@@ -8,6 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from musiclust.models import schema
 from musiclust.models.base import Batch, LatentModel, clamp_logvar, mlp
 
 
@@ -19,7 +20,7 @@ class VAE(LatentModel):
     the summed squared error). Subclasses change the input (:meth:`inputs`) or the KL weight.
     """
 
-    key = "vae"
+    schema = schema.VAE
 
     def __init__(self, in_dim: int, latent_dim: int, hidden: list[int] | tuple[int, ...]) -> None:
         super().__init__(latent_dim=latent_dim)
