@@ -584,6 +584,23 @@ def test_the_cache_redraws_only_what_changed_and_changes_no_byte(built, tmp_path
     third = run("c", models=changed, cache=cache)
     assert counts[-1] == (1, n - 1)  # the loss curves alone are drawn again
     assert third == run("d", models=changed) != text
+    # the explorer's data of a representation is keyed by its cluster files' bytes: the same table
+    # written again with another compression is a miss for that representation alone (its figures
+    # read the same frames and are reused), and the page does not change
+    import pyarrow.parquet as pq
+
+    clusters = tmp_path / "clusters"
+    shutil.copytree(paths["clusters"], clusters)
+    rep = next(
+        p.parent
+        for p in sorted(clusters.glob("*/assignments.parquet"))
+        if json.loads((p.parent / "info.json").read_text())["applicable"]
+    )
+    pq.write_table(
+        pq.read_table(rep / "assignments.parquet"), rep / "assignments.parquet", compression="gzip"
+    )
+    assert run("e", clusters=clusters, cache=cache) == text
+    assert counts[-1] == (1, n - 1)
 
 
 def test_a_summary_without_a_contract_key_fails_naming_file_and_key(tmp_path: Path) -> None:

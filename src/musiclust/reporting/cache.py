@@ -7,8 +7,13 @@ last run's. Each artefact is stored under the SHA-256 of everything that determi
 * the drawing or encoding function (module and name) and its arguments, pickled (data frames and
   arrays included): equal pickles mean equal inputs, so a hit can only return the very bytes the
   function would have produced; a different pickle of equal data is a miss, never a wrong hit;
-* the code that turns them into bytes: the source of the reporting modules that draw and encode,
-  and the versions of matplotlib, numpy and libsndfile.
+* the code that turns them into bytes: the source of the reporting modules that draw, encode and
+  gather the explorer's data (and the clusters contract they read), and the versions of
+  matplotlib, numpy and libsndfile.
+
+The explorer's per-representation data (maps, headline clusters, distances to the centres) is
+stored the same way (:meth:`ArtefactCache.get_keyed`), keyed by the digests of the cluster files
+it reads.
 
 The store is a plain folder (``stages/report.py --cache``, in dvc.yaml the project's own
 ``.musiclust/cache/report``), outside every DVC output: the report's outputs are the same bytes
@@ -39,13 +44,23 @@ def _code_key() -> bytes:
     import numpy
     import soundfile
 
-    from musiclust.reporting import excerpts, figures, style
+    from musiclust.contracts import clusters
+    from musiclust.reporting import excerpts, explore, figures, inputs, style
 
     h = hashlib.sha256()
-    for mod in (figures, style, excerpts):
+    for mod in (figures, style, excerpts, explore, inputs, clusters):
         h.update(Path(mod.__file__).read_bytes())
     for version in (matplotlib.__version__, numpy.__version__, soundfile.__libsndfile_version__):
         h.update(version.encode() + b"\0")
+    return h.digest()
+
+
+def file_digest(path: Path) -> bytes:
+    """SHA-256 of a file's bytes (part of a :meth:`ArtefactCache.get_keyed` key)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
     return h.digest()
 
 
@@ -60,11 +75,16 @@ class ArtefactCache:
         self._code = _code_key() if self.root is not None else b""
 
     def get(self, fn: Callable[..., bytes], *args: Any) -> bytes:
+        return self.get_keyed(f"{fn.__module__}.{fn.__qualname__}", args, lambda: fn(*args))
+
+    def get_keyed(self, name: str, key: tuple[Any, ...], compute: Callable[[], bytes]) -> bytes:
+        """``compute()``, stored under ``name`` and ``key``; ``key`` must hold everything ``compute``
+        reads (a file by the digest of its bytes, :func:`file_digest`), as ``get``'s arguments do."""
         if self.root is None:
-            return fn(*args)
+            return compute()
         h = hashlib.sha256(self._code)
-        h.update(f"{fn.__module__}.{fn.__qualname__}\0".encode())
-        h.update(pickle.dumps(args, protocol=4))
+        h.update(f"{name}\0".encode())
+        h.update(pickle.dumps(key, protocol=4))
         path = self.root / h.hexdigest()[:2] / h.hexdigest()
         self.used.add(path)
         try:
@@ -74,7 +94,7 @@ class ArtefactCache:
             return data
         except FileNotFoundError:
             pass
-        data = fn(*args)
+        data = compute()
         try:
             atomic_write_bytes(path, data)
         except OSError as exc:  # a full or read-only disk costs the next run time, not this report

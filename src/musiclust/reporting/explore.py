@@ -34,7 +34,7 @@ from tqdm import tqdm
 
 from musiclust.contracts.clusters import SEED_INDEPENDENT
 from musiclust.params import ReportParams
-from musiclust.reporting.cache import ArtefactCache
+from musiclust.reporting.cache import ArtefactCache, file_digest
 from musiclust.reporting.excerpts import ExcerptError, centre_distances, data_uri, encode_opus, song_excerpt
 from musiclust.reporting.figures import METHOD_NAMES, natural_key
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, first_seed_maps, winner_clusters
@@ -197,6 +197,35 @@ def _representation(
     }
 
 
+def _representation_stored(
+    inp: ReportInputs,
+    name: str,
+    ids: list[str],
+    labels: Sequence[str],
+    songs: pd.DataFrame,
+    cache: ArtefactCache,
+) -> dict[str, Any]:
+    """:func:`_representation`, from ``cache`` when the cluster files it reads, the maps, the songs'
+    labels and the ids are those of an earlier report (after an experiment that re-trained one
+    model, every other representation's data). JSON either way, so the page is the same bytes."""
+    rep, folder = inp.reps[name], inp.paths.clusters / name
+    key = (
+        name,
+        [file_digest(folder / f"{table}.parquet") for table in ("assignments", "vectors")],
+        rep.maps,
+        rep.info,
+        ids,
+        list(labels),
+        songs[list(labels)],
+    )
+    data = cache.get_keyed(
+        f"{__name__}._representation",
+        key,
+        lambda: json.dumps(_representation(inp, name, ids, labels, songs), allow_nan=False).encode("utf-8"),
+    )
+    return json.loads(data)
+
+
 def explore_data(
     inp: ReportInputs, labels: Sequence[str], params: ReportParams, cache: ArtefactCache | None = None
 ) -> dict[str, Any]:
@@ -214,9 +243,9 @@ def explore_data(
     applicable = [n for n, r in inp.reps.items() if r.applicable]
     ids = sorted({str(s) for n in applicable for s in inp.reps[n].maps["song_id"]})
     split = inp.segments.drop_duplicates("song_id").set_index("song_id")["split"].astype(str)
-    reps = [_representation(inp, n, ids, labels, songs) for n in applicable]
-    seconds, budget_note = excerpt_seconds(len(ids), params)
     cache = cache or ArtefactCache(None)
+    reps = [_representation_stored(inp, n, ids, labels, songs, cache) for n in applicable]
+    seconds, budget_note = excerpt_seconds(len(ids), params)
     if budget_note:
         log.warning("explorer: %s; raise it or lower report.explore_kbps", budget_note)
 
