@@ -108,18 +108,38 @@ def _dep_path(mod: str) -> str | None:
     return f"src/musiclust/{parts[1]}.py"
 
 
+def _code_of(script: str) -> set[str]:
+    """The src/ deps of a stage script: what it imports, transitively."""
+    return {d for d in map(_dep_path, _closure(REPO / script)) if d}
+
+
 @pytest.mark.parametrize("stage", sorted(_stage_defs()))
 def test_code_deps_are_exactly_the_imports(stage):
+    """Each stage lists what its script imports; the train stages' code under src/ is listed once,
+    as configure's, which writes its digest into every data/configs/<key>/ (a train stage's dep)."""
     st = _stage_defs()[stage]
     m = re.search(r"python (stages/\w+\.py)", st["cmd"])
     assert m, f"{stage}: cmd must run a script under stages/"
     script = m.group(1)
-    expected = {script} | {d for d in map(_dep_path, _closure(REPO / script)) if d}
+    expected = {script} | _code_of(script)
+    if stage == "train":
+        expected = {script}
+    elif stage == "configure":
+        expected |= _code_of("stages/train.py")
     declared = {d if isinstance(d, str) else next(iter(d)) for d in st.get("deps", [])}
     declared_code = {d for d in declared if d.startswith(("src/", "stages/"))}
     assert declared_code == expected, (
         f"{stage}: missing {sorted(expected - declared_code)}, not imported {sorted(declared_code - expected)}"
     )
+
+
+def test_the_training_code_digest_covers_what_the_train_stage_imports():
+    """configure hashes TRAIN_CODE into data/configs/<key>/code.txt in place of the train stages'
+    code deps: it must be exactly the code stages/train.py runs."""
+    from musiclust.training.configure import TRAIN_CODE, train_code_digest
+
+    assert {f"src/musiclust/{p}" for p in TRAIN_CODE} == _code_of("stages/train.py")
+    assert re.fullmatch(r"[0-9a-f]{64}", train_code_digest())
 
 
 def test_contracts_init_is_only_a_docstring():

@@ -11,7 +11,7 @@ import shutil
 import stat
 import tempfile
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -242,6 +242,24 @@ def safe_id(raw: str, max_len: int = 80) -> str:
         digest = hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:8]
         cleaned = f"{cleaned}-{digest}"
     return cleaned
+
+
+def source_digest(paths: Iterable[str]) -> hashlib._Hash:
+    """SHA-256 over ``musiclust``'s source files under ``paths`` (relative to the package: a module,
+    or a subpackage and every ``*.py`` below it, in name order), each preceded by its relative path.
+
+    What a stage's output depends on beyond its inputs and params, where the stage keys a store of
+    its own (the cluster stage) or records it for DVC (the configure stage, for the train stages).
+    """
+    root = Path(__file__).parent
+    h = hashlib.sha256()
+    for rel in paths:
+        p = root / rel
+        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
+        for f in files:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0")
+            h.update(f.read_bytes())
+    return h
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:

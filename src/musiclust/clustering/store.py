@@ -32,7 +32,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import musiclust
+from musiclust.fileio import source_digest
 
 log = logging.getLogger(__name__)
 
@@ -78,14 +78,7 @@ def _version(dist: str) -> str:
 
 def code_key() -> bytes:
     """SHA-256 of the stage's source files (:data:`CODE_PATHS`) and library versions (:data:`LIBRARIES`)."""
-    root = Path(musiclust.__file__).parent
-    h = hashlib.sha256()
-    for rel in CODE_PATHS:
-        p = root / rel
-        files = sorted(p.rglob("*.py")) if p.is_dir() else [p]
-        for f in files:
-            h.update(f.relative_to(root).as_posix().encode() + b"\0")
-            h.update(f.read_bytes())
+    h = source_digest(CODE_PATHS)
     for dist in LIBRARIES:
         h.update(f"{dist}={_version(dist)}\0".encode())
     return h.digest()

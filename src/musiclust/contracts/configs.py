@@ -6,6 +6,11 @@
   ``train`` is params.yaml's ``train`` section without ``models`` (which models run is not a
   setting of any of them); ``seeds`` the seeds each model is trained on.
 - ``lyrics.parquet``: a byte copy of ``data/lyrics.parquet``, only for models that read lyrics.
+- ``code.txt``: the SHA-256 (hex) of the code a train stage runs
+  (:data:`musiclust.training.configure.TRAIN_CODE`). dvc.yaml lists that code once, as deps of
+  ``configure``, instead of once in each of the 14 train stages: a change to it changes every
+  folder, so every model is trained again, as DVC would do with the deps listed per stage, and
+  dvc.lock, which DVC reads and rewrites after every stage it runs, is a third shorter.
 
 One folder per model, so a train stage depends on exactly what it reads: ``-S beta=8`` changes
 only ``beta_vae/settings.json``, a new lyrics encoder only the lyrics-reading models' folders,
@@ -21,11 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from musiclust.fileio import read_json, write_json
+from musiclust.fileio import atomic_write_bytes, read_json, write_json
 from musiclust.params import ParamsError, TrainParams, build_section
 
 SETTINGS = "settings.json"
 LYRICS = "lyrics.parquet"
+CODE = "code.txt"
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,15 @@ def write(
     train: TrainParams,
     seeds: Sequence[int],
     lyrics: str | Path | None,
+    code: str,
 ) -> None:
-    """Write ``out_dir/<key>/`` (``lyrics``: the table to copy, or None for an audio-only model)."""
+    """Write ``out_dir/<key>/`` (``lyrics``: the table to copy, or None for an audio-only model;
+    ``code``: the hex digest of the training code)."""
     folder = Path(out_dir) / key
     folder.mkdir(parents=True, exist_ok=True)
     record = {"key": key, "settings": _plain(settings), "train": train_record(train), "seeds": list(seeds)}
     write_json(folder / SETTINGS, record)
+    atomic_write_bytes(folder / CODE, f"{code}\n".encode("ascii"))
     if lyrics is not None:
         shutil.copyfile(lyrics, folder / LYRICS)
 
