@@ -499,7 +499,7 @@ def test_maps_show_the_cluster_stage_note_and_skip_not_applicable(built) -> None
         "ranking_genre",
         "ranking_language",
         "recon_vae",
-        "training_curves",
+        "training_curves_vae",
     ]
     for p in paths["figures"].glob("*.png"):
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

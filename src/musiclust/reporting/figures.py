@@ -88,27 +88,22 @@ def latent_map(points: Mapping[str, pd.DataFrame], labels: Mapping[str, pd.Serie
     return fig
 
 
-def training_curves(histories: Mapping[str, pd.DataFrame]) -> Figure:
-    """Validation loss (``val_total``) against optimizer steps, one panel per model on its own scale.
+def training_curve(key: str, history: pd.DataFrame) -> Figure:
+    """Validation loss (``val_total``) of one model against optimizer steps, on its own scale.
 
-    Thin lines: each seed; thick line: their mean at each step (drawn only, never reported).
+    One figure per model (the report lays them out in a grid), so an experiment that re-trains
+    one model redraws one. Thin lines: each seed; thick line: their mean at each step (drawn
+    only, never reported).
     """
-    keys = list(histories)
-    ncols = min(3, len(keys))
-    nrows = -(-len(keys) // ncols)
-    fig, axes = _new_fig(3.4 * ncols, 2.4 * nrows + 0.4, nrows, ncols)
-    for idx, key in enumerate(keys):
-        ax = axes[idx // ncols][idx % ncols]
-        h = histories[key]
-        for _, g in h.groupby("seed", sort=True):
-            ax.plot(g["step"], g["val_total"], color=OKABE_ITO[0], lw=0.8, alpha=0.35)
-        mean = h.groupby("step", sort=True)["val_total"].mean()
-        ax.plot(mean.index, mean.to_numpy(), color=OKABE_ITO[0], lw=1.8)
-        ax.set_title(key)
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("validation loss")
-    for idx in range(len(keys), nrows * ncols):
-        axes[idx // ncols][idx % ncols].set_visible(False)
+    fig, axes = _new_fig(3.4, 2.6)
+    ax = axes[0][0]
+    for _, g in history.groupby("seed", sort=True):
+        ax.plot(g["step"], g["val_total"], color=OKABE_ITO[0], lw=0.8, alpha=0.35)
+    mean = history.groupby("step", sort=True)["val_total"].mean()
+    ax.plot(mean.index, mean.to_numpy(), color=OKABE_ITO[0], lw=1.8)
+    ax.set_title(key)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("validation loss")
     return fig
 
 

@@ -373,16 +373,15 @@ def training(ctx: Ctx) -> dict[str, Any]:
         )
         if rep.recon is not None:
             recon.extend(_recon_figures(ctx, name, rep.recon))
-    curves = None
-    if trained:
-        curves = ctx.figure(
-            F.training_curves,
-            ({n: r.history for n, r in trained.items()},),
-            "training_curves",
-            "validation loss per optimizer step",
-            "Validation loss against optimizer steps (history.csv, one point per validation pass); "
-            "thin: each seed, thick: their mean.",
+    curves = [
+        ctx.figure(
+            F.training_curve,
+            (name, rep.history),
+            f"training_curves_{name}",
+            f"validation loss of {name} per optimizer step",
         )
+        for name, rep in trained.items()
+    ]
     return {"models": rows, "curves": curves, "recon": recon}
 
 
