@@ -209,9 +209,11 @@ def _representation_stored(
     labels and the ids are those of an earlier report (after an experiment that re-trained one
     model, every other representation's data). JSON either way, so the page is the same bytes."""
     rep, folder = inp.reps[name], inp.paths.clusters / name
+    tables = [folder / f"{table}.parquet" for table in ("assignments", "vectors")]
     key = (
         name,
-        [file_digest(folder / f"{table}.parquet") for table in ("assignments", "vectors")],
+        # a missing table is left to _representation, whose error says which and what to run
+        [file_digest(t) if t.is_file() else None for t in tables],
         rep.maps,
         rep.info,
         ids,
