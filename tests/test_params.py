@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 import typing
+from pathlib import Path
 
 import pytest
 import yaml
@@ -131,6 +132,18 @@ def test_model_checks_that_span_settings_run_in_configure(repo_params):
         resolve_settings(parse_params(raw))
 
 
+def _configure_with(raw: dict, repo_root: Path, tmp_path: Path) -> tuple[Path, subprocess.CompletedProcess]:
+    """Run the configure stage as DVC does, on params ``raw`` written to ``tmp_path/params.yaml``."""
+    bad = tmp_path / "params.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    proc = subprocess.run(
+        [sys.executable, "stages/configure.py", "--lyrics", "x.parquet", "--out", str(tmp_path / "c"),
+         "--params", str(bad)],
+        cwd=repo_root, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    return bad, proc
+
+
 @pytest.mark.parametrize(
     "key, setting, value, message",
     [
@@ -151,13 +164,7 @@ def test_bad_model_setting_is_one_line_exit_2_at_configure(
     naming ``models.<key>`` (the registry key, also where a class serves several), exit code 2."""
     raw = copy.deepcopy(repo_params)
     raw["models"][key][setting] = value
-    bad = tmp_path / "params.yaml"
-    bad.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run(
-        [sys.executable, "stages/configure.py", "--lyrics", "x.parquet", "--out", str(tmp_path / "c"),
-         "--params", str(bad)],
-        cwd=repo_root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    _, proc = _configure_with(raw, repo_root, tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {message}"), proc.stderr
@@ -243,13 +250,7 @@ def test_bad_param_is_one_line_exit_2(repo_root, repo_params, tmp_path):
     """What a user sees: one `error:` line naming the key, exit code 2, no traceback."""
     raw = copy.deepcopy(repo_params)
     raw["models"]["vae"]["latent_dim"] = 1.5
-    bad = tmp_path / "params.yaml"
-    bad.write_text(yaml.safe_dump(raw))
-    proc = subprocess.run(
-        [sys.executable, "stages/configure.py", "--lyrics", "x.parquet", "--out", str(tmp_path / "c"),
-         "--params", str(bad)],
-        cwd=repo_root, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    bad, proc = _configure_with(raw, repo_root, tmp_path)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert lines == [f"error: {bad}: models.vae.latent_dim must be an integer >= 1, got 1.5"], proc.stderr

@@ -1,4 +1,6 @@
-"""Where the project's own caches live when a stage runs in a DVC experiment's temporary copy.
+"""The project's own caches (the cluster store, the report's cache): where they live when a stage
+runs in a DVC experiment's temporary copy, and what they share (file digests for their keys, the
+pruning of least recently used entries).
 
 ``dvc exp run --queue`` (and ``--temp``) runs the pipeline in a copy of the repository under
 ``<repo>/.dvc/tmp/exps/<tmpdir>/``, which holds the tracked files and the outputs but not the
@@ -9,6 +11,8 @@ caches of the repository the copy was made from.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 #: The path parts DVC puts its experiment copies under, relative to the repository root.
@@ -37,3 +41,28 @@ def shared_cache(path: str | Path | None, cwd: Path | None = None) -> Path | Non
         return path
     root = project_root(cwd)
     return root / path if root is not None else path
+
+
+def file_digest(path: Path) -> bytes:
+    """SHA-256 of a file's bytes (part of a cache key)."""
+    h = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.digest()
+
+
+def prune_least_recent(
+    root: Path,
+    used: Collection[Path],
+    keep: int,
+    is_entry: Callable[[Path], bool],
+    remove: Callable[[Path], None],
+) -> None:
+    """``remove`` the least recently used entries ``root/??/*`` (by modification time) beyond
+    ``keep`` in all; an entry in ``used`` (this run's) is never removed and counts toward ``keep``."""
+    entries = [p for p in root.glob("??/*") if is_entry(p) and p not in used]
+    room = max(keep - len(used), 0)
+    entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[room:]:
+        remove(old)

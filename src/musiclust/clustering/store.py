@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from musiclust.fileio import source_digest
+from musiclust.workspace import file_digest, prune_least_recent
 
 log = logging.getLogger(__name__)
 
@@ -84,14 +85,6 @@ def code_key() -> bytes:
     return h.digest()
 
 
-def _file_digest(path: Path) -> bytes:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.digest()
-
-
 class ClusterStore:
     """``restore(key, out)`` / ``save(key, out)`` of whole ``data/clusters/<rep>/`` folders."""
 
@@ -118,7 +111,7 @@ class ClusterStore:
             h.update(p.name.encode() + b"\0")
             for f in files:
                 if f not in self._digests:
-                    self._digests[f] = _file_digest(f) if f.exists() else b"missing"
+                    self._digests[f] = file_digest(f) if f.exists() else b"missing"
                 # names relative to the input: the same bytes elsewhere (another checkout) are a hit
                 rel = f.relative_to(p).as_posix() if p.is_dir() else f.name
                 h.update(rel.encode() + b"\0" + self._digests[f])
@@ -178,11 +171,9 @@ class ClusterStore:
         """Delete the least recently used entries beyond ``keep`` (never one this run used)."""
         if self.root is None or not self.root.is_dir():
             return
-        entries = [p for p in self.root.glob("??/*") if p.is_dir() and p not in self.used]
-        room = max(keep - len(self.used), 0)
-        entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[room:]:
-            shutil.rmtree(old, ignore_errors=True)
+        prune_least_recent(
+            self.root, self.used, keep, Path.is_dir, lambda old: shutil.rmtree(old, ignore_errors=True)
+        )
         log.info(
             "cluster store: %d representation(s) clustered, %d reused (%s)", self.misses, self.hits, self.root
         )

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from musiclust.fileio import atomic_write_bytes
+from musiclust.workspace import prune_least_recent
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,6 @@ def _code_key() -> bytes:
     return h.digest()
 
 
-def file_digest(path: Path) -> bytes:
-    """SHA-256 of a file's bytes (part of a :meth:`ArtefactCache.get_keyed` key)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.digest()
-
-
 class ArtefactCache:
     """``get(fn, *args)`` returns ``fn(*args)`` (bytes), from the store when the same call was made before."""
 
@@ -79,7 +71,7 @@ class ArtefactCache:
 
     def get_keyed(self, name: str, key: tuple[Any, ...], compute: Callable[[], bytes]) -> bytes:
         """``compute()``, stored under ``name`` and ``key``; ``key`` must hold everything ``compute``
-        reads (a file by the digest of its bytes, :func:`file_digest`), as ``get``'s arguments do."""
+        reads (a file by the digest of its bytes, :func:`musiclust.workspace.file_digest`), as ``get``'s arguments do."""
         if self.root is None:
             return compute()
         h = hashlib.sha256(self._code)
@@ -106,9 +98,5 @@ class ArtefactCache:
         """Delete the least recently used entries beyond ``keep`` (never one this report used)."""
         if self.root is None or not self.root.is_dir():
             return
-        entries = [p for p in self.root.glob("??/*") if p.is_file() and p not in self.used]
-        room = max(keep - len(self.used), 0)
-        entries.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for old in entries[room:]:
-            old.unlink(missing_ok=True)
+        prune_least_recent(self.root, self.used, keep, Path.is_file, lambda old: old.unlink(missing_ok=True))
         log.info("report cache: %d drawn or encoded, %d reused (%s)", self.misses, self.hits, self.root)

@@ -34,10 +34,11 @@ from tqdm import tqdm
 
 from musiclust.contracts.clusters import SEED_INDEPENDENT
 from musiclust.params import ReportParams
-from musiclust.reporting.cache import ArtefactCache, file_digest
+from musiclust.reporting.cache import ArtefactCache
 from musiclust.reporting.excerpts import ExcerptError, centre_distances, data_uri, encode_opus, song_excerpt
 from musiclust.reporting.figures import METHOD_NAMES, natural_key
 from musiclust.reporting.inputs import ReportInputError, ReportInputs, first_seed_maps, winner_clusters
+from musiclust.workspace import file_digest
 
 log = logging.getLogger(__name__)
 
